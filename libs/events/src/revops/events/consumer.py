@@ -1,0 +1,356 @@
+"""The consumer runner every service uses.
+
+Guarantees, each covered by a test in libs/events/tests:
+- a batch is applied in ONE database transaction together with the inbox rows of its
+  event ids, so a redelivered event changes nothing;
+- Kafka offsets are committed only after that transaction committed;
+- an event that keeps failing is retried a few times, then sent to ``<topic>.dlq`` with
+  the error and its original coordinates in headers, and the rest is applied;
+- Postgres or Kafka being unreachable is not the event's fault: the batch is retried
+  until they are back, nothing is dead-lettered for it;
+- on a rebalance, revocation waits for the batch in flight to commit; on stop, the
+  batch in flight finishes, commits, and the consumer leaves its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from revops.events import metrics
+from revops.events.catalogue import Event
+from revops.events.codec import UndecodableEvent, decode_event
+from revops.events.db import Database
+from revops.events.logs import event_context
+from revops.events.producer import EventProducer, KafkaUnavailable
+from revops.events.settings import ServiceSettings
+from revops.events.topics import TopicSpec
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+Record = Any  # aiokafka.structs.ConsumerRecord (untyped upstream)
+
+
+# Connection exceptions, shutdown / starting up, too many connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors that say Postgres or Kafka is away, not that the event is bad."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        code = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if code.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return isinstance(
+        exc,
+        OperationalError | InterfaceError | OSError | TimeoutError | KafkaUnavailable | KafkaError,
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    error: str
+    attempts: int
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Let the batch in flight commit its transaction and offsets before the
+        # partitions move, so the next owner starts exactly after it.
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        database: Database,
+        inbox: Table,
+        topics: Sequence[TopicSpec],
+        handle: Handler,
+        producer: EventProducer,
+        group_id: str | None = None,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._service = settings.service_name
+        self._database = database
+        self._inbox = inbox
+        self._topic_names = [t.name(settings.topic_prefix) for t in topics]
+        self._handle = handle
+        self._producer = producer
+        self._group_id = group_id or f"{settings.topic_prefix}{settings.service_name}"
+        self._after_commit = after_commit
+        self._stopping = asyncio.Event()
+        self._batch_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.started = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in flight, commit, and leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=self._group_id,
+            client_id=f"{self._group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self._settings.consumer_session_timeout_ms // 5),
+            max_poll_interval_ms=300_000,
+            isolation_level="read_committed",
+        )
+        consumer.subscribe(self._topic_names, listener=_WaitForBatch(self._batch_lock))
+        await self._start_with_retry(consumer)
+        self._consumer = consumer
+        self.started.set()
+        log.info("consumer started", extra={"group": self._group_id, "topics": self._topic_names})
+        try:
+            while not self._stopping.is_set():
+                batches = await self._poll(consumer)
+                if batches:
+                    async with self._batch_lock:
+                        await self._apply_and_commit(consumer, batches)
+                await self._record_lag(consumer)
+        finally:
+            self._consumer = None
+            await consumer.stop()  # leaves the group: partitions move at once
+            log.info("consumer stopped", extra={"group": self._group_id})
+
+    async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await consumer.start()
+                return
+            except (KafkaError, OSError) as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("kafka unreachable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
+        poll = asyncio.ensure_future(
+            consumer.getmany(
+                timeout_ms=self._settings.consumer_poll_ms,
+                max_records=self._settings.consumer_batch_max,
+            )
+        )
+        stop = asyncio.ensure_future(self._stopping.wait())
+        done, _ = await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if poll not in done:
+            poll.cancel()
+            return {}
+        result: dict[TopicPartition, list[Record]] = poll.result()
+        return result
+
+    # --- one batch -------------------------------------------------------------------
+
+    async def _apply_and_commit(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
+    ) -> None:
+        records = [r for tp_records in batches.values() for r in tp_records]
+        for tp, tp_records in batches.items():
+            metrics.EVENTS_CONSUMED.labels(self._service, tp.topic).inc(len(tp_records))
+        started = time.perf_counter()
+        delay = 0.2
+        while True:
+            try:
+                dead = await self.apply_batch(records)
+                await self._dead_letter(dead)
+                break
+            except Exception as exc:
+                if not is_infrastructure_error(exc):
+                    raise
+                metrics.INFRA_RETRIES.labels(self._service).inc()
+                log.warning(
+                    "infrastructure unavailable, retrying batch",
+                    extra={"error": f"{exc.__class__.__name__}: {str(exc)[:300]}"},
+                )
+                if self._stopping.is_set():
+                    # Not committed: the batch is redelivered after restart.
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+        await self._commit(consumer, batches)
+        metrics.BATCH_SECONDS.labels(self._service).observe(time.perf_counter() - started)
+        if self._after_commit is not None:
+            self._after_commit()
+
+    async def apply_batch(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Apply records in one transaction; returns the records to dead-letter.
+
+        Fast path: the whole batch in one transaction without savepoints. If any event
+        fails, the transaction is rolled back and the batch is applied again one event at
+        a time in savepoints, so one poison event costs only itself.
+        """
+        decoded: list[tuple[Record, Event]] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                decoded.append((record, decode_event(record.value)))
+            except UndecodableEvent as exc:
+                dead.append(DeadLetter(record, f"undecodable event: {exc}", attempts=1))
+        try:
+            async with self._database.transaction() as session:
+                await self._apply_all(session, decoded)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            log.warning("batch failed, applying one event at a time", exc_info=True)
+            dead.extend(await self._apply_one_by_one(decoded))
+        return dead
+
+    async def _apply_all(self, session: AsyncSession, decoded: list[tuple[Record, Event]]) -> None:
+        unique: dict[str, tuple[Record, Event]] = {}
+        for record, event in decoded:
+            unique.setdefault(event.id, (record, event))
+        if not unique:
+            return
+        claimed = await self._claim(session, [(r.topic, e.id) for r, e in unique.values()])
+        for record, event in unique.values():
+            if event.id not in claimed:
+                metrics.EVENTS_DEDUPLICATED.labels(self._service, record.topic).inc()
+                continue
+            with event_context(event.id):
+                await self._handle(session, event)
+            metrics.EVENTS_APPLIED.labels(self._service, event.type).inc()
+        duplicates_in_batch = len(decoded) - len(unique)
+        if duplicates_in_batch:
+            metrics.EVENTS_DEDUPLICATED.labels(self._service, "batch").inc(duplicates_in_batch)
+
+    async def _claim(self, session: AsyncSession, ids: list[tuple[str, str]]) -> set[str]:
+        """Insert the inbox rows; the ids that come back were never applied before.
+
+        A concurrent consumer inserting the same id blocks on the unique index until we
+        commit or roll back, so an event can never be applied by two transactions."""
+        statement = (
+            pg_insert(self._inbox)
+            .values([{"event_id": event_id, "topic": topic} for topic, event_id in ids])
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(self._inbox.c.event_id)
+        )
+        result = await session.execute(statement)
+        return set(result.scalars())
+
+    async def _apply_one_by_one(self, decoded: list[tuple[Record, Event]]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        attempts = self._settings.consumer_max_attempts
+        async with self._database.transaction() as session:
+            seen: set[str] = set()
+            for record, event in decoded:
+                if event.id in seen:
+                    continue
+                seen.add(event.id)
+                error = await self._apply_with_retries(session, record, event, attempts)
+                if error is not None:
+                    dead.append(DeadLetter(record, error, attempts))
+        return dead
+
+    async def _apply_with_retries(
+        self, session: AsyncSession, record: Record, event: Event, attempts: int
+    ) -> str | None:
+        error = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with session.begin_nested():
+                    claimed = await self._claim(session, [(record.topic, event.id)])
+                    if event.id in claimed:
+                        with event_context(event.id):
+                            await self._handle(session, event)
+                        metrics.EVENTS_APPLIED.labels(self._service, event.type).inc()
+                    else:
+                        metrics.EVENTS_DEDUPLICATED.labels(self._service, record.topic).inc()
+                return None
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                error = f"{exc.__class__.__name__}: {exc}"[:4000]
+                with event_context(event.id):
+                    log.warning("event failed", extra={"attempt": attempt, "error": error[:500]})
+        return error
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        if not dead:
+            return
+        records = []
+        for letter in dead:
+            record = letter.record
+            headers = [
+                *(record.headers or ()),
+                ("dlq-error", letter.error.encode()),
+                ("dlq-attempts", str(letter.attempts).encode()),
+                ("dlq-topic", record.topic.encode()),
+                ("dlq-partition", str(record.partition).encode()),
+                ("dlq-offset", str(record.offset).encode()),
+                ("dlq-consumer", self._group_id.encode()),
+            ]
+            key = record.key.decode(errors="replace") if record.key else ""
+            records.append((f"{record.topic}.dlq", key, record.value or b"", headers))
+            metrics.EVENTS_DEAD_LETTERED.labels(self._service, record.topic).inc()
+            log.error(
+                "event dead-lettered",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": letter.error[:500],
+                },
+            )
+        await self._producer.publish_records(records)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
+    ) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved to another member, which starts from the last committed
+            # offset; the inbox makes it skip what this batch applied.
+            log.warning("offset commit refused after rebalance", extra={"error": str(exc)})
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except (IllegalStateError, KafkaError):
+                continue
+            metrics.CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
+
+
+__all__ = ["ConsumerRunner", "DeadLetter", "Handler", "is_infrastructure_error"]

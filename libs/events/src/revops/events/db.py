@@ -1,0 +1,88 @@
+"""Postgres plumbing every service shares: the engine bound to the service's own schema,
+and the inbox and outbox tables that make consuming idempotent and publishing reliable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def service_metadata(schema: str) -> MetaData:
+    """The service's MetaData, with the inbox and outbox tables every service has."""
+    metadata = MetaData(schema=schema)
+    Table(
+        "inbox",
+        metadata,
+        # The ids of the events this service has applied: written in the same
+        # transaction as their effects, so a redelivered event changes nothing.
+        Column("event_id", String(200), primary_key=True),
+        Column("topic", String(255), nullable=False),
+        Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", String(200), nullable=False, unique=True),
+        # "kafka" for events; other destinations (a CRM write-back) have their own senders.
+        Column("destination", String(50), nullable=False, server_default="kafka"),
+        Column("topic", String(255), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column(
+            "next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()
+        ),
+        Column("last_error", Text),
+        Column("failed_at", DateTime(timezone=True)),
+    )
+    return metadata
+
+
+class Database:
+    """An async engine whose connections see the service's schema first."""
+
+    def __init__(self, url: str, schema: str, *, pool_size: int = 5) -> None:
+        self.schema = schema
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

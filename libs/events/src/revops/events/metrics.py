@@ -1,0 +1,45 @@
+"""Prometheus metrics every service exposes at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "revops_events_consumed_total", "Records read from Kafka", ["service", "topic"]
+)
+EVENTS_APPLIED = Counter(
+    "revops_events_applied_total", "Events applied to the service's schema", ["service", "type"]
+)
+EVENTS_DEDUPLICATED = Counter(
+    "revops_events_deduplicated_total",
+    "Events skipped because the inbox shows them applied already",
+    ["service", "topic"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "revops_events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "topic"]
+)
+BATCH_SECONDS = Histogram(
+    "revops_batch_seconds",
+    "Time to apply and commit one batch",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "revops_consumer_lag",
+    "Records behind the end of the partition",
+    ["service", "topic", "partition"],
+)
+INFRA_RETRIES = Counter(
+    "revops_consumer_infrastructure_retries_total",
+    "Batches retried because Postgres or Kafka was unreachable",
+    ["service"],
+)
+OUTBOX_SENT = Counter(
+    "revops_outbox_sent_total", "Outbox rows delivered", ["service", "destination"]
+)
+OUTBOX_FAILURES = Counter(
+    "revops_outbox_failures_total", "Failed outbox deliveries", ["service", "destination"]
+)
+OUTBOX_PENDING = Gauge(
+    "revops_outbox_pending", "Outbox rows not yet delivered", ["service", "destination"]
+)

@@ -1,0 +1,121 @@
+"""Publishing events: idempotent, acks=all, and bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from revops.events.catalogue import Envelope
+from revops.events.codec import encode_event, event_headers
+from revops.events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge in time: the caller must not report success."""
+
+
+class EventProducer:
+    """Publishes lists of events and returns only when Kafka acknowledged all of them.
+
+    Kafka's own request timeout is set to the publish timeout: aiokafka stops retrying a
+    batch once it is older than that, so an event whose publication we reported as failed
+    is not delivered later by surprise (bar a request already on the wire).
+    """
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str = "revops") -> None:
+        self._settings = settings
+        self._timeout_s = settings.kafka_publish_timeout_s
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
+            enable_idempotence=True,  # implies acks=all
+            acks="all",
+            linger_ms=self._settings.kafka_linger_ms,
+            request_timeout_ms=int(self._timeout_s * 1000),
+            retry_backoff_ms=50,
+            metadata_max_age_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        """Connect now; raises KafkaUnavailable if the broker does not answer in time."""
+        await self._ensure_started()
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = self._new_producer()
+                try:
+                    await asyncio.wait_for(producer.start(), self._timeout_s + 0.3)
+                except (TimeoutError, KafkaError, OSError) as exc:
+                    await _stop_quietly(producer)
+                    raise KafkaUnavailable(
+                        f"Kafka at {self._settings.kafka_bootstrap_servers} is unreachable: "
+                        f"{exc.__class__.__name__}"
+                    ) from exc
+                self._producer = producer
+        return self._producer
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        """Publish the events; return only when all are acknowledged by all in-sync
+        replicas, else raise KafkaUnavailable within the publish timeout."""
+        records = [
+            (event.topic.name(self._settings.topic_prefix), event.key, encode_event(event), event)
+            for event in events
+        ]
+        await self.publish_records(
+            [(topic, key, value, event_headers(event)) for topic, key, value, event in records]
+        )
+
+    async def publish_records(
+        self, records: Sequence[tuple[str, str, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """Publish already-encoded records (topic, key, value, headers)."""
+        if not records:
+            return
+        producer = await self._ensure_started()
+        try:
+            await asyncio.wait_for(self._send_all(producer, records), self._timeout_s + 0.3)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge {len(records)} event(s) within "
+                f"{self._timeout_s:.1f}s: {exc.__class__.__name__}: {exc}"
+            ) from exc
+
+    @staticmethod
+    async def _send_all(
+        producer: AIOKafkaProducer,
+        records: Sequence[tuple[str, str, bytes, list[tuple[str, bytes]]]],
+    ) -> None:
+        futures = [
+            await producer.send(topic, value=value, key=key.encode(), headers=headers)
+            for topic, key, value, headers in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def ping(self) -> None:
+        producer = await self._ensure_started()
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), self._timeout_s)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await _stop_quietly(producer)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 5)
+    except Exception:
+        log.warning("kafka producer did not stop cleanly", exc_info=True)

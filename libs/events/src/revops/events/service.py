@@ -1,0 +1,268 @@
+"""What every service process is made of, wired once: its spec, its runtime (database,
+producer, consumer loop, outbox relay, extra background tasks) and its FastAPI app with
+/healthz, /readyz, /metrics and bearer-token auth.
+
+One process per service instance runs both the API and the consumer: a deployment scales
+by running more instances (the consumer group spreads partitions over them), and a single
+command starts a working service. ``CONSUMER_ENABLED=false`` runs an API-only instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from revops.events import migrations
+from revops.events.consumer import ConsumerRunner, Handler
+from revops.events.db import Database
+from revops.events.logs import configure_logging
+from revops.events.outbox import OutboxRelay, Sender
+from revops.events.producer import EventProducer
+from revops.events.settings import KafkaSettings, ServiceSettings
+from revops.events.topics import TopicSpec
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the shared runtime and the ``revops`` CLI need to know about a service."""
+
+    name: str  # also its schema, its database role and its consumer group
+    metadata: MetaData  # from revops.events.db.service_metadata(name), plus its tables
+    migrations_dir: Path
+    topics: Sequence[TopicSpec]  # what its consumer reads
+
+    @property
+    def inbox(self) -> Table:
+        return self.metadata.tables[f"{self.name}.inbox"]
+
+    @property
+    def outbox(self) -> Table:
+        return self.metadata.tables[f"{self.name}.outbox"]
+
+
+BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceRuntime:
+    spec: ServiceSpec
+    settings: ServiceSettings
+    handle: Handler
+    senders: Mapping[str, Sender] = field(default_factory=dict)
+    background: Sequence[BackgroundTask] = ()
+
+    def __post_init__(self) -> None:
+        self.database_url = self.settings.resolved_database_url()
+        self.database = Database(
+            self.database_url, self.spec.name, pool_size=self.settings.db_pool_size
+        )
+        self.producer = EventProducer(self.settings, client_id=self.spec.name)
+        self.relay = OutboxRelay(
+            settings=self.settings,
+            database=self.database,
+            outbox=self.spec.outbox,
+            producer=self.producer,
+            senders=self.senders,
+        )
+        self.consumer = ConsumerRunner(
+            settings=self.settings,
+            database=self.database,
+            inbox=self.spec.inbox,
+            topics=self.spec.topics,
+            handle=self.handle,
+            producer=self.producer,
+            after_commit=self.relay.wake,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await migrations.upgrade(self.database_url, self.spec.name, self.spec.migrations_dir)
+        if self.settings.outbox_enabled:
+            self._spawn("outbox", self.relay.run())
+        if self.settings.consumer_enabled:
+            self._spawn("consumer", self.consumer.run())
+        for task in self.background:
+            self._spawn(getattr(task, "__name__", "background"), task(self))
+
+    def _spawn(self, name: str, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A dead loop must not leave a process that looks alive: readiness fails.
+                log.exception("background task crashed", extra={"task": name})
+                raise
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    def crashed(self) -> list[str]:
+        return [t.get_name() for t in self._tasks if t.done() and not t.cancelled()]
+
+    async def stop(self) -> None:
+        self.consumer.stop()
+        self.relay.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=20)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.producer.stop()
+        await self.database.dispose()
+
+
+# --- auth --------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+Scope = Literal["read", "write"]
+
+
+def _check_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: Scope
+) -> str:
+    settings: ServiceSettings = request.app.state.settings
+    supplied = credentials.credentials if credentials is not None else ""
+    admin = settings.api_token.get_secret_value()
+    reader = settings.api_read_token.get_secret_value()
+    if supplied and secrets.compare_digest(supplied, admin):
+        return "write"
+    if supplied and secrets.compare_digest(supplied, reader):
+        if scope == "write":
+            raise HTTPException(403, "this token may only read")
+        return "read"
+    raise HTTPException(
+        401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def require_read(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    return _check_token(request, credentials, "read")
+
+
+async def require_write(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    return _check_token(request, credentials, "write")
+
+
+ReadAccess = Depends(require_read)
+WriteAccess = Depends(require_write)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request: committed when the request's handler returns."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    async with runtime.database.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+# --- the app -----------------------------------------------------------------------------
+
+ReadyCheck = Callable[[], Awaitable[None]]
+
+
+def create_app(
+    *,
+    title: str,
+    settings: KafkaSettings | ServiceSettings,
+    routers: Sequence[APIRouter] = (),
+    runtime: ServiceRuntime | None = None,
+    ready_checks: Mapping[str, ReadyCheck] | None = None,
+    on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = (),
+    description: str = "",
+) -> FastAPI:
+    checks: dict[str, ReadyCheck] = dict(ready_checks or {})
+    if runtime is not None:
+        checks.setdefault("database", runtime.database.ping)
+        checks.setdefault("kafka", runtime.producer.ping)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            await runtime.start()
+        for hook in on_startup:
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook(app)
+            if runtime is not None:
+                await runtime.stop()
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan, version="0.1.0")
+    app.state.settings = settings
+    app.state.runtime = runtime
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
+    async def readyz(response: Response) -> dict[str, Any]:
+        """Kafka and the database answer, and no background loop has died."""
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), 2.0)
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unavailable: {exc.__class__.__name__}"
+        if runtime is not None:
+            for task in runtime.crashed():
+                results[task] = "crashed"
+        ready = all(v == "ok" for v in results.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "not ready", "checks": results}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(
+    app: FastAPI | str, settings: ServiceSettings | KafkaSettings, *, port: int, **kw: Any
+) -> None:
+    """Run the service with uvicorn, JSON logs, graceful shutdown on SIGTERM."""
+    name = getattr(settings, "service_name", "service")
+    level = getattr(settings, "log_level", "INFO")
+    configure_logging(name, level)
+    host = getattr(settings, "http_host", "127.0.0.1")
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=20, **kw)

@@ -1,0 +1,47 @@
+"""Settings shared by every service, from the environment, with defaults that work on one
+machine (`make infra`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Prefix of every topic and consumer group name, to share one broker between
+    # environments (tests use a unique one per run).
+    topic_prefix: str = ""
+    # How long a publish may wait for the broker's acknowledgement before the caller is
+    # told Kafka is unreachable (ingest then answers 503 well within its 2 s budget).
+    kafka_publish_timeout_s: float = Field(default=1.5, gt=0)
+    kafka_linger_ms: int = Field(default=5, ge=0)
+
+
+class ServiceSettings(KafkaSettings):
+    """What every consumer service needs; each service subclasses it with its own rules."""
+
+    service_name: str = "service"
+    database_url: str = ""
+    db_pool_size: int = Field(default=5, ge=1)
+    # Bearer tokens: the admin one may change things, the read one only read.
+    api_token: SecretStr = SecretStr("dev-admin-token")
+    api_read_token: SecretStr = SecretStr("dev-read-token")
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # The consumer loop.
+    consumer_batch_max: int = Field(default=500, ge=1)
+    consumer_poll_ms: int = Field(default=200, ge=1)
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    consumer_enabled: bool = True
+    outbox_enabled: bool = True
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        name = self.service_name
+        return f"postgresql+asyncpg://{name}:{name}@127.0.0.1:5432/revops"

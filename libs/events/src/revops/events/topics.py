@@ -1,0 +1,66 @@
+"""Every Kafka topic of the system, named once, with its partitions and retention.
+
+Topic names carry a deployment prefix (``TOPIC_PREFIX``, empty by default) so that
+tests and several environments can share one broker without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KEEP_FOREVER = -1
+THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    base_name: str
+    partitions: int
+    retention_ms: int
+    # Topics ingest writes are the system's history: services rebuild their schemas from
+    # them, so they are never deleted by time.
+    history: bool
+
+    def name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.base_name}"
+
+    def dlq_name(self, prefix: str = "") -> str:
+        return f"{self.name(prefix)}.dlq"
+
+
+# Written by ingest: the history.
+FORMS = TopicSpec("revops.forms", partitions=6, retention_ms=KEEP_FOREVER, history=True)
+SIGNUPS = TopicSpec("revops.signups", partitions=6, retention_ms=KEEP_FOREVER, history=True)
+PEOPLE = TopicSpec("revops.people", partitions=6, retention_ms=KEEP_FOREVER, history=True)
+ACCOUNTS = TopicSpec("revops.accounts", partitions=6, retention_ms=KEEP_FOREVER, history=True)
+OPPORTUNITIES = TopicSpec(
+    "revops.opportunities", partitions=6, retention_ms=KEEP_FOREVER, history=True
+)
+ACTIVITIES = TopicSpec("revops.activities", partitions=6, retention_ms=KEEP_FOREVER, history=True)
+
+# Written by the services through their outboxes: derived, rebuildable, so time-limited.
+ROUTING = TopicSpec("revops.routing", partitions=6, retention_ms=THIRTY_DAYS_MS, history=False)
+RENEWALS = TopicSpec("revops.renewals", partitions=3, retention_ms=THIRTY_DAYS_MS, history=False)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    FORMS,
+    SIGNUPS,
+    PEOPLE,
+    ACCOUNTS,
+    OPPORTUNITIES,
+    ACTIVITIES,
+    ROUTING,
+    RENEWALS,
+)
+HISTORY_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in ALL_TOPICS if t.history)
+
+# Dead letters are kept until an operator replays or discards them.
+DLQ_PARTITIONS = 1
+DLQ_RETENTION_MS = KEEP_FOREVER
+
+
+def by_base_name(base_name: str) -> TopicSpec:
+    for spec in ALL_TOPICS:
+        if spec.base_name == base_name:
+            return spec
+    raise KeyError(f"unknown topic {base_name!r}; known: {[t.base_name for t in ALL_TOPICS]}")
