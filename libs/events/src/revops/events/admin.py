@@ -1,0 +1,123 @@
+"""Kafka administration used by the CLI, the deploy scripts and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from revops.events import topics as topic_catalogue
+from revops.events.topics import TopicSpec
+
+
+def _new_topics(specs: Sequence[TopicSpec], prefix: str) -> list[NewTopic]:
+    new: list[NewTopic] = []
+    for spec in specs:
+        new.append(
+            NewTopic(
+                spec.name(prefix),
+                num_partitions=spec.partitions,
+                replication_factor=1,
+                topic_configs={"retention.ms": str(spec.retention_ms)},
+            )
+        )
+        new.append(
+            NewTopic(
+                spec.dlq_name(prefix),
+                num_partitions=topic_catalogue.DLQ_PARTITIONS,
+                replication_factor=1,
+                topic_configs={"retention.ms": str(topic_catalogue.DLQ_RETENTION_MS)},
+            )
+        )
+    return new
+
+
+async def ensure_topics(
+    bootstrap: str, prefix: str = "", specs: Sequence[TopicSpec] = topic_catalogue.ALL_TOPICS
+) -> list[str]:
+    """Create the missing topics (and their dead-letter topics); returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in _new_topics(specs, prefix) if t.name not in existing]
+        created: list[str] = []
+        for topic in wanted:
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass  # another process created it meanwhile
+        return created
+    finally:
+        await admin.close()
+
+
+async def list_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+
+async def group_lag(bootstrap: str, group: str, topic_names: Sequence[str]) -> list[PartitionLag]:
+    """Committed offset and end offset of every partition of the topics, for a group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in topic_names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        if not partitions:
+            return []
+        ends = await consumer.end_offsets(partitions)
+        lags = []
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            lags.append(PartitionLag(group, tp.topic, tp.partition, committed, ends[tp]))
+        return lags
+    finally:
+        await consumer.stop()
+
+
+async def reset_group_to_start(bootstrap: str, group: str, topic_names: Sequence[str]) -> int:
+    """Commit the earliest offset of every partition for the group (which must have no
+    live members: stop the service first). Returns how many records it will re-read."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in topic_names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(starts.items()))
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,225 @@
+"""``revops``: the operators' command line.
+
+revops topics ensure|list        create / show the topics named in revops.events.topics
+revops lag [SERVICE ...]         consumer lag per service
+revops dlq replay TOPIC          put dead-lettered events back on their topic
+revops reset SERVICE --yes       empty a service's schema and re-read its topics from
+                                 the start (the service must be stopped meanwhile)
+revops migrate SERVICE           apply the service's Alembic migrations
+revops revision SERVICE -m MSG   autogenerate a migration from the service's models
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import time
+from typing import Annotated
+
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from alembic import command
+from revops.events import admin, migrations
+from revops.events.service import ServiceSpec
+from revops.events.settings import KafkaSettings
+from revops.events.topics import by_base_name
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+
+SERVICES = ("router", "attribution", "renewals")
+
+
+def load_spec(service: str) -> ServiceSpec:
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    spec: ServiceSpec = importlib.import_module(f"revops.{service}.main").SPEC
+    return spec
+
+
+def database_url(service: str) -> str:
+    return os.environ.get(
+        f"{service.upper()}_DATABASE_URL",
+        os.environ.get(
+            "DATABASE_URL", f"postgresql+asyncpg://{service}:{service}@127.0.0.1:5432/revops"
+        ),
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@topics_app.command("ensure")
+def topics_ensure() -> None:
+    """Create every topic (and its .dlq) that does not exist yet."""
+    settings = KafkaSettings()
+    created = asyncio.run(
+        admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    )
+    console.print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """List the broker's topics."""
+    settings = KafkaSettings()
+    for name in asyncio.run(admin.list_topics(settings.kafka_bootstrap_servers)):
+        console.print(name)
+
+
+@app.command()
+def lag(services: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Show each service's consumer lag per topic."""
+    settings = KafkaSettings()
+    table = Table("service", "topic", "committed", "end", "lag")
+    for service in services or list(SERVICES):
+        spec = load_spec(service)
+        names = [t.name(settings.topic_prefix) for t in spec.topics]
+        rows = asyncio.run(
+            admin.group_lag(
+                settings.kafka_bootstrap_servers, f"{settings.topic_prefix}{service}", names
+            )
+        )
+        by_topic: dict[str, list[admin.PartitionLag]] = {}
+        for row in rows:
+            by_topic.setdefault(row.topic, []).append(row)
+        for topic, parts in sorted(by_topic.items()):
+            committed = sum(p.committed or 0 for p in parts)
+            end = sum(p.end for p in parts)
+            table.add_row(service, topic, str(committed), str(end), str(sum(p.lag for p in parts)))
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: Annotated[str, typer.Argument(help="base topic name, e.g. revops.forms")],
+    max_records: Annotated[int, typer.Option("--max")] = 1_000_000,
+) -> None:
+    """Publish the dead letters of TOPIC back onto TOPIC (consumers dedupe by event id)."""
+    settings = KafkaSettings()
+    spec = by_base_name(topic)
+    replayed = asyncio.run(_replay(settings, spec.name(settings.topic_prefix), max_records))
+    console.print(f"replayed {replayed} event(s) from {spec.dlq_name(settings.topic_prefix)}")
+
+
+async def _replay(settings: KafkaSettings, topic: str, max_records: int) -> int:
+    dlq = f"{topic}.dlq"
+    group = f"{settings.topic_prefix}revops-dlq-replay"
+    lags = await admin.group_lag(settings.kafka_bootstrap_servers, group, [dlq])
+    total = min(max_records, sum(p.lag for p in lags))
+    consumer = AIOKafkaConsumer(
+        dlq,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+    )
+    await consumer.start()
+    await producer.start()
+    done = 0
+    try:
+        with _progress() as progress:
+            bar = progress.add_task(f"replaying {dlq}", total=total)
+            while done < total:
+                batches = await consumer.getmany(
+                    timeout_ms=1000, max_records=min(500, total - done)
+                )
+                if not batches:
+                    break
+                for records in batches.values():
+                    for record in records:
+                        headers = [(k, v) for k, v in record.headers if not k.startswith("dlq-")]
+                        await producer.send_and_wait(
+                            topic, record.value, key=record.key, headers=headers
+                        )
+                        done += 1
+                await consumer.commit()
+                progress.update(bar, completed=done)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return done
+
+
+@app.command()
+def reset(
+    service: str,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: the schema is emptied")] = False,
+    follow: Annotated[bool, typer.Option(help="show the rebuild's progress until done")] = False,
+) -> None:
+    """Empty SERVICE's schema and make it re-read its topics from the start.
+
+    Stop every instance of the service first; start it again afterwards and it rebuilds
+    its schema from the history (--follow shows the progress)."""
+    if not yes:
+        raise typer.BadParameter("this empties the service's schema: pass --yes")
+    settings = KafkaSettings()
+    spec = load_spec(service)
+    url = database_url(service)
+    asyncio.run(migrations.drop_all(url, spec.name))
+    asyncio.run(migrations.upgrade(url, spec.name, spec.migrations_dir))
+    names = [t.name(settings.topic_prefix) for t in spec.topics]
+    total = asyncio.run(
+        admin.reset_group_to_start(
+            settings.kafka_bootstrap_servers, f"{settings.topic_prefix}{service}", names
+        )
+    )
+    console.print(f"{service}: schema emptied, consumer reset; {total} event(s) to re-read")
+    if follow:
+        follow_rebuild(service, total)
+
+
+def follow_rebuild(service: str, total: int) -> None:
+    """Show a progress bar while the running service catches up, then the final count."""
+    settings = KafkaSettings()
+    spec = load_spec(service)
+    names = [t.name(settings.topic_prefix) for t in spec.topics]
+    group = f"{settings.topic_prefix}{service}"
+    with _progress() as progress:
+        bar = progress.add_task(f"rebuilding {service}", total=total)
+        while True:
+            rows = asyncio.run(admin.group_lag(settings.kafka_bootstrap_servers, group, names))
+            remaining = sum(r.lag for r in rows)
+            progress.update(bar, completed=max(0, total - remaining))
+            if remaining == 0:
+                break
+            time.sleep(1)
+    console.print(f"{service}: rebuilt from {total} event(s)")
+
+
+@app.command()
+def migrate(service: str) -> None:
+    """Apply SERVICE's migrations."""
+    spec = load_spec(service)
+    asyncio.run(migrations.upgrade(database_url(service), spec.name, spec.migrations_dir))
+    console.print(f"{service}: schema at head")
+
+
+@app.command()
+def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
+    """Autogenerate a migration for SERVICE from its models (against its current schema)."""
+    spec = load_spec(service)
+    config = migrations.alembic_config(database_url(service), spec.name, spec.migrations_dir)
+    command.revision(config, message=message, autogenerate=True)
+
+
+if __name__ == "__main__":
+    app()

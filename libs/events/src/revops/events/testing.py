@@ -1,0 +1,148 @@
+"""Helpers for tests that run against the real Kafka broker and Postgres.
+
+Tests find both from the same settings as the services. When either is missing the test
+fails with a message that says how to start them (``make infra``): never a silent skip.
+Each test session uses a unique topic prefix, so tests never read the demo's events or
+another session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from aiokafka import AIOKafkaConsumer
+from revops.events import admin, migrations
+from revops.events.catalogue import Envelope, Event
+from revops.events.codec import decode_event
+from revops.events.producer import EventProducer
+from revops.events.service import ServiceSpec
+from revops.events.settings import KafkaSettings, ServiceSettings
+from revops.events.topics import ALL_TOPICS
+
+HOW_TO_START = "start them with `make infra` (Kafka on 127.0.0.1:9092, Postgres on :5432)"
+
+T = TypeVar("T")
+
+
+class InfrastructureMissing(RuntimeError):
+    pass
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+def test_database_url(role: str) -> str:
+    """The tests' database (``revops_test``), as the service's own role."""
+    env = os.environ.get(f"TEST_{role.upper()}_DATABASE_URL")
+    return env or f"postgresql+asyncpg://{role}:{role}@127.0.0.1:5432/revops_test"
+
+
+def service_settings(
+    cls: type[ServiceSettings], service: str, prefix: str, **overrides: Any
+) -> ServiceSettings:
+    values: dict[str, Any] = {
+        "service_name": service,
+        "topic_prefix": prefix,
+        "database_url": test_database_url(service),
+        "consumer_poll_ms": 50,
+        "consumer_session_timeout_ms": 6000,
+    }
+    values.update(overrides)
+    return cls(**values)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_infrastructure(settings: KafkaSettings | None = None) -> None:
+    """Raise with instructions if the broker or Postgres is not listening."""
+    settings = settings or KafkaSettings()
+    missing = []
+    for server in settings.kafka_bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not _reachable(host or "127.0.0.1", int(port)):
+            missing.append(f"Kafka is not reachable at {server}")
+    pg = urlsplit(test_database_url("revops").replace("+asyncpg", ""))
+    if not _reachable(pg.hostname or "127.0.0.1", pg.port or 5432):
+        missing.append(f"Postgres is not reachable at {pg.hostname}:{pg.port}")
+    if missing:
+        raise InfrastructureMissing("; ".join(missing) + f": {HOW_TO_START}")
+
+
+async def create_topics(settings: KafkaSettings) -> None:
+    await admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, ALL_TOPICS)
+
+
+async def fresh_schema(spec: ServiceSpec, database_url: str) -> None:
+    """Empty the service's schema in the test database and migrate it to head."""
+    await migrations.drop_all(database_url, spec.name)
+    await migrations.upgrade(database_url, spec.name, spec.migrations_dir)
+
+
+async def publish(settings: KafkaSettings, events: Sequence[Envelope]) -> None:
+    producer = EventProducer(settings, client_id="tests")
+    try:
+        await producer.publish(events)
+    finally:
+        await producer.stop()
+
+
+async def read_events(
+    settings: KafkaSettings, topic_name: str, count: int, timeout_s: float = 15
+) -> list[Event]:
+    """Read ``count`` events from the start of a topic (fails if fewer arrive in time)."""
+    return [
+        decode_event(r.value) for r in await read_records(settings, topic_name, count, timeout_s)
+    ]
+
+
+async def read_records(
+    settings: KafkaSettings, topic_name: str, count: int, timeout_s: float = 15
+) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic_name,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    if len(records) < count:
+        raise AssertionError(f"expected {count} records on {topic_name}, got {len(records)}")
+    return records
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout_s: float = 20, interval_s: float = 0.1
+) -> T:
+    """Await ``check`` until it stops raising AssertionError (then return its value)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(interval_s)

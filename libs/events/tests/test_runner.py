@@ -1,0 +1,309 @@
+"""The consumer runner's and the outbox's guarantees, against the real broker and Postgres.
+
+Each test fails if its guarantee breaks: the handler counts how often each event is
+applied, so a double application shows as times == 2, a loss as a missing row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from revops.events import admin, topics
+from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
+from revops.events.consumer import ConsumerRunner
+from revops.events.db import Database, service_metadata
+from revops.events.outbox import OutboxRelay, add_event
+from revops.events.producer import EventProducer, KafkaUnavailable
+from revops.events.settings import KafkaSettings, ServiceSettings
+from revops.events.testing import (
+    eventually,
+    publish,
+    read_records,
+    test_database_url,
+    unique_prefix,
+)
+from sqlalchemy import Column, Integer, String, Table, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SCHEMA = "events_test"
+metadata = service_metadata(SCHEMA)
+applied = Table(
+    "applied",
+    metadata,
+    Column("event_id", String, primary_key=True),
+    Column("times", Integer, nullable=False),
+)
+INBOX = metadata.tables[f"{SCHEMA}.inbox"]
+OUTBOX = metadata.tables[f"{SCHEMA}.outbox"]
+URL = test_database_url("revops")  # the admin role may create this test-only schema
+
+
+@pytest.fixture(scope="module")
+async def database(infra: None) -> AsyncIterator[Database]:
+    engine = create_async_engine(URL)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        await conn.run_sync(metadata.create_all)
+    await engine.dispose()
+    db = Database(URL, SCHEMA)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def settings(database: Database) -> ServiceSettings:
+    async with database.transaction() as session:
+        await session.execute(text("TRUNCATE applied, inbox, outbox"))
+    s = ServiceSettings(
+        service_name="events-test",
+        topic_prefix=unique_prefix(),
+        database_url=URL,
+        consumer_poll_ms=50,
+        consumer_session_timeout_ms=6000,
+    )
+    await admin.ensure_topics(s.kafka_bootstrap_servers, s.topic_prefix, [topics.FORMS])
+    return s
+
+
+def form(event_id: str, form_type: str = "demo_request") -> FormSubmittedEvent:
+    return make_event(
+        FormSubmittedEvent,
+        id=event_id,
+        source="hubspot",
+        occurred_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        payload=FormSubmitted(email=f"{event_id}@example.com", form_type=form_type),
+    )
+
+
+async def count_and_poison(session, event) -> None:
+    if event.payload.form_type == "poison":
+        raise ValueError("poison form: cannot be applied")
+    await session.execute(
+        pg_insert(applied)
+        .values(event_id=event.id, times=1)
+        .on_conflict_do_update(index_elements=["event_id"], set_={"times": applied.c.times + 1})
+    )
+
+
+async def applied_rows(database: Database) -> dict[str, int]:
+    async with database.transaction() as session:
+        return {r.event_id: r.times for r in (await session.execute(select(applied))).all()}
+
+
+def runner(settings, database, producer, handle=count_and_poison, group=None) -> ConsumerRunner:
+    return ConsumerRunner(
+        settings=settings,
+        database=database,
+        inbox=INBOX,
+        topics=[topics.FORMS],
+        handle=handle,
+        producer=producer,
+        group_id=group,
+    )
+
+
+async def run_until(r: ConsumerRunner, check, timeout_s: float = 30):
+    task = asyncio.create_task(r.run())
+    try:
+        return await eventually(check, timeout_s=timeout_s)
+    finally:
+        r.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_an_event_delivered_twice_is_applied_once(settings, database):
+    await publish(settings, [form("dup-1"), form("other-1")])
+    await publish(settings, [form("dup-1")])  # the sender's retry: same event id
+    producer = EventProducer(settings)
+
+    async def all_applied():
+        rows = await applied_rows(database)
+        assert set(rows) == {"dup-1", "other-1"}
+        return rows
+
+    await run_until(runner(settings, database, producer), all_applied)
+    await asyncio.sleep(0.5)  # give a second application every chance to show up
+    assert await applied_rows(database) == {"dup-1": 1, "other-1": 1}
+    await producer.stop()
+
+
+async def test_a_crash_between_db_commit_and_offset_commit_applies_nothing_twice(
+    settings, database, monkeypatch
+):
+    await publish(settings, [form(f"crash-{i}") for i in range(20)])
+    producer = EventProducer(settings)
+    crashing = runner(settings, database, producer)
+
+    async def crash(*args, **kwargs):
+        raise RuntimeError("killed after the database commit, before the offset commit")
+
+    monkeypatch.setattr(crashing, "_commit", crash)
+    with pytest.raises(RuntimeError, match="killed after"):
+        await asyncio.wait_for(crashing.run(), 30)
+    first = await applied_rows(database)
+    assert first and set(first.values()) == {1}
+
+    monkeypatch.undo()
+    restarted = runner(settings, database, producer)
+
+    async def all_applied():
+        rows = await applied_rows(database)
+        assert len(rows) == 20
+        return rows
+
+    await run_until(restarted, all_applied)
+    lags = await admin.group_lag(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}events-test",
+        [topics.FORMS.name(settings.topic_prefix)],
+    )
+    assert sum(p.lag for p in lags) == 0, "offsets were committed after the restart"
+    assert set((await applied_rows(database)).values()) == {1}
+    await producer.stop()
+
+
+async def test_a_poison_event_goes_to_the_dlq_and_the_rest_is_applied(settings, database):
+    # One key, one partition: the poison event sits in the middle of one batch.
+    events = [form("ok-1"), form("bad-1", "poison"), form("ok-2")]
+    await publish(settings, events)
+    producer = EventProducer(settings)
+
+    async def good_ones_applied():
+        rows = await applied_rows(database)
+        assert set(rows) == {"ok-1", "ok-2"}
+
+    await run_until(runner(settings, database, producer), good_ones_applied)
+    dlq = topics.FORMS.dlq_name(settings.topic_prefix)
+    [record] = await read_records(settings, dlq, 1)
+    headers = {k: v.decode() for k, v in record.headers}
+    assert "poison form" in headers["dlq-error"]
+    assert headers["dlq-topic"] == topics.FORMS.name(settings.topic_prefix)
+    assert headers["dlq-attempts"] == "3"
+    assert int(headers["dlq-offset"]) >= 0
+    assert headers["event-id"] == "bad-1"
+    async with database.transaction() as session:
+        inbox_ids = set((await session.execute(select(INBOX.c.event_id))).scalars())
+    assert "bad-1" not in inbox_ids, "a dead-lettered event must stay replayable"
+    await producer.stop()
+
+
+async def test_an_undecodable_record_goes_to_the_dlq(settings, database):
+    raw = EventProducer(settings)
+    topic = topics.FORMS.name(settings.topic_prefix)
+    await raw.publish_records([(topic, "k", b"{not json", [])])
+    await publish(settings, [form("after-garbage")])
+
+    async def applied_after():
+        assert "after-garbage" in await applied_rows(database)
+
+    await run_until(runner(settings, database, raw), applied_after)
+    [record] = await read_records(settings, topics.FORMS.dlq_name(settings.topic_prefix), 1)
+    assert record.value == b"{not json"
+    assert b"undecodable" in dict(record.headers)["dlq-error"]
+    await raw.stop()
+
+
+async def test_an_unreachable_database_is_retried_not_dead_lettered(settings, database):
+    failures = {"left": 2}
+
+    async def flaky(session, event):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+        await count_and_poison(session, event)
+
+    await publish(settings, [form("flaky-1")])
+    producer = EventProducer(settings)
+
+    async def applied_once():
+        assert await applied_rows(database) == {"flaky-1": 1}
+
+    await run_until(runner(settings, database, producer, handle=flaky), applied_once)
+    assert failures["left"] == 0
+    dlq = topics.FORMS.dlq_name(settings.topic_prefix)
+    lags = await admin.group_lag(settings.kafka_bootstrap_servers, "nobody", [dlq])
+    assert sum(p.end for p in lags) == 0, "nothing may be dead-lettered for an outage"
+    await producer.stop()
+
+
+async def test_two_consumers_in_one_group_apply_every_event_exactly_once(settings, database):
+    await publish(settings, [form(f"rb-{i}") for i in range(300)])
+    producer = EventProducer(settings)
+    first = runner(settings, database, producer)
+    second = runner(settings, database, producer)
+    task = asyncio.create_task(first.run())
+    await eventually(lambda: _at_least(database, 1), timeout_s=20)
+    second_task = asyncio.create_task(second.run())  # joins: partitions are rebalanced
+    await publish(settings, [form(f"rb-{i}") for i in range(300, 600)])
+    try:
+        await eventually(lambda: _at_least(database, 600), timeout_s=60)
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.wait_for(asyncio.gather(task, second_task), 30)
+    rows = await applied_rows(database)
+    assert len(rows) == 600
+    assert set(rows.values()) == {1}
+    await producer.stop()
+
+
+async def _at_least(database: Database, n: int) -> None:
+    assert len(await applied_rows(database)) >= n
+
+
+async def test_stop_finishes_the_batch_commits_and_leaves(settings, database):
+    await publish(settings, [form(f"stop-{i}") for i in range(50)])
+    producer = EventProducer(settings)
+    r = runner(settings, database, producer)
+    task = asyncio.create_task(r.run())
+    await eventually(lambda: _at_least(database, 50), timeout_s=30)
+    started = time.monotonic()
+    r.stop()
+    await asyncio.wait_for(task, 10)
+    assert time.monotonic() - started < 10
+    lags = await admin.group_lag(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}events-test",
+        [topics.FORMS.name(settings.topic_prefix)],
+    )
+    assert sum(p.lag for p in lags) == 0
+    await producer.stop()
+
+
+async def test_the_outbox_publishes_committed_rows_once_and_rolled_back_rows_never(
+    settings, database
+):
+    kept, rolled_back = form("outbox-kept"), form("outbox-rolled-back")
+    async with database.transaction() as session:
+        await add_event(session, OUTBOX, kept, settings.topic_prefix)
+        await add_event(session, OUTBOX, kept, settings.topic_prefix)  # replayed input
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await add_event(session, OUTBOX, rolled_back, settings.topic_prefix)
+            raise RuntimeError("the handler failed after queueing")
+    producer = EventProducer(settings)
+    relay = OutboxRelay(settings=settings, database=database, outbox=OUTBOX, producer=producer)
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+    topic = topics.FORMS.name(settings.topic_prefix)
+    [record] = await read_records(settings, topic, 1)
+    assert dict(record.headers)["event-id"] == b"outbox-kept"
+    with pytest.raises(AssertionError):
+        await read_records(settings, topic, 2, timeout_s=2)
+    await producer.stop()
+
+
+async def test_the_producer_gives_up_within_its_timeout_when_kafka_is_down(infra):
+    settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9", kafka_publish_timeout_s=1.5)
+    producer = EventProducer(settings)
+    started = time.monotonic()
+    with pytest.raises(KafkaUnavailable, match="unreachable"):
+        await producer.publish([form("never")])
+    assert time.monotonic() - started < 2.0
