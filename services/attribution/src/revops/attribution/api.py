@@ -1,0 +1,282 @@
+"""Attribution's read API (bearer token): a person's sources, an opportunity's source
+and influence, and pipeline by source."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from revops.attribution import models
+from revops.attribution.domain.influence import AttributionModel
+from revops.events.catalogue import normalise_email
+from revops.events.service import ReadAccess, SessionDep
+from sqlalchemy import RowMapping, func, select
+
+router = APIRouter(tags=["attribution"])
+
+MODELS = tuple(AttributionModel)
+
+
+class TouchOut(BaseModel):
+    touch_id: str
+    kind: str
+    form_id: str | None
+    form_type: str | None
+    campaign_id: str | None
+    page_url: str | None
+    touched_at: datetime
+
+
+class LeadOut(BaseModel):
+    email: str
+    lead_source: str | None
+    first_touchpoint: str | None
+    first_touch_at: datetime | None
+    original_source: str | None
+    original_source_detail: str | None
+    first_url: str | None
+    first_referrer: str | None
+    account_id: str | None
+    touches: list[TouchOut]
+
+
+class InfluenceOut(BaseModel):
+    campaign_id: str
+    email: str
+    touch_id: str
+    touched_at: datetime
+    positions: list[str]
+    credit: dict[str, float]
+
+
+class OpportunityAttributionOut(BaseModel):
+    opportunity_id: str
+    account_id: str | None
+    opportunity_source: str | None
+    lead_source: str | None
+    source_rule: str | None
+    reason: str | None
+    source_email: str | None
+    converted_lead_email: str | None
+    first_touchpoint: str | None
+    created_at: datetime
+    primary_campaign_id: str | None
+    campaigns: list[InfluenceOut]
+    # Per model, credit summed per campaign: each model's values sum to 1.
+    credit_by_campaign: dict[str, dict[str, float]]
+
+
+class SourceLine(BaseModel):
+    key: str | None
+    opportunities: int
+    amount: Decimal
+
+
+class CampaignLine(BaseModel):
+    campaign_id: str
+    opportunities: int  # opportunities it influenced
+    credited_opportunities: float  # sum of its credit: a share of each opportunity
+    credited_amount: Decimal  # sum of credit x amount
+
+
+class PipelineBySourceOut(BaseModel):
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None
+    qualified_only: bool
+    opportunities: int
+    amount: Decimal
+    by_opportunity_source: list[SourceLine]
+    by_first_touchpoint: list[SourceLine]
+    by_campaign: dict[str, list[CampaignLine]]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+@router.get("/leads", dependencies=[ReadAccess])
+async def get_lead(email: Annotated[str, Query(min_length=3)], session: SessionDep) -> LeadOut:
+    """A person's Lead Source, First Touchpoint, Original Source and gated touches."""
+    try:
+        person_id = normalise_email(email)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    person = (
+        (await session.execute(select(models.people).where(models.people.c.person_id == person_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if person is None:
+        raise HTTPException(404, f"no person with email {person_id}")
+    touches = (
+        await session.execute(
+            select(models.touches)
+            .where(models.touches.c.person_id == person_id)
+            .order_by(models.touches.c.occurred_at, models.touches.c.touch_id)
+        )
+    ).mappings()
+    return LeadOut(
+        email=person_id,
+        lead_source=person["lead_source"],
+        first_touchpoint=person["first_touchpoint"],
+        first_touch_at=person["first_touch_at"],
+        original_source=person["original_source"],
+        original_source_detail=person["original_source_detail"],
+        first_url=person["first_url"],
+        first_referrer=person["first_referrer"],
+        account_id=person["account_id"],
+        touches=[
+            TouchOut(
+                touch_id=t["touch_id"],
+                kind=t["kind"],
+                form_id=t["form_id"],
+                form_type=t["form_type"],
+                campaign_id=t["campaign_id"],
+                page_url=t["page_url"],
+                touched_at=t["occurred_at"],
+            )
+            for t in touches
+        ],
+    )
+
+
+def _credits(row: RowMapping) -> dict[str, float]:
+    return {model.value: float(row[models.credit_column(model)]) for model in MODELS}
+
+
+@router.get("/opportunities/{opportunity_id}/attribution", dependencies=[ReadAccess])
+async def get_opportunity_attribution(
+    opportunity_id: str, session: SessionDep
+) -> OpportunityAttributionOut:
+    """The opportunity's source, the rule that decided it and why, its primary campaign
+    and the influencing campaign touches with their credit under every model."""
+    table = models.opportunities
+    opportunity = (
+        (await session.execute(select(table).where(table.c.opportunity_id == opportunity_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if opportunity is None or opportunity["is_deleted"]:
+        raise HTTPException(404, f"no opportunity {opportunity_id}")
+    influence_table = models.opportunity_influence
+    rows = (
+        await session.execute(
+            select(influence_table)
+            .where(influence_table.c.opportunity_id == opportunity_id)
+            .order_by(influence_table.c.touched_at, influence_table.c.touch_id)
+        )
+    ).mappings()
+    campaigns = [
+        InfluenceOut(
+            campaign_id=row["campaign_id"],
+            email=row["person_id"],
+            touch_id=row["touch_id"],
+            touched_at=row["touched_at"],
+            positions=[p for p in row["positions"].split(",") if p],
+            credit=_credits(row),
+        )
+        for row in rows
+    ]
+    by_campaign: dict[str, dict[str, float]] = {}
+    for model in MODELS:
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for touch in campaigns:
+            totals[touch.campaign_id] += Decimal(str(touch.credit[model.value]))
+        by_campaign[model.value] = {k: float(v) for k, v in totals.items()}
+    return OpportunityAttributionOut(
+        opportunity_id=opportunity_id,
+        account_id=opportunity["account_id"],
+        opportunity_source=opportunity["opportunity_source"],
+        lead_source=opportunity["lead_source"],
+        source_rule=opportunity["source_rule"],
+        reason=opportunity["reason"],
+        source_email=opportunity["source_person_id"],
+        converted_lead_email=opportunity["converted_person_id"],
+        first_touchpoint=opportunity["first_touchpoint"],
+        created_at=opportunity["crm_created_at"] or opportunity["first_seen_at"],
+        primary_campaign_id=opportunity["primary_campaign_id"],
+        campaigns=campaigns,
+        credit_by_campaign=by_campaign,
+    )
+
+
+def _bound(value: datetime | date | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+@router.get("/reports/pipeline-by-source", dependencies=[ReadAccess])
+async def pipeline_by_source(
+    session: SessionDep,
+    from_: Annotated[datetime | date | None, Query(alias="from")] = None,
+    to: Annotated[datetime | date | None, Query()] = None,
+    qualified_only: bool = False,
+) -> PipelineBySourceOut:
+    """Opportunities created in [from, to): counts and amounts by opportunity source, by
+    the converted lead's first touchpoint, and by campaign under every model (a campaign's
+    share of an opportunity is its credit). A date means midnight UTC."""
+    start, end = _bound(from_), _bound(to)
+    if start and end and end <= start:
+        raise HTTPException(422, "`to` must be after `from`")
+    table = models.opportunities
+    created = func.coalesce(table.c.crm_created_at, table.c.first_seen_at)
+    conditions: list[Any] = [table.c.is_deleted.is_not(True)]
+    if start:
+        conditions.append(created >= start)
+    if end:
+        conditions.append(created < end)
+    if qualified_only:
+        conditions.append(table.c.qualified_at.is_not(None))
+    amount = func.coalesce(func.sum(table.c.amount), 0)
+
+    async def by(column: Any) -> list[SourceLine]:
+        result = await session.execute(
+            select(column, func.count(), amount)
+            .where(*conditions)
+            .group_by(column)
+            .order_by(column)
+        )
+        return [SourceLine(key=k, opportunities=n, amount=Decimal(a)) for k, n, a in result]
+
+    sources = await by(table.c.opportunity_source)
+    touchpoints = await by(table.c.first_touchpoint)
+    influence = models.opportunity_influence
+    campaign_lines: dict[str, list[CampaignLine]] = {}
+    for model in MODELS:
+        credit = influence.c[models.credit_column(model)]
+        result = await session.execute(
+            select(
+                influence.c.campaign_id,
+                func.count(func.distinct(influence.c.opportunity_id)),
+                func.sum(credit),
+                func.coalesce(func.sum(credit * func.coalesce(table.c.amount, 0)), 0),
+            )
+            .join(table, table.c.opportunity_id == influence.c.opportunity_id)
+            .where(*conditions)
+            .group_by(influence.c.campaign_id)
+            .order_by(func.sum(credit).desc(), influence.c.campaign_id)
+        )
+        campaign_lines[model.value] = [
+            CampaignLine(
+                campaign_id=c,
+                opportunities=n,
+                credited_opportunities=float(share),
+                credited_amount=Decimal(a).quantize(Decimal("0.01")),
+            )
+            for c, n, share, a in result
+        ]
+    return PipelineBySourceOut(
+        from_=start,
+        to=end,
+        qualified_only=qualified_only,
+        opportunities=sum(line.opportunities for line in sources),
+        amount=sum((line.amount for line in sources), Decimal(0)),
+        by_opportunity_source=sources,
+        by_first_touchpoint=touchpoints,
+        by_campaign=campaign_lines,
+    )

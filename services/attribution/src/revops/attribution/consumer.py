@@ -1,0 +1,385 @@
+"""Attribution's handlers: record each event's facts, then decide once per batch.
+
+The runner applies a batch of events in one transaction. Each handler only notes the
+facts its event brings (a form, a CRM record's fields, a conversion, an opportunity's
+fields) in the transaction's unit of work. Just before the transaction commits, the
+unit of work writes those facts in bulk, then recomputes, from everything stored,
+the decisions of every person and opportunity they touch -- load, decide, store, all in
+the batch's transaction, together with its inbox rows. Deciding from the stored set of
+facts, not from the event in hand, is what makes late and out-of-order events and
+replays give the same answers; deciding once per batch is what makes it fast (a person
+with five events in a batch is decided once, not five times).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from revops.attribution import models
+from revops.attribution.decisions import (
+    Rules,
+    affected_opportunities,
+    recompute_opportunities,
+    recompute_people,
+)
+from revops.attribution.domain.lead_source import TouchKind
+from revops.attribution.domain.pipeline import qualified_at
+from revops.attribution.settings import AttributionSettings
+from revops.events.catalogue import (
+    Event,
+    FormSubmittedEvent,
+    LeadConvertedEvent,
+    OpportunityChangedEvent,
+    PersonChangedEvent,
+    SignupCreatedEvent,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+_UNIT_OF_WORK = "revops.attribution.unit_of_work"
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+@dataclass
+class _Facts:
+    """A record's fields from several events of one batch, merged in arrival order:
+    a later non-empty value replaces an earlier one, except the times listed in
+    EARLIEST, of which the earliest is kept."""
+
+    EARLIEST = frozenset[str]()
+
+    def merge(self, later: _Facts) -> None:
+        for f in fields(self):
+            new = getattr(later, f.name)
+            if f.name in self.EARLIEST:
+                setattr(self, f.name, _earliest(getattr(self, f.name), new))
+            elif new is not None:
+                setattr(self, f.name, new)
+
+    def row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class PersonFacts(_Facts):
+    EARLIEST = frozenset({"first_seen_at", "crm_created_at"})
+
+    person_id: str
+    first_seen_at: datetime
+    email: str | None = None
+    person_type: str | None = None
+    account_id: str | None = None
+    crm_created_at: datetime | None = None
+    created_by_id: str | None = None
+    created_by_role: str | None = None
+    crm_lead_source: str | None = None
+    offline_detail: str | None = None
+
+
+@dataclass
+class OpportunityFacts(_Facts):
+    EARLIEST = frozenset({"first_seen_at", "crm_created_at", "qualified_at"})
+
+    opportunity_id: str
+    first_seen_at: datetime
+    account_id: str | None = None
+    name: str | None = None
+    stage: str | None = None
+    amount: Any = None
+    close_date: Any = None
+    owner_id: str | None = None
+    is_closed: bool | None = None
+    is_won: bool | None = None
+    is_deleted: bool | None = None
+    given_lead_source: str | None = None
+    crm_created_at: datetime | None = None
+    qualified_at: datetime | None = None
+    converted_lead_id: str | None = None
+    converted_person_id: str | None = None
+    converted_at: datetime | None = None
+
+
+@dataclass
+class UnitOfWork:
+    """The facts noted by the handlers of one transaction, written before it commits."""
+
+    rules: Rules
+    people: dict[str, PersonFacts] = field(default_factory=dict)
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+    touches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    opportunities: dict[str, OpportunityFacts] = field(default_factory=dict)
+
+    def note_person(self, facts: PersonFacts) -> None:
+        known = self.people.get(facts.person_id)
+        if known is None:
+            self.people[facts.person_id] = facts
+        else:
+            known.merge(facts)
+
+    def note_opportunity(self, facts: OpportunityFacts) -> None:
+        known = self.opportunities.get(facts.opportunity_id)
+        if known is None:
+            self.opportunities[facts.opportunity_id] = facts
+        else:
+            known.merge(facts)
+
+    def note_ref(self, object_id: str, system: str, object_type: str, person_id: str) -> None:
+        self.refs[object_id] = {
+            "object_id": object_id,
+            "system": system,
+            "object_type": object_type,
+            "person_id": person_id,
+        }
+
+
+def unit_of_work(session: AsyncSession, rules: Rules) -> UnitOfWork:
+    uow = session.info.get(_UNIT_OF_WORK)
+    if uow is None:
+        uow = UnitOfWork(rules)
+        session.info[_UNIT_OF_WORK] = uow
+    assert isinstance(uow, UnitOfWork)
+    return uow
+
+
+# --- writing and deciding, just before commit ----------------------------------------------
+
+
+def _upsert(
+    session: Session, table: Any, key: str, rows: list[dict[str, Any]], earliest: Any
+) -> None:
+    if not rows:
+        return
+    statement = pg_insert(table)
+    columns = [c for c in rows[0] if c != key]
+    set_ = {}
+    for column in columns:
+        existing, new = table.c[column], statement.excluded[column]
+        if column in earliest:
+            # LEAST ignores NULLs: the earliest known time, whatever the arrival order.
+            set_[column] = func.least(existing, new)
+        else:
+            set_[column] = func.coalesce(new, existing)
+    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=set_), rows)
+
+
+def _write_facts(session: Session, uow: UnitOfWork) -> None:
+    if uow.refs:
+        statement = pg_insert(models.person_refs)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["object_id"], set_={"person_id": statement.excluded.person_id}
+            ),
+            list(uow.refs.values()),
+        )
+    _upsert(
+        session,
+        models.people,
+        "person_id",
+        [p.row() for p in uow.people.values()],
+        PersonFacts.EARLIEST,
+    )
+    if uow.touches:
+        session.execute(
+            pg_insert(models.touches).on_conflict_do_nothing(index_elements=["touch_id"]),
+            list(uow.touches.values()),
+        )
+    _upsert(
+        session,
+        models.opportunities,
+        "opportunity_id",
+        [o.row() for o in uow.opportunities.values()],
+        OpportunityFacts.EARLIEST,
+    )
+
+
+def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
+    """Write the facts, then decide again everything they can change."""
+    _write_facts(session, uow)
+    people = set(uow.people)
+    recompute_people(session, people, uow.rules)
+    accounts = {p.account_id for p in uow.people.values() if p.account_id}
+    accounts |= {o.account_id for o in uow.opportunities.values() if o.account_id}
+    opportunities = affected_opportunities(session, set(uow.opportunities), people, accounts)
+    recompute_opportunities(session, opportunities, uow.rules)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    # Runs inside the async session's greenlet, so the synchronous session can query.
+    uow = session.info.pop(_UNIT_OF_WORK, None)
+    if isinstance(uow, UnitOfWork):
+        apply_unit_of_work(session, uow)
+
+
+# --- the handlers --------------------------------------------------------------------------
+
+
+async def _person_by_ref(session: AsyncSession, uow: UnitOfWork, object_id: str) -> str | None:
+    if object_id in uow.refs:
+        return uow.refs[object_id]["person_id"]
+    found = await session.execute(
+        select(models.person_refs.c.person_id).where(models.person_refs.c.object_id == object_id)
+    )
+    person_id: str | None = found.scalar_one_or_none()
+    return person_id
+
+
+async def on_form(session: AsyncSession, event: FormSubmittedEvent, rules: Rules) -> None:
+    form = event.payload
+    uow = unit_of_work(session, rules)
+    uow.touches[event.id] = {
+        "touch_id": event.id,
+        "person_id": form.email,
+        "kind": TouchKind.FORM.value,
+        "form_id": form.form_id,
+        "form_type": form.form_type,
+        "campaign_id": form.campaign_id,
+        "page_url": form.page_url,
+        "referrer": form.referrer,
+        "occurred_at": event.occurred_at,
+    }
+    uow.note_person(PersonFacts(form.email, event.occurred_at, email=form.email))
+    if form.source_ref is not None:
+        ref = form.source_ref
+        uow.note_ref(ref.object_id, ref.system, ref.object_type, form.email)
+
+
+async def on_signup(session: AsyncSession, event: SignupCreatedEvent, rules: Rules) -> None:
+    signup = event.payload
+    uow = unit_of_work(session, rules)
+    kind = TouchKind.CLOUD_SIGNUP if signup.signup_type == "cloud" else TouchKind.PRIVATE_INSTALL
+    uow.touches[event.id] = {
+        "touch_id": event.id,
+        "person_id": signup.email,
+        "kind": kind.value,
+        "form_id": None,
+        "form_type": None,
+        "campaign_id": None,
+        "page_url": signup.first_source_url,
+        "referrer": signup.referrer,
+        "occurred_at": event.occurred_at,
+    }
+    uow.note_person(PersonFacts(signup.email, event.occurred_at, email=signup.email))
+    uow.note_ref(signup.user_id, "product", "user", signup.email)
+
+
+async def on_person(session: AsyncSession, event: PersonChangedEvent, rules: Rules) -> None:
+    person = event.payload
+    if person.change in ("deleted", "merged"):
+        return  # history stays: a deleted record's past forms still influenced pipeline
+    uow = unit_of_work(session, rules)
+    ref = person.source_ref
+    person_id = person.email or await _person_by_ref(session, uow, ref.object_id)
+    person_id = person_id or f"ref:{ref.system}:{ref.object_id}"
+    created = person.change == "created"
+    role = rules.rep_roles.get(person.created_by_id or "")
+    uow.note_person(
+        PersonFacts(
+            person_id,
+            event.occurred_at,
+            email=person.email,
+            person_type=person.person_type,
+            account_id=person.account_id,
+            crm_created_at=person.created_at or (event.occurred_at if created else None),
+            created_by_id=person.created_by_id,
+            created_by_role=role.value if role else None,
+            crm_lead_source=person.lead_source,
+            offline_detail=ref.system.upper() if created else None,
+        )
+    )
+    uow.note_ref(ref.object_id, ref.system, ref.object_type, person_id)
+
+
+async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules: Rules) -> None:
+    conversion = event.payload
+    uow = unit_of_work(session, rules)
+    person_id = conversion.email or await _person_by_ref(session, uow, conversion.lead_id)
+    if person_id is None and conversion.contact_id:
+        person_id = await _person_by_ref(session, uow, conversion.contact_id)
+    person_id = person_id or f"ref:salesforce:{conversion.lead_id}"
+    uow.note_person(
+        PersonFacts(
+            person_id,
+            event.occurred_at,
+            email=conversion.email,
+            person_type="contact",
+            account_id=conversion.account_id,
+        )
+    )
+    uow.note_ref(conversion.lead_id, "salesforce", "Lead", person_id)
+    if conversion.contact_id:
+        uow.note_ref(conversion.contact_id, "salesforce", "Contact", person_id)
+    if conversion.opportunity_id:
+        uow.note_opportunity(
+            OpportunityFacts(
+                conversion.opportunity_id,
+                event.occurred_at,
+                account_id=conversion.account_id,
+                converted_lead_id=conversion.lead_id,
+                converted_person_id=person_id,
+                converted_at=event.occurred_at,
+            )
+        )
+
+
+async def on_opportunity(
+    session: AsyncSession, event: OpportunityChangedEvent, rules: Rules
+) -> None:
+    opportunity = event.payload
+    uow = unit_of_work(session, rules)
+    created = opportunity.change == "created"
+    uow.note_opportunity(
+        OpportunityFacts(
+            opportunity.opportunity_id,
+            event.occurred_at,
+            account_id=opportunity.account_id,
+            name=opportunity.name,
+            stage=opportunity.stage,
+            amount=opportunity.amount,
+            close_date=opportunity.close_date,
+            owner_id=opportunity.owner_id,
+            is_closed=opportunity.is_closed,
+            is_won=opportunity.is_won,
+            is_deleted=True if opportunity.change == "deleted" else None,
+            given_lead_source=opportunity.lead_source,
+            crm_created_at=opportunity.created_at or (event.occurred_at if created else None),
+            qualified_at=qualified_at(None, opportunity.stage, event.occurred_at),
+        )
+    )
+
+
+def make_handler(settings: AttributionSettings) -> Handler:
+    rules = Rules.from_settings(settings)
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        match event:
+            case FormSubmittedEvent():
+                await on_form(session, event, rules)
+            case SignupCreatedEvent():
+                await on_signup(session, event, rules)
+            case PersonChangedEvent():
+                await on_person(session, event, rules)
+            case LeadConvertedEvent():
+                await on_conversion(session, event, rules)
+            case OpportunityChangedEvent():
+                await on_opportunity(session, event, rules)
+            case _:
+                pass  # accounts, activities and derived events decide nothing here
+
+    return handle

@@ -1,0 +1,341 @@
+"""Recompute stored decisions from stored facts: load, decide with the domain, store.
+
+Runs inside the consumer's batch transaction, just before it commits (see
+consumer.py), with a synchronous view of the same session: the facts of the batch are
+already written, and every person and opportunity they touch is decided again from
+everything known, so the order events arrived in never matters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from revops.attribution import models
+from revops.attribution.domain.influence import (
+    AttributionModel,
+    CampaignInfluence,
+    CampaignTouch,
+    InfluencePolicy,
+    campaign_influence,
+)
+from revops.attribution.domain.lead_source import (
+    GatedTouch,
+    LeadSource,
+    PersonCreated,
+    RepRole,
+    TouchKind,
+    TouchpointRules,
+    attribute_person,
+)
+from revops.attribution.domain.opportunity_source import (
+    AccountContact,
+    ConvertedLead,
+    OpportunitySourceDecision,
+    OpportunitySourcePolicy,
+    opportunity_source,
+)
+from revops.attribution.domain.original_source import SourceBucketRules
+from revops.attribution.settings import AttributionSettings
+from sqlalchemy import RowMapping, bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+NO_CAMPAIGN = "(no campaign)"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything configurable the decisions depend on, built once from the settings."""
+
+    touchpoints: TouchpointRules
+    buckets: SourceBucketRules
+    opportunity_source: OpportunitySourcePolicy
+    influence: InfluencePolicy
+    rep_roles: Mapping[str, RepRole]
+
+    @classmethod
+    def from_settings(cls, settings: AttributionSettings) -> Rules:
+        return cls(
+            touchpoints=settings.touchpoint_rules(),
+            buckets=settings.bucket_rules(),
+            opportunity_source=settings.opportunity_source_policy(),
+            influence=settings.influence_policy(),
+            rep_roles=dict(settings.rep_roles),
+        )
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+def _gated_touch(row: RowMapping) -> GatedTouch:
+    return GatedTouch(
+        touch_id=row["touch_id"],
+        kind=TouchKind(row["kind"]),
+        occurred_at=row["occurred_at"],
+        form_id=row["form_id"],
+        form_type=row["form_type"],
+        campaign_id=row["campaign_id"],
+        page_url=row["page_url"],
+        referrer=row["referrer"],
+    )
+
+
+def _person_created(row: RowMapping) -> PersonCreated | None:
+    role = row["created_by_role"]
+    if row["crm_created_at"] is None and role is None and row["crm_lead_source"] is None:
+        return None
+    return PersonCreated(
+        occurred_at=row["crm_created_at"] or row["first_seen_at"],
+        created_by_role=RepRole(role) if role else None,
+        lead_source=row["crm_lead_source"],
+        offline_detail=row["offline_detail"],
+    )
+
+
+def _touches_by_person(
+    session: Session, person_ids: Collection[str], *, forms_only: bool = False
+) -> dict[str, list[RowMapping]]:
+    by_person: dict[str, list[RowMapping]] = defaultdict(list)
+    if not person_ids:
+        return by_person
+    query = select(models.touches).where(models.touches.c.person_id.in_(list(person_ids)))
+    if forms_only:
+        query = query.where(models.touches.c.kind == TouchKind.FORM.value)
+    for row in session.execute(query).mappings():
+        by_person[row["person_id"]].append(row)
+    return by_person
+
+
+def recompute_people(session: Session, person_ids: Collection[str], rules: Rules) -> None:
+    if not person_ids:
+        return
+    rows = (
+        session.execute(
+            select(models.people).where(models.people.c.person_id.in_(list(person_ids)))
+        )
+        .mappings()
+        .all()
+    )
+    touches = _touches_by_person(session, person_ids)
+    updates: list[dict[str, Any]] = []
+    for row in rows:
+        person = attribute_person(
+            _person_created(row),
+            [_gated_touch(t) for t in touches.get(row["person_id"], ())],
+            rules.touchpoints,
+            rules.buckets,
+        )
+        updates.append(
+            {
+                "b_person_id": row["person_id"],
+                "lead_source": person.lead_source.value,
+                "first_touchpoint": person.first_touchpoint.value,
+                "first_touch_id": person.first_touch_id,
+                "first_touch_at": person.first_touch_at,
+                "original_source": person.original_source.source.value,
+                "original_source_detail": person.original_source.detail,
+                "first_url": person.first_url,
+                "first_referrer": person.first_referrer,
+            }
+        )
+    if updates:
+        statement = (
+            update(models.people)
+            .where(models.people.c.person_id == bindparam("b_person_id"))
+            .values({key: bindparam(key) for key in updates[0] if key != "b_person_id"})
+        )
+        session.execute(statement, updates)
+
+
+# --- opportunities -----------------------------------------------------------------------
+
+
+def _created_at(row: RowMapping) -> datetime:
+    created: datetime = row["crm_created_at"] or row["first_seen_at"]
+    return created
+
+
+def _campaign_touch(row: RowMapping) -> CampaignTouch:
+    form_id = row["form_id"]
+    campaign = row["campaign_id"] or (f"form:{form_id}" if form_id else NO_CAMPAIGN)
+    return CampaignTouch(
+        touch_id=row["touch_id"],
+        person_id=row["person_id"],
+        campaign_id=campaign,
+        occurred_at=row["occurred_at"],
+    )
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the decisions of a set of opportunities read: their people and forms."""
+
+    people: Mapping[str, RowMapping]
+    contacts_by_account: Mapping[str, Sequence[RowMapping]]
+    forms_by_person: Mapping[str, Sequence[RowMapping]]
+
+
+def _load_known(session: Session, opportunities: Sequence[RowMapping]) -> _Known:
+    accounts = {o["account_id"] for o in opportunities if o["account_id"]}
+    converted = {o["converted_person_id"] for o in opportunities if o["converted_person_id"]}
+    people_table = models.people
+    query = select(people_table).where(
+        or_(
+            people_table.c.account_id.in_(list(accounts)),
+            people_table.c.person_id.in_(list(converted)),
+        )
+    )
+    rows = session.execute(query).mappings().all()
+    people = {row["person_id"]: row for row in rows}
+    contacts: dict[str, list[RowMapping]] = defaultdict(list)
+    for row in people.values():
+        if row["account_id"]:
+            contacts[row["account_id"]].append(row)
+    forms = _touches_by_person(session, people.keys(), forms_only=True)
+    return _Known(people, contacts, forms)
+
+
+def _source_decision(
+    opportunity: RowMapping, known: _Known, rules: Rules
+) -> tuple[OpportunitySourceDecision, RowMapping | None]:
+    lead_row = known.people.get(opportunity["converted_person_id"] or "")
+    lead = None
+    if lead_row is not None:
+        lead = ConvertedLead(
+            person_id=lead_row["person_id"],
+            lead_source=LeadSource(lead_row["lead_source"] or LeadSource.OTHER),
+            created_at=_created_at(lead_row),
+        )
+    contacts = [
+        AccountContact(row["person_id"], LeadSource(row["lead_source"]), _created_at(row))
+        for row in known.contacts_by_account.get(opportunity["account_id"] or "", ())
+        if row["lead_source"]
+    ]
+    decision = opportunity_source(
+        lead,
+        contacts,
+        given_source=opportunity["given_lead_source"],
+        owner_role=rules.rep_roles.get(opportunity["owner_id"] or ""),
+        policy=rules.opportunity_source,
+    )
+    return decision, lead_row
+
+
+def _influence(
+    opportunity: RowMapping, lead_row: RowMapping | None, known: _Known, rules: Rules
+) -> CampaignInfluence:
+    person_ids = {
+        row["person_id"]
+        for row in known.contacts_by_account.get(opportunity["account_id"] or "", ())
+    }
+    if lead_row is not None:
+        person_ids.add(lead_row["person_id"])
+    touches = [_campaign_touch(t) for pid in person_ids for t in known.forms_by_person.get(pid, ())]
+    return campaign_influence(
+        touches,
+        opportunity_created_at=_created_at(opportunity),
+        converting_person_id=lead_row["person_id"] if lead_row is not None else None,
+        lead_creation_touch_id=lead_row["first_touch_id"] if lead_row is not None else None,
+        policy=rules.influence,
+    )
+
+
+def affected_opportunities(
+    session: Session,
+    opportunity_ids: Iterable[str],
+    person_ids: Collection[str],
+    account_ids: Iterable[str],
+) -> list[RowMapping]:
+    """The opportunities whose decisions may change: named ones, those converted from
+    the people, and every one on the people's accounts (their contacts' forms and
+    sources feed the decisions)."""
+    accounts = set(account_ids)
+    if person_ids:
+        accounts |= {
+            account
+            for account in session.execute(
+                select(models.people.c.account_id).where(
+                    models.people.c.person_id.in_(list(person_ids)),
+                    models.people.c.account_id.is_not(None),
+                )
+            ).scalars()
+        }
+    table = models.opportunities
+    conditions = [
+        table.c.opportunity_id.in_(list(opportunity_ids)),
+        table.c.account_id.in_(list(accounts)),
+        table.c.converted_person_id.in_(list(person_ids)),
+    ]
+    return list(session.execute(select(table).where(or_(*conditions))).mappings())
+
+
+def recompute_opportunities(
+    session: Session, opportunities: Sequence[RowMapping], rules: Rules
+) -> None:
+    if not opportunities:
+        return
+    known = _load_known(session, opportunities)
+    updates: list[dict[str, Any]] = []
+    influence_rows: list[dict[str, Any]] = []
+    for opportunity in opportunities:
+        decision, lead_row = _source_decision(opportunity, known, rules)
+        influence = _influence(opportunity, lead_row, known, rules)
+        updates.append(_decision_row(opportunity, decision, lead_row, influence))
+        influence_rows.extend(_influence_rows(opportunity["opportunity_id"], influence))
+    table = models.opportunities
+    session.execute(
+        update(table)
+        .where(table.c.opportunity_id == bindparam("b_opportunity_id"))
+        .values({key: bindparam(key) for key in updates[0] if key != "b_opportunity_id"}),
+        updates,
+    )
+    influence_table = models.opportunity_influence
+    session.execute(
+        delete(influence_table).where(
+            influence_table.c.opportunity_id.in_([o["opportunity_id"] for o in opportunities])
+        )
+    )
+    if influence_rows:
+        session.execute(influence_table.insert(), influence_rows)
+
+
+def _decision_row(
+    opportunity: RowMapping,
+    decision: OpportunitySourceDecision,
+    lead_row: RowMapping | None,
+    influence: CampaignInfluence,
+) -> dict[str, Any]:
+    return {
+        "b_opportunity_id": opportunity["opportunity_id"],
+        "opportunity_source": decision.opportunity_source,
+        "lead_source": decision.lead_source.value if decision.lead_source else None,
+        "source_rule": decision.rule.value,
+        "reason": decision.reason,
+        "source_person_id": decision.source_person_id,
+        "first_touchpoint": lead_row["first_touchpoint"] if lead_row is not None else None,
+        "primary_campaign_id": influence.primary_campaign_id,
+        "primary_touch_id": influence.primary_touch_id,
+    }
+
+
+def _influence_rows(opportunity_id: str, influence: CampaignInfluence) -> list[dict[str, Any]]:
+    rows = []
+    for credit in influence.touches:
+        row: dict[str, Any] = {
+            "opportunity_id": opportunity_id,
+            "touch_id": credit.touch.touch_id,
+            "person_id": credit.touch.person_id,
+            "campaign_id": credit.touch.campaign_id,
+            "touched_at": credit.touch.occurred_at,
+            "positions": ",".join(sorted(p.value for p in credit.positions)),
+        }
+        for model in AttributionModel:
+            row[models.credit_column(model)] = credit.credit[model]
+        rows.append(row)
+    return rows

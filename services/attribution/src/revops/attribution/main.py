@@ -1,0 +1,88 @@
+"""`revops-attribution`: the service (API on :8002 and the consumer, in one process), and
+`revops-attribution recompute --yes` to rebuild its schema from the topics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fastapi import FastAPI
+from revops.attribution.api import router
+from revops.attribution.consumer import make_handler
+from revops.attribution.models import metadata
+from revops.attribution.recompute import recompute
+from revops.attribution.settings import AttributionSettings
+from revops.events import topics
+from revops.events.logs import configure_logging
+from revops.events.service import ServiceRuntime, ServiceSpec, create_app, serve
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+SPEC = ServiceSpec(
+    name="attribution",
+    metadata=metadata,
+    migrations_dir=Path(__file__).parent / "migrations",
+    topics=[topics.FORMS, topics.SIGNUPS, topics.PEOPLE, topics.OPPORTUNITIES],
+)
+
+
+def build_app(settings: AttributionSettings | None = None) -> FastAPI:
+    settings = settings or AttributionSettings()
+    runtime = ServiceRuntime(spec=SPEC, settings=settings, handle=make_handler(settings))
+    return create_app(
+        title="revops attribution",
+        description="Lead source, first touchpoint, opportunity source, campaign influence.",
+        settings=settings,
+        routers=[router],
+        runtime=runtime,
+    )
+
+
+cli = typer.Typer(add_completion=False, help=__doc__)
+
+
+@cli.callback(invoke_without_command=True)
+def run(ctx: typer.Context) -> None:
+    """Serve the API and consume the topics."""
+    if ctx.invoked_subcommand is None:
+        settings = AttributionSettings()
+        serve(build_app(settings), settings, port=settings.http_port)
+
+
+@cli.command("recompute")
+def recompute_command(
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: the schema is emptied")] = False,
+) -> None:
+    """Empty the schema and decide everything again from the topics, from the start.
+
+    Stop the running service first; start it again afterwards (it carries on from where
+    the recompute stopped)."""
+    if not yes:
+        raise typer.BadParameter("this empties attribution's schema: pass --yes")
+    settings = AttributionSettings()
+    configure_logging(settings.service_name, "WARNING")
+    console = Console()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("recomputing attribution", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = asyncio.run(recompute(settings, SPEC, progress=show))
+    console.print(
+        f"attribution recomputed from {result.events} event(s) in {result.seconds:.1f} s "
+        f"({result.events_per_second:,.0f} events/s): {result.people} people, "
+        f"{result.opportunities} opportunities, {result.influence_rows} influencing touches"
+    )
+
+
+def main() -> None:
+    cli()
