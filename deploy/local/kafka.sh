@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# One Apache Kafka 3.9 node (KRaft: broker and controller in one JVM) on 127.0.0.1:9092,
+# run from Maven Central jars with the machine's Java: no container engine, no tarball.
+#
+#   deploy/local/kafka.sh start|stop|status
+#
+# Everything lives under .state/kafka: libs/ (the classpath Maven copies), data/ (the
+# log dirs), logs/, server.properties, cluster.id, kafka.pid. Idempotent: `start` on a
+# running broker only checks it answers; delete .state/kafka/data to start empty.
+set -euo pipefail
+
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KAFKA_STATE="$STATE/kafka"
+LIBS="$KAFKA_STATE/libs"
+DATA="$KAFKA_STATE/data"
+LOGS="$KAFKA_STATE/logs"
+PROPS="$KAFKA_STATE/server.properties"
+LOG4J="$KAFKA_STATE/log4j.properties"
+PIDFILE="$KAFKA_STATE/kafka.pid"
+POM="$ROOT/deploy/local/kafka/pom.xml"
+
+HOST=127.0.0.1
+PORT=9092
+CONTROLLER_PORT=9093
+HEAP="${KAFKA_HEAP:-512m}"
+# Bounds, so a broken network or broker is reported instead of waited on forever.
+MVN_TIMEOUT_S="${KAFKA_MVN_TIMEOUT_S:-600}"
+READY_TIMEOUT_S="${KAFKA_READY_TIMEOUT_S:-60}"
+STOP_TIMEOUT_S="${KAFKA_STOP_TIMEOUT_S:-30}"
+
+mkdir -p "$KAFKA_STATE"
+
+# --- the classpath ----------------------------------------------------------------------
+
+require_java() {
+  command -v java >/dev/null 2>&1 \
+    || die "java not found: Kafka needs a JRE (11+). On Debian: apt-get install -y openjdk-17-jre-headless"
+}
+
+# The stamp holds the pom's hash: a version bump in the pom re-resolves into a clean libs/
+# (old jars left beside new ones would put two Kafkas on the classpath).
+pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
+
+resolve_jars() {
+  local stamp="$LIBS/.resolved"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(pom_hash)" ]; then
+    return
+  fi
+  command -v mvn >/dev/null 2>&1 \
+    || die "mvn not found: the Kafka jars come from Maven Central. On Debian: apt-get install -y maven"
+  say "kafka: resolving the broker's jars from Maven Central (first run only) ..."
+  rm -rf "$LIBS"
+  mkdir -p "$LOGS"
+  local mvn_log="$LOGS/maven.log"
+  # -B: no progress bars in logs. The repo-local override lets CI keep its own cache.
+  local -a mvn_args=(-B -f "$POM" -Dkafka.libs.dir="$LIBS" dependency:copy-dependencies)
+  if [ -n "${KAFKA_MAVEN_REPO:-}" ]; then
+    mvn_args=(-Dmaven.repo.local="$KAFKA_MAVEN_REPO" "${mvn_args[@]}")
+  fi
+  if ! timeout "$MVN_TIMEOUT_S" mvn "${mvn_args[@]}" >"$mvn_log" 2>&1; then
+    rm -rf "$LIBS"
+    if ! timeout 10 bash -c 'exec 3<>/dev/tcp/repo.maven.apache.org/443' 2>/dev/null; then
+      die "Maven Central (repo.maven.apache.org:443) is unreachable, so Kafka's jars cannot be fetched. Check the network or proxy (~/.m2/settings.xml), then rerun. Maven's log: $mvn_log"
+    fi
+    tail -n 20 "$mvn_log" >&2
+    die "mvn could not resolve Kafka's jars (timeout ${MVN_TIMEOUT_S}s or a Maven error above); full log: $mvn_log"
+  fi
+  compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null || die "mvn ran but $LIBS has no kafka_2.13 jar"
+  pom_hash >"$stamp"
+  say "kafka: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+}
+
+# --- configuration ------------------------------------------------------------------------
+
+# Rewritten on every start so the file always matches this script.
+write_config() {
+  mkdir -p "$DATA" "$LOGS"
+  cat >"$PROPS" <<PROPS
+# Written by deploy/local/kafka.sh; edits are overwritten on the next start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+default.replication.factor=1
+min.insync.replicas=1
+# Topics are created on purpose (revops topics ensure), never by a typo.
+auto.create.topics.enable=false
+# Consumers in tests join a group many times; the 3 s default delay would add up.
+group.initial.rebalance.delay.ms=0
+PROPS
+
+  # Kafka's own config/log4j.properties, trimmed: server and controller logs, rolled by
+  # size so a long-lived dev broker cannot fill the disk.
+  cat >"$LOG4J" <<'LOG4J'
+log4j.rootLogger=INFO, kafkaAppender
+
+log4j.appender.kafkaAppender=org.apache.log4j.RollingFileAppender
+log4j.appender.kafkaAppender.File=${kafka.logs.dir}/server.log
+log4j.appender.kafkaAppender.MaxFileSize=20MB
+log4j.appender.kafkaAppender.MaxBackupIndex=3
+log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
+log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+
+log4j.appender.controllerAppender=org.apache.log4j.RollingFileAppender
+log4j.appender.controllerAppender.File=${kafka.logs.dir}/controller.log
+log4j.appender.controllerAppender.MaxFileSize=20MB
+log4j.appender.controllerAppender.MaxBackupIndex=3
+log4j.appender.controllerAppender.layout=org.apache.log4j.PatternLayout
+log4j.appender.controllerAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+
+log4j.logger.org.apache.kafka=INFO
+log4j.logger.kafka=INFO
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.kafka.controller=INFO, controllerAppender
+log4j.additivity.kafka.controller=false
+log4j.logger.org.apache.kafka.controller=INFO, controllerAppender
+log4j.additivity.org.apache.kafka.controller=false
+log4j.logger.state.change.logger=WARN, controllerAppender
+log4j.additivity.state.change.logger=false
+LOG4J
+}
+
+# Java flags of kafka-run-class.sh (G1, short pauses), with our small heap.
+java_opts() {
+  printf '%s\n' "-Xmx$HEAP" "-Xms$HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -Djava.awt.headless=true "-Dkafka.logs.dir=$LOGS" "-Dlog4j.configuration=file:$LOG4J"
+}
+
+run_class() {
+  local -a opts
+  mapfile -t opts < <(java_opts)
+  java "${opts[@]}" -cp "$LIBS/*" "$@"
+}
+
+# Format the log dirs once; the cluster id is kept so a reformat is never silent.
+format_storage() {
+  if [ -f "$DATA/meta.properties" ]; then
+    return
+  fi
+  if [ ! -s "$KAFKA_STATE/cluster.id" ]; then
+    # Tool output may carry log4j noise on other lines; the id is the last line.
+    run_class kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$KAFKA_STATE/cluster.id"
+  fi
+  local cluster_id
+  cluster_id="$(cat "$KAFKA_STATE/cluster.id")"
+  [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "bad cluster id '$cluster_id' in $KAFKA_STATE/cluster.id"
+  say "kafka: formatting $DATA (cluster $cluster_id)"
+  # With static controller.quorum.voters, 3.9 formats without --standalone.
+  run_class kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
+    >"$LOGS/format.log" 2>&1 || {
+    cat "$LOGS/format.log" >&2
+    die "kafka storage format failed"
+  }
+}
+
+# --- process ------------------------------------------------------------------------------
+
+our_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid
+  pid="$(cat "$PIDFILE")"
+  # The pid must still be a broker started with our properties (pids get reused).
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS"; then
+    echo "$pid"
+    return 0
+  fi
+  rm -f "$PIDFILE"
+  return 1
+}
+
+check_ports_free() {
+  local port owner
+  for port in "$PORT" "$CONTROLLER_PORT"; do
+    if port_open "$HOST" "$port"; then
+      owner="$(port_owner "$port")"
+      die "port $HOST:$port is taken by another process${owner:+ ($owner)}, not by our broker. Stop it, or stop the other Kafka, then rerun."
+    fi
+  done
+}
+
+wait_ready() {
+  local pid="$1" rc=0
+  uv_run python deploy/local/wait_kafka.py --bootstrap "$HOST:$PORT" \
+    --timeout "$READY_TIMEOUT_S" --pid "$pid" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    say "--- last lines of $LOGS/server.log and kafka.out ---" >&2
+    tail -n 25 "$LOGS/server.log" "$LOGS/kafka.out" >&2 2>/dev/null || true
+    if [ "$rc" -eq 3 ]; then
+      die "the Kafka broker exited while starting (see the logs above)"
+    fi
+    die "the Kafka broker (pid $pid) did not answer on $HOST:$PORT within ${READY_TIMEOUT_S}s"
+  fi
+}
+
+start() {
+  local pid
+  if pid="$(our_pid)"; then
+    say "kafka: already running (pid $pid)"
+    wait_ready "$pid"
+    return
+  fi
+  check_ports_free
+  require_java
+  resolve_jars
+  write_config
+  format_storage
+  local -a opts
+  mapfile -t opts < <(java_opts)
+  # setsid: the broker gets its own session, so a Ctrl-C in the shell or the end of
+  # `make` does not take it down; stdout/stderr only catch what log4j does not.
+  setsid java "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    >>"$LOGS/kafka.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  say "kafka: started (pid $pid, heap $HEAP, logs .state/kafka/logs), waiting until it answers ..."
+  wait_ready "$pid"
+}
+
+stop() {
+  local pid waited=0
+  if ! pid="$(our_pid)"; then
+    say "kafka: not running"
+    return
+  fi
+  # SIGTERM = controlled shutdown: the broker flushes and closes its logs cleanly.
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge "$STOP_TIMEOUT_S" ]; then
+      warn "kafka (pid $pid) still running after ${STOP_TIMEOUT_S}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  rm -f "$PIDFILE"
+  say "kafka: stopped"
+}
+
+status() {
+  local pid
+  if pid="$(our_pid)" && port_open "$HOST" "$PORT"; then
+    say "kafka: running (pid $pid) on $HOST:$PORT"
+    return 0
+  fi
+  if pid="$(our_pid)"; then
+    say "kafka: process $pid is up but $HOST:$PORT does not accept connections (starting?)"
+  elif port_open "$HOST" "$PORT"; then
+    say "kafka: not ours; something else listens on $HOST:$PORT"
+  else
+    say "kafka: not running"
+  fi
+  return 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
