@@ -102,6 +102,7 @@ class PersonChanged(Model):
     created_at: UtcDatetime | None = None
     created_by_id: str | None = None
     is_consultant: bool | None = None
+    region: str | None = None  # a CRM region field as sent (e.g. a Salesforce custom field)
     merged_ids: list[str] = Field(default_factory=list)
     changed_fields: list[str] = Field(default_factory=list)
 
@@ -125,6 +126,7 @@ class AccountChanged(Model):
     website: str | None = None
     owner_id: str | None = None
     country: str | None = None  # billing country as sent
+    region: str | None = None  # a CRM region field as sent (e.g. a Salesforce custom field)
     users: int | None = None
     plan: str | None = None
     iacv: Decimal | None = None
