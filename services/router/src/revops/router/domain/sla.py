@@ -1,0 +1,59 @@
+"""Lead SLAs: the first touch target and the first status change limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from revops.router.domain.rules import RoutingPolicy
+
+SlaKind = Literal["first_touch", "first_status_change"]
+
+
+@dataclass(frozen=True)
+class LeadTimes:
+    lead_id: str
+    created_at: datetime
+    first_touch_at: datetime | None = None
+    first_status_change_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Breach:
+    lead_id: str
+    kind: SlaKind
+    allowed: timedelta
+    took: timedelta  # so far, when still open
+    open: bool  # nothing happened yet: the breach grows until something does
+
+
+def elapsed(start: datetime, end: datetime | None) -> timedelta | None:
+    # A touch logged before the lead existed (a late event) counts as immediate.
+    return None if end is None else max(end - start, timedelta(0))
+
+
+def first_touch_time(times: LeadTimes) -> timedelta | None:
+    return elapsed(times.created_at, times.first_touch_at)
+
+
+def first_status_change_time(times: LeadTimes) -> timedelta | None:
+    return elapsed(times.created_at, times.first_status_change_at)
+
+
+def breaches(times: LeadTimes, policy: RoutingPolicy, as_of: datetime) -> list[Breach]:
+    """The SLAs this lead misses, as of ``as_of`` for the ones not met yet.
+
+    Exactly at the limit is on time (5:00 meets the 5-minute target, 5:01 does not).
+    """
+    found: list[Breach] = []
+    checks: tuple[tuple[SlaKind, datetime | None, timedelta], ...] = (
+        ("first_touch", times.first_touch_at, policy.first_touch_target),
+        ("first_status_change", times.first_status_change_at, policy.first_status_change_limit),
+    )
+    for kind, happened_at, allowed in checks:
+        end = happened_at if happened_at is not None else as_of
+        took = max(end - times.created_at, timedelta(0))
+        if took > allowed:
+            found.append(Breach(times.lead_id, kind, allowed, took, happened_at is None))
+    return found
