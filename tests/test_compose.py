@@ -1,0 +1,149 @@
+"""docker-compose.yml is valid and describes the whole system.
+
+No container runs here: the file is checked by Compose itself (`docker compose config`
+where the plugin exists, else Debian's `docker-compose`, which needs no engine for
+`config`), then its normalised form is read back to check the services, their ports,
+health checks and start order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+APP_PORTS = {"ingest": 8000, "router": 8001, "attribution": 8002, "renewals": 8003}
+CONSUMERS = ("router", "attribution", "renewals")
+
+
+@cache
+def compose_command() -> tuple[str, ...]:
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return ("docker", "compose")
+    if shutil.which("docker-compose"):
+        return ("docker-compose",)
+    pytest.fail(
+        "neither `docker compose` nor `docker-compose` is installed, so docker-compose.yml "
+        "cannot be validated: run `apt-get install -y docker-compose` "
+        "(or deploy/local/bootstrap.sh)"
+    )
+
+
+def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE_FILE), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@cache
+def normalised() -> dict[str, Any]:
+    result = run_compose("config")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+def service(name: str) -> dict[str, Any]:
+    services: dict[str, Any] = normalised()["services"]
+    assert name in services, f"service {name!r} missing from docker-compose.yml"
+    return dict(services[name])
+
+
+def published_ports(svc: dict[str, Any]) -> set[tuple[str, int, int]]:
+    """(host ip, published, target) of every port, in either Compose's notation."""
+    found = set()
+    for port in svc.get("ports", []):
+        if isinstance(port, dict):  # compose v2: long syntax
+            found.add((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+        else:  # compose v1: "127.0.0.1:8000:8000/tcp"
+            parts = str(port).split("/")[0].split(":")
+            host_ip = parts[0] if len(parts) == 3 else ""
+            found.add((host_ip, int(parts[-2]), int(parts[-1])))
+    return found
+
+
+def healthcheck_text(svc: dict[str, Any]) -> str:
+    test = svc.get("healthcheck", {}).get("test")
+    assert test, "no health check"
+    return " ".join(test) if isinstance(test, list) else str(test)
+
+
+def test_compose_file_is_valid() -> None:
+    result = run_compose("config", "-q")
+    assert result.returncode == 0, f"{' '.join(compose_command())} config -q: {result.stderr}"
+
+
+def test_kafka_is_a_single_kraft_node_on_loopback() -> None:
+    kafka = service("kafka")
+    assert str(kafka["image"]).startswith("apache/kafka:3.9.")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
+    assert ("127.0.0.1", 9092, 9092) in published_ports(kafka)
+    assert "kafka-broker-api-versions" in healthcheck_text(kafka)
+
+
+def test_postgres_runs_the_same_init_script_as_the_local_setup() -> None:
+    postgres = service("postgres")
+    assert postgres["image"] == "postgres:15"
+    assert ("127.0.0.1", 5432, 5432) in published_ports(postgres)
+    assert "psql" in healthcheck_text(postgres)
+    mounts = [str(v if isinstance(v, str) else v.get("source")) for v in postgres["volumes"]]
+    assert any(m.split(":")[0].endswith("deploy/local/postgres-init.sql") for m in mounts), mounts
+
+
+def test_topics_are_created_once_kafka_is_healthy() -> None:
+    topics = service("topics")
+    assert topics["command"] == ["revops", "topics", "ensure"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", sorted(APP_PORTS))
+def test_each_service_is_built_published_and_health_checked(name: str) -> None:
+    svc = service(name)
+    port = APP_PORTS[name]
+    assert svc["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+    assert (ROOT / "services" / name / "Dockerfile").is_file()
+    assert svc["command"] == [f"revops-{name}"]
+    assert ("127.0.0.1", port, port) in published_ports(svc)
+    assert f"127.0.0.1:{port}/healthz" in healthcheck_text(svc)
+    env = svc["environment"]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+    assert str(env["HTTP_PORT"]) == str(port)
+    assert env["HTTP_HOST"] == "0.0.0.0"
+    depends = svc["depends_on"]
+    assert depends["kafka"]["condition"] == "service_healthy"
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", CONSUMERS)
+def test_each_consumer_uses_its_own_role_and_waits_for_postgres(name: str) -> None:
+    svc = service(name)
+    url = f"postgresql+asyncpg://{name}:{name}@postgres:5432/revops"
+    assert svc["environment"]["DATABASE_URL"] == url
+    assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", sorted(APP_PORTS))
+def test_each_dockerfile_installs_only_its_package_and_runs_unprivileged(name: str) -> None:
+    text = (ROOT / "services" / name / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert f"uv sync --frozen --no-dev --package revops-{name}" in text
+    assert "\nUSER " in text and "\nUSER root" not in text
+    assert f'CMD ["revops-{name}"]' in text
