@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
+
 from revops.events import topics
 from revops.events.catalogue import (
     EVENT_CLASSES,

@@ -12,6 +12,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import Column, Integer, String, Table, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from revops.events import admin, topics
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.consumer import ConsumerRunner
@@ -20,16 +25,12 @@ from revops.events.outbox import OutboxRelay, add_event
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.settings import KafkaSettings, ServiceSettings
 from revops.events.testing import (
+    database_url_for_tests,
     eventually,
     publish,
     read_records,
-    test_database_url,
     unique_prefix,
 )
-from sqlalchemy import Column, Integer, String, Table, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 SCHEMA = "events_test"
 metadata = service_metadata(SCHEMA)
@@ -41,7 +42,7 @@ applied = Table(
 )
 INBOX = metadata.tables[f"{SCHEMA}.inbox"]
 OUTBOX = metadata.tables[f"{SCHEMA}.outbox"]
-URL = test_database_url("revops")  # the admin role may create this test-only schema
+URL = database_url_for_tests("revops")  # the admin role may create this test-only schema
 
 
 @pytest.fixture(scope="module")
@@ -119,17 +120,18 @@ async def run_until(r: ConsumerRunner, check, timeout_s: float = 30):
 
 
 async def test_an_event_delivered_twice_is_applied_once(settings, database):
-    await publish(settings, [form("dup-1"), form("other-1")])
-    await publish(settings, [form("dup-1")])  # the sender's retry: same event id
     producer = EventProducer(settings)
-
-    async def all_applied():
-        rows = await applied_rows(database)
-        assert set(rows) == {"dup-1", "other-1"}
-        return rows
-
-    await run_until(runner(settings, database, producer), all_applied)
-    await asyncio.sleep(0.5)  # give a second application every chance to show up
+    r = runner(settings, database, producer)
+    task = asyncio.create_task(r.run())
+    try:
+        await publish(settings, [form("dup-1"), form("other-1")])
+        await eventually(lambda: fully_committed(settings))
+        # The sender's retry, in a later batch: same event id.
+        await publish(settings, [form("dup-1")])
+        await eventually(lambda: fully_committed(settings))
+    finally:
+        r.stop()
+        await asyncio.wait_for(task, 20)
     assert await applied_rows(database) == {"dup-1": 1, "other-1": 1}
     await producer.stop()
 
@@ -152,20 +154,11 @@ async def test_a_crash_between_db_commit_and_offset_commit_applies_nothing_twice
 
     monkeypatch.undo()
     restarted = runner(settings, database, producer)
-
-    async def all_applied():
-        rows = await applied_rows(database)
-        assert len(rows) == 20
-        return rows
-
-    await run_until(restarted, all_applied)
-    lags = await admin.group_lag(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}events-test",
-        [topics.FORMS.name(settings.topic_prefix)],
-    )
-    assert sum(p.lag for p in lags) == 0, "offsets were committed after the restart"
-    assert set((await applied_rows(database)).values()) == {1}
+    # The restarted consumer re-reads the batch whose offsets were never committed.
+    await run_until(restarted, lambda: fully_committed(settings))
+    rows = await applied_rows(database)
+    assert len(rows) == 20
+    assert set(rows.values()) == {1}, "an event was applied twice after the crash"
     await producer.stop()
 
 
@@ -254,6 +247,16 @@ async def test_two_consumers_in_one_group_apply_every_event_exactly_once(setting
     await producer.stop()
 
 
+async def fully_committed(settings, group_suffix: str = "events-test") -> None:
+    lags = await admin.group_lag(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}{group_suffix}",
+        [topics.FORMS.name(settings.topic_prefix)],
+    )
+    assert lags, "the group's partitions must be visible"
+    assert sum(p.lag for p in lags) == 0
+
+
 async def _at_least(database: Database, n: int) -> None:
     assert len(await applied_rows(database)) >= n
 
@@ -268,12 +271,7 @@ async def test_stop_finishes_the_batch_commits_and_leaves(settings, database):
     r.stop()
     await asyncio.wait_for(task, 10)
     assert time.monotonic() - started < 10
-    lags = await admin.group_lag(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}events-test",
-        [topics.FORMS.name(settings.topic_prefix)],
-    )
-    assert sum(p.lag for p in lags) == 0
+    await fully_committed(settings)
     await producer.stop()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
 from revops.events import topics as topic_catalogue
 from revops.events.topics import TopicSpec
 
@@ -55,6 +56,22 @@ async def ensure_topics(
         await admin.close()
 
 
+async def partitions_of(bootstrap: str, topic_names: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of the named topics that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topic_names))
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if d.get("error_code") == 0
+        for p in d["partitions"]
+    )
+
+
 async def list_topics(bootstrap: str) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
@@ -82,13 +99,9 @@ async def group_lag(bootstrap: str, group: str, topic_names: Sequence[str]) -> l
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
+    partitions = await partitions_of(bootstrap, topic_names)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(name, p)
-            for name in topic_names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
         if not partitions:
             return []
         ends = await consumer.end_offsets(partitions)
@@ -107,13 +120,9 @@ async def reset_group_to_start(bootstrap: str, group: str, topic_names: Sequence
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
+    partitions = await partitions_of(bootstrap, topic_names)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(name, p)
-            for name in topic_names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)

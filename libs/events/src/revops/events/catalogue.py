@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
 from revops.events import topics
 from revops.events.topics import TopicSpec
 

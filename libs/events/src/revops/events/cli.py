@@ -20,13 +20,14 @@ from typing import Annotated
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from alembic import command
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
 from revops.events import admin, migrations
 from revops.events.service import ServiceSpec
 from revops.events.settings import KafkaSettings
 from revops.events.topics import by_base_name
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-from rich.table import Table
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+
 from revops.events.catalogue import EVENT_ADAPTER, Envelope, Event
 
 

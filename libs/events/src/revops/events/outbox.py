@@ -15,6 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from revops.events import metrics
 from revops.events.catalogue import Envelope
 from revops.events.codec import encode_event
@@ -22,9 +26,6 @@ from revops.events.consumer import is_infrastructure_error
 from revops.events.db import Database
 from revops.events.producer import EventProducer
 from revops.events.settings import ServiceSettings
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 

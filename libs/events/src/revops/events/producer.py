@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
 from revops.events.catalogue import Envelope
 from revops.events.codec import encode_event, event_headers
 from revops.events.settings import KafkaSettings

@@ -22,6 +22,9 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from revops.events import migrations
 from revops.events.consumer import ConsumerRunner, Handler
 from revops.events.db import Database
@@ -30,8 +33,6 @@ from revops.events.outbox import OutboxRelay, Sender
 from revops.events.producer import EventProducer
 from revops.events.settings import KafkaSettings, ServiceSettings
 from revops.events.topics import TopicSpec
-from sqlalchemy import MetaData, Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer
+
 from revops.events import admin, migrations
 from revops.events.catalogue import Envelope, Event
 from revops.events.codec import decode_event
@@ -39,7 +40,7 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}-"
 
 
-def test_database_url(role: str) -> str:
+def database_url_for_tests(role: str) -> str:
     """The tests' database (``revops_test``), as the service's own role."""
     env = os.environ.get(f"TEST_{role.upper()}_DATABASE_URL")
     return env or f"postgresql+asyncpg://{role}:{role}@127.0.0.1:5432/revops_test"
@@ -51,7 +52,7 @@ def service_settings(
     values: dict[str, Any] = {
         "service_name": service,
         "topic_prefix": prefix,
-        "database_url": test_database_url(service),
+        "database_url": database_url_for_tests(service),
         "consumer_poll_ms": 50,
         "consumer_session_timeout_ms": 6000,
     }
@@ -75,7 +76,7 @@ def require_infrastructure(settings: KafkaSettings | None = None) -> None:
         host, _, port = server.strip().rpartition(":")
         if not _reachable(host or "127.0.0.1", int(port)):
             missing.append(f"Kafka is not reachable at {server}")
-    pg = urlsplit(test_database_url("revops").replace("+asyncpg", ""))
+    pg = urlsplit(database_url_for_tests("revops").replace("+asyncpg", ""))
     if not _reachable(pg.hostname or "127.0.0.1", pg.port or 5432):
         missing.append(f"Postgres is not reachable at {pg.hostname}:{pg.port}")
     if missing:
