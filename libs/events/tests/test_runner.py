@@ -305,3 +305,26 @@ async def test_the_producer_gives_up_within_its_timeout_when_kafka_is_down(infra
     with pytest.raises(KafkaUnavailable, match="unreachable"):
         await producer.publish([form("never")])
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_replayed_dead_letter_is_applied_once_the_handler_is_fixed(settings, database):
+    from revops.events.cli import _replay
+
+    await publish(settings, [form("late-fix", "poison")])
+    producer = EventProducer(settings)
+    await run_until(runner(settings, database, producer), lambda: fully_committed(settings))
+    assert "late-fix" not in await applied_rows(database)
+
+    replayed = await _replay(settings, topics.FORMS.name(settings.topic_prefix), 100)
+    assert replayed == 1
+
+    async def applied_after_replay():
+        assert await applied_rows(database) == {"late-fix": 1}
+
+    async def apply_fixed(session, event):  # the bug fix shipped with the next release
+        await session.execute(
+            pg_insert(applied).values(event_id=event.id, times=1).on_conflict_do_nothing()
+        )
+
+    await run_until(runner(settings, database, producer, handle=apply_fixed), applied_after_replay)
+    await producer.stop()

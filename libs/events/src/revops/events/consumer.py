@@ -23,6 +23,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from revops.events import metrics
 from revops.events.catalogue import Event
 from revops.events.codec import UndecodableEvent, decode_event
@@ -31,10 +36,6 @@ from revops.events.logs import event_context
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.settings import ServiceSettings
 from revops.events.topics import TopicSpec
-from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
