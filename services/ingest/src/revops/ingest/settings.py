@@ -1,0 +1,89 @@
+"""Ingest's configuration, from the environment (env var = field name upper-cased).
+
+Every default works on one machine, so `revops-ingest` starts and the demo can sign its
+webhooks with the same well-known development secrets:
+
+- HubSpot app client secret: ``dev-hubspot-secret`` (``HUBSPOT_CLIENT_SECRETS``, a JSON
+  list: several during a rotation).
+- Salesforce organisation allowed: ``00D000000000001`` (``SALESFORCE_ORG_IDS``; compared
+  on the first 15 characters, so the 18-character form matches too). An empty list
+  refuses every outbound message.
+- Salesforce event relay HMAC secret: ``dev-salesforce-events-secret``.
+- Product sign-ups, Standard Webhooks secret: ``whsec_`` + base64 of the 24 bytes
+  ``revops-dev-signup-secret`` (``PRODUCT_WEBHOOK_SECRETS``, a JSON list).
+
+Never use these outside a laptop: they are public.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import Field, SecretStr
+
+from revops.events.settings import KafkaSettings
+
+DEV_SIGNUP_KEY = b"revops-dev-signup-secret"
+DEV_WHSEC = "whsec_" + base64.b64encode(DEV_SIGNUP_KEY).decode()
+
+
+class IngestSettings(KafkaSettings):
+    service_name: str = "ingest"
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # One by default: see the benchmark notes in main.py.
+    http_workers: int = Field(default=1, ge=1)
+
+    # The URL HubSpot calls, scheme and host (e.g. https://hooks.example.com), used to
+    # rebuild the signed URI behind a proxy. Empty: the URL of the request as received.
+    public_base_url: str = ""
+
+    # Size limit of any webhook body, in bytes (413 above it).
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # The whole request must be answered well within the senders' 2 s budget for a 503.
+    publish_deadline_s: float = Field(default=1.9, gt=0)
+    retry_after_s: int = Field(default=1, ge=0)
+
+    # --- HubSpot ---
+    hubspot_client_secrets: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-hubspot-secret")]
+    )
+    hubspot_signature_versions: list[str] = Field(default_factory=lambda: ["v1", "v2", "v3"])
+    hubspot_timestamp_tolerance_s: int = Field(default=300, ge=1)
+    hubspot_max_batch: int = Field(default=100, ge=1)
+    # Form id -> form type (demo_request, contact, ebook, webinar, ...), when the target
+    # URL carries no ``form_type`` query parameter (JSON object in the environment).
+    form_types_by_id: dict[str, str] = Field(default_factory=dict)
+    # Our field -> the form field (HubSpot property) that carries it.
+    form_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "email": "email",
+            "first_name": "firstname",
+            "last_name": "lastname",
+            "company": "company",
+            "country": "country",
+            "is_consultant": "is_consultant",
+            "utm_campaign": "utm_campaign",
+        }
+    )
+
+    # --- Salesforce ---
+    salesforce_org_ids: list[str] = Field(default_factory=lambda: ["00D000000000001"])
+    # Source addresses or networks allowed to send outbound messages (empty: any). Set
+    # it from Salesforce's published ranges (help article 000321501).
+    salesforce_source_networks: list[str] = Field(default_factory=list)
+    salesforce_max_notifications: int = Field(default=100, ge=1)
+    salesforce_events_secrets: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-salesforce-events-secret")]
+    )
+    salesforce_events_tolerance_s: int = Field(default=300, ge=1)
+    # API names of the org's custom fields.
+    salesforce_contract_end_field: str = "Contract_End_Date__c"
+    salesforce_consultant_field: str = "Is_Consultant__c"
+    salesforce_sdr_certified_field: str = "SDR_Certified__c"
+    salesforce_region_field: str = "Region__c"
+
+    # --- product sign-ups (Standard Webhooks) ---
+    product_webhook_secrets: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_WHSEC)])
+    product_timestamp_tolerance_s: int = Field(default=300, ge=1)
