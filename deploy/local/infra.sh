@@ -33,14 +33,15 @@ ensure_topics() {
     return 0
   fi
   say "topics: revops topics ensure"
-  uv_run revops topics ensure || die "revops topics ensure failed"
+  KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:${KAFKA_PORT:-9092}" uv_run revops topics ensure \
+    || die "revops topics ensure failed"
 }
 
 up() {
   step "postgres" "$HERE/postgres.sh" start
   step "kafka" "$HERE/kafka.sh" start
   ensure_topics
-  say "infra: up (Kafka 127.0.0.1:9092, Postgres 127.0.0.1:5432)"
+  say "infra: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, Postgres 127.0.0.1:${PG_PORT:-5432})"
 }
 
 down() {

@@ -22,8 +22,9 @@ PIDFILE="$KAFKA_STATE/kafka.pid"
 POM="$ROOT/deploy/local/kafka/pom.xml"
 
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+# Overridable to run a second, throw-away broker beside the usual one (measurements).
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${KAFKA_HEAP:-512m}"
 # Bounds, so a broken network or broker is reported instead of waited on forever.
 MVN_TIMEOUT_S="${KAFKA_MVN_TIMEOUT_S:-600}"
@@ -224,7 +225,7 @@ start() {
     >>"$LOGS/kafka.out" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDFILE"
-  say "kafka: started (pid $pid, heap $HEAP, logs .state/kafka/logs), waiting until it answers ..."
+  say "kafka: started (pid $pid, heap $HEAP, logs in ${LOGS#"$ROOT"/}), waiting until it answers ..."
   wait_ready "$pid"
 }
 

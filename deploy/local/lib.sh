@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 STATE="${REVOPS_STATE_DIR:-$ROOT/.state}"
 
 say() { printf '%s\n' "$*"; }

@@ -15,7 +15,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HOST=127.0.0.1
-PORT=5432
+# Overridable to run a second, throw-away cluster beside the usual one (measurements).
+PORT="${PG_PORT:-5432}"
+CLUSTER="${PG_CLUSTER:-main}"
 MAX_CONNECTIONS=200
 INIT_SQL="$ROOT/deploy/local/postgres-init.sql"
 START_TIMEOUT_S="${PG_START_TIMEOUT_S:-60}"
@@ -40,8 +42,8 @@ ensure_installed() {
   apt_install postgresql
 }
 
-# Pick the cluster to run: the one already on 5432, else `<newest> main` moved to 5432,
-# else a new one. Prints "<version> <name>".
+# Pick the cluster to run: the one already on our port, else `<newest> main` moved to
+# our port, else a new one. Prints "<version> <name>".
 ensure_cluster() {
   local found version
   found="$(cluster_on_port)"
@@ -50,14 +52,14 @@ ensure_cluster() {
     return
   fi
   version="$(newest_installed_version)"
-  if [ -d "/etc/postgresql/$version/main" ]; then
-    as_root pg_conftool -s "$version" main set port "$PORT" >&2
+  if [ -d "/etc/postgresql/$version/$CLUSTER" ]; then
+    as_root pg_conftool "$version" "$CLUSTER" set port "$PORT" >/dev/null
   else
-    say "postgres: creating cluster $version/main on port $PORT" >&2
-    # The package's postinst may already have made one; on a bare install it has not.
-    as_root pg_createcluster "$version" main --port "$PORT" >/dev/null
+    say "postgres: creating cluster $version/$CLUSTER on port $PORT" >&2
+    # The package's postinst usually made `main` already; a bare install may not have.
+    as_root pg_createcluster "$version" "$CLUSTER" --port "$PORT" >/dev/null
   fi
-  echo "$version main"
+  echo "$version $CLUSTER"
 }
 
 # Our settings and pg_hba rule; sets RESTART_NEEDED=1 when a setting changed (they all
