@@ -5,6 +5,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from revops.attribution.domain.influence import (
     AttributionModel,
     CampaignInfluence,

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import permutations
 
 import pytest
+
 from revops.attribution.domain.lead_source import (
     FirstTouchpoint,
     GatedTouch,

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from revops.attribution.domain.lead_source import LeadSource, RepRole
 from revops.attribution.domain.opportunity_source import (
     AccountContact,

@@ -1,4 +1,5 @@
 import pytest
+
 from revops.attribution.domain.original_source import (
     OriginalSource,
     SourceBucketRules,

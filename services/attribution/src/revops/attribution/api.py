@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import RowMapping, func, select
+
 from revops.attribution import models
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.catalogue import normalise_email
 from revops.events.service import ReadAccess, SessionDep
-from sqlalchemy import RowMapping, func, select
 
 router = APIRouter(tags=["attribution"])
 
@@ -202,6 +203,10 @@ async def get_opportunity_attribution(
     )
 
 
+def _money(value: Any) -> Decimal:
+    return Decimal(value or 0).quantize(Decimal("0.01"))
+
+
 def _bound(value: datetime | date | None) -> datetime | None:
     if value is None:
         return None
@@ -241,7 +246,7 @@ async def pipeline_by_source(
             .group_by(column)
             .order_by(column)
         )
-        return [SourceLine(key=k, opportunities=n, amount=Decimal(a)) for k, n, a in result]
+        return [SourceLine(key=k, opportunities=n, amount=_money(a)) for k, n, a in result]
 
     sources = await by(table.c.opportunity_source)
     touchpoints = await by(table.c.first_touchpoint)
@@ -266,7 +271,7 @@ async def pipeline_by_source(
                 campaign_id=c,
                 opportunities=n,
                 credited_opportunities=float(share),
-                credited_amount=Decimal(a).quantize(Decimal("0.01")),
+                credited_amount=_money(a),
             )
             for c, n, share, a in result
         ]

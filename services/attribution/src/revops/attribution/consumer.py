@@ -19,9 +19,16 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
 from revops.attribution import models
 from revops.attribution.decisions import (
     Rules,
+    accounts_of,
     affected_opportunities,
     recompute_opportunities,
     recompute_people,
@@ -37,11 +44,6 @@ from revops.events.catalogue import (
     PersonChangedEvent,
     SignupCreatedEvent,
 )
-from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,15 @@ class UnitOfWork:
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     touches: dict[str, dict[str, Any]] = field(default_factory=dict)
     opportunities: dict[str, OpportunityFacts] = field(default_factory=dict)
+    conversions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # People whose CRM record changed, and the earliest new touch of each touched person.
+    changed_people: set[str] = field(default_factory=set)
+    touched_people: dict[str, datetime] = field(default_factory=dict)
+
+    def note_touch(self, touch: dict[str, Any]) -> None:
+        self.touches[touch["touch_id"]] = touch
+        person_id, at = touch["person_id"], touch["occurred_at"]
+        self.touched_people[person_id] = min(at, self.touched_people.get(person_id, at))
 
     def note_person(self, facts: PersonFacts) -> None:
         known = self.people.get(facts.person_id)
@@ -199,6 +210,19 @@ def _write_facts(session: Session, uow: UnitOfWork) -> None:
             pg_insert(models.touches).on_conflict_do_nothing(index_elements=["touch_id"]),
             list(uow.touches.values()),
         )
+    if uow.conversions:
+        statement = pg_insert(models.conversions)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["lead_id"],
+                set_={
+                    c.name: func.coalesce(statement.excluded[c.name], c)
+                    for c in models.conversions.c
+                    if c.name != "lead_id"
+                },
+            ),
+            list(uow.conversions.values()),
+        )
     _upsert(
         session,
         models.opportunities,
@@ -208,14 +232,68 @@ def _write_facts(session: Session, uow: UnitOfWork) -> None:
     )
 
 
+def _resolve_conversions(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:
+    """Conversions whose person became known: this batch's by email, and any earlier one
+    naming a CRM id that this batch's refs resolve (the lead's event came after)."""
+    resolved = [c for c in uow.conversions.values() if c["person_id"] is not None]
+    if uow.refs:
+        table, refs = models.conversions, models.person_refs
+        statement = (
+            update(table)
+            .where(
+                table.c.person_id.is_(None),
+                or_(refs.c.object_id == table.c.lead_id, refs.c.object_id == table.c.contact_id),
+            )
+            .values(person_id=refs.c.person_id)
+            .returning(*table.c)
+        )
+        resolved.extend(dict(row) for row in session.execute(statement).mappings())
+    return resolved
+
+
+def _apply_conversions(session: Session, conversions: list[dict[str, Any]]) -> None:
+    """A converted lead becomes a contact of the account, and its opportunity's lead."""
+    if not conversions:
+        return
+    people, opportunities = models.people, models.opportunities
+    session.execute(
+        update(people)
+        .where(people.c.person_id == bindparam("b_person_id"))
+        .values(account_id=bindparam("b_account_id"), person_type="contact"),
+        [{"b_person_id": c["person_id"], "b_account_id": c["account_id"]} for c in conversions],
+    )
+    with_opportunity = [c for c in conversions if c["opportunity_id"]]
+    if with_opportunity:
+        session.execute(
+            update(opportunities)
+            .where(opportunities.c.opportunity_id == bindparam("b_opportunity_id"))
+            .values(converted_person_id=bindparam("b_person_id")),
+            [
+                {"b_opportunity_id": c["opportunity_id"], "b_person_id": c["person_id"]}
+                for c in with_opportunity
+            ],
+        )
+
+
 def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
     """Write the facts, then decide again everything they can change."""
+    # A contact moving to another account leaves the old one's opportunities to decide.
+    previous_accounts = set(accounts_of(session, uow.changed_people).values())
     _write_facts(session, uow)
-    people = set(uow.people)
-    recompute_people(session, people, uow.rules)
-    accounts = {p.account_id for p in uow.people.values() if p.account_id}
-    accounts |= {o.account_id for o in uow.opportunities.values() if o.account_id}
-    opportunities = affected_opportunities(session, set(uow.opportunities), people, accounts)
+    conversions = _resolve_conversions(session, uow)
+    _apply_conversions(session, conversions)
+    converted = {c["person_id"] for c in conversions}
+    changed = recompute_people(session, set(uow.people) | converted, uow.rules)
+    changed |= uow.changed_people | converted
+    touched = {p: at for p, at in uow.touched_people.items() if p not in changed}
+    accounts = previous_accounts | {
+        o.account_id for o in uow.opportunities.values() if o.account_id
+    }
+    accounts |= {c["account_id"] for c in conversions}
+    opportunity_ids = set(uow.opportunities) | {
+        c["opportunity_id"] for c in conversions if c["opportunity_id"]
+    }
+    opportunities = affected_opportunities(session, opportunity_ids, changed, touched, accounts)
     recompute_opportunities(session, opportunities, uow.rules)
 
 
@@ -243,17 +321,19 @@ async def _person_by_ref(session: AsyncSession, uow: UnitOfWork, object_id: str)
 async def on_form(session: AsyncSession, event: FormSubmittedEvent, rules: Rules) -> None:
     form = event.payload
     uow = unit_of_work(session, rules)
-    uow.touches[event.id] = {
-        "touch_id": event.id,
-        "person_id": form.email,
-        "kind": TouchKind.FORM.value,
-        "form_id": form.form_id,
-        "form_type": form.form_type,
-        "campaign_id": form.campaign_id,
-        "page_url": form.page_url,
-        "referrer": form.referrer,
-        "occurred_at": event.occurred_at,
-    }
+    uow.note_touch(
+        {
+            "touch_id": event.id,
+            "person_id": form.email,
+            "kind": TouchKind.FORM.value,
+            "form_id": form.form_id,
+            "form_type": form.form_type,
+            "campaign_id": form.campaign_id,
+            "page_url": form.page_url,
+            "referrer": form.referrer,
+            "occurred_at": event.occurred_at,
+        }
+    )
     uow.note_person(PersonFacts(form.email, event.occurred_at, email=form.email))
     if form.source_ref is not None:
         ref = form.source_ref
@@ -264,17 +344,19 @@ async def on_signup(session: AsyncSession, event: SignupCreatedEvent, rules: Rul
     signup = event.payload
     uow = unit_of_work(session, rules)
     kind = TouchKind.CLOUD_SIGNUP if signup.signup_type == "cloud" else TouchKind.PRIVATE_INSTALL
-    uow.touches[event.id] = {
-        "touch_id": event.id,
-        "person_id": signup.email,
-        "kind": kind.value,
-        "form_id": None,
-        "form_type": None,
-        "campaign_id": None,
-        "page_url": signup.first_source_url,
-        "referrer": signup.referrer,
-        "occurred_at": event.occurred_at,
-    }
+    uow.note_touch(
+        {
+            "touch_id": event.id,
+            "person_id": signup.email,
+            "kind": kind.value,
+            "form_id": None,
+            "form_type": None,
+            "campaign_id": None,
+            "page_url": signup.first_source_url,
+            "referrer": signup.referrer,
+            "occurred_at": event.occurred_at,
+        }
+    )
     uow.note_person(PersonFacts(signup.email, event.occurred_at, email=signup.email))
     uow.note_ref(signup.user_id, "product", "user", signup.email)
 
@@ -304,27 +386,26 @@ async def on_person(session: AsyncSession, event: PersonChangedEvent, rules: Rul
         )
     )
     uow.note_ref(ref.object_id, ref.system, ref.object_type, person_id)
+    uow.changed_people.add(person_id)
 
 
 async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules: Rules) -> None:
     conversion = event.payload
     uow = unit_of_work(session, rules)
-    person_id = conversion.email or await _person_by_ref(session, uow, conversion.lead_id)
-    if person_id is None and conversion.contact_id:
-        person_id = await _person_by_ref(session, uow, conversion.contact_id)
-    person_id = person_id or f"ref:salesforce:{conversion.lead_id}"
-    uow.note_person(
-        PersonFacts(
-            person_id,
-            event.occurred_at,
-            email=conversion.email,
-            person_type="contact",
-            account_id=conversion.account_id,
-        )
-    )
-    uow.note_ref(conversion.lead_id, "salesforce", "Lead", person_id)
-    if conversion.contact_id:
-        uow.note_ref(conversion.contact_id, "salesforce", "Contact", person_id)
+    uow.conversions[conversion.lead_id] = {
+        "lead_id": conversion.lead_id,
+        "account_id": conversion.account_id,
+        "contact_id": conversion.contact_id,
+        "opportunity_id": conversion.opportunity_id,
+        "email": conversion.email,
+        "occurred_at": event.occurred_at,
+        "person_id": conversion.email,
+    }
+    if conversion.email:
+        uow.note_person(PersonFacts(conversion.email, event.occurred_at, email=conversion.email))
+        uow.note_ref(conversion.lead_id, "salesforce", "Lead", conversion.email)
+        if conversion.contact_id:
+            uow.note_ref(conversion.contact_id, "salesforce", "Contact", conversion.email)
     if conversion.opportunity_id:
         uow.note_opportunity(
             OpportunityFacts(
@@ -332,7 +413,6 @@ async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules:
                 event.occurred_at,
                 account_id=conversion.account_id,
                 converted_lead_id=conversion.lead_id,
-                converted_person_id=person_id,
                 converted_at=event.occurred_at,
             )
         )

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import RowMapping, bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session
+
 from revops.attribution import models
 from revops.attribution.domain.influence import (
     AttributionModel,
@@ -41,8 +44,6 @@ from revops.attribution.domain.opportunity_source import (
 )
 from revops.attribution.domain.original_source import SourceBucketRules
 from revops.attribution.settings import AttributionSettings
-from sqlalchemy import RowMapping, bindparam, delete, or_, select, update
-from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,13 @@ def _touches_by_person(
     return by_person
 
 
-def recompute_people(session: Session, person_ids: Collection[str], rules: Rules) -> None:
+_PERSON_DECISIONS = ("lead_source", "first_touchpoint", "first_touch_id", "first_touch_at")
+
+
+def recompute_people(session: Session, person_ids: Collection[str], rules: Rules) -> set[str]:
+    """Decide the people again; returns those whose source or first touch changed."""
     if not person_ids:
-        return
+        return set()
     rows = (
         session.execute(
             select(models.people).where(models.people.c.person_id.in_(list(person_ids)))
@@ -124,6 +129,7 @@ def recompute_people(session: Session, person_ids: Collection[str], rules: Rules
     )
     touches = _touches_by_person(session, person_ids)
     updates: list[dict[str, Any]] = []
+    changed: set[str] = set()
     for row in rows:
         person = attribute_person(
             _person_created(row),
@@ -144,6 +150,8 @@ def recompute_people(session: Session, person_ids: Collection[str], rules: Rules
                 "first_referrer": person.first_referrer,
             }
         )
+        if any(row[key] != updates[-1][key] for key in _PERSON_DECISIONS):
+            changed.add(row["person_id"])
     if updates:
         statement = (
             update(models.people)
@@ -151,6 +159,7 @@ def recompute_people(session: Session, person_ids: Collection[str], rules: Rules
             .values({key: bindparam(key) for key in updates[0] if key != "b_person_id"})
         )
         session.execute(statement, updates)
+    return changed
 
 
 # --- opportunities -----------------------------------------------------------------------
@@ -246,33 +255,57 @@ def _influence(
     )
 
 
+def accounts_of(session: Session, person_ids: Collection[str]) -> dict[str, str]:
+    if not person_ids:
+        return {}
+    people = models.people
+    rows = session.execute(
+        select(people.c.person_id, people.c.account_id).where(
+            people.c.person_id.in_(list(person_ids)), people.c.account_id.is_not(None)
+        )
+    )
+    return {person_id: account_id for person_id, account_id in rows}
+
+
 def affected_opportunities(
     session: Session,
-    opportunity_ids: Iterable[str],
-    person_ids: Collection[str],
+    opportunity_ids: Collection[str],
+    changed_people: Collection[str],
+    touched_people: Mapping[str, datetime],
     account_ids: Iterable[str],
 ) -> list[RowMapping]:
-    """The opportunities whose decisions may change: named ones, those converted from
-    the people, and every one on the people's accounts (their contacts' forms and
-    sources feed the decisions)."""
-    accounts = set(account_ids)
-    if person_ids:
-        accounts |= {
-            account
-            for account in session.execute(
-                select(models.people.c.account_id).where(
-                    models.people.c.person_id.in_(list(person_ids)),
-                    models.people.c.account_id.is_not(None),
-                )
-            ).scalars()
-        }
+    """The opportunities whose decisions may change.
+
+    Named ones; every one converted from, or on the account of, a person whose record,
+    source or first touch changed (contacts' sources and creation feed the 60-day rule);
+    and for a person who only gained a form or sign-up, the ones it can influence: those
+    created at or after its time -- a form after an opportunity's creation never counts
+    for it, and old opportunities need not be decided again for every new form."""
+    accounts = set(account_ids) | set(accounts_of(session, changed_people).values())
+    touched_accounts: dict[str, datetime] = {}
+    for person_id, account_id in accounts_of(session, list(touched_people)).items():
+        at = touched_people[person_id]
+        touched_accounts[account_id] = min(at, touched_accounts.get(account_id, at))
     table = models.opportunities
+    people = set(changed_people) | set(touched_people)
     conditions = [
         table.c.opportunity_id.in_(list(opportunity_ids)),
-        table.c.account_id.in_(list(accounts)),
-        table.c.converted_person_id.in_(list(person_ids)),
+        table.c.account_id.in_(list(accounts | set(touched_accounts))),
+        table.c.converted_person_id.in_(list(people)),
     ]
-    return list(session.execute(select(table).where(or_(*conditions))).mappings())
+    candidates = session.execute(select(table).where(or_(*conditions))).mappings().all()
+
+    def affected(row: RowMapping) -> bool:
+        if row["opportunity_id"] in opportunity_ids or row["account_id"] in accounts:
+            return True
+        if row["converted_person_id"] in changed_people:
+            return True
+        created = _created_at(row)
+        lead_touched = touched_people.get(row["converted_person_id"] or "")
+        account_touched = touched_accounts.get(row["account_id"] or "")
+        return any(at is not None and at <= created for at in (lead_touched, account_touched))
+
+    return [row for row in candidates if affected(row)]
 
 
 def recompute_opportunities(

@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 from fastapi import FastAPI
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
 from revops.attribution.api import router
 from revops.attribution.consumer import make_handler
 from revops.attribution.models import metadata
@@ -17,8 +20,6 @@ from revops.attribution.settings import AttributionSettings
 from revops.events import topics
 from revops.events.logs import configure_logging
 from revops.events.service import ServiceRuntime, ServiceSpec, create_app, serve
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 SPEC = ServiceSpec(
     name="attribution",

@@ -7,9 +7,10 @@ the stored facts, never patched, so a late event and a replay give the same answ
 
 from __future__ import annotations
 
+from sqlalchemy import Boolean, Column, Date, DateTime, Index, Numeric, Table, Text
+
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.db import service_metadata
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Numeric, Table, Text
 
 SCHEMA = "attribution"
 metadata = service_metadata(SCHEMA)
@@ -71,6 +72,26 @@ touches = Table(
     Column("referrer", Text),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Index("touches_person", "person_id", "occurred_at"),
+)
+
+conversions = Table(
+    "conversions",
+    metadata,
+    # Lead conversions as they came. The person is resolved from the email or, when the
+    # conversion names only CRM ids, from person_refs -- possibly later, when the lead's
+    # own event arrives after its conversion (different topics: no order between them).
+    Column("lead_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("contact_id", Text),
+    Column("opportunity_id", Text),
+    Column("email", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("person_id", Text),
+)
+Index(
+    "conversions_unresolved",
+    conversions.c.lead_id,
+    postgresql_where=conversions.c.person_id.is_(None),
 )
 
 opportunities = Table(

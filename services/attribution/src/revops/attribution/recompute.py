@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import func, select
 
 from revops.attribution import models
 from revops.attribution.consumer import make_handler
 from revops.attribution.settings import AttributionSettings
-from revops.events import admin, migrations
+from revops.events import migrations
 from revops.events.consumer import ConsumerRunner
 from revops.events.db import Database
 from revops.events.producer import EventProducer
 from revops.events.service import ServiceSpec
-from sqlalchemy import func, select
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -41,11 +44,61 @@ class RecomputeResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-async def _remaining(settings: AttributionSettings, spec: ServiceSpec) -> int:
-    names = [t.name(settings.topic_prefix) for t in spec.topics]
-    group = f"{settings.topic_prefix}{settings.service_name}"
-    rows = await admin.group_lag(settings.kafka_bootstrap_servers, group, names)
-    return sum(row.lag for row in rows)
+async def topic_partitions(bootstrap: str, names: Sequence[str]) -> list[TopicPartition]:
+    # Asked of the admin client: a fresh consumer knows no topic's partitions until its
+    # metadata is refreshed, so partitions_for_topic() would answer None.
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await client.start()
+    try:
+        described = await client.describe_topics(list(names))
+    finally:
+        await client.close()
+    return sorted(
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    )
+
+
+@dataclass(frozen=True)
+class ConsumerGroup:
+    bootstrap: str
+    group_id: str
+    partitions: list[TopicPartition]
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False
+        )
+
+    async def reset_to_start(self) -> int:
+        """Commit the earliest offsets (the group must have no live member); returns how
+        many records there are to read again."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.assign(self.partitions)
+            starts = await consumer.beginning_offsets(self.partitions)
+            ends = await consumer.end_offsets(self.partitions)
+            if self.partitions:
+                await consumer.commit(dict(starts))
+            return sum(ends[tp] - starts[tp] for tp in self.partitions)
+        finally:
+            await consumer.stop()
+
+    async def remaining(self) -> int:
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.assign(self.partitions)
+            ends = await consumer.end_offsets(self.partitions)
+            remaining = 0
+            for tp in self.partitions:
+                committed = await consumer.committed(tp)
+                remaining += ends[tp] - (committed or 0)
+            return remaining
+        finally:
+            await consumer.stop()
 
 
 async def _counts(database: Database) -> tuple[int, int, int]:
@@ -70,8 +123,12 @@ async def recompute(
     await migrations.drop_all(url, spec.name)
     await migrations.upgrade(url, spec.name, spec.migrations_dir)
     names = [t.name(settings.topic_prefix) for t in spec.topics]
-    group = f"{settings.topic_prefix}{settings.service_name}"
-    total = await admin.reset_group_to_start(settings.kafka_bootstrap_servers, group, names)
+    group = ConsumerGroup(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}{settings.service_name}",
+        await topic_partitions(settings.kafka_bootstrap_servers, names),
+    )
+    total = await group.reset_to_start()
     database = Database(url, spec.name, pool_size=settings.db_pool_size)
     producer = EventProducer(settings, client_id=f"{spec.name}-recompute")
     runner = ConsumerRunner(
@@ -85,7 +142,7 @@ async def recompute(
     task = asyncio.create_task(runner.run(), name="recompute-consumer")
     try:
         while True:
-            remaining = await _remaining(settings, spec)
+            remaining = await group.remaining()
             if progress is not None:
                 progress(max(0, total - remaining), total)
             if remaining <= 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pydantic import Field
+
 from revops.attribution.domain.influence import InfluencePolicy
 from revops.attribution.domain.lead_source import (
     DEFAULT_FORM_TYPE_TOUCHPOINTS,

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 
 class AttributionModel(StrEnum):
@@ -244,6 +245,39 @@ def model_weights(
             return _time_decay(journey, opportunity_created_at, policy.half_life)
 
 
+def model_credits(
+    model: AttributionModel,
+    journey: Sequence[CampaignTouch],
+    positions: Mapping[Position, int],
+    opportunity_created_at: datetime,
+    policy: InfluencePolicy = DEFAULT_INFLUENCE_POLICY,
+) -> list[Decimal]:
+    """Rounded credit of each touch of the journey under one model; sums to exactly 1."""
+    if not journey:
+        return []
+    if model is AttributionModel.TIME_DECAY:
+        weights = model_weights(model, journey, positions, opportunity_created_at, policy)
+        return round_shares(weights, policy.precision)
+    # Positional models depend only on the journey's length and its milestones' places,
+    # which repeat endlessly: computed once per shape.
+    shape = tuple(positions[p] for p in Position)
+    return list(_positional_credits(model, len(journey), shape, policy))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=8192)
+def _positional_credits(
+    model: AttributionModel, size: int, shape: tuple[int, ...], policy: InfluencePolicy
+) -> tuple[Decimal, ...]:
+    positions = dict(zip(Position, shape, strict=True))
+    # The journey's touches matter only through their count here.
+    placeholder = [CampaignTouch("", "", "", _EPOCH)] * size
+    weights = model_weights(model, placeholder, positions, _EPOCH, policy)
+    return tuple(round_shares(weights, policy.precision))
+
+
 def round_shares(shares: Sequence[Fraction], precision: Decimal) -> list[Decimal]:
     """Round shares that sum to 1 so that the rounded values sum to exactly 1:
     floor each, then hand the missing units to the largest remainders (earliest
@@ -279,10 +313,7 @@ def campaign_influence(
     journey = influencing_touches(touches, opportunity_created_at, policy)
     positions = journey_positions(journey, converting_person_id, lead_creation_touch_id)
     credit_columns = {
-        model: round_shares(
-            model_weights(model, journey, positions, opportunity_created_at, policy),
-            policy.precision,
-        )
+        model: model_credits(model, journey, positions, opportunity_created_at, policy)
         for model in models
     }
     primary = (

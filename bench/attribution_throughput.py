@@ -1,0 +1,307 @@
+"""Attribution throughput: events/s applied with their writes, beside the raw consume rate
+of the same events in the same run.
+
+    uv run python bench/attribution_throughput.py --events 100000
+
+Publishes a realistic mix (forms, sign-ups, CRM people, conversions, opportunities over
+accounts of a few people each) under a unique topic prefix, then
+  (a) reads them all with a bare AIOKafkaConsumer (decode nothing: the broker's and the
+      client's ceiling), and
+  (b) applies them all with attribution's own ConsumerRunner and handlers into a fresh
+      `attribution` schema of `revops_test` (inbox, facts, every decision recomputed),
+and prints both rates and their ratio; JSON goes to bench/results/attribution_throughput.json.
+Needs `make infra`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import func, select
+
+from revops.attribution import models
+from revops.attribution.consumer import make_handler
+from revops.attribution.main import SPEC
+from revops.attribution.recompute import ConsumerGroup, topic_partitions
+from revops.attribution.settings import AttributionSettings
+from revops.events import admin
+from revops.events.catalogue import (
+    Envelope,
+    FormSubmitted,
+    FormSubmittedEvent,
+    LeadConverted,
+    LeadConvertedEvent,
+    OpportunityChanged,
+    OpportunityChangedEvent,
+    PersonChanged,
+    PersonChangedEvent,
+    SignupCreated,
+    SignupCreatedEvent,
+    SourceRef,
+    make_event,
+)
+from revops.events.consumer import ConsumerRunner
+from revops.events.db import Database
+from revops.events.producer import EventProducer
+from revops.events.testing import fresh_schema, service_settings, unique_prefix
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+FORM_TYPES = ["demo_request", "contact", "ebook", "whitepaper", "newsletter", "webinar", "nps"]
+URLS = [
+    "https://about.example.com/?utm_source=google&utm_medium=cpc",
+    "https://about.example.com/blog?utm_medium=email&utm_campaign=launch",
+    "https://about.example.com/",
+    None,
+]
+REFERRERS = ["https://www.google.com/", "https://www.linkedin.com/", "https://github.com/", None]
+
+
+def generate(count: int, seed: int = 7) -> list[Envelope]:
+    """About 60% forms, 10% sign-ups, 15% CRM people, 7.5% conversions, 7.5% opportunity
+    changes; four people per account; times spread over a year."""
+    rng = random.Random(seed)
+    events: list[Envelope] = []
+    accounts = max(1, count // 40)
+    opportunities = 0
+    i = 0
+    while len(events) < count:
+        i += 1
+        account = rng.randrange(accounts)
+        email = f"p{account}-{rng.randrange(4)}@acct{account}.example"
+        at = START + timedelta(minutes=rng.randrange(365 * 24 * 60))
+        roll = rng.random()
+        if roll < 0.60:
+            events.append(
+                make_event(
+                    FormSubmittedEvent,
+                    id=f"form-{i}",
+                    source="hubspot",
+                    occurred_at=at,
+                    payload=FormSubmitted(
+                        email=email,
+                        form_id=f"form-{rng.randrange(20)}",
+                        form_type=rng.choice(FORM_TYPES),
+                        campaign_id=f"cmp-{rng.randrange(50)}",
+                        page_url=rng.choice(URLS),
+                        referrer=rng.choice(REFERRERS),
+                    ),
+                )
+            )
+        elif roll < 0.70:
+            events.append(
+                make_event(
+                    SignupCreatedEvent,
+                    id=f"signup-{i}",
+                    source="product",
+                    occurred_at=at,
+                    payload=SignupCreated(
+                        user_id=f"u{i}", email=email, signup_type="cloud", first_source_url=None
+                    ),
+                )
+            )
+        elif roll < 0.85:
+            events.append(
+                make_event(
+                    PersonChangedEvent,
+                    id=f"person-{i}",
+                    source="salesforce",
+                    occurred_at=at,
+                    payload=PersonChanged(
+                        person_type="contact",
+                        change="created",
+                        source_ref=SourceRef(
+                            system="salesforce", object_type="Contact", object_id=f"003{i}"
+                        ),
+                        email=email,
+                        lead_source=rng.choice(["SDR Created", "AE Created", "Inbound", None]),
+                        account_id=f"001{account}",
+                        created_at=at,
+                    ),
+                )
+            )
+        elif roll < 0.925:
+            opportunities += 1
+            events.append(
+                make_event(
+                    LeadConvertedEvent,
+                    id=f"conversion-{i}",
+                    source="salesforce",
+                    occurred_at=at,
+                    payload=LeadConverted(
+                        lead_id=f"00Q{i}",
+                        account_id=f"001{account}",
+                        opportunity_id=f"006{opportunities}",
+                        email=email,
+                    ),
+                )
+            )
+        else:
+            opportunity = rng.randrange(1, opportunities + 2)
+            events.append(
+                make_event(
+                    OpportunityChangedEvent,
+                    id=f"opportunity-{i}",
+                    source="salesforce",
+                    occurred_at=at,
+                    payload=OpportunityChanged(
+                        opportunity_id=f"006{opportunity}",
+                        change="created",
+                        source_ref=SourceRef(
+                            system="salesforce",
+                            object_type="Opportunity",
+                            object_id=f"006{opportunity}",
+                        ),
+                        account_id=f"001{account}",
+                        stage=rng.choice(["1 - Interest", "2 - Qualified", "3 - Proposal"]),
+                        amount=Decimal(rng.randrange(5_000, 200_000)),
+                        created_at=at,
+                    ),
+                )
+            )
+    return events
+
+
+async def publish_all(settings: AttributionSettings, events: list[Envelope]) -> float:
+    producer = EventProducer(settings.model_copy(update={"kafka_publish_timeout_s": 60}))
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(events), 5000):
+            await producer.publish(events[start : start + 5000])
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(settings: AttributionSettings, count: int) -> float:
+    names = [t.name(settings.topic_prefix) for t in SPEC.topics]
+    consumer = AIOKafkaConsumer(
+        *names,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.topic_prefix}raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        started = time.perf_counter()
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            seen += sum(len(records) for records in batches.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def attribution_consume(settings: AttributionSettings, count: int) -> float:
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    database = Database(settings.resolved_database_url(), SPEC.name)
+    producer = EventProducer(settings)
+    handle = make_handler(settings)
+    runner = ConsumerRunner(
+        settings=settings,
+        database=database,
+        inbox=SPEC.inbox,
+        topics=SPEC.topics,
+        handle=handle,
+        producer=producer,
+    )
+    started = time.perf_counter()
+    task = asyncio.create_task(runner.run())
+    names = [t.name(settings.topic_prefix) for t in SPEC.topics]
+    group = ConsumerGroup(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}{settings.service_name}",
+        await topic_partitions(settings.kafka_bootstrap_servers, names),
+    )
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            if await group.remaining() == 0:
+                break
+            if task.done():
+                task.result()
+        elapsed = time.perf_counter() - started
+    finally:
+        runner.stop()
+        await task
+        await producer.stop()
+    async with database.transaction() as session:
+        applied = (await session.execute(select(func.count()).select_from(SPEC.inbox))).scalar()
+        people = (await session.execute(select(func.count()).select_from(models.people))).scalar()
+        decided = (
+            await session.execute(
+                select(func.count())
+                .select_from(models.opportunities)
+                .where(models.opportunities.c.source_rule.is_not(None))
+            )
+        ).scalar()
+    await database.dispose()
+    print(f"  applied {applied} events; {people} people, {decided} opportunities decided")
+    if applied != count:
+        raise SystemExit(f"expected {count} applied events, the inbox holds {applied}")
+    return elapsed
+
+
+async def main() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="consumer batch size")
+    parser.add_argument("--out", default="bench/results/attribution_throughput.json")
+    args = parser.parse_args()
+
+    settings = service_settings(
+        AttributionSettings,
+        "attribution",
+        unique_prefix(),
+        consumer_batch_max=args.batch,
+        kafka_linger_ms=20,
+    )
+    assert isinstance(settings, AttributionSettings)
+    await admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, SPEC.topics)
+    events = generate(args.events)
+    print(f"publishing {len(events)} events under prefix {settings.topic_prefix!r} ...")
+    publish_s = await publish_all(settings, events)
+    print(f"  published in {publish_s:.1f} s ({len(events) / publish_s:,.0f} events/s)")
+
+    raw_s = await raw_consume(settings, len(events))
+    raw_rate = len(events) / raw_s
+    print(f"raw aiokafka consume:   {raw_rate:>10,.0f} events/s ({raw_s:.2f} s)")
+    attribution_s = await attribution_consume(settings, len(events))
+    rate = len(events) / attribution_s
+    print(f"attribution with writes:{rate:>10,.0f} events/s ({attribution_s:.2f} s)")
+    print(f"ratio: {rate / raw_rate:.1%} of raw")
+
+    result: dict[str, Any] = {
+        "bench": "attribution_throughput",
+        "events": len(events),
+        "consumer_batch_max": args.batch,
+        "raw_events_per_s": round(raw_rate),
+        "attribution_events_per_s": round(rate),
+        "ratio": round(rate / raw_rate, 4),
+        "raw_seconds": round(raw_s, 3),
+        "attribution_seconds": round(attribution_s, 3),
+        "publish_events_per_s": round(len(events) / publish_s),
+        "run_at": datetime.now(UTC).isoformat(),
+        "out": args.out,
+    }
+    return result
+
+
+if __name__ == "__main__":
+    figures = asyncio.run(main())
+    out = Path(figures.pop("out"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"written {out}")
