@@ -186,6 +186,12 @@ class LeadRouted(Model):
     reason: str
     priority: Literal["high", "normal"]
     account_id: str | None = None
+    # The rotation slot a round-robin decision took, the account match and the region:
+    # the router re-applies recorded decisions when it rebuilds its schema from history.
+    turn: int | None = None
+    match: str | None = None
+    region: str | None = None
+    review_with_sdr_id: str | None = None
 
 
 class NotificationRequested(Model):
