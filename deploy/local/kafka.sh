@@ -193,6 +193,8 @@ check_ports_free() {
 
 wait_ready() {
   local pid="$1" rc=0
+  command -v uv >/dev/null 2>&1 \
+    || die "uv not found (the readiness check runs in the project's venv): run deploy/local/bootstrap.sh"
   uv_run python deploy/local/wait_kafka.py --bootstrap "$HOST:$PORT" \
     --timeout "$READY_TIMEOUT_S" --pid "$pid" || rc=$?
   if [ "$rc" -ne 0 ]; then
