@@ -1,0 +1,68 @@
+"""Entry point `revops-ingest`: the webhook API and its Kafka producer, no database.
+
+Workers (``HTTP_WORKERS``, default 1): each uvicorn worker is a process with its own
+event loop and its own idempotent producer. On the 2-core machine where the broker and
+the load generator run too, one worker left the most CPU to Kafka (see
+bench/ingest_load.py and the figures in bench/results/); on a host of its own, run one
+worker per core.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from revops.events.producer import EventProducer, KafkaUnavailable
+from revops.events.service import create_app, serve
+from revops.ingest.api import build_router, document_bodies
+from revops.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+    producer = EventProducer(settings, client_id="ingest")
+
+    async def start_producer(app: FastAPI) -> None:
+        try:
+            await producer.start()
+        except KafkaUnavailable:
+            # Start anyway: /readyz says not ready and webhooks get 503 until Kafka is back.
+            log.warning("kafka unavailable at startup; webhooks answer 503 until it is back")
+
+    async def stop_producer(app: FastAPI) -> None:
+        await producer.stop()
+
+    app = create_app(
+        title="revops ingest",
+        description="Verified, normalised webhooks from HubSpot, Salesforce and the product.",
+        settings=settings,
+        routers=[build_router(settings)],
+        ready_checks={"kafka": producer.ping},
+        on_startup=[start_producer],
+        on_shutdown=[stop_producer],
+    )
+    app.state.producer = producer
+    document_bodies(app)
+    return app
+
+
+def main() -> None:
+    settings = IngestSettings()
+    if settings.http_workers > 1:
+        # Several processes need an import string: each worker builds its own app.
+        serve(
+            "revops.ingest.main:build_app",
+            settings,
+            port=settings.http_port,
+            factory=True,
+            workers=settings.http_workers,
+        )
+    else:
+        serve(build_app(settings), settings, port=settings.http_port)
+
+
+if __name__ == "__main__":
+    main()
