@@ -21,6 +21,8 @@ CLUSTER="${PG_CLUSTER:-main}"
 MAX_CONNECTIONS=200
 INIT_SQL="$ROOT/deploy/local/postgres-init.sql"
 START_TIMEOUT_S="${PG_START_TIMEOUT_S:-60}"
+# psql waits forever on a server that accepts TCP but never answers; bound it.
+export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 HBA_MARK="# revops: password login over loopback (deploy/local/postgres.sh)"
 
 # --- Debian's cluster tools -----------------------------------------------------------
@@ -134,7 +136,7 @@ superuser_psql() {
   if [ -n "${PG_SUPERUSER_URL:-}" ]; then
     psql -X -q "$PG_SUPERUSER_URL" "$@"
   elif [ "$(id -u)" -eq 0 ]; then
-    su postgres -c "psql -X -q -p $PORT $*"
+    su postgres -c "PGCONNECT_TIMEOUT=$PGCONNECT_TIMEOUT psql -X -q -p $PORT $*"
   else
     sudo -u postgres psql -X -q -p "$PORT" "$@"
   fi
