@@ -28,3 +28,35 @@ infra-status: ## exit 0 when Kafka and Postgres both answer
 .PHONY: compose-check
 compose-check: ## validate docker-compose.yml (no container engine needed)
 	uv run --frozen pytest -q tests/test_compose.py
+
+.PHONY: up
+up: ## start Kafka, Postgres and the four services in the background, then run the demo
+	deploy/local/infra.sh up
+	deploy/local/services.sh start
+	uv run --frozen python deploy/local/demo.py
+
+.PHONY: down
+down: ## stop the four services, then Kafka and Postgres
+	deploy/local/services.sh stop
+	deploy/local/infra.sh down
+
+.PHONY: status
+status: ## what runs
+	-deploy/local/infra.sh status
+	-deploy/local/services.sh status
+
+.PHONY: demo
+demo: ## send the demo's webhooks to the running system and print what each service made of them
+	uv run --frozen python deploy/local/demo.py
+
+.PHONY: lint
+lint: ## ruff (lint and format) and mypy (strict)
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+	uv run --frozen mypy
+
+.PHONY: test
+test: ## install and start what is needed, then lint, types and the whole test suite
+	deploy/local/infra.sh up
+	$(MAKE) --no-print-directory lint
+	uv run --frozen pytest

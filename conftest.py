@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
     InfrastructureMissing,
     create_topics,
+    delete_topics,
     require_infrastructure,
     unique_prefix,
 )
@@ -29,3 +31,4 @@ async def kafka_settings(infra: None) -> AsyncIterator[KafkaSettings]:
     settings = KafkaSettings(topic_prefix=unique_prefix())
     await create_topics(settings)
     yield settings
+    await delete_topics(settings)

@@ -59,7 +59,7 @@ async def database(infra: None) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def settings(database: Database) -> ServiceSettings:
+async def settings(database: Database) -> AsyncIterator[ServiceSettings]:
     async with database.transaction() as session:
         await session.execute(text("TRUNCATE applied, inbox, outbox"))
     s = ServiceSettings(
@@ -70,7 +70,8 @@ async def settings(database: Database) -> ServiceSettings:
         consumer_session_timeout_ms=6000,
     )
     await admin.ensure_topics(s.kafka_bootstrap_servers, s.topic_prefix, [topics.FORMS])
-    return s
+    yield s
+    await admin.delete_topics_with_prefix(s.kafka_bootstrap_servers, s.topic_prefix)
 
 
 def form(event_id: str, form_type: str = "demo_request") -> FormSubmittedEvent:

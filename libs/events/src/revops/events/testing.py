@@ -87,6 +87,14 @@ async def create_topics(settings: KafkaSettings) -> None:
     await admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, ALL_TOPICS)
 
 
+async def delete_topics(settings: KafkaSettings) -> None:
+    """Delete the topics of a test prefix, so test runs do not pile topics on the broker."""
+    if settings.topic_prefix:
+        await admin.delete_topics_with_prefix(
+            settings.kafka_bootstrap_servers, settings.topic_prefix
+        )
+
+
 async def fresh_schema(spec: ServiceSpec, database_url: str) -> None:
     """Empty the service's schema in the test database and migrate it to head."""
     await migrations.drop_all(database_url, spec.name)
