@@ -32,6 +32,7 @@ CDC = json.loads((FORMATS / "sfdc_cdc_opportunity.json").read_text())
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 ORG = "00D5g000004ExAmEAK"
 CUSTOM = CustomFields()
+SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
 
 
 def outbound(body: bytes, orgs: tuple[str, ...] = (ORG[:15],), limit: int = 100) -> list[Any]:
@@ -50,7 +51,7 @@ def message(*notifications: tuple[str, str, dict[str, str | None]], org: str = O
         )
         parts.append(
             f"<Notification><Id>{notification_id}</Id>"
-            f'<sObject xsi:type="sf:{object_type}" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+            f'<sObject xsi:type="sf:{object_type}" xmlns:sf="{SOBJECT_NS}">'
             f"{values}</sObject></Notification>"
         )
     return (

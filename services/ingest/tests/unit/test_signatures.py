@@ -262,7 +262,7 @@ def test_standard_webhooks_window_on_both_sides() -> None:
 
 
 def test_standard_webhooks_refusals() -> None:
-    with pytest.raises(SignatureInvalid, match="does not match|no webhook-signature"):
+    with pytest.raises(SignatureInvalid, match="no webhook-signature matches"):
         verify_product(PRODUCT_HEADERS, body=PRODUCT_BODY.replace(b"usr_123", b"usr_124"))
     with pytest.raises(SignatureInvalid, match="required"):
         verify_product({k: v for k, v in PRODUCT_HEADERS.items() if k != "webhook-id"})
