@@ -1,4 +1,5 @@
 import pytest
+
 from revops.router.domain.matching import (
     AccountDomains,
     candidate_domains,

@@ -1,4 +1,5 @@
 import pytest
+
 from revops.router.domain.regions import DEFAULT_REGION_MAP, RegionMap, country_code
 
 

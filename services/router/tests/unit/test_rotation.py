@@ -1,6 +1,7 @@
 from collections import Counter
 
 import pytest
+
 from revops.router.domain.rotation import Member, cycle, next_turn, take_turns
 
 A, B, C = Member("A"), Member("B"), Member("C", weight=2)

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import Rep
 from revops.router.domain.rules import (

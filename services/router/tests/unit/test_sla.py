@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from revops.router.domain.rules import RoutingPolicy
 from revops.router.domain.sla import LeadTimes, breaches, first_touch_time
 

@@ -1,0 +1,445 @@
+"""The router's HTTP API: reps (admin), leads, queues, SLA breaches, failed write-backs."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from revops.events.service import ReadAccess, RuntimeDep, SessionDep, WriteAccess
+from revops.router import models as m
+from revops.router.consumer import ALL_QUEUES, HUBSPOT_OWNER, SALESFORCE_OWNER, rep_from_row
+from revops.router.domain.reps import Region, Role
+from revops.router.domain.rules import members_of
+from revops.router.domain.sla import LeadTimes, breaches
+from revops.router.settings import RouterSettings
+
+router = APIRouter()
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+# --- reps ------------------------------------------------------------------------------------
+
+
+class RepFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    role: Role | None = None
+    region: Region | None = None
+    certified: bool | None = None
+    consultant: bool | None = None
+    active: bool | None = None
+    paused: bool | None = None
+    out_of_office: bool | None = None
+    weight: int | None = Field(default=None, ge=0, le=100)
+    daily_cap: int | None = Field(default=None, ge=0)
+    paired_sdr_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class RepCreate(RepFields):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: str = Field(default="", max_length=200)
+    role: Role
+    certified: bool = False
+    consultant: bool = False
+    active: bool = True
+    paused: bool = False
+    out_of_office: bool = False
+    weight: int = Field(default=1, ge=0, le=100)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def upper_role(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class RepOut(BaseModel):
+    id: str
+    name: str
+    email: str | None
+    role: str
+    region: str | None
+    certified: bool
+    consultant: bool
+    active: bool
+    paused: bool
+    out_of_office: bool
+    weight: int
+    daily_cap: int | None
+    paired_sdr_id: str | None
+    position: int
+
+
+def _rep_out(row: Row[Any]) -> RepOut:
+    return RepOut.model_validate(row._mapping, from_attributes=False)
+
+
+@router.post("/reps", dependencies=[WriteAccess], status_code=201, tags=["reps"])
+async def create_rep(body: RepCreate, session: SessionDep) -> RepOut:
+    values = body.model_dump()
+    try:
+        async with session.begin_nested():
+            row = (await session.execute(m.reps.insert().values(**values).returning(m.reps))).one()
+    except IntegrityError as exc:
+        raise HTTPException(409, f"rep {body.id!r} already exists") from exc
+    return _rep_out(row)
+
+
+@router.get("/reps", dependencies=[ReadAccess], tags=["reps"])
+async def list_reps(
+    session: SessionDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    role: Role | None = None,
+    region: Region | None = None,
+) -> list[RepOut]:
+    query = select(m.reps).order_by(m.reps.c.position).limit(limit).offset(offset)
+    if role:
+        query = query.where(m.reps.c.role == role)
+    if region:
+        query = query.where(m.reps.c.region == region)
+    return [_rep_out(r) for r in await session.execute(query)]
+
+
+@router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"])
+async def get_rep(rep_id: str, session: SessionDep) -> RepOut:
+    row = (await session.execute(select(m.reps).where(m.reps.c.id == rep_id))).first()
+    if row is None:
+        raise HTTPException(404, f"no rep {rep_id!r}")
+    return _rep_out(row)
+
+
+@router.patch("/reps/{rep_id}", dependencies=[WriteAccess], tags=["reps"])
+async def update_rep(rep_id: str, body: RepFields, session: SessionDep) -> RepOut:
+    values = body.model_dump(exclude_unset=True)
+    for required in ("name", "role", "certified", "consultant", "active", "paused", "weight"):
+        if required in values and values[required] is None:
+            raise HTTPException(422, [{"loc": ["body", required], "msg": "may not be null"}])
+    row = (
+        await session.execute(
+            update(m.reps)
+            .where(m.reps.c.id == rep_id)
+            .values(**values, updated_at=func.now())
+            .returning(m.reps)
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(404, f"no rep {rep_id!r}")
+    return _rep_out(row)
+
+
+# --- leads -----------------------------------------------------------------------------------
+
+
+class LeadOut(BaseModel):
+    id: str
+    email: str
+    account_id: str | None
+    match: str
+    owner_id: str | None
+    owner_role: str | None
+    rule: str
+    reason: str
+    queue: str | None
+    turn: int | None
+    priority: str
+    region: str | None
+    status: str | None
+    review_with_sdr_id: str | None
+    hubspot_id: str | None
+    salesforce_id: str | None
+    created_at: datetime
+    routed_at: datetime
+    first_touch_at: datetime | None
+    first_status_change_at: datetime | None
+    converted_at: datetime | None
+
+
+def _lead_out(row: Row[Any]) -> LeadOut:
+    return LeadOut.model_validate(dict(row._mapping))
+
+
+@router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
+async def list_leads(
+    session: SessionDep,
+    email: str | None = None,
+    rule: str | None = None,
+    queue: str | None = None,
+    owner_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[LeadOut]:
+    query = select(m.leads).order_by(m.leads.c.created_at, m.leads.c.id).limit(limit).offset(offset)
+    if email:
+        query = query.where(m.leads.c.email == email.strip().lower())
+    if rule:
+        query = query.where(m.leads.c.rule == rule)
+    if queue:
+        query = query.where(m.leads.c.queue == queue)
+    if owner_id:
+        query = query.where(m.leads.c.owner_id == owner_id)
+    return [_lead_out(r) for r in await session.execute(query)]
+
+
+@router.get("/leads/{lead_id}", dependencies=[ReadAccess], tags=["leads"])
+async def get_lead(lead_id: str, session: SessionDep) -> LeadOut:
+    """By the router's id or the lead's HubSpot / Salesforce id."""
+    row = (
+        await session.execute(
+            select(m.leads)
+            .where(
+                or_(
+                    m.leads.c.id == lead_id,
+                    m.leads.c.hubspot_id == lead_id,
+                    m.leads.c.salesforce_id == lead_id,
+                )
+            )
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        raise HTTPException(404, f"no lead {lead_id!r}")
+    return _lead_out(row)
+
+
+class ConversionOut(BaseModel):
+    lead_id: str
+    account_id: str
+    opportunity_id: str | None
+    ae_id: str | None
+    rule: str
+    reason: str
+    sao_sdr_id: str | None
+    converted_at: datetime
+
+
+@router.get("/leads/{lead_id}/conversion", dependencies=[ReadAccess], tags=["leads"])
+async def get_conversion(lead_id: str, session: SessionDep) -> ConversionOut:
+    """Who got the opportunity (Assign AE) and which SDR is credited with the SAO."""
+    row = (
+        await session.execute(select(m.conversions).where(m.conversions.c.lead_id == lead_id))
+    ).first()
+    if row is None:
+        raise HTTPException(404, f"no conversion of lead {lead_id!r}")
+    return ConversionOut.model_validate(dict(row._mapping))
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+class QueueMember(BaseModel):
+    rep_id: str
+    weight: int
+    eligible: bool
+    daily_cap: int | None
+    assigned_today: int
+
+
+class QueueOut(BaseModel):
+    name: str
+    role: str
+    region: str
+    turn: int
+    members: list[QueueMember]
+    assigned_today: int
+
+
+class UnassignedOut(BaseModel):
+    name: Literal["unassigned", "manual_review"]
+    count: int
+    lead_ids: list[str]
+
+
+class QueuesOut(BaseModel):
+    day: date
+    queues: list[QueueOut]
+    waiting: list[UnassignedOut]
+
+
+@router.get("/queues", dependencies=[ReadAccess], tags=["queues"])
+async def list_queues(session: SessionDep, day: date | None = None) -> QueuesOut:
+    """The rotations (members in order, turn cursor, counts of the day, UTC) and the leads
+    waiting in the unassigned and manual review queues."""
+    day = day or datetime.now(UTC).date()
+    rep_rows = await session.execute(select(m.reps).order_by(m.reps.c.position))
+    reps = [rep_from_row(r) for r in rep_rows]
+    cursor_rows = await session.execute(select(m.queues.c.name, m.queues.c.cursor))
+    cursors = {str(n): int(c) for n, c in cursor_rows}
+    counts: dict[tuple[str, str], int] = {
+        (str(q), str(r)): int(n)
+        for q, r, n in await session.execute(
+            select(m.queue_turns.c.queue, m.queue_turns.c.rep_id, func.count())
+            .where(m.queue_turns.c.day == day)
+            .group_by(m.queue_turns.c.queue, m.queue_turns.c.rep_id)
+        )
+    }
+    out: list[QueueOut] = []
+    for name, role, region in ALL_QUEUES:
+        members = members_of([r for r in reps if r.role == role and r.region == region], role)
+        listed = [
+            QueueMember(
+                rep_id=x.rep_id,
+                weight=x.weight,
+                eligible=x.available,
+                daily_cap=x.daily_cap,
+                assigned_today=counts.get((name, x.rep_id), 0),
+            )
+            for x in members
+        ]
+        out.append(
+            QueueOut(
+                name=name,
+                role=role,
+                region=region,
+                turn=cursors.get(name, 0),
+                members=listed,
+                assigned_today=sum(x.assigned_today for x in listed),
+            )
+        )
+    waiting = []
+    for queue_name in ("unassigned", "manual_review"):
+        ids = list(
+            (
+                await session.execute(
+                    select(m.leads.c.id)
+                    .where(m.leads.c.queue == queue_name, m.leads.c.converted_at.is_(None))
+                    .order_by(m.leads.c.created_at)
+                    .limit(500)
+                )
+            ).scalars()
+        )
+        total = await session.scalar(
+            select(func.count()).where(
+                m.leads.c.queue == queue_name, m.leads.c.converted_at.is_(None)
+            )
+        )
+        waiting.append(UnassignedOut(name=queue_name, count=int(total or 0), lead_ids=ids))
+    return QueuesOut(day=day, queues=out, waiting=waiting)
+
+
+# --- SLA -------------------------------------------------------------------------------------
+
+
+class BreachOut(BaseModel):
+    lead_id: str
+    email: str
+    owner_id: str | None
+    kind: str
+    allowed_s: float
+    took_s: float
+    open: bool
+    created_at: datetime
+
+
+@router.get("/sla/breaches", dependencies=[ReadAccess], tags=["sla"])
+async def sla_breaches(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    as_of: datetime | None = None,
+    since: datetime | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[BreachOut]:
+    """Leads that missed the first-touch target or the first-status-change limit; leads
+    still waiting count as of ``as_of`` (default: now)."""
+    settings = runtime.settings
+    assert isinstance(settings, RouterSettings)
+    policy = settings.policy()
+    now = as_of or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise HTTPException(422, [{"loc": ["query", "as_of"], "msg": "needs a time zone"}])
+    first_touch_late = or_(
+        m.leads.c.first_touch_at.is_(None)
+        & (m.leads.c.created_at < now - policy.first_touch_target),
+        m.leads.c.first_touch_at - m.leads.c.created_at > policy.first_touch_target,
+    )
+    status_late = or_(
+        m.leads.c.first_status_change_at.is_(None)
+        & (m.leads.c.created_at < now - policy.first_status_change_limit),
+        m.leads.c.first_status_change_at - m.leads.c.created_at > policy.first_status_change_limit,
+    )
+    query = (
+        select(m.leads)
+        .where(or_(first_touch_late, status_late), m.leads.c.created_at <= now)
+        .order_by(m.leads.c.created_at, m.leads.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if since is not None:
+        query = query.where(m.leads.c.created_at >= since)
+    out: list[BreachOut] = []
+    for row in await session.execute(query):
+        times = LeadTimes(row.id, row.created_at, row.first_touch_at, row.first_status_change_at)
+        for b in breaches(times, policy, now):
+            out.append(
+                BreachOut(
+                    lead_id=row.id,
+                    email=row.email,
+                    owner_id=row.owner_id,
+                    kind=b.kind,
+                    allowed_s=b.allowed.total_seconds(),
+                    took_s=b.took.total_seconds(),
+                    open=b.open,
+                    created_at=row.created_at,
+                )
+            )
+    return out
+
+
+# --- write-backs -----------------------------------------------------------------------------
+
+
+class WritebackOut(BaseModel):
+    event_id: str
+    destination: str
+    lead_id: str
+    attempts: int
+    last_error: str | None
+    failed_at: datetime | None
+    sent_at: datetime | None
+    next_attempt_at: datetime
+
+
+@router.get("/writebacks", dependencies=[ReadAccess], tags=["write-back"])
+async def list_writebacks(
+    session: SessionDep,
+    status: Literal["failed", "pending", "sent", "all"] = "failed",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[WritebackOut]:
+    """Owner write-backs to the CRMs; by default the ones that gave up."""
+    outbox = m.metadata.tables["router.outbox"]
+    query = (
+        select(outbox)
+        .where(outbox.c.destination.in_([HUBSPOT_OWNER, SALESFORCE_OWNER]))
+        .order_by(outbox.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if status == "failed":
+        query = query.where(outbox.c.failed_at.is_not(None))
+    elif status == "pending":
+        query = query.where(outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
+    elif status == "sent":
+        query = query.where(outbox.c.sent_at.is_not(None))
+    return [
+        WritebackOut(
+            event_id=r.event_id,
+            destination=r.destination,
+            lead_id=r.key,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            failed_at=r.failed_at,
+            sent_at=r.sent_at,
+            next_attempt_at=r.next_attempt_at,
+        )
+        for r in await session.execute(query)
+    ]

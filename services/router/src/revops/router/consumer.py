@@ -1,0 +1,919 @@
+"""The router's event handlers: load state, decide with the domain, store, in the batch's
+transaction (the runner commits it, with the inbox rows and the outbox rows).
+
+Concurrency: every handler that may take a rotation turn first locks all the queue rows
+in name order (``SELECT ... ORDER BY name FOR UPDATE``). Any number of router instances
+thus take turns one transaction at a time, in one global lock order (no deadlocks), and
+the ``(queue, slot)`` primary key of ``queue_turns`` makes a reused turn impossible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events.catalogue import (
+    AccountChangedEvent,
+    ActivityLoggedEvent,
+    Event,
+    FormSubmittedEvent,
+    LeadConvertedEvent,
+    LeadRouted,
+    LeadRoutedEvent,
+    NotificationRequested,
+    NotificationRequestedEvent,
+    OpportunityChangedEvent,
+    PersonChangedEvent,
+    SignupCreatedEvent,
+    SourceRef,
+    derived_event_id,
+    make_event,
+)
+from revops.events.consumer import Handler
+from revops.events.outbox import add_event, add_message
+from revops.router import models as m
+from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
+from revops.router.domain.matching import (
+    AccountDomains,
+    AccountMatch,
+    candidate_domains,
+    email_domain,
+    match_account,
+    normalise_domain,
+)
+from revops.router.domain.regions import RegionMap
+from revops.router.domain.reps import REGIONS, Region, Rep, Role
+from revops.router.domain.rotation import Turn
+from revops.router.domain.rules import (
+    Account,
+    Decision,
+    Lead,
+    Opportunity,
+    QueueSnapshot,
+    RoutingContext,
+    RoutingPolicy,
+    RuleName,
+    Touch,
+    TouchTarget,
+    inbound_queue,
+    members_of,
+    queue_of_lead,
+    route_lead,
+)
+from revops.router.domain.transfers import LeadMove, sao_credit, transfer_account
+from revops.router.domain.windows import utc_day
+from revops.router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+HUBSPOT_OWNER = "hubspot_owner"
+SALESFORCE_OWNER = "salesforce_owner"
+CLOSED_LEAD_STATUSES = frozenset({"converted", "unqualified", "bad-data", "bad data"})
+_SDR: Role = "SDR"
+_AE: Role = "AE"
+ALL_QUEUES: tuple[tuple[str, Role, Region], ...] = tuple(
+    (name, role, region)
+    for region in REGIONS
+    for name, role in ((inbound_queue(region), _SDR), (ae_queue(region), _AE))
+)
+
+
+@dataclass(frozen=True)
+class RouterContext:
+    settings: RouterSettings
+    policy: RoutingPolicy
+    region_map: RegionMap
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.topic_prefix
+
+    def writeback_destinations(self) -> dict[str, str]:
+        """Which CRM systems get the owner written back: system -> outbox destination."""
+        out: dict[str, str] = {}
+        if self.settings.hubspot_token is not None:
+            out["hubspot"] = HUBSPOT_OWNER
+        if self.settings.salesforce_token is not None and self.settings.salesforce_instance_url:
+            out["salesforce"] = SALESFORCE_OWNER
+        return out
+
+
+def lead_id_for(email: str) -> str:
+    """The router's own id of a lead: stable per email, so a replay finds the same one."""
+    return "L" + derived_event_id("router-lead", email)[:23]
+
+
+def make_handler(settings: RouterSettings) -> Handler:
+    ctx = RouterContext(settings, settings.policy(), settings.regions())
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        match event:
+            case FormSubmittedEvent():
+                p = event.payload
+                await on_new_person(
+                    session,
+                    ctx,
+                    NewPerson(
+                        event.id,
+                        p.email,
+                        event.occurred_at,
+                        "form",
+                        p.form_type,
+                        p.country,
+                        p.is_consultant,
+                        p.source_ref,
+                        None,
+                    ),
+                )
+            case SignupCreatedEvent():
+                p2 = event.payload
+                ref = SourceRef(system="product", object_type="user", object_id=p2.user_id)
+                await on_new_person(
+                    session,
+                    ctx,
+                    NewPerson(
+                        event.id,
+                        p2.email,
+                        event.occurred_at,
+                        "signup",
+                        f"signup_{p2.signup_type}",
+                        p2.country,
+                        False,
+                        ref,
+                        None,
+                    ),
+                )
+            case PersonChangedEvent():
+                await on_person_changed(session, ctx, event)
+            case ActivityLoggedEvent():
+                await on_activity(session, event)
+            case AccountChangedEvent():
+                await on_account_changed(session, ctx, event)
+            case OpportunityChangedEvent():
+                await on_opportunity_changed(session, event)
+            case LeadConvertedEvent():
+                await on_lead_converted(session, ctx, event)
+            case _:
+                pass  # derived events of other services
+
+    return handle
+
+
+# --- new leads -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewPerson:
+    event_id: str
+    email: str
+    occurred_at: datetime
+    kind: str  # form, signup, crm
+    form_type: str | None
+    country: str | None
+    is_consultant: bool
+    source_ref: SourceRef | None
+    created_by_id: str | None
+
+
+async def lock_queues(session: AsyncSession) -> dict[str, int]:
+    """Lock every rotation row, always in the same order; returns the cursors."""
+    rows = await session.execute(
+        select(m.queues.c.name, m.queues.c.cursor).order_by(m.queues.c.name).with_for_update()
+    )
+    return {str(name): int(cursor) for name, cursor in rows}
+
+
+async def on_new_person(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
+    cursors = await lock_queues(session)
+    existing = (
+        await session.execute(select(m.leads).where(m.leads.c.email == person.email))
+    ).first()
+    if existing is not None:
+        # A repeat form or sign-up: a touchpoint on the lead, which keeps its owner.
+        await session.execute(
+            pg_insert(m.touchpoints)
+            .values(
+                event_id=person.event_id,
+                lead_id=existing.id,
+                kind=person.kind,
+                form_type=person.form_type,
+                at=person.occurred_at,
+            )
+            .on_conflict_do_nothing()
+        )
+        await attach_source(session, ctx, existing, person.source_ref)
+        return
+    lead_id = lead_id_for(person.email)
+    match = await match_lead_account(session, person.email)
+    account = await load_account(session, match.account_id) if match.account_id else None
+    lead = Lead(
+        lead_id,
+        person.email,
+        person.occurred_at,
+        person.country,
+        person.form_type,
+        person.is_consultant,
+    )
+    recorded = await recorded_decision(session, lead_id)
+    if recorded is not None:
+        decision = recorded
+    else:
+        decision = await decide(session, ctx, lead, account, person, cursors)
+    if decision.turn is not None and decision.queue is not None:
+        await take_turn(session, decision.queue, decision.turn, lead_id, person.occurred_at)
+    refs = _ref_columns(person.source_ref)
+    first_touch = await first_touch_after(session, person.email, refs, person.occurred_at)
+    await session.execute(
+        m.leads.insert().values(
+            id=lead_id,
+            email=person.email,
+            **refs,
+            account_id=match.account_id,
+            match=match.how,
+            country=person.country,
+            region=decision.region,
+            form_type=person.form_type,
+            is_consultant=person.is_consultant,
+            status="New",
+            owner_id=decision.owner_id,
+            owner_role=decision.owner_role,
+            rule=decision.rule,
+            reason=decision.reason,
+            queue=decision.queue,
+            turn=decision.turn.slot if decision.turn else None,
+            priority=decision.priority,
+            review_with_sdr_id=decision.review_with_sdr_id,
+            created_at=person.occurred_at,
+            first_touch_at=first_touch,
+            source_event_id=person.event_id,
+        )
+    )
+    await publish_decision(session, ctx, lead, match, decision)
+    if decision.owner_id is not None and person.source_ref is not None:
+        await queue_writeback(session, ctx, lead_id, person.source_ref, decision.owner_id)
+
+
+async def decide(
+    session: AsyncSession,
+    ctx: RouterContext,
+    lead: Lead,
+    account: Account | None,
+    person: NewPerson,
+    cursors: Mapping[str, int],
+) -> Decision:
+    reps_in_order = await load_reps(session)
+    reps = {r.id: r for r in reps_in_order}
+    touches = await touches_for_lead(session, ctx, lead, account, person)
+    opportunities = await open_opportunities(session, account)
+    queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
+    snapshot = None
+    if queue_name is not None:
+        snapshot = await queue_snapshot(
+            session, queue_name, reps_in_order, cursors, utc_day(lead.occurred_at)
+        )
+    context = RoutingContext(reps, account, touches, opportunities, snapshot, ctx.region_map)
+    return route_lead(lead, context, ctx.policy)
+
+
+async def queue_snapshot(
+    session: AsyncSession,
+    name: str,
+    reps_in_order: Sequence[Rep],
+    cursors: Mapping[str, int],
+    day: date,
+) -> QueueSnapshot:
+    role, region = _queue_shape(name)
+    members = members_of([r for r in reps_in_order if r.role == role and r.region == region], role)
+    counts = await session.execute(
+        select(m.queue_turns.c.rep_id, func.count())
+        .where(m.queue_turns.c.queue == name, m.queue_turns.c.day == day)
+        .group_by(m.queue_turns.c.rep_id)
+    )
+    return QueueSnapshot(name, members, cursors.get(name, 0), {str(r): int(n) for r, n in counts})
+
+
+def _queue_shape(name: str) -> tuple[Role, Region]:
+    for queue_name, role, region in ALL_QUEUES:
+        if queue_name == name:
+            return role, region
+    raise KeyError(f"unknown queue {name!r}")
+
+
+async def take_turn(
+    session: AsyncSession, queue: str, turn: Turn, subject_id: str, at: datetime
+) -> None:
+    await session.execute(
+        m.queue_turns.insert().values(
+            queue=queue, slot=turn.slot, rep_id=turn.rep_id, subject_id=subject_id, day=utc_day(at)
+        )
+    )
+    # greatest(): a recorded decision re-applied on rebuild never moves the cursor back.
+    await session.execute(
+        update(m.queues)
+        .where(m.queues.c.name == queue)
+        .values(cursor=func.greatest(m.queues.c.cursor, turn.cursor))
+    )
+
+
+async def load_reps(session: AsyncSession) -> list[Rep]:
+    cached: list[Rep] | None = session.info.get("router.reps")
+    if cached is not None:
+        return cached
+    rows = await session.execute(select(m.reps).order_by(m.reps.c.position))
+    reps = [rep_from_row(r) for r in rows]
+    # Reps change only through the API; one batch may reuse what it loaded.
+    session.info["router.reps"] = reps
+    return reps
+
+
+def rep_from_row(row: Row[Any]) -> Rep:
+    return Rep(
+        id=row.id,
+        role=row.role,
+        region=row.region,
+        name=row.name,
+        active=row.active,
+        certified=row.certified,
+        consultant=row.consultant,
+        paused=row.paused,
+        out_of_office=row.out_of_office,
+        weight=row.weight,
+        daily_cap=row.daily_cap,
+        paired_sdr_id=row.paired_sdr_id,
+    )
+
+
+async def match_lead_account(session: AsyncSession, email: str) -> AccountMatch:
+    domain = email_domain(email)
+    candidates = candidate_domains(domain) if domain else []
+    if not candidates:
+        return match_account(email, [])
+    rows = await session.execute(
+        select(m.account_domains.c.account_id, m.account_domains.c.domain).where(
+            m.account_domains.c.domain.in_(candidates)
+        )
+    )
+    accounts = [AccountDomains(str(a), (str(d),)) for a, d in rows]
+    return match_account(email, accounts)
+
+
+async def load_account(session: AsyncSession, account_id: str) -> Account | None:
+    row = (await session.execute(select(m.accounts).where(m.accounts.c.id == account_id))).first()
+    if row is None:
+        return None
+    region = row.region if row.region in REGIONS else None
+    return Account(row.id, row.name or "", region, row.owner_id)
+
+
+async def touches_for_lead(
+    session: AsyncSession,
+    ctx: RouterContext,
+    lead: Lead,
+    account: Account | None,
+    person: NewPerson,
+) -> list[Touch]:
+    since = lead.occurred_at - timedelta(days=ctx.policy.recent_touch_days + 1)
+    contact_ids = select(m.contacts.c.id).where(m.contacts.c.email == lead.email)
+    refs = [v for v in _ref_columns(person.source_ref).values() if v]
+    about = [m.touches.c.email == lead.email, m.touches.c.contact_id.in_(contact_ids)]
+    if refs:
+        about.append(m.touches.c.lead_ref.in_(refs))
+    if account is not None:
+        about.append(m.touches.c.account_id == account.account_id)
+    rows = await session.execute(
+        select(m.touches).where(
+            m.touches.c.at >= since, m.touches.c.at <= lead.occurred_at, or_(*about)
+        )
+    )
+    found: list[Touch] = []
+    for row in rows:
+        if row.rep_id is None:
+            continue
+        target: TouchTarget
+        if row.contact_id is not None and row.email in (None, lead.email):
+            target, subject = "contact", lead.email
+        elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
+            target, subject = "lead", ""
+        else:
+            target, subject = "account", account.label if account else ""
+        found.append(Touch(row.rep_id, row.at, target, subject))
+    if person.created_by_id:
+        # A rep creating the lead is working it: their claim is a touch on the lead.
+        found.append(Touch(person.created_by_id, lead.occurred_at, "lead"))
+    return found
+
+
+async def open_opportunities(session: AsyncSession, account: Account | None) -> list[Opportunity]:
+    if account is None:
+        return []
+    rows = await session.execute(
+        select(m.opportunities).where(
+            m.opportunities.c.account_id == account.account_id,
+            m.opportunities.c.is_closed.is_(False),
+        )
+    )
+    return [
+        Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
+        for r in rows
+    ]
+
+
+async def first_touch_after(
+    session: AsyncSession, email: str, refs: Mapping[str, str | None], created_at: datetime
+) -> datetime | None:
+    """A touch logged before the lead's event reached us (topics are not ordered)."""
+    about = [m.touches.c.email == email]
+    about += [m.touches.c.lead_ref == v for v in refs.values() if v]
+    value = await session.scalar(
+        select(func.min(m.touches.c.at)).where(m.touches.c.at >= created_at, or_(*about))
+    )
+    return value if isinstance(value, datetime) else None
+
+
+def _ref_columns(ref: SourceRef | None) -> dict[str, str | None]:
+    if ref is None:
+        return {}
+    if ref.system == "hubspot":
+        return {"hubspot_id": ref.object_id}
+    if ref.system == "salesforce" and ref.object_type.lower() == "lead":
+        return {"salesforce_id": ref.object_id}
+    return {}
+
+
+async def attach_source(
+    session: AsyncSession, ctx: RouterContext, lead: Row[Any], ref: SourceRef | None
+) -> None:
+    """Remember the lead's id in a CRM, and write the owner back there if not done yet."""
+    columns = {k: v for k, v in _ref_columns(ref).items() if getattr(lead, k) is None}
+    if not columns:
+        return
+    await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**columns))
+    if ref is not None and lead.owner_id is not None:
+        await queue_writeback(session, ctx, lead.id, ref, lead.owner_id)
+
+
+# --- recorded decisions (rebuild) ------------------------------------------------------------
+
+
+async def recorded_decision(session: AsyncSession, lead_id: str) -> Decision | None:
+    value = await session.scalar(
+        select(m.recorded_routes.c.decision).where(m.recorded_routes.c.lead_id == lead_id)
+    )
+    if value is None:
+        return None
+    p = LeadRouted.model_validate(value)
+    turn = None
+    if p.turn is not None and p.owner_id is not None:
+        turn = Turn(p.owner_id, p.turn, p.turn + 1)
+    rule: RuleName = next((r for r in _RULES if r == p.rule), "unassigned")
+    region = next((r for r in REGIONS if r == p.region), None)
+    return Decision(
+        rule,
+        p.owner_id,
+        p.owner_role,
+        p.queue,
+        p.priority,
+        p.reason,
+        region,
+        p.review_with_sdr_id,
+        turn,
+    )
+
+
+_RULES: tuple[RuleName, ...] = (
+    "recent_touch",
+    "open_opportunity",
+    "round_robin",
+    "manual_review",
+    "unassigned",
+)
+
+
+async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) -> None:
+    if not decisions:
+        return
+    await session.execute(
+        pg_insert(m.recorded_routes)
+        .values([{"lead_id": d.lead_id, "decision": d.model_dump(mode="json")} for d in decisions])
+        .on_conflict_do_nothing()
+    )
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+
+async def publish_decision(
+    session: AsyncSession, ctx: RouterContext, lead: Lead, match: AccountMatch, d: Decision
+) -> None:
+    payload = LeadRouted(
+        lead_id=lead.lead_id,
+        email=lead.email,
+        owner_id=d.owner_id,
+        owner_role=d.owner_role,
+        rule=d.rule,
+        queue=d.queue,
+        reason=d.reason,
+        priority=d.priority,
+        account_id=match.account_id,
+        turn=d.turn.slot if d.turn else None,
+        match=match.how,
+        region=d.region,
+        review_with_sdr_id=d.review_with_sdr_id,
+    )
+    event = make_event(
+        LeadRoutedEvent,
+        id=derived_event_id("router", "lead.routed", lead.lead_id),
+        source="router",
+        occurred_at=lead.occurred_at,
+        payload=payload,
+    )
+    await add_event(session, m.metadata.tables["router.outbox"], event, ctx.prefix)
+    if d.priority == "high" and d.owner_id is not None:
+        await notify(
+            session,
+            ctx,
+            "high_priority_lead",
+            [d.owner_id],
+            f"High-priority lead {lead.email} ({lead.form_type}): {d.reason}",
+            lead.lead_id,
+            lead.occurred_at,
+        )
+    if d.rule == "open_opportunity" and d.owner_id is not None:
+        recipients = [d.owner_id, *([d.review_with_sdr_id] if d.review_with_sdr_id else [])]
+        await notify(
+            session,
+            ctx,
+            "open_opportunity_review",
+            recipients,
+            f"Lead {lead.email}: {d.reason}",
+            lead.lead_id,
+            lead.occurred_at,
+        )
+
+
+async def notify(
+    session: AsyncSession,
+    ctx: RouterContext,
+    kind: str,
+    recipients: Sequence[str],
+    message: str,
+    subject_id: str,
+    at: datetime,
+) -> None:
+    event = make_event(
+        NotificationRequestedEvent,
+        id=derived_event_id("router", kind, subject_id, at.isoformat()),
+        source="router",
+        occurred_at=at,
+        payload=NotificationRequested(
+            kind=kind, recipients=list(recipients), message=message, subject_id=subject_id
+        ),
+    )
+    await add_event(session, m.metadata.tables["router.outbox"], event, ctx.prefix)
+
+
+async def queue_writeback(
+    session: AsyncSession, ctx: RouterContext, lead_id: str, ref: SourceRef, owner_id: str
+) -> None:
+    destination = ctx.writeback_destinations().get(ref.system)
+    if destination is None:
+        return
+    await add_message(
+        session,
+        m.metadata.tables["router.outbox"],
+        event_id=derived_event_id("router", destination, ref.object_id, owner_id),
+        destination=destination,
+        key=lead_id,
+        value=json.dumps(
+            {"object_type": ref.object_type, "object_id": ref.object_id, "owner_id": owner_id}
+        ).encode(),
+    )
+
+
+# --- people, touches, accounts, opportunities ------------------------------------------------
+
+
+async def on_person_changed(
+    session: AsyncSession, ctx: RouterContext, event: PersonChangedEvent
+) -> None:
+    p = event.payload
+    if p.person_type == "contact":
+        values = {"email": p.email, "account_id": p.account_id}
+        values = {k: v for k, v in values.items() if v is not None}
+        stmt = pg_insert(m.contacts).values(id=p.source_ref.object_id, **values)
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+            if values
+            else (stmt.on_conflict_do_nothing())
+        )
+        await session.execute(stmt)
+        return
+    if p.change in ("deleted", "merged"):
+        return
+    lead = await find_lead(session, p.email, p.source_ref)
+    if lead is None:
+        if p.email is None:
+            return
+        created_at = p.created_at or event.occurred_at
+        await on_new_person(
+            session,
+            ctx,
+            NewPerson(
+                event.id,
+                p.email,
+                created_at,
+                "crm",
+                None,
+                p.country,
+                bool(p.is_consultant),
+                p.source_ref,
+                p.created_by_id,
+            ),
+        )
+        lead = await find_lead(session, p.email, p.source_ref)
+        if lead is None:
+            return
+    else:
+        await attach_source(session, ctx, lead, p.source_ref)
+    if p.status is not None:
+        await record_status(session, lead, p.status, event.occurred_at)
+
+
+async def find_lead(
+    session: AsyncSession, email: str | None, ref: SourceRef | None
+) -> Row[Any] | None:
+    about = [m.leads.c.email == email] if email else []
+    about += [getattr(m.leads.c, k) == v for k, v in _ref_columns(ref).items() if v]
+    if not about:
+        return None
+    return (await session.execute(select(m.leads).where(or_(*about)).limit(1))).first()
+
+
+async def record_status(session: AsyncSession, lead: Row[Any], status: str, at: datetime) -> None:
+    values: dict[str, Any] = {"status": status}
+    if status.strip().lower() != "new" and at >= lead.created_at:
+        first = lead.first_status_change_at
+        values["first_status_change_at"] = at if first is None else min(first, at)
+    await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**values))
+
+
+async def on_activity(session: AsyncSession, event: ActivityLoggedEvent) -> None:
+    p = event.payload
+    await session.execute(
+        pg_insert(m.touches)
+        .values(
+            activity_id=p.activity_id,
+            rep_id=p.rep_id,
+            kind=p.kind,
+            at=event.occurred_at,
+            lead_ref=p.lead_id,
+            contact_id=p.contact_id,
+            account_id=p.account_id,
+            email=p.email,
+        )
+        .on_conflict_do_nothing()
+    )
+    about = []
+    if p.email:
+        about.append(m.leads.c.email == p.email)
+    if p.lead_id:
+        about += [m.leads.c.salesforce_id == p.lead_id, m.leads.c.hubspot_id == p.lead_id]
+    if not about:
+        return
+    at = event.occurred_at
+    await session.execute(
+        update(m.leads)
+        .where(or_(*about), m.leads.c.created_at <= at)
+        .values(first_touch_at=func.least(func.coalesce(m.leads.c.first_touch_at, at), at))
+    )
+
+
+async def on_account_changed(
+    session: AsyncSession, ctx: RouterContext, event: AccountChangedEvent
+) -> None:
+    p = event.payload
+    if p.change == "deleted":
+        return
+    row = (await session.execute(select(m.accounts).where(m.accounts.c.id == p.account_id))).first()
+    if row is not None and row.updated_at is not None and event.occurred_at < row.updated_at:
+        return  # an older change arriving late: the stored state is newer
+    region = (
+        p.region.upper() if p.region and p.region.upper() in REGIONS else None
+    ) or ctx.region_map.region_of(p.country)
+    values: dict[str, Any] = {"updated_at": event.occurred_at}
+    for column, value in (("name", p.name), ("country", p.country), ("region", region)):
+        if value is not None:
+            values[column] = value
+    if p.owner_id is not None:
+        values["owner_id"] = p.owner_id
+    if row is None:
+        reps = {r.id: r for r in await load_reps(session)}
+        sdr = reps[p.owner_id].paired_sdr_id if p.owner_id in reps else None
+        await session.execute(m.accounts.insert().values(id=p.account_id, sdr_id=sdr, **values))
+    else:
+        if p.owner_id is not None and p.owner_id != row.owner_id:
+            values["sdr_id"] = await transfer(session, ctx, row, p.owner_id, event.occurred_at)
+        await session.execute(
+            update(m.accounts).where(m.accounts.c.id == p.account_id).values(**values)
+        )
+    domains = list(p.domains or [])
+    if p.website:
+        domains.append(p.website)
+    if domains:
+        await session.execute(
+            delete(m.account_domains).where(m.account_domains.c.account_id == p.account_id)
+        )
+        clean = sorted({d for d in (normalise_domain(x) for x in domains) if d})
+        if clean:
+            await session.execute(
+                pg_insert(m.account_domains)
+                .values([{"domain": d, "account_id": p.account_id} for d in clean])
+                .on_conflict_do_nothing()
+            )
+
+
+async def transfer(
+    session: AsyncSession, ctx: RouterContext, account: Row[Any], new_owner: str, at: datetime
+) -> str | None:
+    reps = {r.id: r for r in await load_reps(session)}
+    open_leads = (
+        await session.execute(
+            select(m.leads.c.id).where(
+                m.leads.c.account_id == account.id,
+                m.leads.c.converted_at.is_(None),
+                or_(
+                    m.leads.c.status.is_(None),
+                    func.lower(m.leads.c.status).not_in(CLOSED_LEAD_STATUSES),
+                ),
+            )
+        )
+    ).scalars()
+    outcome = transfer_account(
+        account.name or account.id,
+        account.owner_id,
+        new_owner,
+        reps,
+        list(open_leads),
+        at,
+        account.sdr_id,
+    )
+    for move in outcome.moves:
+        await session.execute(
+            update(m.leads)
+            .where(m.leads.c.id == move.lead_id)
+            .values(owner_id=move.to_sdr_id, owner_role="SDR")
+        )
+        await session.execute(
+            pg_insert(m.lead_moves)
+            .values(
+                lead_id=move.lead_id,
+                transferred_at=move.transferred_at,
+                account_id=account.id,
+                from_sdr_id=move.from_sdr_id,
+                to_sdr_id=move.to_sdr_id,
+            )
+            .on_conflict_do_nothing()
+        )
+    if outcome.notify:
+        await notify(
+            session, ctx, "account_transfer", outcome.notify, outcome.message, account.id, at
+        )
+    return outcome.new_sdr_id
+
+
+async def on_opportunity_changed(session: AsyncSession, event: OpportunityChangedEvent) -> None:
+    p = event.payload
+    if p.change == "deleted":
+        await session.execute(
+            delete(m.opportunities).where(m.opportunities.c.id == p.opportunity_id)
+        )
+        return
+    values: dict[str, Any] = {}
+    for column, value in (
+        ("account_id", p.account_id),
+        ("owner_id", p.owner_id),
+        ("is_closed", p.is_closed),
+        ("is_won", p.is_won),
+        ("created_at", p.created_at),
+        ("close_date", p.close_date),
+    ):
+        if value is not None:
+            values[column] = value
+    stmt = pg_insert(m.opportunities).values(id=p.opportunity_id, **values)
+    if values:
+        await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+    else:
+        await session.execute(stmt.on_conflict_do_nothing())
+
+
+# --- conversion: Assign AE and SAO credit ----------------------------------------------------
+
+
+async def on_lead_converted(
+    session: AsyncSession, ctx: RouterContext, event: LeadConvertedEvent
+) -> None:
+    p = event.payload
+    cursors = await lock_queues(session)
+    ref = p.source_ref or SourceRef(system="salesforce", object_type="Lead", object_id=p.lead_id)
+    lead = await find_lead(session, p.email, ref)
+    lead_key = lead.id if lead is not None else p.lead_id
+    done = await session.scalar(
+        select(m.conversions.c.lead_id).where(m.conversions.c.lead_id == lead_key)
+    )
+    if done is not None:
+        return
+    at = event.occurred_at
+    account = await load_account(session, p.account_id) or Account(p.account_id)
+    region = account.region or (lead.region if lead is not None else None)
+    reps_in_order = await load_reps(session)
+    reps = {r.id: r for r in reps_in_order}
+    touches = await account_touches(session, ctx, account, at)
+    opps = await account_opportunities(session, account.account_id)
+    snapshot = None
+    if region in REGIONS:
+        name = ae_queue(region)
+        snapshot = await queue_snapshot(session, name, reps_in_order, cursors, utc_day(at))
+    assignment: AeAssignment = assign_ae(account, at, reps, touches, opps, snapshot, ctx.policy)
+    if assignment.turn is not None and assignment.queue is not None:
+        await take_turn(session, assignment.queue, assignment.turn, lead_key, at)
+    sao_sdr = await sao_sdr_of(session, ctx, lead, at)
+    await session.execute(
+        m.conversions.insert().values(
+            lead_id=lead_key,
+            account_id=p.account_id,
+            opportunity_id=p.opportunity_id,
+            ae_id=assignment.ae_id,
+            rule=assignment.rule,
+            reason=assignment.reason,
+            sao_sdr_id=sao_sdr,
+            converted_at=at,
+        )
+    )
+    if lead is not None:
+        await session.execute(
+            update(m.leads)
+            .where(m.leads.c.id == lead.id)
+            .values(converted_at=at, status="Converted", account_id=p.account_id)
+        )
+    recipients = [r for r in (assignment.ae_id, sao_sdr) if r]
+    if recipients:
+        await notify(session, ctx, "ae_assigned", recipients, assignment.reason, lead_key, at)
+
+
+async def sao_sdr_of(
+    session: AsyncSession, ctx: RouterContext, lead: Row[Any] | None, at: datetime
+) -> str | None:
+    if lead is None:
+        return None
+    move = (
+        await session.execute(
+            select(m.lead_moves)
+            .where(m.lead_moves.c.lead_id == lead.id, m.lead_moves.c.transferred_at <= at)
+            .order_by(m.lead_moves.c.transferred_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if move is not None:
+        return sao_credit(
+            LeadMove(lead.id, move.from_sdr_id, move.to_sdr_id, move.transferred_at),
+            at,
+            ctx.policy,
+        )
+    return str(lead.owner_id) if lead.owner_role == "SDR" and lead.owner_id else None
+
+
+async def account_touches(
+    session: AsyncSession, ctx: RouterContext, account: Account, at: datetime
+) -> list[Touch]:
+    since = at - timedelta(days=ctx.policy.recent_touch_days + 1)
+    contact_ids = select(m.contacts.c.id).where(m.contacts.c.account_id == account.account_id)
+    rows = await session.execute(
+        select(m.touches.c.rep_id, m.touches.c.at).where(
+            m.touches.c.at >= since,
+            m.touches.c.at <= at,
+            m.touches.c.rep_id.is_not(None),
+            or_(
+                m.touches.c.account_id == account.account_id,
+                m.touches.c.contact_id.in_(contact_ids),
+            ),
+        )
+    )
+    return [Touch(str(rep), when, "account", account.label) for rep, when in rows]
+
+
+async def account_opportunities(session: AsyncSession, account_id: str) -> list[Opportunity]:
+    rows = await session.execute(
+        select(m.opportunities).where(and_(m.opportunities.c.account_id == account_id))
+    )
+    return [
+        Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
+        for r in rows
+    ]

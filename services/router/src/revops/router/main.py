@@ -1,0 +1,160 @@
+"""Entry point ``revops-router``: the API, the consumer and the outbox relay in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from revops.events import topics
+from revops.events.catalogue import LeadRoutedEvent
+from revops.events.codec import UndecodableEvent, decode_event
+from revops.events.service import ServiceRuntime, ServiceSpec, create_app, serve
+from revops.router import models as m
+from revops.router.api import router as api_router
+from revops.router.consumer import (
+    ALL_QUEUES,
+    HUBSPOT_OWNER,
+    SALESFORCE_OWNER,
+    make_handler,
+    record_routes,
+)
+from revops.router.settings import RouterSettings
+from revops.router.writeback import CrmWriteback
+
+log = logging.getLogger(__name__)
+
+SPEC = ServiceSpec(
+    name="router",
+    metadata=m.metadata,
+    migrations_dir=Path(__file__).parent / "migrations",
+    topics=[
+        topics.FORMS,
+        topics.SIGNUPS,
+        topics.PEOPLE,
+        topics.ACCOUNTS,
+        topics.OPPORTUNITIES,
+        topics.ACTIVITIES,
+    ],
+)
+
+
+async def ensure_queues(runtime: ServiceRuntime) -> None:
+    async with runtime.database.transaction() as session:
+        await session.execute(
+            pg_insert(m.queues)
+            .values([{"name": n, "role": r, "region": g} for n, r, g in ALL_QUEUES])
+            .on_conflict_do_nothing()
+        )
+
+
+async def restore_decisions(runtime: ServiceRuntime) -> int:
+    """On an empty schema (a rebuild), read back the decisions on the routing topic.
+
+    Which rep gets a round-robin turn depends on the order leads arrived in, which a
+    replay does not reproduce across partitions; so the first run's decisions, published
+    as ``lead.routed``, are re-applied instead of re-decided.
+    """
+    async with runtime.database.transaction() as session:
+        if await session.scalar(select(func.count()).select_from(m.leads)):
+            return 0
+    settings = runtime.settings
+    topic = topics.ROUTING.name(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    restored = 0
+    try:
+        # All partitions of the spec, assigned by hand: no group, nothing committed.
+        tps = [TopicPartition(topic, p) for p in range(topics.ROUTING.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            decisions = []
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        event = decode_event(record.value)
+                    except UndecodableEvent:
+                        continue
+                    if isinstance(event, LeadRoutedEvent):
+                        decisions.append(event.payload)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            async with runtime.database.transaction() as session:
+                await record_routes(session, decisions)
+            restored += len(decisions)
+    finally:
+        await _stop_quietly(consumer)
+    log.info("restored recorded routing decisions", extra={"count": restored})
+    return restored
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka's stop() can raise the CancelledError of its own internal task when a
+    # group-less consumer stops soon after starting; that must not kill our caller.
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
+async def consume(runtime: ServiceRuntime) -> None:
+    """Set up, then run the consumer loop (the runtime's own loop is disabled, so the
+    restore finishes before the first event is decided)."""
+    await ensure_queues(runtime)
+    await restore_decisions(runtime)
+    await runtime.consumer.run()
+
+
+def build_app(settings: RouterSettings | None = None) -> FastAPI:
+    settings = settings or RouterSettings()
+    consumer_wanted = settings.consumer_enabled
+    runtime_settings = settings.model_copy(update={"consumer_enabled": False})
+    writeback = CrmWriteback(settings)
+    runtime = ServiceRuntime(
+        spec=SPEC,
+        settings=runtime_settings,
+        handle=make_handler(settings),
+        senders={
+            HUBSPOT_OWNER: writeback.hubspot_owner,
+            SALESFORCE_OWNER: writeback.salesforce_owner,
+        },
+        background=[consume] if consumer_wanted else [ensure_queues],
+    )
+
+    async def close_writeback(app: FastAPI) -> None:
+        await writeback.aclose()
+
+    app = create_app(
+        title="revops router",
+        description="Lead routing: rules of engagement, a fair shared rotation, SLAs.",
+        settings=runtime_settings,
+        routers=[api_router],
+        runtime=runtime,
+        on_shutdown=[close_writeback],
+    )
+    return app
+
+
+def main() -> None:
+    settings = RouterSettings()
+    serve(build_app(settings), settings, port=settings.http_port)
+
+
+if __name__ == "__main__":
+    main()

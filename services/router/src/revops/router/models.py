@@ -1,0 +1,202 @@
+"""The router's tables, all in schema ``router``, built from events and the reps API."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+from revops.events.db import service_metadata
+
+SCHEMA = "router"
+metadata = service_metadata(SCHEMA)
+
+
+def _id(name: str = "id", **kw: object) -> Column[str]:
+    return Column(name, String(64), **kw)  # type: ignore[arg-type]
+
+
+def _at(name: str, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+reps = Table(
+    "reps",
+    metadata,
+    _id(primary_key=True),  # the CRM user id, so events can name the rep
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("email", String(254)),
+    Column("role", String(3), nullable=False),
+    Column("region", String(4)),
+    Column("certified", Boolean, nullable=False, server_default="false"),
+    Column("consultant", Boolean, nullable=False, server_default="false"),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("paused", Boolean, nullable=False, server_default="false"),
+    Column("out_of_office", Boolean, nullable=False, server_default="false"),
+    Column("weight", Integer, nullable=False, server_default="1"),
+    Column("daily_cap", Integer),
+    _id("paired_sdr_id"),
+    # Rotation order: the order reps joined, so a rep's place never moves.
+    Column("position", BigInteger, Identity(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row per rotation; the cursor is locked (FOR UPDATE) while a turn is taken.
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("role", String(3), nullable=False),
+    Column("region", String(4), nullable=False),
+    Column("cursor", BigInteger, nullable=False, server_default="0"),
+)
+
+# Every turn ever taken: (queue, slot) is the primary key, so no turn can be used twice.
+queue_turns = Table(
+    "queue_turns",
+    metadata,
+    Column("queue", String(50), primary_key=True),
+    Column("slot", BigInteger, primary_key=True),
+    _id("rep_id", nullable=False),
+    _id("subject_id", nullable=False),  # the lead (or the conversion) the turn went to
+    Column("day", Date, nullable=False),
+    Index("ix_queue_turns_day", "queue", "day"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(255)),
+    _id("owner_id"),
+    _id("sdr_id"),  # the account's SDR: the owner's pair, kept while nobody owns it
+    Column("region", String(4)),
+    Column("country", String(100)),
+    _at("updated_at"),
+)
+
+account_domains = Table(
+    "account_domains",
+    metadata,
+    Column("domain", String(255), primary_key=True),
+    _id("account_id", primary_key=True),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _id(primary_key=True),
+    Column("email", String(254), index=True),
+    _id("account_id"),
+)
+
+opportunities = Table(
+    "opportunities",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", index=True),
+    _id("owner_id"),
+    Column("is_closed", Boolean, nullable=False, server_default="false"),
+    Column("is_won", Boolean),
+    _at("created_at"),
+    Column("close_date", Date),
+)
+
+touches = Table(
+    "touches",
+    metadata,
+    _id("activity_id", primary_key=True),
+    _id("rep_id"),
+    Column("kind", String(20), nullable=False),
+    _at("at", nullable=False),
+    _id("lead_ref", index=True),  # the CRM's lead id
+    _id("contact_id", index=True),
+    _id("account_id", index=True),
+    Column("email", String(254), index=True),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    _id(primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    _id("hubspot_id", index=True),
+    _id("salesforce_id", index=True),
+    _id("account_id", index=True),
+    Column("match", String(20), nullable=False),
+    Column("country", String(100)),
+    Column("region", String(4)),
+    Column("form_type", String(50)),
+    Column("is_consultant", Boolean, nullable=False, server_default="false"),
+    Column("status", String(50)),
+    _id("owner_id"),
+    Column("owner_role", String(3)),
+    Column("rule", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("queue", String(50)),
+    Column("turn", BigInteger),
+    Column("priority", String(10), nullable=False),
+    _id("review_with_sdr_id"),
+    _at("created_at", nullable=False),
+    Column("routed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _at("first_touch_at"),
+    _at("first_status_change_at"),
+    _at("converted_at"),
+    Column("source_event_id", String(200), nullable=False),
+)
+
+# A second form or sign-up of a known email: a touchpoint, not a second lead.
+touchpoints = Table(
+    "touchpoints",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    _id("lead_id", nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("form_type", String(50)),
+    _at("at", nullable=False),
+)
+
+lead_moves = Table(
+    "lead_moves",
+    metadata,
+    _id("lead_id", primary_key=True),
+    Column("transferred_at", DateTime(timezone=True), primary_key=True),
+    _id("account_id", nullable=False),
+    _id("from_sdr_id"),
+    _id("to_sdr_id", nullable=False),
+)
+
+conversions = Table(
+    "conversions",
+    metadata,
+    _id("lead_id", primary_key=True),
+    _id("account_id", nullable=False),
+    _id("opportunity_id"),
+    _id("ae_id"),
+    Column("rule", String(30), nullable=False),
+    Column("reason", Text, nullable=False),
+    _id("sao_sdr_id"),
+    _at("converted_at", nullable=False),
+)
+
+# Decisions read back from the routing topic when the schema is rebuilt: a round-robin
+# turn depends on arrival order, so a replay re-applies the recorded decision.
+recorded_routes = Table(
+    "recorded_routes",
+    metadata,
+    _id("lead_id", primary_key=True),
+    Column("decision", JSON, nullable=False),
+)

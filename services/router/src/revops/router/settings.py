@@ -1,0 +1,54 @@
+"""The router's configuration: every rule number of RoutingPolicy, from the environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+
+from revops.events.settings import ServiceSettings
+from revops.router.domain.regions import RegionMap
+from revops.router.domain.reps import Region
+from revops.router.domain.rules import DEFAULT_RULE_ORDER, OrderedRule, RoutingPolicy
+
+
+class RouterSettings(ServiceSettings):
+    service_name: str = "router"
+    http_port: int = 8001
+
+    recent_touch_days: int = Field(default=30, ge=0)
+    closed_opportunity_days: int = Field(default=90, ge=0)
+    transfer_credit_days: int = Field(default=14, ge=0)
+    first_touch_target_s: int = Field(default=300, ge=1)
+    first_status_change_limit_s: int = Field(default=86_400, ge=1)
+    rule_order: tuple[OrderedRule, ...] = DEFAULT_RULE_ORDER  # env RULE_ORDER='["...", ...]'
+    high_priority_form_types: frozenset[str] = frozenset(
+        {"demo_request", "demo", "contact", "contact_us", "contact_sales"}
+    )
+    fallback_region: Region | None = None
+    # Country (any spelling or ISO code) -> region, over the built-in map.
+    # REGION_MAP='{"MX": "EMEA"}'
+    region_map: dict[str, Region] = Field(default_factory=dict)
+
+    # Owner write-back to the CRM the lead came from; off unless configured.
+    hubspot_api_base: str = "https://api.hubapi.com"
+    hubspot_token: SecretStr | None = None
+    salesforce_instance_url: str | None = None
+    salesforce_token: SecretStr | None = None
+    salesforce_api_version: str = "v61.0"
+    writeback_timeout_s: float = Field(default=10.0, gt=0)
+
+    def policy(self) -> RoutingPolicy:
+        return RoutingPolicy(
+            recent_touch_days=self.recent_touch_days,
+            closed_opportunity_days=self.closed_opportunity_days,
+            transfer_credit_days=self.transfer_credit_days,
+            first_touch_target=timedelta(seconds=self.first_touch_target_s),
+            first_status_change_limit=timedelta(seconds=self.first_status_change_limit_s),
+            rule_order=tuple(self.rule_order),
+            high_priority_form_types=frozenset(t.lower() for t in self.high_priority_form_types),
+            fallback_region=self.fallback_region,
+        )
+
+    def regions(self) -> RegionMap:
+        return RegionMap(dict(self.region_map))

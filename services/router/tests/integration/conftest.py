@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from revops.events.settings import KafkaSettings
+from revops.events.testing import fresh_schema, service_settings
+from revops.router.main import SPEC, build_app
+from revops.router.settings import RouterSettings
+
+# The event builders next to this file (tests are imported with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).parent))
+
+ADMIN = {"Authorization": "Bearer dev-admin-token"}
+
+
+def router_settings(kafka_settings: KafkaSettings, **overrides: object) -> RouterSettings:
+    settings = service_settings(RouterSettings, "router", kafka_settings.topic_prefix, **overrides)
+    assert isinstance(settings, RouterSettings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = router_settings(kafka_settings)
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    app = build_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://router", headers=ADMIN
+        ) as c:
+            yield c
