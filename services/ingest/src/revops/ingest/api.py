@@ -74,6 +74,37 @@ class Publisher(Protocol):
     async def publish(self, events: Sequence[Envelope]) -> None: ...
 
 
+class KafkaGate:
+    """While Kafka is unreachable, one request at a time probes it and the others get
+    their 503 at once, instead of queueing behind the producer's connection attempts
+    (each bounded by the publish timeout): every answer stays within the senders' 2 s,
+    and an outage does not pile up waiting requests."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self._probing = False
+
+    async def publish(
+        self, producer: Publisher, events: Sequence[Envelope], deadline_s: float
+    ) -> None:
+        if not events:
+            return  # nothing to acknowledge
+        if self.down and self._probing:
+            raise KafkaUnavailable("Kafka is unreachable (another request is probing it)")
+        probe = self.down
+        self._probing = self._probing or probe
+        try:
+            await asyncio.wait_for(producer.publish(events), deadline_s)
+        except (KafkaUnavailable, TimeoutError):
+            self.down = True
+            raise
+        else:
+            self.down = False
+        finally:
+            if probe:
+                self._probing = False
+
+
 class BodyTooLarge(IngestError):
     status = 413
 
@@ -182,8 +213,9 @@ Work = Callable[[Request, datetime], Awaitable[list[Envelope]]]
 
 
 class Webhooks:
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: IngestSettings, gate: KafkaGate) -> None:
         self.settings = settings
+        self.gate = gate
         self.signup_keys = [
             standard_webhooks_key(s) for s in _secrets(settings.product_webhook_secrets)
         ]
@@ -219,8 +251,8 @@ class Webhooks:
                 )
                 return (failure or _json_failure)(status, exc.message, exc, request_id)
             try:
-                await asyncio.wait_for(
-                    request.app.state.producer.publish(events), self.settings.publish_deadline_s
+                await self.gate.publish(
+                    request.app.state.producer, events, self.settings.publish_deadline_s
                 )
             except (KafkaUnavailable, TimeoutError) as exc:
                 status = 503
@@ -374,8 +406,8 @@ def _json_body_doc(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 SIGNUP_SCHEMA_REF = {"$ref": "#/components/schemas/SignupWebhook"}
 
 
-def build_router(settings: IngestSettings) -> APIRouter:
-    hooks = Webhooks(settings)
+def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> APIRouter:
+    hooks = Webhooks(settings, gate or KafkaGate())
     router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
     @router.post(

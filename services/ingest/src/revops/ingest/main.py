@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
-from revops.ingest.api import build_router, document_bodies
+from revops.ingest.api import KafkaGate, build_router, document_bodies
 from revops.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 def build_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     producer = EventProducer(settings, client_id="ingest")
+    gate = KafkaGate()
 
     async def start_producer(app: FastAPI) -> None:
         try:
             await producer.start()
         except KafkaUnavailable:
+            gate.down = True
             # Start anyway: /readyz says not ready and webhooks get 503 until Kafka is back.
             log.warning("kafka unavailable at startup; webhooks answer 503 until it is back")
 
@@ -39,7 +41,7 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
         title="revops ingest",
         description="Verified, normalised webhooks from HubSpot, Salesforce and the product.",
         settings=settings,
-        routers=[build_router(settings)],
+        routers=[build_router(settings, gate)],
         ready_checks={"kafka": producer.ping},
         on_startup=[start_producer],
         on_shutdown=[stop_producer],

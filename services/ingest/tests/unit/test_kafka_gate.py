@@ -1,0 +1,67 @@
+"""While Kafka is down, one request probes it and the others are answered at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from revops.events.catalogue import Envelope
+from revops.events.producer import KafkaUnavailable
+from revops.ingest.api import KafkaGate
+from revops.ingest.domain.product import parse_signup
+
+
+class SlowBroker:
+    def __init__(self) -> None:
+        self.up = False
+        self.calls = 0
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        self.calls += 1
+        await asyncio.sleep(0.3)
+        if not self.up:
+            raise KafkaUnavailable("down")
+
+
+SIGNUP = {
+    "type": "user.signed_up",
+    "timestamp": "2024-05-31T16:08:45Z",
+    "data": {"user_id": "u", "email": "a@example.com", "signup_type": "cloud"},
+}
+EVENTS = [parse_signup(SIGNUP, webhook_id="m", received_at=datetime(2024, 6, 1, tzinfo=UTC))]
+
+
+async def timed(gate: KafkaGate, broker: SlowBroker) -> tuple[bool, float]:
+    started = time.monotonic()
+    try:
+        await gate.publish(broker, EVENTS, deadline_s=1.9)
+        return True, time.monotonic() - started
+    except KafkaUnavailable:
+        return False, time.monotonic() - started
+
+
+async def test_one_probe_at_a_time_while_down_then_recovery() -> None:
+    gate, broker = KafkaGate(), SlowBroker()
+    assert await timed(gate, broker) == (False, pytest.approx(0.3, abs=0.2))
+    assert gate.down
+    results = await asyncio.gather(*(timed(gate, broker) for _ in range(5)))
+    slow = [t for ok, t in results if t > 0.2]
+    assert all(not ok for ok, _ in results)
+    assert len(slow) == 1  # the probe; the four others were answered at once
+    assert broker.calls == 2
+    broker.up = True
+    assert (await timed(gate, broker))[0] is True
+    assert not gate.down
+    results = await asyncio.gather(*(timed(gate, broker) for _ in range(3)))
+    assert all(ok for ok, _ in results)  # healthy: no gate
+
+
+async def test_nothing_to_publish_needs_no_kafka() -> None:
+    gate, broker = KafkaGate(), SlowBroker()
+    gate.down = True
+    await gate.publish(broker, [], deadline_s=1.9)
+    assert broker.calls == 0
