@@ -21,18 +21,20 @@ ALTER ROLE router      LOGIN PASSWORD 'router'      NOSUPERUSER NOCREATEDB NOCRE
 ALTER ROLE attribution LOGIN PASSWORD 'attribution' NOSUPERUSER NOCREATEDB NOCREATEROLE;
 ALTER ROLE renewals    LOGIN PASSWORD 'renewals'    NOSUPERUSER NOCREATEDB NOCREATEROLE;
 
--- Databases: `revops` is the running system, `revops_test` the tests'.
+-- Databases: `revops` is the running system, `revops_test` the tests', `revops_bench` the
+-- end-to-end benchmarks' and fault checks' (bench/system.py), so they never touch either.
 SELECT format('CREATE DATABASE %I OWNER revops', name)
-  FROM unnest(ARRAY['revops', 'revops_test']) AS name
+  FROM unnest(ARRAY['revops', 'revops_test', 'revops_bench']) AS name
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = name)
 \gexec
 
 ALTER DATABASE revops OWNER TO revops;
 ALTER DATABASE revops_test OWNER TO revops;
+ALTER DATABASE revops_bench OWNER TO revops;
 
 -- Only our roles may connect; none of them may create schemas of its own.
-REVOKE ALL ON DATABASE revops, revops_test FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE revops, revops_test TO router, attribution, renewals;
+REVOKE ALL ON DATABASE revops, revops_test, revops_bench FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE revops, revops_test, revops_bench TO router, attribution, renewals;
 
 -- The same schemas in each database. A schema grants nothing to anyone but its owner,
 -- so router cannot even look up a table in attribution's schema.
@@ -47,6 +49,15 @@ ALTER SCHEMA renewals OWNER TO renewals;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 \connect revops_test
+CREATE SCHEMA IF NOT EXISTS router AUTHORIZATION router;
+CREATE SCHEMA IF NOT EXISTS attribution AUTHORIZATION attribution;
+CREATE SCHEMA IF NOT EXISTS renewals AUTHORIZATION renewals;
+ALTER SCHEMA router OWNER TO router;
+ALTER SCHEMA attribution OWNER TO attribution;
+ALTER SCHEMA renewals OWNER TO renewals;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
+\connect revops_bench
 CREATE SCHEMA IF NOT EXISTS router AUTHORIZATION router;
 CREATE SCHEMA IF NOT EXISTS attribution AUTHORIZATION attribution;
 CREATE SCHEMA IF NOT EXISTS renewals AUTHORIZATION renewals;
