@@ -87,7 +87,9 @@ def topics_list() -> None:
 def lag(services: Annotated[list[str] | None, typer.Argument()] = None) -> None:
     """Show each service's consumer lag per topic."""
     settings = KafkaSettings()
-    table = Table("service", "topic", "committed", "end", "lag")
+    table = Table("service", "committed", "end", "lag")
+    # Topic names are what an operator copies into the next command: never truncated.
+    table.add_column("topic", no_wrap=True, min_width=36)
     for service in services or list(SERVICES):
         spec = load_spec(service)
         names = [t.name(settings.topic_prefix) for t in spec.topics]
@@ -102,7 +104,7 @@ def lag(services: Annotated[list[str] | None, typer.Argument()] = None) -> None:
         for topic, parts in sorted(by_topic.items()):
             committed = sum(p.committed or 0 for p in parts)
             end = sum(p.end for p in parts)
-            table.add_row(service, topic, str(committed), str(end), str(sum(p.lag for p in parts)))
+            table.add_row(service, str(committed), str(end), str(sum(p.lag for p in parts)), topic)
     console.print(table)
 
 

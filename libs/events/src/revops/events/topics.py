@@ -38,8 +38,11 @@ OPPORTUNITIES = TopicSpec(
 )
 ACTIVITIES = TopicSpec("revops.activities", partitions=6, retention_ms=KEEP_FOREVER, history=True)
 
-# Written by the services through their outboxes: derived, rebuildable, so time-limited.
-ROUTING = TopicSpec("revops.routing", partitions=6, retention_ms=THIRTY_DAYS_MS, history=False)
+# Written by the services through their outboxes.
+# The router's decisions are facts a rebuild re-applies (a round-robin turn depends on
+# arrival order, which a replay does not reproduce), so they are kept like the history.
+ROUTING = TopicSpec("revops.routing", partitions=6, retention_ms=KEEP_FOREVER, history=False)
+# Derived and re-derivable from the history: time-limited.
 RENEWALS = TopicSpec("revops.renewals", partitions=3, retention_ms=THIRTY_DAYS_MS, history=False)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
