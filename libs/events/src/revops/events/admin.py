@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from revops.events import topics as topic_catalogue
@@ -43,14 +44,25 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [t for t in _new_topics(specs, prefix) if t.name not in existing]
+        new_topics = _new_topics(specs, prefix)
         created: list[str] = []
-        for topic in wanted:
+        for topic in new_topics:
+            if topic.name in existing:
+                continue
             try:
                 await admin.create_topics([topic])
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile
+        # Topics that existed get the retention topics.py names now (it may have changed).
+        # Only retention.ms is ever set on our topics, so replacing the config set is safe.
+        await admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, t.name, configs=t.topic_configs)
+                for t in new_topics
+                if t.name in existing
+            ]
+        )
         return created
     finally:
         await admin.close()
