@@ -41,9 +41,10 @@ def unique_prefix() -> str:
 
 
 def database_url_for_tests(role: str) -> str:
-    """The tests' database (``revops_test``), as the service's own role."""
+    """The tests' database (``revops_test``, or ``REVOPS_TEST_DB``), as the service's role."""
     env = os.environ.get(f"TEST_{role.upper()}_DATABASE_URL")
-    return env or f"postgresql+asyncpg://{role}:{role}@127.0.0.1:5432/revops_test"
+    database = os.environ.get("REVOPS_TEST_DB", "revops_test")
+    return env or f"postgresql+asyncpg://{role}:{role}@127.0.0.1:5432/{database}"
 
 
 def service_settings(
