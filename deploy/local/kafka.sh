@@ -214,6 +214,13 @@ start() {
     wait_ready "$pid"
     return
   fi
+  # A broker already answering here (another checkout's, a developer's own) is used as
+  # it is, like an existing Postgres: tests and services only need a broker on the port.
+  if port_open "$HOST" "$PORT" \
+    && uv_run python deploy/local/wait_kafka.py --bootstrap "$HOST:$PORT" --timeout 5 >/dev/null 2>&1; then
+    say "kafka: using the broker already answering on $HOST:$PORT (not started by this checkout)"
+    return
+  fi
   check_ports_free
   require_java
   resolve_jars
