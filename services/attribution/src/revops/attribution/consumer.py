@@ -14,13 +14,13 @@ with five events in a batch is decided once, not five times).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -28,15 +28,17 @@ from sqlalchemy.orm import Session
 from revops.attribution import models
 from revops.attribution.decisions import (
     Rules,
-    accounts_of,
     affected_opportunities,
+    opportunity_inputs,
     recompute_opportunities,
     recompute_people,
 )
 from revops.attribution.domain.lead_source import TouchKind
 from revops.attribution.domain.pipeline import qualified_at
+from revops.attribution.facts import OpportunityFacts, PersonFacts, Stamp, note, stamp, write
 from revops.attribution.settings import AttributionSettings
 from revops.events.catalogue import (
+    Envelope,
     Event,
     FormSubmittedEvent,
     LeadConvertedEvent,
@@ -50,71 +52,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 _UNIT_OF_WORK = "revops.attribution.unit_of_work"
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
-
-
-@dataclass
-class _Facts:
-    """A record's fields from several events of one batch, merged in arrival order:
-    a later non-empty value replaces an earlier one, except the times listed in
-    EARLIEST, of which the earliest is kept."""
-
-    EARLIEST = frozenset[str]()
-
-    def merge(self, later: _Facts) -> None:
-        for f in fields(self):
-            new = getattr(later, f.name)
-            if f.name in self.EARLIEST:
-                setattr(self, f.name, _earliest(getattr(self, f.name), new))
-            elif new is not None:
-                setattr(self, f.name, new)
-
-    def row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class PersonFacts(_Facts):
-    EARLIEST = frozenset({"first_seen_at", "crm_created_at"})
-
-    person_id: str
-    first_seen_at: datetime
-    email: str | None = None
-    person_type: str | None = None
-    account_id: str | None = None
-    crm_created_at: datetime | None = None
-    created_by_id: str | None = None
-    created_by_role: str | None = None
-    crm_lead_source: str | None = None
-    offline_detail: str | None = None
-
-
-@dataclass
-class OpportunityFacts(_Facts):
-    EARLIEST = frozenset({"first_seen_at", "crm_created_at", "qualified_at"})
-
-    opportunity_id: str
-    first_seen_at: datetime
-    account_id: str | None = None
-    name: str | None = None
-    stage: str | None = None
-    amount: Any = None
-    close_date: Any = None
-    owner_id: str | None = None
-    is_closed: bool | None = None
-    is_won: bool | None = None
-    is_deleted: bool | None = None
-    given_lead_source: str | None = None
-    crm_created_at: datetime | None = None
-    qualified_at: datetime | None = None
-    converted_lead_id: str | None = None
-    converted_person_id: str | None = None
-    converted_at: datetime | None = None
 
 
 @dataclass
@@ -137,18 +74,10 @@ class UnitOfWork:
         self.touched_people[person_id] = min(at, self.touched_people.get(person_id, at))
 
     def note_person(self, facts: PersonFacts) -> None:
-        known = self.people.get(facts.person_id)
-        if known is None:
-            self.people[facts.person_id] = facts
-        else:
-            known.merge(facts)
+        note(self.people, facts)
 
     def note_opportunity(self, facts: OpportunityFacts) -> None:
-        known = self.opportunities.get(facts.opportunity_id)
-        if known is None:
-            self.opportunities[facts.opportunity_id] = facts
-        else:
-            known.merge(facts)
+        note(self.opportunities, facts)
 
     def note_ref(self, object_id: str, system: str, object_type: str, person_id: str) -> None:
         self.refs[object_id] = {
@@ -171,25 +100,8 @@ def unit_of_work(session: AsyncSession, rules: Rules) -> UnitOfWork:
 # --- writing and deciding, just before commit ----------------------------------------------
 
 
-def _upsert(
-    session: Session, table: Any, key: str, rows: list[dict[str, Any]], earliest: Any
-) -> None:
-    if not rows:
-        return
-    statement = pg_insert(table)
-    columns = [c for c in rows[0] if c != key]
-    set_ = {}
-    for column in columns:
-        existing, new = table.c[column], statement.excluded[column]
-        if column in earliest:
-            # LEAST ignores NULLs: the earliest known time, whatever the arrival order.
-            set_[column] = func.least(existing, new)
-        else:
-            set_[column] = func.coalesce(new, existing)
-    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=set_), rows)
-
-
-def _write_facts(session: Session, uow: UnitOfWork) -> None:
+def _write_facts(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:
+    """Write the batch's facts; returns the conversions whose person is now known."""
     if uow.refs:
         statement = pg_insert(models.person_refs)
         session.execute(
@@ -197,18 +109,6 @@ def _write_facts(session: Session, uow: UnitOfWork) -> None:
                 index_elements=["object_id"], set_={"person_id": statement.excluded.person_id}
             ),
             list(uow.refs.values()),
-        )
-    _upsert(
-        session,
-        models.people,
-        "person_id",
-        [p.row() for p in uow.people.values()],
-        PersonFacts.EARLIEST,
-    )
-    if uow.touches:
-        session.execute(
-            pg_insert(models.touches).on_conflict_do_nothing(index_elements=["touch_id"]),
-            list(uow.touches.values()),
         )
     if uow.conversions:
         statement = pg_insert(models.conversions)
@@ -223,13 +123,17 @@ def _write_facts(session: Session, uow: UnitOfWork) -> None:
             ),
             list(uow.conversions.values()),
         )
-    _upsert(
-        session,
-        models.opportunities,
-        "opportunity_id",
-        [o.row() for o in uow.opportunities.values()],
-        OpportunityFacts.EARLIEST,
-    )
+    conversions = _resolve_conversions(session, uow)
+    for conversion in conversions:
+        _note_conversion(uow, conversion)
+    write(session, PersonFacts, uow.people.values())
+    if uow.touches:
+        session.execute(
+            pg_insert(models.touches).on_conflict_do_nothing(index_elements=["touch_id"]),
+            list(uow.touches.values()),
+        )
+    write(session, OpportunityFacts, uow.opportunities.values())
+    return conversions
 
 
 def _resolve_conversions(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:
@@ -251,44 +155,40 @@ def _resolve_conversions(session: Session, uow: UnitOfWork) -> list[dict[str, An
     return resolved
 
 
-def _apply_conversions(session: Session, conversions: list[dict[str, Any]]) -> None:
+def _note_conversion(uow: UnitOfWork, conversion: Mapping[str, Any]) -> None:
     """A converted lead becomes a contact of the account, and its opportunity's lead."""
-    if not conversions:
-        return
-    people, opportunities = models.people, models.opportunities
-    session.execute(
-        update(people)
-        .where(people.c.person_id == bindparam("b_person_id"))
-        .values(account_id=bindparam("b_account_id"), person_type="contact"),
-        [{"b_person_id": c["person_id"], "b_account_id": c["account_id"]} for c in conversions],
+    at = conversion["occurred_at"]
+    when = stamp(at, f"conversion:{conversion['lead_id']}")
+    person_id = conversion["person_id"]
+    uow.note_person(
+        PersonFacts(
+            person_id, at, account_id=conversion["account_id"], person_type="contact", stamp=when
+        )
     )
-    with_opportunity = [c for c in conversions if c["opportunity_id"]]
-    if with_opportunity:
-        session.execute(
-            update(opportunities)
-            .where(opportunities.c.opportunity_id == bindparam("b_opportunity_id"))
-            .values(converted_person_id=bindparam("b_person_id")),
-            [
-                {"b_opportunity_id": c["opportunity_id"], "b_person_id": c["person_id"]}
-                for c in with_opportunity
-            ],
+    if conversion["opportunity_id"]:
+        uow.note_opportunity(
+            OpportunityFacts(
+                conversion["opportunity_id"], at, converted_person_id=person_id, stamp=when
+            )
         )
 
 
 def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
     """Write the facts, then decide again everything they can change."""
-    # A contact moving to another account leaves the old one's opportunities to decide.
-    previous_accounts = set(accounts_of(session, uow.changed_people).values())
-    _write_facts(session, uow)
-    conversions = _resolve_conversions(session, uow)
-    _apply_conversions(session, conversions)
-    converted = {c["person_id"] for c in conversions}
-    changed = recompute_people(session, set(uow.people) | converted, uow.rules)
-    changed |= uow.changed_people | converted
-    touched = {p: at for p, at in uow.touched_people.items() if p not in changed}
-    accounts = previous_accounts | {
-        o.account_id for o in uow.opportunities.values() if o.account_id
-    }
+    before = opportunity_inputs(session, uow.changed_people)
+    conversions = _write_facts(session, uow)
+    crm_people = uow.changed_people | {c["person_id"] for c in conversions}
+    touch_only = {p: at for p, at in uow.touched_people.items() if p not in crm_people}
+    decided = recompute_people(
+        session, set(uow.people) | crm_people, uow.rules, later_touches=touch_only
+    )
+    # A CRM change matters to opportunities only if it moved what they read (a status
+    # or owner change does not), and then on the old account as on the new one.
+    after = opportunity_inputs(session, crm_people)
+    changed = decided | {p for p in crm_people if before.get(p) != after.get(p)}
+    touched = {p: at for p, at in touch_only.items() if p not in changed}
+    accounts = {inputs[0] for p, inputs in before.items() if p in changed and inputs[0]}
+    accounts |= {o.account_id for o in uow.opportunities.values() if o.account_id}
     accounts |= {c["account_id"] for c in conversions}
     opportunity_ids = set(uow.opportunities) | {
         c["opportunity_id"] for c in conversions if c["opportunity_id"]
@@ -306,6 +206,10 @@ def _before_commit(session: Session) -> None:
 
 
 # --- the handlers --------------------------------------------------------------------------
+
+
+def _stamp(event: Envelope) -> Stamp:
+    return stamp(event.occurred_at, event.id)
 
 
 async def _person_by_ref(session: AsyncSession, uow: UnitOfWork, object_id: str) -> str | None:
@@ -334,7 +238,9 @@ async def on_form(session: AsyncSession, event: FormSubmittedEvent, rules: Rules
             "occurred_at": event.occurred_at,
         }
     )
-    uow.note_person(PersonFacts(form.email, event.occurred_at, email=form.email))
+    uow.note_person(
+        PersonFacts(form.email, event.occurred_at, email=form.email, stamp=_stamp(event))
+    )
     if form.source_ref is not None:
         ref = form.source_ref
         uow.note_ref(ref.object_id, ref.system, ref.object_type, form.email)
@@ -357,7 +263,9 @@ async def on_signup(session: AsyncSession, event: SignupCreatedEvent, rules: Rul
             "occurred_at": event.occurred_at,
         }
     )
-    uow.note_person(PersonFacts(signup.email, event.occurred_at, email=signup.email))
+    uow.note_person(
+        PersonFacts(signup.email, event.occurred_at, email=signup.email, stamp=_stamp(event))
+    )
     uow.note_ref(signup.user_id, "product", "user", signup.email)
 
 
@@ -383,6 +291,7 @@ async def on_person(session: AsyncSession, event: PersonChangedEvent, rules: Rul
             created_by_role=role.value if role else None,
             crm_lead_source=person.lead_source,
             offline_detail=ref.system.upper() if created else None,
+            stamp=_stamp(event),
         )
     )
     uow.note_ref(ref.object_id, ref.system, ref.object_type, person_id)
@@ -402,7 +311,11 @@ async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules:
         "person_id": conversion.email,
     }
     if conversion.email:
-        uow.note_person(PersonFacts(conversion.email, event.occurred_at, email=conversion.email))
+        uow.note_person(
+            PersonFacts(
+                conversion.email, event.occurred_at, email=conversion.email, stamp=_stamp(event)
+            )
+        )
         uow.note_ref(conversion.lead_id, "salesforce", "Lead", conversion.email)
         if conversion.contact_id:
             uow.note_ref(conversion.contact_id, "salesforce", "Contact", conversion.email)
@@ -414,6 +327,7 @@ async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules:
                 account_id=conversion.account_id,
                 converted_lead_id=conversion.lead_id,
                 converted_at=event.occurred_at,
+                stamp=_stamp(event),
             )
         )
 
@@ -440,6 +354,7 @@ async def on_opportunity(
             given_lead_source=opportunity.lead_source,
             crm_created_at=opportunity.created_at or (event.occurred_at if created else None),
             qualified_at=qualified_at(None, opportunity.stage, event.occurred_at),
+            stamp=_stamp(event),
         )
     )
 

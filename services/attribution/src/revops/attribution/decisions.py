@@ -12,10 +12,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from revops.attribution import models
@@ -71,6 +71,13 @@ class Rules:
         )
 
 
+def _one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+    """`column = ANY($1)`: one array parameter, so the statement's text is the same for
+    any number of values and Postgres and asyncpg reuse its prepared form (an IN list
+    makes a new statement for every length)."""
+    return column.in_(list(values))
+
+
 # --- people ------------------------------------------------------------------------------
 
 
@@ -100,14 +107,12 @@ def _person_created(row: RowMapping) -> PersonCreated | None:
 
 
 def _touches_by_person(
-    session: Session, person_ids: Collection[str], *, forms_only: bool = False
+    session: Session, person_ids: Collection[str]
 ) -> dict[str, list[RowMapping]]:
     by_person: dict[str, list[RowMapping]] = defaultdict(list)
     if not person_ids:
         return by_person
-    query = select(models.touches).where(models.touches.c.person_id.in_(list(person_ids)))
-    if forms_only:
-        query = query.where(models.touches.c.kind == TouchKind.FORM.value)
+    query = select(models.touches).where(_one_of(models.touches.c.person_id, person_ids))
     for row in session.execute(query).mappings():
         by_person[row["person_id"]].append(row)
     return by_person
@@ -116,18 +121,33 @@ def _touches_by_person(
 _PERSON_DECISIONS = ("lead_source", "first_touchpoint", "first_touch_id", "first_touch_at")
 
 
-def recompute_people(session: Session, person_ids: Collection[str], rules: Rules) -> set[str]:
-    """Decide the people again; returns those whose source or first touch changed."""
+def _settled(row: RowMapping, later_touches: Mapping[str, datetime]) -> bool:
+    """A person's decisions rest on their earliest touch and their record's creation: a
+    touch after their first one changes nothing, so their touches need not be read."""
+    at = later_touches.get(row["person_id"])
+    first = row["first_touch_at"]
+    return at is not None and first is not None and row["lead_source"] is not None and at > first
+
+
+def recompute_people(
+    session: Session,
+    person_ids: Collection[str],
+    rules: Rules,
+    *,
+    later_touches: Mapping[str, datetime] | None = None,
+) -> set[str]:
+    """Decide the people again; returns those whose source or first touch changed.
+
+    `later_touches`: people whose only news is touches, with the earliest of them."""
     if not person_ids:
         return set()
     rows = (
-        session.execute(
-            select(models.people).where(models.people.c.person_id.in_(list(person_ids)))
-        )
+        session.execute(select(models.people).where(_one_of(models.people.c.person_id, person_ids)))
         .mappings()
         .all()
     )
-    touches = _touches_by_person(session, person_ids)
+    rows = [row for row in rows if not _settled(row, later_touches or {})]
+    touches = _touches_by_person(session, [row["person_id"] for row in rows])
     updates: list[dict[str, Any]] = []
     changed: set[str] = set()
     for row in rows:
@@ -190,14 +210,14 @@ class _Known:
     forms_by_person: Mapping[str, Sequence[RowMapping]]
 
 
-def _load_known(session: Session, opportunities: Sequence[RowMapping]) -> _Known:
+def _load_known(session: Session, opportunities: Sequence[RowMapping], window: timedelta) -> _Known:
     accounts = {o["account_id"] for o in opportunities if o["account_id"]}
     converted = {o["converted_person_id"] for o in opportunities if o["converted_person_id"]}
     people_table = models.people
     query = select(people_table).where(
         or_(
-            people_table.c.account_id.in_(list(accounts)),
-            people_table.c.person_id.in_(list(converted)),
+            _one_of(people_table.c.account_id, accounts),
+            _one_of(people_table.c.person_id, converted),
         )
     )
     rows = session.execute(query).mappings().all()
@@ -206,8 +226,44 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping]) -> _Known
     for row in people.values():
         if row["account_id"]:
             contacts[row["account_id"]].append(row)
-    forms = _touches_by_person(session, people.keys(), forms_only=True)
-    return _Known(people, contacts, forms)
+    return _Known(
+        people, contacts, _forms(session, people.keys(), converted, opportunities, window)
+    )
+
+
+def _forms(
+    session: Session,
+    person_ids: Collection[str],
+    converted: Collection[str],
+    opportunities: Sequence[RowMapping],
+    window: timedelta,
+) -> dict[str, list[RowMapping]]:
+    """The forms the decisions can read: none after the latest creation time; of the
+    converted leads every earlier one (the primary campaign has no age limit), of the
+    other people those in the earliest window only."""
+    by_person: dict[str, list[RowMapping]] = defaultdict(list)
+    if not person_ids:
+        return by_person
+    created = [_created_at(o) for o in opportunities]
+    touches = models.touches
+    query = select(
+        touches.c.touch_id,
+        touches.c.person_id,
+        touches.c.campaign_id,
+        touches.c.form_id,
+        touches.c.occurred_at,
+    ).where(
+        _one_of(touches.c.person_id, person_ids),
+        touches.c.kind == TouchKind.FORM.value,
+        touches.c.occurred_at <= max(created),
+        or_(
+            touches.c.occurred_at >= min(created) - window,
+            _one_of(touches.c.person_id, converted),
+        ),
+    )
+    for row in session.execute(query).mappings():
+        by_person[row["person_id"]].append(row)
+    return by_person
 
 
 def _source_decision(
@@ -255,13 +311,30 @@ def _influence(
     )
 
 
+def opportunity_inputs(session: Session, person_ids: Collection[str]) -> dict[str, tuple[Any, ...]]:
+    """What of a person the opportunities' decisions read: account, creation, source."""
+    if not person_ids:
+        return {}
+    people = models.people
+    rows = session.execute(
+        select(
+            people.c.person_id,
+            people.c.account_id,
+            people.c.crm_created_at,
+            people.c.first_seen_at,
+            people.c.lead_source,
+        ).where(_one_of(people.c.person_id, person_ids))
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
 def accounts_of(session: Session, person_ids: Collection[str]) -> dict[str, str]:
     if not person_ids:
         return {}
     people = models.people
     rows = session.execute(
         select(people.c.person_id, people.c.account_id).where(
-            people.c.person_id.in_(list(person_ids)), people.c.account_id.is_not(None)
+            _one_of(people.c.person_id, person_ids), people.c.account_id.is_not(None)
         )
     )
     return {person_id: account_id for person_id, account_id in rows}
@@ -289,9 +362,9 @@ def affected_opportunities(
     table = models.opportunities
     people = set(changed_people) | set(touched_people)
     conditions = [
-        table.c.opportunity_id.in_(list(opportunity_ids)),
-        table.c.account_id.in_(list(accounts | set(touched_accounts))),
-        table.c.converted_person_id.in_(list(people)),
+        _one_of(table.c.opportunity_id, opportunity_ids),
+        _one_of(table.c.account_id, accounts | set(touched_accounts)),
+        _one_of(table.c.converted_person_id, people),
     ]
     candidates = session.execute(select(table).where(or_(*conditions))).mappings().all()
 
@@ -313,7 +386,7 @@ def recompute_opportunities(
 ) -> None:
     if not opportunities:
         return
-    known = _load_known(session, opportunities)
+    known = _load_known(session, opportunities, rules.influence.window)
     updates: list[dict[str, Any]] = []
     influence_rows: list[dict[str, Any]] = []
     for opportunity in opportunities:
@@ -331,7 +404,7 @@ def recompute_opportunities(
     influence_table = models.opportunity_influence
     session.execute(
         delete(influence_table).where(
-            influence_table.c.opportunity_id.in_([o["opportunity_id"] for o in opportunities])
+            _one_of(influence_table.c.opportunity_id, [o["opportunity_id"] for o in opportunities])
         )
     )
     if influence_rows:

@@ -8,6 +8,7 @@ the stored facts, never patched, so a late event and a replay give the same answ
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Date, DateTime, Index, Numeric, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.db import service_metadata
@@ -36,6 +37,7 @@ people = Table(
     Column("created_by_role", Text),  # SDR / AE when a rep created the record
     Column("crm_lead_source", Text),
     Column("offline_detail", Text),
+    Column("field_times", JSONB),  # field -> [occurred_at, event id] of its value
     # Decisions.
     Column("lead_source", Text),
     Column("first_touchpoint", Text),
@@ -114,6 +116,7 @@ opportunities = Table(
     Column("converted_lead_id", Text),
     Column("converted_person_id", Text),
     Column("converted_at", DateTime(timezone=True)),
+    Column("field_times", JSONB),  # field -> [occurred_at, event id] of its value
     # Decisions.
     Column("opportunity_source", Text),
     Column("lead_source", Text),

@@ -1,17 +1,18 @@
 """initial schema: people, their CRM ids, touches and conversions; opportunities and
 their influencing touches
 
-Revision ID: 24714afd483d
+Revision ID: 87ec13a56b3c
 Revises:
-Create Date: 2026-11-22 06:56:55.833449
+Create Date: 2026-11-22 07:16:20.268260
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
-revision: str = "24714afd483d"
+revision: str = "87ec13a56b3c"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -70,6 +71,7 @@ def upgrade() -> None:
         sa.Column("converted_lead_id", sa.Text(), nullable=True),
         sa.Column("converted_person_id", sa.Text(), nullable=True),
         sa.Column("converted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("field_times", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("opportunity_source", sa.Text(), nullable=True),
         sa.Column("lead_source", sa.Text(), nullable=True),
         sa.Column("source_rule", sa.Text(), nullable=True),
@@ -157,6 +159,7 @@ def upgrade() -> None:
         sa.Column("created_by_role", sa.Text(), nullable=True),
         sa.Column("crm_lead_source", sa.Text(), nullable=True),
         sa.Column("offline_detail", sa.Text(), nullable=True),
+        sa.Column("field_times", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("lead_source", sa.Text(), nullable=True),
         sa.Column("first_touchpoint", sa.Text(), nullable=True),
         sa.Column("first_touch_id", sa.Text(), nullable=True),

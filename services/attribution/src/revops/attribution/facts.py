@@ -1,0 +1,165 @@
+"""The facts events bring about people and opportunities, merged so that the result
+does not depend on the order the events arrive in.
+
+A field takes the value of the event that happened last (by `occurred_at`, then event
+id), wherever and whenever that event arrives: a CRM update that was delayed does not
+undo a newer one, and replaying the topics in another interleaving gives the same
+record. Each field's winning stamp is kept in the row (`field_times`). Creation and
+first-seen times keep the earliest value instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from revops.attribution import models
+
+Stamp = tuple[str, str]  # (occurred_at as fixed-width UTC text, event id): sorts by time
+_NO_STAMP: Stamp = ("", "")
+_BOOKKEEPING = frozenset({"stamp", "field_stamps"})
+
+
+def stamp(occurred_at: datetime, event_id: str) -> Stamp:
+    return (occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), event_id)
+
+
+def _earliest(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+@dataclass
+class Facts:
+    KEY: ClassVar[str]
+    TABLE: ClassVar[Table]
+    EARLIEST: ClassVar[frozenset[str]]
+
+    def __post_init__(self) -> None:
+        own: Stamp = getattr(self, "stamp")  # noqa: B009 (declared by the subclasses)
+        for name in self.fact_names():
+            if getattr(self, name) is not None and name not in self.EARLIEST:
+                self.field_stamps.setdefault(name, own)
+
+    field_stamps: dict[str, Stamp] = field(default_factory=dict, kw_only=True)
+
+    @classmethod
+    def fact_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in _BOOKKEEPING and f.name != cls.KEY]
+
+    def merge(self, other: Facts) -> None:
+        """Take from `other` every field it saw later than this record did."""
+        for name in self.fact_names():
+            if name in self.EARLIEST:
+                setattr(self, name, _earliest(getattr(self, name), getattr(other, name)))
+                continue
+            theirs = other.field_stamps.get(name)
+            if theirs is not None and theirs >= self.field_stamps.get(name, _NO_STAMP):
+                setattr(self, name, getattr(other, name))
+                self.field_stamps[name] = theirs
+
+    def row(self) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in [self.KEY, *self.fact_names()]}
+        row["field_times"] = {name: list(s) for name, s in sorted(self.field_stamps.items())}
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Facts:
+        stamps = {name: (s[0], s[1]) for name, s in (row["field_times"] or {}).items()}
+        values = {name: row[name] for name in [cls.KEY, *cls.fact_names()]}
+        return cls(**values, field_stamps=stamps)
+
+
+@dataclass
+class PersonFacts(Facts):
+    KEY: ClassVar[str] = "person_id"
+    TABLE: ClassVar[Table] = models.people
+    EARLIEST: ClassVar[frozenset[str]] = frozenset({"first_seen_at", "crm_created_at"})
+
+    person_id: str
+    first_seen_at: datetime
+    email: str | None = None
+    person_type: str | None = None
+    account_id: str | None = None
+    crm_created_at: datetime | None = None
+    created_by_id: str | None = None
+    created_by_role: str | None = None
+    crm_lead_source: str | None = None
+    offline_detail: str | None = None
+    stamp: Stamp = field(default=_NO_STAMP, kw_only=True)
+
+
+@dataclass
+class OpportunityFacts(Facts):
+    KEY: ClassVar[str] = "opportunity_id"
+    TABLE: ClassVar[Table] = models.opportunities
+    EARLIEST: ClassVar[frozenset[str]] = frozenset(
+        {"first_seen_at", "crm_created_at", "qualified_at"}
+    )
+
+    opportunity_id: str
+    first_seen_at: datetime
+    account_id: str | None = None
+    name: str | None = None
+    stage: str | None = None
+    amount: Any = None
+    close_date: Any = None
+    owner_id: str | None = None
+    is_closed: bool | None = None
+    is_won: bool | None = None
+    is_deleted: bool | None = None
+    given_lead_source: str | None = None
+    crm_created_at: datetime | None = None
+    qualified_at: datetime | None = None
+    converted_lead_id: str | None = None
+    converted_person_id: str | None = None
+    converted_at: datetime | None = None
+    stamp: Stamp = field(default=_NO_STAMP, kw_only=True)
+
+
+def note(records: dict[str, Any], facts: Facts) -> None:
+    """Add one event's facts to the batch's, merged per field."""
+    key = getattr(facts, facts.KEY)
+    known = records.get(key)
+    if known is None:
+        records[key] = facts
+    else:
+        known.merge(facts)
+
+
+def write(session: Session, cls: type[Facts], records: Iterable[Facts]) -> None:
+    """Merge the batch's facts into the stored records and write them back.
+
+    The stored rows are locked first (in key order, so two instances never wait on
+    each other in a circle) so no other transaction merges into them meanwhile."""
+    batch = {getattr(r, cls.KEY): r for r in records}
+    if not batch:
+        return
+    table, key = cls.TABLE, cls.KEY
+    columns = [table.c[name] for name in [key, *cls.fact_names(), "field_times"]]
+    stored = session.execute(
+        select(*columns)
+        .where(table.c[key].in_(sorted(batch)))
+        .order_by(table.c[key])
+        .with_for_update()
+    ).mappings()
+    merged: dict[str, Facts] = {}
+    for row in stored:
+        record = cls.from_row(dict(row))
+        record.merge(batch[row[key]])
+        merged[row[key]] = record
+    rows = [merged.get(k, record).row() for k, record in batch.items()]
+    statement = pg_insert(table)
+    set_: dict[str, Any] = {
+        name: statement.excluded[name] for name in [*cls.fact_names(), "field_times"]
+    }
+    for name in cls.EARLIEST:
+        set_[name] = func.least(table.c[name], statement.excluded[name])
+    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=set_), rows)
