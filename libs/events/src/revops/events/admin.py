@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,31 @@ def _new_topics(specs: Sequence[TopicSpec], prefix: str) -> list[NewTopic]:
     return new
 
 
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, missing: list[NewTopic]) -> list[str]:
+    """Create the topics; aiokafka reports per-topic errors in the response rather than
+    raising, so each topic's error code is checked (and a refused one tried again)."""
+    created: list[str] = []
+    for attempt in range(1, 4):
+        if not missing:
+            break
+        response = await admin.create_topics(missing, timeout_ms=30_000)
+        failed: dict[str, str] = {}
+        for topic, code, *message in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != _TOPIC_ALREADY_EXISTS:  # another process created it meanwhile
+                failed[topic] = f"error {code} {message[0] if message else ''}".strip()
+        missing = [t for t in missing if t.name in failed]
+        if missing and attempt == 3:
+            raise RuntimeError(f"Kafka refused to create topics: {failed}")
+        if missing:
+            await asyncio.sleep(attempt)
+    return created
+
+
 async def ensure_topics(
     bootstrap: str, prefix: str = "", specs: Sequence[TopicSpec] = topic_catalogue.ALL_TOPICS
 ) -> list[str]:
@@ -45,15 +71,7 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         new_topics = _new_topics(specs, prefix)
-        created: list[str] = []
-        for topic in new_topics:
-            if topic.name in existing:
-                continue
-            try:
-                await admin.create_topics([topic])
-                created.append(topic.name)
-            except TopicAlreadyExistsError:
-                pass  # another process created it meanwhile
+        created = await _create_missing(admin, [t for t in new_topics if t.name not in existing])
         # Topics that existed get the retention topics.py names now (it may have changed).
         # Only retention.ms is ever set on our topics, so replacing the config set is safe.
         await admin.alter_configs(
