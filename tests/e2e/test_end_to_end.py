@@ -218,6 +218,10 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         assert r.status_code == 200, r.text
         return r.json()
 
+    metrics = (await system.router.get("/metrics")).text
+    assert 'revops_events_applied_total{service="router",type="form.submitted"}' in metrics
+    assert 'revops_events_deduplicated_total{service="router"' in metrics
+
     opportunity = await eventually(sourced, timeout_s=30)
     assert opportunity["opportunity_source"] == "Inbound"
     assert opportunity["source_rule"] == "converted_lead"
