@@ -1,0 +1,398 @@
+"""End-to-end benchmark: signed webhooks in at a fixed rate, the routed lead out.
+
+    uv sync --group bench
+    uv run python bench/e2e/load.py                          # 100, 500, 1000 events/s, 60 s each
+    uv run python bench/e2e/load.py --rates 1500,2000 --duration 60
+    uv run python bench/e2e/load.py --instances 2 --ingest 2  # scale-out run
+
+It starts a system under test of its own (bench/system.py: ports 18000.., topic prefix
+`bench-<run>-`, database revops_bench; renewals included when it starts), adds a sales
+team, and for each rate:
+  - sends an OPEN-LOOP mix of signed webhooks (bench/e2e/workload.py): requests are
+    scheduled at fixed times and each latency is measured from the request's SCHEDULED
+    time, so a slow server cannot slow the sender and hide its queueing (no coordinated
+    omission); one asyncio process, one httpx.AsyncClient with a connection pool, bodies
+    built and signed before the phase starts (HubSpot and Standard Webhooks allow 5 min);
+  - a second process (bench/e2e/observe.py) polls the services' schemas every ~20 ms as
+    their own roles and notes when each lead / event id becomes visible;
+  - end-to-end latency = first visible - the webhook's 2xx (also reported from the
+    scheduled send time); each consumer group's lag is sampled every second;
+  - after the sending stops it waits for every consumer's lag to reach 0.
+Prints a table; writes results.json and latency.png to bench/results/e2e-<date>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hdrh.histogram import HdrHistogram
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from observe import Observer  # noqa: E402
+from system import BOOTSTRAP, System, add_reps, snapshot  # noqa: E402
+from workload import EVENTS_PER_CYCLE, CYCLE, Request, Workload  # noqa: E402
+
+TOPICS_OF = {
+    "router": {"forms", "signups", "people", "accounts", "opportunities", "activities"},
+    "attribution": {"forms", "signups", "people", "opportunities"},
+}
+
+
+def renewals_topics() -> set[str]:
+    try:
+        from revops.renewals.main import SPEC  # type: ignore[import-not-found]
+
+        return {t.name("").removeprefix("revops.") for t in SPEC.topics}
+    except Exception:  # noqa: BLE001 -- renewals may not exist yet
+        return set()
+
+
+def hist() -> HdrHistogram:
+    return HdrHistogram(1, 600_000_000, 3)  # microseconds, up to 10 min
+
+
+def pct(h: HdrHistogram) -> dict[str, float]:
+    if h.get_total_count() == 0:
+        return {"count": 0}
+    return {
+        "count": h.get_total_count(),
+        "p50_ms": h.get_value_at_percentile(50) / 1000,
+        "p99_ms": h.get_value_at_percentile(99) / 1000,
+        "p99.9_ms": h.get_value_at_percentile(99.9) / 1000,
+        "max_ms": h.get_max_value() / 1000,
+    }
+
+
+class LagReader:
+    """One long-lived consumer per group (not subscribed: it never joins the group) to
+    read committed and end offsets cheaply every second."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.consumers: dict[str, Any] = {}
+        self.parts: dict[str, list[Any]] = {}
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        for service in self.system.consumers:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=BOOTSTRAP,
+                group_id=f"{self.system.prefix}{service}",
+                enable_auto_commit=False,
+                request_timeout_ms=5000,
+            )
+            await consumer.start()
+            await consumer._client.force_metadata_update()
+            self.consumers[service] = consumer
+            self.parts[service] = [
+                TopicPartition(t, p)
+                for t in self.system.topic_names(service)
+                for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+
+    async def read(self) -> dict[str, int]:
+        out = {}
+        for service, consumer in self.consumers.items():
+            parts = self.parts[service]
+            ends = await consumer.end_offsets(parts)
+            committed = await asyncio.gather(*(consumer.committed(tp) for tp in parts))
+            out[service] = sum(ends[tp] - (c or 0) for tp, c in zip(parts, committed, strict=True))
+        return out
+
+    async def stop(self) -> None:
+        for consumer in self.consumers.values():
+            await consumer.stop()
+
+
+async def run_phase(
+    system: System, workload: Workload, rate: float, duration: float, first_n: int, args: argparse.Namespace
+) -> tuple[dict[str, Any], int]:
+    ingest = system.urls("ingest")
+    req_rate = rate * len(CYCLE) / EVENTS_PER_CYCLE
+    count = int(req_rate * duration)
+    now = datetime.now(UTC)
+    requests = [
+        workload.build(first_n + i, now=now, ingest_url=ingest[(first_n + i) % len(ingest)])
+        for i in range(count)
+    ]
+    targets = [ingest[(first_n + i) % len(ingest)] for i in range(count)]
+    out_dir: Path = args.out
+    observer = Observer(system.consumers, out_dir / f"seen-{int(rate)}.json", args.poll_ms / 1000)
+    observer.start()
+    lag_reader = LagReader(system)
+    await lag_reader.start()
+    await asyncio.sleep(1.5)  # the observer connects
+
+    ingest_h = hist()
+    status: Counter[str] = Counter()
+    acked: list[tuple[Request, float, float]] = []  # request, scheduled wall, 2xx wall
+    timeline: list[tuple[float, float, int]] = []  # offset from start, latency ms, ok
+    lag_series: list[dict[str, Any]] = []
+    sending = True
+
+    async def sample_lag(t0: float) -> None:
+        while sending or len(lag_series) < 2 or any(v > 0 for v in lag_series[-1]["lag"].values()):
+            try:
+                lag_series.append({"t": round(time.time() - t0, 2), "lag": await lag_reader.read(),
+                                   "load1": os.getloadavg()[0]})
+            except Exception as exc:  # noqa: BLE001
+                lag_series.append({"t": round(time.time() - t0, 2), "error": str(exc)[:200], "lag": {}})
+            if not sending and time.time() - t0 > duration + args.drain_timeout:
+                return
+            await asyncio.sleep(1)
+
+    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0)) as client:
+
+        async def send(i: int, scheduled_wall: float, scheduled_perf: float) -> None:
+            request = requests[i]
+            try:
+                response = await client.post(targets[i] + request.path, content=request.body, headers=request.headers)
+                code = response.status_code
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+            done_perf = time.perf_counter()
+            latency_us = int((done_perf - scheduled_perf) * 1_000_000)
+            ingest_h.record_value(max(1, latency_us))
+            ok = isinstance(code, int) and 200 <= code < 300
+            status[str(code)] += 1
+            timeline.append((scheduled_wall - t0_wall, latency_us / 1000, int(ok)))
+            if ok:
+                acked.append((request, scheduled_wall, scheduled_wall + (done_perf - scheduled_perf)))
+
+        t0_wall = time.time()
+        t0_perf = time.perf_counter()
+        lag_task = asyncio.create_task(sample_lag(t0_wall))
+        tasks = set()
+        behind_max = 0.0
+        for i in range(count):
+            offset = i / req_rate
+            delay = t0_perf + offset - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                behind_max = max(behind_max, -delay)
+            task = asyncio.create_task(send(i, t0_wall + offset, t0_perf + offset))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*list(tasks))
+        sent_for = time.time() - t0_wall
+        sending = False
+        await lag_task
+        drained_at = time.time() - t0_wall
+    await asyncio.sleep(max(0.2, 3 * args.poll_ms / 1000))
+    seen = observer.finish()
+    await lag_reader.stop()
+
+    # --- end to end -------------------------------------------------------------------------
+    renewals = renewals_topics()
+    topics_of = dict(TOPICS_OF, renewals=renewals)
+    e2e = {"lead": hist(), "lead_from_scheduled": hist()}
+    for service in system.consumers:
+        e2e[service] = hist()
+    unseen: Counter[str] = Counter()
+    early = 0
+    e2e_timeline: list[tuple[float, float]] = []
+    for request, sched, ack in acked:
+        if request.email is not None:
+            at = seen.get(f"lead:{request.email}")
+            if at is None:
+                unseen["lead"] += 1
+            else:
+                early += at < ack
+                e2e["lead"].record_value(max(1, int((at - ack) * 1e6)))
+                e2e["lead_from_scheduled"].record_value(max(1, int((at - sched) * 1e6)))
+                e2e_timeline.append((sched - t0_wall, (at - ack) * 1000))
+        for service in system.consumers:
+            for event_id, topic in zip(request.event_ids, request.topics, strict=True):
+                if topic not in topics_of.get(service, ()):
+                    continue
+                at = seen.get(f"{service}:{event_id}")
+                if at is None:
+                    unseen[service] += 1
+                else:
+                    e2e[service].record_value(max(1, int((at - ack) * 1e6)))
+    events_acked = sum(len(r.event_ids) for r, _, _ in acked)
+    lag_max = {s: max((p["lag"].get(s, 0) for p in lag_series), default=0) for s in system.consumers}
+    result = {
+        "rate_events_per_s": rate,
+        "requests_per_s": round(req_rate, 1),
+        "duration_s": duration,
+        "requests": count,
+        "events_acknowledged": events_acked,
+        "sent_for_s": round(sent_for, 2),
+        "sender_behind_max_ms": round(behind_max * 1000, 1),
+        "achieved_events_per_s": round(events_acked / sent_for, 1),
+        "drained_after_s": round(drained_at - sent_for, 1),
+        "status": dict(status),
+        "errors": sum(v for k, v in status.items() if not k.startswith("2")),
+        "ingest_latency": pct(ingest_h),
+        "e2e": {k: pct(h) for k, h in e2e.items()},
+        "e2e_unseen": dict(unseen),
+        "lead_visible_before_2xx": early,
+        "lag_max": lag_max,
+        "lag_series": lag_series,
+        "timeline": timeline,
+        "e2e_timeline": e2e_timeline,
+    }
+    return result, first_n + count
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, len(results), figsize=(6 * len(results), 10), squeeze=False)
+    for col, r in enumerate(results):
+        rate = r["rate_events_per_s"]
+        for row, (series, label) in enumerate(
+            ((r["timeline"], "ingest latency (ms, from scheduled)"), (r["e2e_timeline"], "lead e2e (ms, from 2xx)"))
+        ):
+            ax = axes[row][col]
+            buckets: dict[int, list[float]] = {}
+            for item in series:
+                buckets.setdefault(int(item[0]), []).append(item[1])
+            xs = sorted(buckets)
+            for q, style in ((0.5, "-"), (0.99, "--")):
+                ys = []
+                for x in xs:
+                    values = sorted(buckets[x])
+                    ys.append(values[min(len(values) - 1, int(q * len(values)))])
+                ax.plot(xs, ys, style, label=f"p{int(q * 100)} per second")
+            ax.set_yscale("log")
+            ax.set_title(f"{rate:.0f} events/s: {label}")
+            ax.set_xlabel("s since start")
+            ax.legend()
+        ax = axes[2][col]
+        for service in r["lag_max"]:
+            ax.plot([p["t"] for p in r["lag_series"]], [p["lag"].get(service, 0) for p in r["lag_series"]], label=service)
+        ax.set_title(f"{rate:.0f} events/s: consumer lag (records)")
+        ax.set_xlabel("s since start")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = ""
+    try:
+        mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": platform.python_version(),
+            "kernel": platform.release(), "commit": commit, "load_avg_at_start": os.getloadavg()}
+
+
+def table(results: list[dict[str, Any]], services: list[str]) -> str:
+    head = f"{'events/s':>9} {'achieved':>9} {'errors':>6} | {'ingest p50/p99/p99.9 ms':>24} | {'lead e2e p50/p99/p99.9 ms':>26}"
+    for s in services:
+        head += f" | {s + ' e2e p99':>16}"
+    head += f" | {'max lag':>14} | {'drain s':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        i, e = r["ingest_latency"], r["e2e"]["lead"]
+        f = lambda p: f"{p.get('p50_ms', 0):.1f}/{p.get('p99_ms', 0):.1f}/{p.get('p99.9_ms', 0):.1f}"  # noqa: E731
+        line = f"{r['rate_events_per_s']:>9.0f} {r['achieved_events_per_s']:>9.0f} {r['errors']:>6} | {f(i):>24} | {f(e):>26}"
+        for s in services:
+            line += f" | {r['e2e'][s].get('p99_ms', 0):>16.1f}"
+        line += f" | {max(r['lag_max'].values(), default=0):>14} | {r['drained_after_s']:>7}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    n = args.instances
+    system = System(instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n})
+    if args.sut != "worktree":
+        system.sut = snapshot(args.sut)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    info = {"machine": machine(), "command": " ".join(["uv run python bench/e2e/load.py", *sys.argv[1:]])}
+    try:
+        await asyncio.to_thread(system.start)
+        await asyncio.to_thread(add_reps, system.urls("router")[0])
+        info.update(sut=str(system.sut), run_id=system.run_id, prefix=system.prefix, without=system.without,
+                    instances=system.instances)
+        print(f"system {system.run_id}: {', '.join(f'{s} x{len(v)}' for s, v in system.procs.items())}"
+              + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else ""))
+        if args.instances > 1:
+            info["assignment"] = {s: await system.assignment(s) for s in system.consumers}
+        workload = Workload(system.run_id)
+        next_n = 0
+        for rate in args.rates:
+            print(f"-- {rate:.0f} events/s for {args.duration:.0f} s ...", flush=True)
+            result, next_n = await run_phase(system, workload, rate, args.duration, next_n, args)
+            results.append(result)
+            print(table([result], system.consumers), flush=True)
+        if args.instances > 1:
+            info["assignment_after"] = {s: await system.assignment(s) for s in system.consumers}
+            info["queues"] = httpx.get(system.urls("router")[0] + "/queues",
+                                       headers={"Authorization": "Bearer dev-admin-token"}, timeout=10).json()
+    finally:
+        if not args.keep:
+            await asyncio.to_thread(system.stop)
+    print()
+    print(table(results, system.consumers))
+    slim = [{k: v for k, v in r.items() if k not in ("timeline", "e2e_timeline")} for r in results]
+    (args.out / "results.json").write_text(json.dumps({**info, "results": slim}, indent=1, default=str))
+    plot(results, args.out / "latency.png")
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'latency.png'}")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="100,500,1000", help="events/s, comma-separated")
+    parser.add_argument("--duration", type=float, default=60, help="seconds per rate")
+    parser.add_argument("--instances", type=int, default=1, help="instances of each consumer service")
+    parser.add_argument("--ingest", type=int, default=1, help="ingest processes")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--poll-ms", type=float, default=20)
+    parser.add_argument("--drain-timeout", type=float, default=180)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--sut", default="HEAD",
+        help="commit to run (exported to /tmp/revops-sut-<sha>, so others' uncommitted edits "
+        "do not change what is measured), or 'worktree' to run this tree's .venv",
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the system running")
+    args = parser.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")]
+    if args.out is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        args.out = HERE.parent / "results" / f"e2e-{stamp}"
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    sys.exit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
