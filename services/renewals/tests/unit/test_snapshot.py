@@ -145,3 +145,39 @@ def test_a_hundred_thousand_rows_in_one_pass():
     f = take_snapshot(rows, [], PERIODS)
     assert f.total.open.count == sum(1 for i in range(100_000) if i % 6 < 4)
     assert len(f.by_owner) == 50
+
+
+def test_period_metrics_counts_in_half_open_range_and_cycle_from_qualified():
+    from revops.renewals.domain.snapshot import period_metrics
+
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    rows = [
+        opp(
+            "1",
+            "a",
+            "Closed Won",
+            100,
+            nbm=start,
+            qualified=start,
+            closed=start + timedelta(days=10),
+        ),
+        opp(
+            "2",
+            "a",
+            "Closed Won",
+            50,
+            nbm=start - timedelta(days=40),
+            qualified=start - timedelta(days=20),
+            closed=end - timedelta(seconds=1),
+        ),
+        opp("3", "a", "Closed Lost", 70, nbm=end, closed=end),  # end is excluded
+        opp("4", "a", "Closed Lost", 30, closed=start),
+        opp("5", "a", "2", 10, nbm=start, qualified=start, renewal=True),
+    ]
+    metrics = period_metrics(rows, start, end)
+    assert (metrics.nbms, metrics.qualified) == (1, 1)
+    assert (metrics.won.count, metrics.won.amount) == (2, Decimal(150))
+    assert (metrics.lost.count, metrics.lost.amount) == (1, Decimal(30))
+    assert metrics.cycle_days[0] == 10
+    assert round(metrics.cycle_days[1]) == 51
+    assert metrics.median_cycle_days == (10 + metrics.cycle_days[1]) / 2

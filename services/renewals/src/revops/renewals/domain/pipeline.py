@@ -155,21 +155,27 @@ def milestones(
     back to an earlier stage takes nothing away, and coming forward again moves nothing.
     An opportunity created at stage 1 or beyond has its NBM at creation.
     """
-    nbm_at: datetime | None = None
-    qualified_at: datetime | None = None
+    marks = Milestones(None, None)
     for i, version in enumerate(versions):
-        if version.stage is None:
-            continue
-        at = version.at
-        if i == 0 and version.created_at is not None:
-            at = min(at, version.created_at)
-        if nbm_at is None and version.stage.reaches(policy.nbm_stage):
-            nbm_at = at
-        if qualified_at is None and version.stage.reaches(policy.qualified_stage):
-            qualified_at = at
-        if qualified_at is not None and nbm_at is not None:
-            break
-    return Milestones(nbm_at=nbm_at, qualified_at=qualified_at)
+        marks = next_milestones(marks, version, first=i == 0, policy=policy)
+    return marks
+
+
+def next_milestones(
+    marks: Milestones, version: OpportunityVersion, *, first: bool, policy: PipelinePolicy
+) -> Milestones:
+    """The milestones once ``version`` (the latest) is added to the history."""
+    if version.stage is None:
+        return marks
+    at = version.at
+    if first and version.created_at is not None:
+        at = min(at, version.created_at)
+    nbm_at, qualified_at = marks.nbm_at, marks.qualified_at
+    if nbm_at is None and version.stage.reaches(policy.nbm_stage):
+        nbm_at = at
+    if qualified_at is None and version.stage.reaches(policy.qualified_stage):
+        qualified_at = at
+    return Milestones(nbm_at, qualified_at)
 
 
 def as_of(versions: Sequence[OpportunityVersion], moment: datetime) -> OpportunityVersion | None:

@@ -230,3 +230,54 @@ def forecast_json(forecast: Forecast) -> dict[str, Any]:
         "total": figures_json(forecast.total),
         "by_owner": {owner: figures_json(f) for owner, f in forecast.by_owner.items()},
     }
+
+
+@dataclass(frozen=True)
+class PeriodMetrics:
+    nbms: int
+    qualified: int
+    won: Bucket
+    lost: Bucket
+    cycle_days: tuple[float, ...]  # qualified -> won, of the deals won in the period
+
+    @property
+    def mean_cycle_days(self) -> float | None:
+        return sum(self.cycle_days) / len(self.cycle_days) if self.cycle_days else None
+
+    @property
+    def median_cycle_days(self) -> float | None:
+        days = sorted(self.cycle_days)
+        if not days:
+            return None
+        mid = len(days) // 2
+        return days[mid] if len(days) % 2 else (days[mid - 1] + days[mid]) / 2
+
+
+def period_metrics(
+    rows: Iterable[OpportunityAsOf], start: datetime, end: datetime
+) -> PeriodMetrics:
+    """NBMs, qualified, won and lost in [start, end), rows as of ``end``.
+
+    Cycle time runs from the qualified date (never the creation date) to the win; a deal
+    won without ever being seen at stage 2 qualified when it was won (0 days).
+    """
+    nbms = qualified = won_n = lost_n = 0
+    won_sum = lost_sum = Decimal(0)
+    cycles: list[float] = []
+    for row in rows:
+        if not row.is_renewal:
+            nbms += row.nbm_at is not None and start <= row.nbm_at < end
+            qualified += row.qualified_at is not None and start <= row.qualified_at < end
+        if row.stage is None or row.closed_at is None or not start <= row.closed_at < end:
+            continue
+        if row.stage.is_won:
+            won_n += 1
+            won_sum += row.amount or 0
+            if row.qualified_at is not None:
+                cycles.append(max((row.closed_at - row.qualified_at).total_seconds(), 0) / 86400)
+        elif row.stage.is_closed:
+            lost_n += 1
+            lost_sum += row.amount or 0
+    return PeriodMetrics(
+        nbms, qualified, Bucket(won_n, won_sum), Bucket(lost_n, lost_sum), tuple(cycles)
+    )

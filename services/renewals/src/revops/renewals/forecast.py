@@ -1,0 +1,264 @@
+"""Forecast figures from the stored history: the as-of query, snapshots stored once per
+scheduled time, and the weekly scheduler that takes them (catching up missed weeks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events import admin
+from revops.events.catalogue import SnapshotTaken, SnapshotTakenEvent, derived_event_id, make_event
+from revops.events.outbox import add_event
+from revops.events.service import ServiceRuntime
+from revops.renewals import models as m
+from revops.renewals.domain.snapshot import (
+    Forecast,
+    OpportunityAsOf,
+    RenewalAsOf,
+    forecast_json,
+    periods_for,
+    take_snapshot,
+)
+from revops.renewals.domain.stages import ForecastCategory, Stage, StageKind
+from revops.renewals.settings import RenewalsSettings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SNAPSHOT_NAMESPACE = uuid.UUID("0b0e6a4c-64c2-5d0f-8f7c-2f3d1f0a9e51")
+
+# Each opportunity as it stood at :as_of: its last version at or before then.
+AS_OF_QUERY = text(
+    """
+    SELECT DISTINCT ON (h.opportunity_id)
+           h.opportunity_id, h.owner_id, h.stage, h.stage_order, h.stage_kind, h.amount,
+           h.forecast_category, h.closed_at, h.is_renewal, o.nbm_at, o.qualified_at
+      FROM opportunity_history h
+      JOIN opportunities o ON o.opportunity_id = h.opportunity_id
+     WHERE h.at <= :as_of
+     ORDER BY h.opportunity_id, h.at DESC, h.event_id DESC
+    """
+)
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def opportunities_as_of(session: AsyncSession, as_of: datetime) -> list[OpportunityAsOf]:
+    result = await session.execute(AS_OF_QUERY, {"as_of": as_of})
+    stages: dict[tuple[str, int | None, str], Stage] = {}
+    rows: list[OpportunityAsOf] = []
+    for r in result:
+        stage = None
+        if r.stage is not None and r.stage_kind is not None:
+            key = (r.stage, r.stage_order, r.stage_kind)
+            stage = stages.get(key)
+            if stage is None:
+                stage = stages[key] = Stage(r.stage, r.stage_order, StageKind(r.stage_kind))
+        rows.append(
+            OpportunityAsOf(
+                r.opportunity_id,
+                r.owner_id,
+                stage,
+                r.amount,
+                ForecastCategory(r.forecast_category) if r.forecast_category else None,
+                r.nbm_at,
+                r.qualified_at,
+                r.closed_at,
+                r.is_renewal,
+            )
+        )
+    return rows
+
+
+async def renewals_as_of(session: AsyncSession, as_of: datetime) -> list[RenewalAsOf]:
+    r = m.renewals
+    query = select(
+        r.c.renewal_id, r.c.owner_id, r.c.amount, r.c.close_date, r.c.created_at, r.c.ended_at
+    ).where(r.c.created_at <= as_of)
+    return [RenewalAsOf(*row) for row in await session.execute(query)]
+
+
+async def compute_forecast(
+    session: AsyncSession, settings: RenewalsSettings, as_of: datetime, period_start: datetime
+) -> tuple[Forecast, int]:
+    opportunities = await opportunities_as_of(session, as_of)
+    renewals = await renewals_as_of(session, as_of)
+    periods = periods_for(
+        as_of, period_start, settings.company_timezone, settings.fiscal_year_start_month
+    )
+    forecast = take_snapshot(opportunities, renewals, periods, settings.qualified_stage)
+    return forecast, len(opportunities)
+
+
+def snapshot_id_for(scheduled_at: datetime) -> str:
+    return str(uuid.uuid5(SNAPSHOT_NAMESPACE, scheduled_at.astimezone(UTC).isoformat()))
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    id: str
+    created: bool  # False: another instance (or an earlier run) had taken it
+
+
+async def store_snapshot(
+    session: AsyncSession,
+    settings: RenewalsSettings,
+    *,
+    as_of: datetime,
+    scheduled_at: datetime | None,
+    taken_at: datetime,
+) -> StoredSnapshot:
+    """Take and store one snapshot; a scheduled one at most once (its unique key)."""
+    started = time.perf_counter()
+    period_start = settings.schedule().previous_scheduled_at(as_of - timedelta(microseconds=1))
+    forecast, count = await compute_forecast(session, settings, as_of, period_start)
+    snapshot_id = snapshot_id_for(scheduled_at) if scheduled_at else str(uuid.uuid4())
+    contents = forecast_json(forecast)
+    inserted = await session.execute(
+        pg_insert(m.snapshots)
+        .values(
+            id=snapshot_id,
+            scheduled_at=scheduled_at,
+            as_of=as_of,
+            taken_at=taken_at,
+            seconds=Decimal(f"{time.perf_counter() - started:.3f}"),
+            opportunities=count,
+            contents=contents,
+        )
+        .on_conflict_do_nothing()
+        .returning(m.snapshots.c.id)
+    )
+    created = inserted.scalar() is not None
+    if created:
+        await add_event(
+            session,
+            m.metadata.tables[f"{m.SCHEMA}.outbox"],
+            make_event(
+                SnapshotTakenEvent,
+                id=derived_event_id("snapshot.taken", snapshot_id),
+                source="renewals",
+                occurred_at=as_of,
+                payload=SnapshotTaken(
+                    snapshot_id=snapshot_id,
+                    scheduled_at=scheduled_at or as_of,
+                    as_of=as_of,
+                    open_pipeline=forecast.total.open.amount,
+                    qualified_pipeline=forecast.total.qualified_pipeline.amount,
+                ),
+            ),
+            settings.topic_prefix,
+        )
+    return StoredSnapshot(snapshot_id, created)
+
+
+async def take_scheduled(
+    runtime: ServiceRuntime, settings: RenewalsSettings, scheduled_at: datetime, now: datetime
+) -> StoredSnapshot | None:
+    async with runtime.database.transaction() as session:
+        # Instances racing for the same week: the loser waits here, then finds it taken
+        # (the unique key on scheduled_at is the guarantee; the lock saves the work).
+        key = int(scheduled_at.timestamp())
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        exists = await session.execute(
+            select(m.snapshots.c.id).where(m.snapshots.c.scheduled_at == scheduled_at)
+        )
+        if exists.scalar() is not None:
+            return None
+        stored = await store_snapshot(
+            session, settings, as_of=scheduled_at, scheduled_at=scheduled_at, taken_at=now
+        )
+    runtime.relay.wake()
+    log.info(
+        "forecast snapshot taken",
+        extra={"scheduled_at": scheduled_at.isoformat(), "snapshot_id": stored.id},
+    )
+    return stored
+
+
+async def last_scheduled(runtime: ServiceRuntime) -> datetime | None:
+    async with runtime.database.transaction() as session:
+        found = await session.execute(select(func.max(m.snapshots.c.scheduled_at)))
+        value: datetime | None = found.scalar()
+        return value
+
+
+async def catch_up(
+    runtime: ServiceRuntime, settings: RenewalsSettings, now: datetime
+) -> list[datetime]:
+    """Take every scheduled snapshot missed up to ``now``, each as of its own time."""
+    schedule = settings.schedule()
+    last = await last_scheduled(runtime)
+    if last is None:
+        weeks = settings.snapshot_first_catch_up_weeks
+        if weeks == 0:
+            return []
+        last = now - timedelta(weeks=weeks)
+    missed = schedule.scheduled_times_between(last, now)
+    if len(missed) > settings.snapshot_catch_up_max:
+        log.warning(
+            "too many missed snapshots: taking the latest only",
+            extra={"missed": len(missed), "max": settings.snapshot_catch_up_max},
+        )
+        missed = missed[len(missed) - settings.snapshot_catch_up_max :]
+    taken = []
+    for scheduled_at in missed:
+        if await take_scheduled(runtime, settings, scheduled_at, now) is not None:
+            taken.append(scheduled_at)
+    return taken
+
+
+def make_scheduler(
+    settings: RenewalsSettings, clock: Clock = real_clock, tick_s: float = 30.0
+) -> Callable[[ServiceRuntime], Any]:
+    """The background task: catch up at start, then sleep until each scheduled time."""
+
+    async def forecast_scheduler(runtime: ServiceRuntime) -> None:
+        schedule = settings.schedule()
+        await wait_until_caught_up(runtime, settings)
+        await catch_up(runtime, settings, clock())
+        while True:
+            now = clock()
+            due = schedule.next_scheduled_at(now)
+            # Short sleeps: a suspended machine or a moved clock is noticed within a tick.
+            await asyncio.sleep(min(tick_s, max((due - now).total_seconds(), 0.01)))
+            if clock() >= due:
+                await catch_up(runtime, settings, clock())
+
+    return forecast_scheduler
+
+
+async def wait_until_caught_up(runtime: ServiceRuntime, settings: RenewalsSettings) -> None:
+    """Before catching up missed weeks, let the consumer apply what was published while
+    the service was down: a snapshot as of last Friday needs last Friday's events."""
+    if not settings.consumer_enabled:
+        return
+    deadline = time.monotonic() + settings.snapshot_catch_up_wait_s
+    names = [t.name(settings.topic_prefix) for t in runtime.spec.topics]
+    group = f"{settings.topic_prefix}{settings.service_name}"
+    targets: dict[tuple[str, int], int] | None = None
+    while time.monotonic() < deadline:
+        try:
+            lags = await admin.group_lag(settings.kafka_bootstrap_servers, group, names)
+        except Exception as exc:  # Kafka away: the deadline still applies
+            log.warning("cannot read consumer lag", extra={"error": str(exc)})
+            await asyncio.sleep(1)
+            continue
+        if targets is None:  # what had been published when we started
+            targets = {(p.topic, p.partition): p.end for p in lags}
+        if all((p.committed or 0) >= targets.get((p.topic, p.partition), 0) for p in lags):
+            return
+        await asyncio.sleep(0.5)
+    log.warning("consumer still behind; taking missed snapshots from what is applied")

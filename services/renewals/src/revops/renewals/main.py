@@ -1,0 +1,72 @@
+"""`revops-renewals`: the service (API on :8003, the consumer and the weekly forecast
+scheduler, in one process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from revops.events import topics
+from revops.events.outbox import OutboxMessage, Sender
+from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
+from revops.renewals.api import router
+from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handler
+from revops.renewals.forecast import Clock, make_scheduler, real_clock
+from revops.renewals.models import metadata
+from revops.renewals.salesforce import SalesforceRenewals
+from revops.renewals.settings import RenewalsSettings
+
+SPEC = ServiceSpec(
+    name="renewals",
+    metadata=metadata,
+    migrations_dir=Path(__file__).parent / "migrations",
+    topics=[topics.OPPORTUNITIES, topics.ACCOUNTS],
+)
+
+
+def build_app(
+    settings: RenewalsSettings | None = None,
+    *,
+    clock: Clock = real_clock,
+    scheduler_tick_s: float = 30.0,
+) -> FastAPI:
+    settings = settings or RenewalsSettings()
+    background: list[BackgroundTask] = []
+    if settings.scheduler_enabled:
+        background.append(make_scheduler(settings, clock, scheduler_tick_s))
+    senders: dict[str, Sender] = {}
+    salesforce: list[SalesforceRenewals] = []  # made once the runtime has its database
+    if settings.salesforce_enabled:
+
+        async def send_to_salesforce(message: OutboxMessage) -> None:
+            await salesforce[0].send(message)
+
+        senders[SALESFORCE_RENEWAL] = send_to_salesforce
+    runtime = ServiceRuntime(
+        spec=SPEC,
+        settings=settings,
+        handle=make_handler(settings),
+        senders=senders,
+        background=background,
+    )
+    if settings.salesforce_enabled:
+        salesforce.append(SalesforceRenewals(settings, runtime.database))
+
+    async def close_clients(_: FastAPI) -> None:
+        for client in salesforce:
+            await client.aclose()
+
+    return create_app(
+        title="revops renewals",
+        description="Stage history, renewals on Closed Won, pipeline and weekly forecasts.",
+        settings=settings,
+        routers=[router],
+        runtime=runtime,
+        on_shutdown=[close_clients],
+    )
+
+
+def main() -> None:
+    settings = RenewalsSettings()
+    serve(build_app(settings), settings, port=settings.http_port)
