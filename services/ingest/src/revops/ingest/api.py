@@ -10,6 +10,7 @@ One bad event refuses the whole request: senders resend whole requests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -55,6 +56,22 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2),
 )
 
+
+@functools.cache
+def _requests(source: str, status: int) -> Any:
+    return REQUESTS.labels(source, str(status))
+
+
+@functools.cache
+def _latency(source: str) -> Any:
+    return LATENCY.labels(source)
+
+
+@functools.cache
+def _events(source: str) -> Any:
+    return EVENTS.labels(source)
+
+
 JSON_TYPES = ("application/json",)
 XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 
@@ -94,7 +111,12 @@ class KafkaGate:
         probe = self.down
         self._probing = self._probing or probe
         try:
-            await asyncio.wait_for(producer.publish(events), deadline_s)
+            if probe:
+                # The producer may be (re)connecting: bound the whole attempt.
+                await asyncio.wait_for(producer.publish(events), deadline_s)
+            else:
+                # Healthy: the producer bounds its own wait (kafka_publish_timeout_s).
+                await producer.publish(events)
         except (KafkaUnavailable, TimeoutError):
             self.down = True
             raise
@@ -138,8 +160,21 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 # --- reading a request -----------------------------------------------------------------------
 
 
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers as one dict with lower-case names, built once per request
+    (Starlette's Headers scans the raw list on every lookup)."""
+    cached: dict[str, str] | None = request.scope.get("revops.headers")
+    if cached is None:
+        cached = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in request.scope["headers"]
+        }
+        request.scope["revops.headers"] = cached
+    return cached
+
+
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return headers_of(request).get("content-type", "").split(";")[0].strip().lower()
 
 
 def _check_content_type(request: Request, accepted: Sequence[str]) -> None:
@@ -158,7 +193,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it is known to be over the limit: by Content-Length
     before reading anything, else while streaming (never buffering more than the limit
     plus one received chunk)."""
-    declared = request.headers.get("content-length")
+    declared = headers_of(request).get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
             raise UnparsableBody("Content-Length is not a number")
@@ -191,13 +226,15 @@ def signed_uri(request: Request, public_base_url: str) -> str:
     if public_base_url:
         base = public_base_url.rstrip("/")
     else:
-        host = request.headers.get("host") or "localhost"
+        host = headers_of(request).get("host") or "localhost"
         base = f"{scope.get('scheme', 'http')}://{host}"
     return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
 def _request_id(request: Request) -> str:
-    supplied = request.headers.get("x-request-id") or request.headers.get("x-hubspot-request-id")
+    supplied = headers_of(request).get("x-request-id") or headers_of(request).get(
+        "x-hubspot-request-id"
+    )
     if supplied and len(supplied) <= 100 and supplied.isprintable():
         return supplied
     return uuid.uuid4().hex
@@ -266,12 +303,12 @@ class Webhooks:
                 response.headers["Retry-After"] = str(self.settings.retry_after_s)
                 return response
             status = 200
-            EVENTS.labels(source).inc(len(events))
+            _events(source).inc(len(events))
             log.info("webhook accepted", extra={"source": source, "events": len(events)})
             return (success or _json_success)(len(events), request_id)
         finally:
-            REQUESTS.labels(source, str(status)).inc()
-            LATENCY.labels(source).observe(time.perf_counter() - started)
+            _requests(source, status).inc()
+            _latency(source).observe(time.perf_counter() - started)
             current_request_id.reset(token)
 
     # --- the five bodies -----------------------------------------------------------------------
@@ -313,7 +350,7 @@ class Webhooks:
     async def salesforce_events(self, request: Request, now: datetime) -> list[Envelope]:
         body = await self._read(request, JSON_TYPES)
         verify_relay(
-            headers=request.headers,
+            headers=headers_of(request),
             body=body,
             secrets=_secrets(self.settings.salesforce_events_secrets),
             now=now,
@@ -324,7 +361,7 @@ class Webhooks:
     async def product_signup(self, request: Request, now: datetime) -> list[Envelope]:
         body = await self._read(request, JSON_TYPES)
         webhook_id = verify_standard_webhook(
-            headers=request.headers,
+            headers=headers_of(request),
             body=body,
             keys=self.signup_keys,
             now=now,
@@ -334,7 +371,7 @@ class Webhooks:
 
     async def _read(self, request: Request, types: Sequence[str]) -> bytes:
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length", "")
+        declared = headers_of(request).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise BodyTooLarge(f"body of {int(declared)} bytes, the limit is {limit}")
         _check_content_type(request, types)
@@ -342,7 +379,7 @@ class Webhooks:
 
     def _verify_hubspot(self, request: Request, body: bytes, now: datetime) -> None:
         verify_hubspot(
-            headers=request.headers,
+            headers=headers_of(request),
             method=request.method,
             uri=signed_uri(request, self.settings.public_base_url),
             body=body,

@@ -61,9 +61,12 @@ def main() -> None:
             port=settings.http_port,
             factory=True,
             workers=settings.http_workers,
+            access_log=False,
         )
     else:
-        serve(build_app(settings), settings, port=settings.http_port)
+        # No access log: "webhook accepted/refused" already logs every request with its
+        # id, source and event count.
+        serve(build_app(settings), settings, port=settings.http_port, access_log=False)
 
 
 if __name__ == "__main__":
