@@ -52,8 +52,7 @@ from revops.events.producer import EventProducer
 from revops.events.service import ServiceRuntime
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
 from revops.router import models as m
-from revops.router.consumer import make_handler
-from revops.router.main import SPEC, ensure_queues
+from revops.router.main import SPEC, build_runtime, ensure_queues
 from revops.router.settings import RouterSettings
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -211,7 +210,7 @@ async def count_leads(runtime: ServiceRuntime) -> int:
 
 
 async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, ServiceRuntime]:
-    runtime = ServiceRuntime(spec=SPEC, settings=settings, handle=make_handler(settings))
+    runtime = build_runtime(settings)
     await ensure_queues(runtime)
     async with runtime.database.transaction() as session:
         await session.execute(pg_insert(m.reps).values(reps()).on_conflict_do_nothing())
@@ -232,7 +231,7 @@ async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, Serv
 
 
 async def latency(settings: RouterSettings, rate: float, seconds: float) -> list[float]:
-    runtime = ServiceRuntime(spec=SPEC, settings=settings, handle=make_handler(settings))
+    runtime = build_runtime(settings)
     runner = asyncio.create_task(runtime.consumer.run())
     relay = asyncio.create_task(runtime.relay.run())
     await runtime.consumer.started.wait()

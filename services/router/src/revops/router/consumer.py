@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events.catalogue import (
     AccountChangedEvent,
     ActivityLoggedEvent,
+    Envelope,
     Event,
     FormSubmittedEvent,
     LeadConvertedEvent,
@@ -37,8 +38,9 @@ from revops.events.catalogue import (
     derived_event_id,
     make_event,
 )
+from revops.events.codec import encode_event
 from revops.events.consumer import Handler
-from revops.events.outbox import add_event, add_message
+from revops.events.outbox import KAFKA, add_message
 from revops.router import models as m
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
 from revops.router.domain.matching import (
@@ -51,7 +53,7 @@ from revops.router.domain.matching import (
 )
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import REGIONS, Region, Rep, Role
-from revops.router.domain.rotation import Turn
+from revops.router.domain.rotation import Member, Turn
 from revops.router.domain.rules import (
     Account,
     Decision,
@@ -111,46 +113,53 @@ def lead_id_for(email: str) -> str:
     return "L" + derived_event_id("router-lead", email)[:23]
 
 
+BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
+
+
+def new_person_of(event: Event) -> NewPerson | None:
+    """The new lead an inbound form or sign-up may create."""
+    match event:
+        case FormSubmittedEvent():
+            p = event.payload
+            return NewPerson(
+                event.id,
+                p.email,
+                event.occurred_at,
+                "form",
+                p.form_type,
+                p.country,
+                p.is_consultant,
+                p.source_ref,
+                None,
+            )
+        case SignupCreatedEvent():
+            s = event.payload
+            ref = SourceRef(system="product", object_type="user", object_id=s.user_id)
+            return NewPerson(
+                event.id,
+                s.email,
+                event.occurred_at,
+                "signup",
+                f"signup_{s.signup_type}",
+                s.country,
+                False,
+                ref,
+                None,
+            )
+        case _:
+            return None
+
+
 def make_handler(settings: RouterSettings) -> Handler:
+    """One event at a time (the runner's slow path, after a failed batch)."""
     ctx = RouterContext(settings, settings.policy(), settings.regions())
 
     async def handle(session: AsyncSession, event: Event) -> None:
+        person = new_person_of(event)
+        if person is not None:
+            await route_new_people(session, ctx, [person])
+            return
         match event:
-            case FormSubmittedEvent():
-                p = event.payload
-                await on_new_person(
-                    session,
-                    ctx,
-                    NewPerson(
-                        event.id,
-                        p.email,
-                        event.occurred_at,
-                        "form",
-                        p.form_type,
-                        p.country,
-                        p.is_consultant,
-                        p.source_ref,
-                        None,
-                    ),
-                )
-            case SignupCreatedEvent():
-                p2 = event.payload
-                ref = SourceRef(system="product", object_type="user", object_id=p2.user_id)
-                await on_new_person(
-                    session,
-                    ctx,
-                    NewPerson(
-                        event.id,
-                        p2.email,
-                        event.occurred_at,
-                        "signup",
-                        f"signup_{p2.signup_type}",
-                        p2.country,
-                        False,
-                        ref,
-                        None,
-                    ),
-                )
             case PersonChangedEvent():
                 await on_person_changed(session, ctx, event)
             case ActivityLoggedEvent():
@@ -165,6 +174,29 @@ def make_handler(settings: RouterSettings) -> Handler:
                 pass  # derived events of other services
 
     return handle
+
+
+def make_batch_handler(settings: RouterSettings) -> BatchHandler:
+    """A whole batch: consecutive new leads are routed together (a few queries for all of
+    them), everything else one event at a time, in the batch's order."""
+    ctx = RouterContext(settings, settings.policy(), settings.regions())
+    handle = make_handler(settings)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        pending: list[NewPerson] = []
+        for event in events:
+            person = new_person_of(event)
+            if person is not None:
+                pending.append(person)
+                continue
+            if pending:
+                await route_new_people(session, ctx, pending)
+                pending = []
+            await handle(session, event)
+        if pending:
+            await route_new_people(session, ctx, pending)
+
+    return handle_batch
 
 
 # --- new leads -----------------------------------------------------------------------------
@@ -192,95 +224,298 @@ async def lock_queues(session: AsyncSession) -> dict[str, int]:
 
 
 async def on_new_person(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
+    await route_new_people(session, ctx, [person])
+
+
+@dataclass
+class _Batch:
+    """What a batch of new people needs from the database, loaded in a few queries."""
+
+    existing: dict[str, Row[Any]]
+    domain_owners: dict[str, list[str]]
+    accounts: dict[str, Account]
+    recorded: dict[str, Decision]
+    touches: list[Row[Any]]
+    contacts_by_email: dict[str, set[str]]
+    opportunities: dict[str, list[Opportunity]]
+    counts: dict[tuple[str, date], dict[str, int]]
+    later_touches: list[Row[Any]]
+
+
+async def route_new_people(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> None:
+    """Route every new lead of a batch in order, sharing the batch's loads and writes.
+
+    The rotation rows are locked first; each decision then sees the turns and daily
+    counts of the ones before it, so a batch of N round-robin leads takes N turns.
+    """
     cursors = await lock_queues(session)
-    existing = (
-        await session.execute(select(m.leads).where(m.leads.c.email == person.email))
-    ).first()
-    if existing is not None:
-        # A repeat form or sign-up: a touchpoint on the lead, which keeps its owner.
-        await session.execute(
-            pg_insert(m.touchpoints)
-            .values(
-                event_id=person.event_id,
-                lead_id=existing.id,
-                kind=person.kind,
-                form_type=person.form_type,
-                at=person.occurred_at,
-            )
-            .on_conflict_do_nothing()
-        )
-        await attach_source(session, ctx, existing, person.source_ref)
-        return
-    lead_id = lead_id_for(person.email)
-    match = await match_lead_account(session, person.email)
-    account = await load_account(session, match.account_id) if match.account_id else None
-    lead = Lead(
-        lead_id,
-        person.email,
-        person.occurred_at,
-        person.country,
-        person.form_type,
-        person.is_consultant,
-    )
-    recorded = await recorded_decision(session, lead_id)
-    if recorded is not None:
-        decision = recorded
-    else:
-        decision = await decide(session, ctx, lead, account, person, cursors)
-    if decision.turn is not None and decision.queue is not None:
-        await take_turn(session, decision.queue, decision.turn, lead_id, person.occurred_at)
-    refs = _ref_columns(person.source_ref)
-    first_touch = await first_touch_after(session, person.email, refs, person.occurred_at)
-    await session.execute(
-        m.leads.insert().values(
-            id=lead_id,
-            email=person.email,
-            **refs,
-            account_id=match.account_id,
-            match=match.how,
-            country=person.country,
-            region=decision.region,
-            form_type=person.form_type,
-            is_consultant=person.is_consultant,
-            status="New",
-            owner_id=decision.owner_id,
-            owner_role=decision.owner_role,
-            rule=decision.rule,
-            reason=decision.reason,
-            queue=decision.queue,
-            turn=decision.turn.slot if decision.turn else None,
-            priority=decision.priority,
-            review_with_sdr_id=decision.review_with_sdr_id,
-            created_at=person.occurred_at,
-            first_touch_at=first_touch,
-            source_event_id=person.event_id,
-        )
-    )
-    await publish_decision(session, ctx, lead, match, decision)
-    if decision.owner_id is not None and person.source_ref is not None:
-        await queue_writeback(session, ctx, lead_id, person.source_ref, decision.owner_id)
-
-
-async def decide(
-    session: AsyncSession,
-    ctx: RouterContext,
-    lead: Lead,
-    account: Account | None,
-    person: NewPerson,
-    cursors: Mapping[str, int],
-) -> Decision:
+    batch = await _load_batch(session, ctx, people)
+    first_of: dict[str, NewPerson] = {}
+    repeats: list[NewPerson] = []
+    for person in people:
+        if person.email in batch.existing or person.email in first_of:
+            repeats.append(person)
+        else:
+            first_of[person.email] = person
+    rotations: dict[str, tuple[Member, ...]] = {}
     reps_in_order = await load_reps(session)
     reps = {r.id: r for r in reps_in_order}
-    touches = await touches_for_lead(session, ctx, lead, account, person)
-    opportunities = await open_opportunities(session, account)
-    queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
-    snapshot = None
-    if queue_name is not None:
-        snapshot = await queue_snapshot(
-            session, queue_name, reps_in_order, cursors, utc_day(lead.occurred_at)
+    leads: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    events: list[Envelope] = []
+    writebacks: list[tuple[str, SourceRef, str]] = []
+    for person in first_of.values():
+        lead_id = lead_id_for(person.email)
+        match = _match(person.email, batch.domain_owners)
+        account = batch.accounts.get(match.account_id) if match.account_id else None
+        lead = Lead(
+            lead_id,
+            person.email,
+            person.occurred_at,
+            person.country,
+            person.form_type,
+            person.is_consultant,
         )
-    context = RoutingContext(reps, account, touches, opportunities, snapshot, ctx.region_map)
-    return route_lead(lead, context, ctx.policy)
+        decision = batch.recorded.get(lead_id)
+        if decision is None:
+            queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
+            snapshot = None
+            if queue_name is not None:
+                if queue_name not in rotations:
+                    role, region = _queue_shape(queue_name)
+                    in_queue = [r for r in reps_in_order if r.role == role and r.region == region]
+                    rotations[queue_name] = members_of(in_queue, role)
+                snapshot = QueueSnapshot(
+                    queue_name,
+                    rotations[queue_name],
+                    cursors.get(queue_name, 0),
+                    batch.counts.get((queue_name, utc_day(lead.occurred_at)), {}),
+                )
+            context = RoutingContext(
+                reps,
+                account,
+                _touches_of(person, lead, account, batch),
+                batch.opportunities.get(account.account_id, []) if account else [],
+                snapshot,
+                ctx.region_map,
+            )
+            decision = route_lead(lead, context, ctx.policy)
+        if decision.turn is not None and decision.queue is not None:
+            turn = decision.turn
+            cursors[decision.queue] = max(cursors.get(decision.queue, 0), turn.cursor)
+            day = utc_day(person.occurred_at)
+            counts = batch.counts.setdefault((decision.queue, day), {})
+            counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
+            turns.append(
+                {
+                    "queue": decision.queue,
+                    "slot": turn.slot,
+                    "rep_id": turn.rep_id,
+                    "subject_id": lead_id,
+                    "day": day,
+                }
+            )
+        refs = _ref_columns(person.source_ref)
+        leads.append(
+            {
+                "id": lead_id,
+                "email": person.email,
+                "hubspot_id": refs.get("hubspot_id"),
+                "salesforce_id": refs.get("salesforce_id"),
+                "account_id": match.account_id,
+                "match": match.how,
+                "country": person.country,
+                "region": decision.region,
+                "form_type": person.form_type,
+                "is_consultant": person.is_consultant,
+                "status": "New",
+                "owner_id": decision.owner_id,
+                "owner_role": decision.owner_role,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "queue": decision.queue,
+                "turn": decision.turn.slot if decision.turn else None,
+                "priority": decision.priority,
+                "review_with_sdr_id": decision.review_with_sdr_id,
+                "created_at": person.occurred_at,
+                "first_touch_at": _first_touch(person, batch.later_touches),
+                "source_event_id": person.event_id,
+            }
+        )
+        events.extend(decision_events(lead, match, decision))
+        if decision.owner_id is not None and person.source_ref is not None:
+            writebacks.append((lead_id, person.source_ref, decision.owner_id))
+    if leads:
+        await session.execute(m.leads.insert(), leads)
+    if turns:
+        await session.execute(m.queue_turns.insert(), turns)
+        for name in sorted({t["queue"] for t in turns}):
+            await session.execute(
+                update(m.queues)
+                .where(m.queues.c.name == name)
+                .values(cursor=func.greatest(m.queues.c.cursor, cursors[name]))
+            )
+    await add_events(session, ctx, events)
+    for lead_id, ref, owner_id in writebacks:
+        await queue_writeback(session, ctx, lead_id, ref, owner_id)
+    for person in repeats:
+        await _repeat(session, ctx, person)
+
+
+async def _repeat(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
+    """A repeat form or sign-up: a touchpoint on the lead, which keeps its owner."""
+    lead = (await session.execute(select(m.leads).where(m.leads.c.email == person.email))).one()
+    await session.execute(
+        pg_insert(m.touchpoints)
+        .values(
+            event_id=person.event_id,
+            lead_id=lead.id,
+            kind=person.kind,
+            form_type=person.form_type,
+            at=person.occurred_at,
+        )
+        .on_conflict_do_nothing()
+    )
+    await attach_source(session, ctx, lead, person.source_ref)
+
+
+async def _load_batch(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> _Batch:
+    emails = sorted({p.email for p in people})
+    existing = {
+        r.email: r
+        for r in await session.execute(select(m.leads).where(m.leads.c.email.in_(emails)))
+    }
+    fresh = [p for p in people if p.email not in existing]
+    domains = sorted({d for p in fresh for d in candidate_domains(email_domain(p.email) or "")})
+    domain_owners: dict[str, list[str]] = {}
+    if domains:
+        rows = await session.execute(
+            select(m.account_domains.c.domain, m.account_domains.c.account_id).where(
+                m.account_domains.c.domain.in_(domains)
+            )
+        )
+        for domain, account_id in rows:
+            domain_owners.setdefault(str(domain), []).append(str(account_id))
+    account_ids = sorted({a for ids in domain_owners.values() for a in ids})
+    accounts: dict[str, Account] = {}
+    opportunities: dict[str, list[Opportunity]] = {}
+    if account_ids:
+        for row in await session.execute(
+            select(m.accounts).where(m.accounts.c.id.in_(account_ids))
+        ):
+            region = next((r for r in REGIONS if r == row.region), None)
+            accounts[row.id] = Account(row.id, row.name or "", region, row.owner_id)
+        for r in await session.execute(
+            select(m.opportunities).where(
+                m.opportunities.c.account_id.in_(account_ids),
+                m.opportunities.c.is_closed.is_(False),
+            )
+        ):
+            opportunities.setdefault(r.account_id, []).append(
+                Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
+            )
+    lead_ids = [lead_id_for(p.email) for p in fresh]
+    recorded: dict[str, Decision] = {}
+    if lead_ids:
+        for lead_id, value in await session.execute(
+            select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
+                m.recorded_routes.c.lead_id.in_(lead_ids)
+            )
+        ):
+            recorded[str(lead_id)] = decision_from_record(value)
+    batch = _Batch(existing, domain_owners, accounts, recorded, [], {}, opportunities, {}, [])
+    if not fresh:
+        return batch
+    refs = sorted({v for p in fresh for v in _ref_columns(p.source_ref).values() if v})
+    for contact_id, email in await session.execute(
+        select(m.contacts.c.id, m.contacts.c.email).where(m.contacts.c.email.in_(emails))
+    ):
+        batch.contacts_by_email.setdefault(str(email), set()).add(str(contact_id))
+    contact_ids = sorted({c for ids in batch.contacts_by_email.values() for c in ids})
+    earliest = min(p.occurred_at for p in fresh)
+    latest = max(p.occurred_at for p in fresh)
+    about = [m.touches.c.email.in_(emails)]
+    if refs:
+        about.append(m.touches.c.lead_ref.in_(refs))
+    if contact_ids:
+        about.append(m.touches.c.contact_id.in_(contact_ids))
+    if account_ids:
+        about.append(m.touches.c.account_id.in_(account_ids))
+    since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
+    batch.touches = list(
+        await session.execute(
+            select(m.touches).where(m.touches.c.at >= since, m.touches.c.at <= latest, or_(*about))
+        )
+    )
+    person_about = [m.touches.c.email.in_(emails)]
+    if refs:
+        person_about.append(m.touches.c.lead_ref.in_(refs))
+    batch.later_touches = list(
+        await session.execute(
+            select(m.touches.c.email, m.touches.c.lead_ref, m.touches.c.at).where(
+                m.touches.c.at >= earliest, or_(*person_about)
+            )
+        )
+    )
+    days = sorted({utc_day(p.occurred_at) for p in fresh})
+    for queue, day, rep_id, n in await session.execute(
+        select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
+        .where(m.queue_turns.c.day.in_(days))
+        .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
+    ):
+        batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
+    return batch
+
+
+def _match(email: str, domain_owners: Mapping[str, list[str]]) -> AccountMatch:
+    domain = email_domain(email)
+    candidates = candidate_domains(domain) if domain else []
+    accounts = [
+        AccountDomains(account_id, (d,))
+        for d in candidates
+        for account_id in domain_owners.get(d, [])
+    ]
+    return match_account(email, accounts)
+
+
+def _touches_of(
+    person: NewPerson, lead: Lead, account: Account | None, batch: _Batch
+) -> list[Touch]:
+    refs = {v for v in _ref_columns(person.source_ref).values() if v}
+    contacts = batch.contacts_by_email.get(lead.email, set())
+    found: list[Touch] = []
+    for row in batch.touches:
+        if row.rep_id is None:
+            continue
+        target: TouchTarget
+        if row.contact_id is not None and row.contact_id in contacts:
+            target, subject = "contact", lead.email
+        elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
+            target, subject = "lead", ""
+        elif account is not None and row.account_id == account.account_id:
+            target, subject = "account", account.label
+        else:
+            continue  # another lead's touch, loaded for the batch
+        found.append(Touch(row.rep_id, row.at, target, subject))
+    if person.created_by_id:
+        # A rep creating the lead is working it: their claim is a touch on the lead.
+        found.append(Touch(person.created_by_id, lead.occurred_at, "lead"))
+    return found
+
+
+def _first_touch(person: NewPerson, later: Sequence[Row[Any]]) -> datetime | None:
+    """A touch logged before the lead's event reached us (topics are not ordered)."""
+    refs = {v for v in _ref_columns(person.source_ref).values() if v}
+    times = [
+        row.at
+        for row in later
+        if row.at >= person.occurred_at and (row.email == person.email or row.lead_ref in refs)
+    ]
+    return min(times) if times else None
 
 
 async def queue_snapshot(
@@ -373,71 +608,6 @@ async def load_account(session: AsyncSession, account_id: str) -> Account | None
     return Account(row.id, row.name or "", region, row.owner_id)
 
 
-async def touches_for_lead(
-    session: AsyncSession,
-    ctx: RouterContext,
-    lead: Lead,
-    account: Account | None,
-    person: NewPerson,
-) -> list[Touch]:
-    since = lead.occurred_at - timedelta(days=ctx.policy.recent_touch_days + 1)
-    contact_ids = select(m.contacts.c.id).where(m.contacts.c.email == lead.email)
-    refs = [v for v in _ref_columns(person.source_ref).values() if v]
-    about = [m.touches.c.email == lead.email, m.touches.c.contact_id.in_(contact_ids)]
-    if refs:
-        about.append(m.touches.c.lead_ref.in_(refs))
-    if account is not None:
-        about.append(m.touches.c.account_id == account.account_id)
-    rows = await session.execute(
-        select(m.touches).where(
-            m.touches.c.at >= since, m.touches.c.at <= lead.occurred_at, or_(*about)
-        )
-    )
-    found: list[Touch] = []
-    for row in rows:
-        if row.rep_id is None:
-            continue
-        target: TouchTarget
-        if row.contact_id is not None and row.email in (None, lead.email):
-            target, subject = "contact", lead.email
-        elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
-            target, subject = "lead", ""
-        else:
-            target, subject = "account", account.label if account else ""
-        found.append(Touch(row.rep_id, row.at, target, subject))
-    if person.created_by_id:
-        # A rep creating the lead is working it: their claim is a touch on the lead.
-        found.append(Touch(person.created_by_id, lead.occurred_at, "lead"))
-    return found
-
-
-async def open_opportunities(session: AsyncSession, account: Account | None) -> list[Opportunity]:
-    if account is None:
-        return []
-    rows = await session.execute(
-        select(m.opportunities).where(
-            m.opportunities.c.account_id == account.account_id,
-            m.opportunities.c.is_closed.is_(False),
-        )
-    )
-    return [
-        Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
-        for r in rows
-    ]
-
-
-async def first_touch_after(
-    session: AsyncSession, email: str, refs: Mapping[str, str | None], created_at: datetime
-) -> datetime | None:
-    """A touch logged before the lead's event reached us (topics are not ordered)."""
-    about = [m.touches.c.email == email]
-    about += [m.touches.c.lead_ref == v for v in refs.values() if v]
-    value = await session.scalar(
-        select(func.min(m.touches.c.at)).where(m.touches.c.at >= created_at, or_(*about))
-    )
-    return value if isinstance(value, datetime) else None
-
-
 def _ref_columns(ref: SourceRef | None) -> dict[str, str | None]:
     if ref is None:
         return {}
@@ -463,12 +633,7 @@ async def attach_source(
 # --- recorded decisions (rebuild) ------------------------------------------------------------
 
 
-async def recorded_decision(session: AsyncSession, lead_id: str) -> Decision | None:
-    value = await session.scalar(
-        select(m.recorded_routes.c.decision).where(m.recorded_routes.c.lead_id == lead_id)
-    )
-    if value is None:
-        return None
+def decision_from_record(value: Any) -> Decision:
     p = LeadRouted.model_validate(value)
     turn = None
     if p.turn is not None and p.owner_id is not None:
@@ -510,9 +675,7 @@ async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) 
 # --- outbox ------------------------------------------------------------------------------------
 
 
-async def publish_decision(
-    session: AsyncSession, ctx: RouterContext, lead: Lead, match: AccountMatch, d: Decision
-) -> None:
+def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelope]:
     payload = LeadRouted(
         lead_id=lead.lead_id,
         email=lead.email,
@@ -528,35 +691,74 @@ async def publish_decision(
         region=d.region,
         review_with_sdr_id=d.review_with_sdr_id,
     )
-    event = make_event(
-        LeadRoutedEvent,
-        id=derived_event_id("router", "lead.routed", lead.lead_id),
-        source="router",
-        occurred_at=lead.occurred_at,
-        payload=payload,
-    )
-    await add_event(session, m.metadata.tables["router.outbox"], event, ctx.prefix)
+    events: list[Envelope] = [
+        make_event(
+            LeadRoutedEvent,
+            id=derived_event_id("router", "lead.routed", lead.lead_id),
+            source="router",
+            occurred_at=lead.occurred_at,
+            payload=payload,
+        )
+    ]
     if d.priority == "high" and d.owner_id is not None:
-        await notify(
-            session,
-            ctx,
-            "high_priority_lead",
-            [d.owner_id],
-            f"High-priority lead {lead.email} ({lead.form_type}): {d.reason}",
-            lead.lead_id,
-            lead.occurred_at,
+        events.append(
+            notification(
+                "high_priority_lead",
+                [d.owner_id],
+                f"High-priority lead {lead.email} ({lead.form_type}): {d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
         )
     if d.rule == "open_opportunity" and d.owner_id is not None:
         recipients = [d.owner_id, *([d.review_with_sdr_id] if d.review_with_sdr_id else [])]
-        await notify(
-            session,
-            ctx,
-            "open_opportunity_review",
-            recipients,
-            f"Lead {lead.email}: {d.reason}",
-            lead.lead_id,
-            lead.occurred_at,
+        events.append(
+            notification(
+                "open_opportunity_review",
+                recipients,
+                f"Lead {lead.email}: {d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
         )
+    return events
+
+
+def notification(
+    kind: str, recipients: Sequence[str], message: str, subject_id: str, at: datetime
+) -> NotificationRequestedEvent:
+    return make_event(
+        NotificationRequestedEvent,
+        id=derived_event_id("router", kind, subject_id, at.isoformat()),
+        source="router",
+        occurred_at=at,
+        payload=NotificationRequested(
+            kind=kind, recipients=list(recipients), message=message, subject_id=subject_id
+        ),
+    )
+
+
+async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence[Envelope]) -> None:
+    """Queue derived events in the outbox, in one statement (same rows as ``add_event``)."""
+    if not events:
+        return
+    outbox = m.metadata.tables["router.outbox"]
+    await session.execute(
+        pg_insert(outbox)
+        .values(
+            [
+                {
+                    "event_id": e.id,
+                    "destination": KAFKA,
+                    "topic": e.topic.name(ctx.prefix),
+                    "key": e.key,
+                    "value": encode_event(e),
+                }
+                for e in events
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
 
 
 async def notify(
@@ -568,16 +770,7 @@ async def notify(
     subject_id: str,
     at: datetime,
 ) -> None:
-    event = make_event(
-        NotificationRequestedEvent,
-        id=derived_event_id("router", kind, subject_id, at.isoformat()),
-        source="router",
-        occurred_at=at,
-        payload=NotificationRequested(
-            kind=kind, recipients=list(recipients), message=message, subject_id=subject_id
-        ),
-    )
-    await add_event(session, m.metadata.tables["router.outbox"], event, ctx.prefix)
+    await add_events(session, ctx, [notification(kind, recipients, message, subject_id, at)])
 
 
 async def queue_writeback(
