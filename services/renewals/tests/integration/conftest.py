@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from revops.events.settings import KafkaSettings
+from revops.events.testing import fresh_schema, service_settings
+from revops.renewals.main import SPEC, build_app
+from revops.renewals.settings import RenewalsSettings
+
+# The event builders next to this file (tests are imported with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).parent))
+
+ADMIN = {"Authorization": "Bearer dev-admin-token"}
+
+
+def renewals_settings(kafka_settings: KafkaSettings, **overrides: object) -> RenewalsSettings:
+    values: dict[str, object] = {"scheduler_enabled": False}
+    values.update(overrides)
+    settings = service_settings(RenewalsSettings, "renewals", kafka_settings.topic_prefix, **values)
+    assert isinstance(settings, RenewalsSettings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = renewals_settings(kafka_settings)
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    app = build_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://renewals", headers=ADMIN
+        ) as c:
+            yield c
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Ids unique to one test, so the tests of a module share a service but not data."""
+    tag = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}-{tag}"
