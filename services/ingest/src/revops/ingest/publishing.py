@@ -1,0 +1,103 @@
+"""Handing a request's events to Kafka: requests in flight at the same moment share one
+publish call, and while Kafka is unreachable one request at a time probes it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from revops.events.catalogue import Envelope
+from revops.events.producer import KafkaUnavailable
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[Envelope]) -> None: ...
+
+
+class Coalescer:
+    """Joins the events of requests that reach the publish step in the same event-loop
+    turn into one ``publish`` call, and answers each request when that call returns.
+
+    A single-event webhook otherwise pays the producer's per-call cost (a task, a gather,
+    a small produce request) on its own; under load that cost, not parsing, bounded the
+    request rate. All or nothing per call: if it fails, every request in it is told Kafka
+    is unavailable (503), which is safe -- senders resend, and event ids are stable.
+    """
+
+    def __init__(self, producer: Callable[[], Publisher]) -> None:
+        self._producer = producer  # looked up per call: tests swap the app's producer
+        self._pending: list[tuple[Sequence[Envelope], asyncio.Future[None]]] = []
+        self._flush_scheduled = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, done))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        await done
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False
+        if batch:
+            task = asyncio.ensure_future(self._publish(batch))
+            self._in_flight.add(task)  # a task nobody references may be collected
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _publish(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
+        events = [event for request_events, _ in batch for event in request_events]
+        try:
+            await self._producer().publish(events)
+        except BaseException as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(
+                        exc if isinstance(exc, Exception) else KafkaUnavailable(repr(exc))
+                    )
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+class KafkaGate:
+    """While Kafka is unreachable, one request at a time probes it and the others get
+    their 503 at once, instead of queueing behind the producer's connection attempts
+    (each bounded by the publish timeout): every answer stays within the senders' 2 s,
+    and an outage does not pile up waiting requests."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self._probing = False
+
+    async def publish(
+        self, producer: Publisher, events: Sequence[Envelope], deadline_s: float
+    ) -> None:
+        if not events:
+            return  # nothing to acknowledge
+        if self.down and self._probing:
+            raise KafkaUnavailable("Kafka is unreachable (another request is probing it)")
+        probe = self.down
+        self._probing = self._probing or probe
+        try:
+            if probe:
+                # The producer may be (re)connecting: bound the whole attempt.
+                await asyncio.wait_for(producer.publish(events), deadline_s)
+            else:
+                # Healthy: the producer bounds its own wait (kafka_publish_timeout_s).
+                await producer.publish(events)
+        except (KafkaUnavailable, TimeoutError):
+            self.down = True
+            raise
+        else:
+            self.down = False
+        finally:
+            if probe:
+                self._probing = False
