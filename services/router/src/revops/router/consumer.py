@@ -183,6 +183,9 @@ def make_batch_handler(settings: RouterSettings) -> BatchHandler:
     handle = make_handler(settings)
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        # The rotation rows first, before any other row: every batch of every instance
+        # takes its locks in the same order, so none can wait on another in a cycle.
+        await lock_queues(session)
         pending: list[NewPerson] = []
         for event in events:
             person = new_person_of(event)
@@ -743,21 +746,19 @@ async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence
     if not events:
         return
     outbox = m.metadata.tables["router.outbox"]
+    # executemany (one cached statement, rows sent in bulk), not a compiled multi-VALUES.
     await session.execute(
-        pg_insert(outbox)
-        .values(
-            [
-                {
-                    "event_id": e.id,
-                    "destination": KAFKA,
-                    "topic": e.topic.name(ctx.prefix),
-                    "key": e.key,
-                    "value": encode_event(e),
-                }
-                for e in events
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
+        pg_insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
+        [
+            {
+                "event_id": e.id,
+                "destination": KAFKA,
+                "topic": e.topic.name(ctx.prefix),
+                "key": e.key,
+                "value": encode_event(e),
+            }
+            for e in events
+        ],
     )
 
 
