@@ -11,7 +11,8 @@ team, and for each rate:
   - sends an OPEN-LOOP mix of signed webhooks (bench/e2e/workload.py): requests are
     scheduled at fixed times and each latency is measured from the request's SCHEDULED
     time, so a slow server cannot slow the sender and hide its queueing (no coordinated
-    omission); one asyncio process, one httpx.AsyncClient with a connection pool, bodies
+    omission); one asyncio process, a fixed pool of keep-alive connections (client.py:
+    httpx's pool went quadratic once requests queued), bodies
     built and signed before the phase starts (HubSpot and Standard Webhooks allow 5 min);
   - a second process (bench/e2e/observe.py) polls the services' schemas every ~20 ms as
     their own roles and notes when each lead / event id becomes visible;
@@ -43,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from client import Done, Pool  # noqa: E402
 from observe import Observer  # noqa: E402
 from system import BOOTSTRAP, System, add_reps, snapshot  # noqa: E402
 from workload import EVENTS_PER_CYCLE, CYCLE, Request, Workload  # noqa: E402
@@ -157,45 +159,54 @@ async def run_phase(
                 return
             await asyncio.sleep(1)
 
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0)) as client:
+    pools = {url: Pool(url, max(1, args.connections // len(ingest))) for url in ingest}
+    for pool in pools.values():
+        pool.start()
+    outstanding = 0
+    all_done = asyncio.Event()
+    finished_sending = False
 
-        async def send(i: int, scheduled_wall: float, scheduled_perf: float) -> None:
-            request = requests[i]
-            try:
-                response = await client.post(targets[i] + request.path, content=request.body, headers=request.headers)
-                code = response.status_code
-            except httpx.HTTPError as exc:
-                code = type(exc).__name__
-            done_perf = time.perf_counter()
+    def answer(i: int, scheduled_wall: float, scheduled_perf: float) -> Done:
+        def done(code: int | str, done_perf: float) -> None:
+            nonlocal outstanding
             latency_us = int((done_perf - scheduled_perf) * 1_000_000)
             ingest_h.record_value(max(1, latency_us))
             ok = isinstance(code, int) and 200 <= code < 300
             status[str(code)] += 1
             timeline.append((scheduled_wall - t0_wall, latency_us / 1000, int(ok)))
             if ok:
-                acked.append((request, scheduled_wall, scheduled_wall + (done_perf - scheduled_perf)))
+                acked.append((requests[i], scheduled_wall, scheduled_wall + (done_perf - scheduled_perf)))
+            outstanding -= 1
+            if finished_sending and outstanding == 0:
+                all_done.set()
 
-        t0_wall = time.time()
-        t0_perf = time.perf_counter()
-        lag_task = asyncio.create_task(sample_lag(t0_wall))
-        tasks = set()
-        behind_max = 0.0
-        for i in range(count):
-            offset = i / req_rate
-            delay = t0_perf + offset - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                behind_max = max(behind_max, -delay)
-            task = asyncio.create_task(send(i, t0_wall + offset, t0_perf + offset))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*list(tasks))
-        sent_for = time.time() - t0_wall
-        sending = False
-        await lag_task
-        drained_at = time.time() - t0_wall
+        return done
+
+    t0_wall = time.time()
+    t0_perf = time.perf_counter()
+    lag_task = asyncio.create_task(sample_lag(t0_wall))
+    behind_max = 0.0
+    for i in range(count):
+        offset = i / req_rate
+        delay = t0_perf + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            behind_max = max(behind_max, -delay)
+        request = requests[i]
+        outstanding += 1
+        pools[targets[i]].submit(
+            "POST", request.path, request.headers, request.body, answer(i, t0_wall + offset, t0_perf + offset)
+        )
+    finished_sending = True
+    if outstanding:
+        await all_done.wait()
+    for pool in pools.values():
+        await pool.close()
+    sent_for = time.time() - t0_wall
+    sending = False
+    await lag_task
+    drained_at = time.time() - t0_wall
     await asyncio.sleep(max(0.2, 3 * args.poll_ms / 1000))
     seen = observer.finish()
     await lag_reader.stop()
@@ -370,7 +381,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60, help="seconds per rate")
     parser.add_argument("--instances", type=int, default=1, help="instances of each consumer service")
     parser.add_argument("--ingest", type=int, default=1, help="ingest processes")
-    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections to ingest")
     parser.add_argument("--poll-ms", type=float, default=20)
     parser.add_argument("--drain-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, default=None)
