@@ -73,7 +73,8 @@ queue_turns = Table(
     _id("rep_id", nullable=False),
     _id("subject_id", nullable=False),  # the lead (or the conversion) the turn went to
     Column("day", Date, nullable=False),
-    Index("ix_queue_turns_day", "queue", "day"),
+    # The daily counts (caps, GET /queues) are read by day first.
+    Index("ix_queue_turns_day", "day", "queue"),
 )
 
 accounts = Table(
@@ -199,4 +200,13 @@ recorded_routes = Table(
     metadata,
     _id("lead_id", primary_key=True),
     Column("decision", JSON, nullable=False),
+)
+
+# The relay looks for pending rows after every commit; without this it would scan every
+# row ever sent.
+_outbox = metadata.tables[f"{SCHEMA}.outbox"]
+Index(
+    "ix_outbox_pending",
+    _outbox.c.id,
+    postgresql_where=_outbox.c.sent_at.is_(None) & _outbox.c.failed_at.is_(None),
 )

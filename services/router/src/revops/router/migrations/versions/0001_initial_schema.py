@@ -188,7 +188,7 @@ def upgrade() -> None:
         schema="router",
     )
     op.create_index(
-        "ix_queue_turns_day", "queue_turns", ["queue", "day"], unique=False, schema="router"
+        "ix_queue_turns_day", "queue_turns", ["day", "queue"], unique=False, schema="router"
     )
     op.create_table(
         "queues",
@@ -198,6 +198,14 @@ def upgrade() -> None:
         sa.Column("cursor", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("name"),
         schema="router",
+    )
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["id"],
+        unique=False,
+        schema="router",
+        postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
     )
     # One rotation row per queue from the start, so every instance locks the same rows.
     queues = sa.table(
@@ -320,6 +328,7 @@ def downgrade() -> None:
     op.drop_table("queues", schema="router")
     op.drop_index("ix_queue_turns_day", table_name="queue_turns", schema="router")
     op.drop_table("queue_turns", schema="router")
+    op.drop_index("ix_outbox_pending", table_name="outbox", schema="router")
     op.drop_table("outbox", schema="router")
     op.drop_index(
         op.f("ix_router_opportunities_account_id"), table_name="opportunities", schema="router"
