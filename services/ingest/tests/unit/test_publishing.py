@@ -48,12 +48,14 @@ async def timed(gate: KafkaGate, broker: SlowBroker) -> tuple[bool, float]:
 async def test_one_probe_at_a_time_while_down_then_recovery() -> None:
     gate, broker = KafkaGate(), SlowBroker()
     assert await timed(gate, broker) == (False, pytest.approx(0.3, abs=0.2))
-    assert gate.down
+    assert not gate.down  # a failed publish of a connected producer does not close it
+    gate.down = True  # the producer could not connect at startup
     results = await asyncio.gather(*(timed(gate, broker) for _ in range(5)))
     slow = [t for ok, t in results if t > 0.2]
     assert all(not ok for ok, _ in results)
     assert len(slow) == 1  # the probe; the four others were answered at once
     assert broker.calls == 2
+    assert gate.down
     broker.up = True
     assert (await timed(gate, broker))[0] is True
     assert not gate.down
@@ -94,3 +96,10 @@ async def test_concurrent_requests_share_one_publish_and_its_outcome() -> None:
     assert all(isinstance(r, KafkaUnavailable) for r in results)  # every request is told
     await coalescer.publish([])  # nothing to publish: no call at all
     assert broker.calls == [6, 1, 3]
+
+
+async def test_coalesced_calls_are_capped_without_splitting_a_request() -> None:
+    broker = RecordingBroker()
+    coalescer = Coalescer(lambda: broker, max_events=4)
+    await asyncio.gather(*(coalescer.publish(EVENTS * n) for n in (3, 1, 2, 5, 1)))
+    assert broker.calls == [4, 2, 5, 1]

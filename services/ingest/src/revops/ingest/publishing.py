@@ -25,8 +25,10 @@ class Coalescer:
     is unavailable (503), which is safe -- senders resend, and event ids are stable.
     """
 
-    def __init__(self, producer: Callable[[], Publisher]) -> None:
+    def __init__(self, producer: Callable[[], Publisher], max_events: int = 1000) -> None:
         self._producer = producer  # looked up per call: tests swap the app's producer
+        # A bigger call takes longer to acknowledge and fails more requests at once.
+        self._max_events = max_events
         self._pending: list[tuple[Sequence[Envelope], asyncio.Future[None]]] = []
         self._flush_scheduled = False
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -42,12 +44,23 @@ class Coalescer:
         await done
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+        pending, self._pending = self._pending, []
         self._flush_scheduled = False
-        if batch:
-            task = asyncio.ensure_future(self._publish(batch))
-            self._in_flight.add(task)  # a task nobody references may be collected
-            task.add_done_callback(self._in_flight.discard)
+        group: list[tuple[Sequence[Envelope], asyncio.Future[None]]] = []
+        size = 0
+        for request in pending:
+            if group and size + len(request[0]) > self._max_events:
+                self._start(group)
+                group, size = [], 0
+            group.append(request)
+            size += len(request[0])
+        if group:
+            self._start(group)
+
+    def _start(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
+        task = asyncio.ensure_future(self._publish(batch))
+        self._in_flight.add(task)  # a task nobody references may be collected
+        task.add_done_callback(self._in_flight.discard)
 
     async def _publish(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
         events = [event for request_events, _ in batch for event in request_events]
@@ -68,10 +81,13 @@ class Coalescer:
 
 
 class KafkaGate:
-    """While Kafka is unreachable, one request at a time probes it and the others get
-    their 503 at once, instead of queueing behind the producer's connection attempts
-    (each bounded by the publish timeout): every answer stays within the senders' 2 s,
-    and an outage does not pile up waiting requests."""
+    """While the producer has never reached Kafka (it was down when ingest started),
+    every publish would first queue behind the producer's connection attempts, one after
+    the other: then one request at a time probes Kafka and the others get their 503 at
+    once, so every answer stays within the senders' 2 s. Once connected, the producer
+    reconnects by itself and each publish is bounded by its own timeout, so a slow or
+    failed publish does not close the gate (under overload, closing it would starve
+    the healthy requests)."""
 
     def __init__(self) -> None:
         self.down = False
@@ -82,22 +98,15 @@ class KafkaGate:
     ) -> None:
         if not events:
             return  # nothing to acknowledge
-        if self.down and self._probing:
+        if not self.down:
+            await producer.publish(events)  # bounded by kafka_publish_timeout_s
+            return
+        if self._probing:
             raise KafkaUnavailable("Kafka is unreachable (another request is probing it)")
-        probe = self.down
-        self._probing = self._probing or probe
+        self._probing = True
         try:
-            if probe:
-                # The producer may be (re)connecting: bound the whole attempt.
-                await asyncio.wait_for(producer.publish(events), deadline_s)
-            else:
-                # Healthy: the producer bounds its own wait (kafka_publish_timeout_s).
-                await producer.publish(events)
-        except (KafkaUnavailable, TimeoutError):
-            self.down = True
-            raise
-        else:
+            # The producer is connecting: bound the whole attempt.
+            await asyncio.wait_for(producer.publish(events), deadline_s)
             self.down = False
         finally:
-            if probe:
-                self._probing = False
+            self._probing = False
