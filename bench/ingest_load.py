@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -241,7 +242,7 @@ async def run_phase(
     return result
 
 
-# --- servers and their memory ----------------------------------------------------------------------
+# --- servers and their memory ------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -277,10 +278,8 @@ async def sample_memory(pid: int, peaks: dict[int, float], stop: asyncio.Event) 
     while not stop.is_set():
         for p in process_tree(pid):
             peaks[p] = max(peaks.get(p, 0.0), rss_mb(p))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass
 
 
 def wait_ready(port: int, timeout_s: float = 60) -> None:
