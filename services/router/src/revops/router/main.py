@@ -74,17 +74,22 @@ class BatchConsumerRunner(ConsumerRunner):
 
 
 def build_runtime(
-    settings: RouterSettings, *, background: Sequence[BackgroundTask] = ()
+    settings: RouterSettings,
+    *,
+    writeback: CrmWriteback | None = None,
+    background: Sequence[BackgroundTask] = (),
 ) -> ServiceRuntime:
-    writeback = CrmWriteback(settings)
+    senders = {}
+    if writeback is not None:
+        senders = {
+            HUBSPOT_OWNER: writeback.hubspot_owner,
+            SALESFORCE_OWNER: writeback.salesforce_owner,
+        }
     runtime = ServiceRuntime(
         spec=SPEC,
         settings=settings,
         handle=make_handler(settings),
-        senders={
-            HUBSPOT_OWNER: writeback.hubspot_owner,
-            SALESFORCE_OWNER: writeback.salesforce_owner,
-        },
+        senders=senders,
         background=background,
     )
     runtime.consumer = BatchConsumerRunner(
@@ -97,7 +102,6 @@ def build_runtime(
         after_commit=runtime.relay.wake,
         handle_batch=make_batch_handler(settings),
     )
-    runtime.writeback = writeback  # type: ignore[attr-defined]
     return runtime
 
 
@@ -183,10 +187,11 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
     # The runtime's own consumer loop is off: ``consume`` starts it after the restore.
     runtime_settings = settings.model_copy(update={"consumer_enabled": False})
     background = [consume] if settings.consumer_enabled else [ensure_queues]
-    runtime = build_runtime(runtime_settings, background=background)
+    writeback = CrmWriteback(settings)
+    runtime = build_runtime(runtime_settings, writeback=writeback, background=background)
 
     async def close_writeback(app: FastAPI) -> None:
-        await runtime.writeback.aclose()  # type: ignore[attr-defined]
+        await writeback.aclose()
 
     return create_app(
         title="revops router",
