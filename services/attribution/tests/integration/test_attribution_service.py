@@ -30,6 +30,9 @@ async def test_the_outbound_rule_late_forms_and_later_contacts(
     opportunity_url = f"/opportunities/{story.opportunity_id}/attribution"
 
     async def decided() -> dict[str, Any]:
+        # Bob's record and Jane's forms travel on other topics than the conversion.
+        assert (await get_json(client, "/leads", email=story.bob))["account_id"]
+        assert len((await get_json(client, "/leads", email=story.jane))["touches"]) == 2
         answer = await get_json(client, opportunity_url)
         assert answer["source_rule"] is not None
         assert answer["converted_lead_email"] == story.jane
@@ -70,6 +73,7 @@ async def test_the_outbound_rule_late_forms_and_later_contacts(
     await publish(kafka_settings, story.late_events)
 
     async def late_form_counted() -> dict[str, Any]:
+        assert (await get_json(client, "/leads", email=story.carol))["account_id"]
         answer = await get_json(client, opportunity_url)
         assert len(answer["campaigns"]) == 3
         return dict(answer)
@@ -245,9 +249,18 @@ async def test_a_manual_opportunity_takes_its_given_source_and_60_61_days(
         ],
     )
 
+    # Across topics nothing arrives in order: wait until every event is applied (the
+    # contacts known with their accounts), or a decision could be read before its inputs.
+    async def contacts_known() -> None:
+        for email in (at_60, at_61):
+            assert (await get_json(client, "/leads", email=email))["account_id"]
+
+    await eventually(contacts_known)
+
     async def decided(opportunity_id: str) -> dict[str, Any]:
         answer = await get_json(client, f"/opportunities/{opportunity_id}/attribution")
         assert answer["source_rule"] is not None
+        assert answer["converted_lead_email"] or opportunity_id == manual
         return dict(answer)
 
     answer = await eventually(lambda: decided(manual))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, Text, any_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from revops.attribution import models
@@ -75,7 +76,7 @@ def _one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[
     """`column = ANY($1)`: one array parameter, so the statement's text is the same for
     any number of values and Postgres and asyncpg reuse its prepared form (an IN list
     makes a new statement for every length)."""
-    return column.in_(list(values))
+    return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
 
 
 # --- people ------------------------------------------------------------------------------
