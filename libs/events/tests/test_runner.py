@@ -329,3 +329,40 @@ async def test_a_replayed_dead_letter_is_applied_once_the_handler_is_fixed(setti
 
     await run_until(runner(settings, database, producer, handle=apply_fixed), applied_after_replay)
     await producer.stop()
+
+
+async def test_a_batch_handler_gets_new_events_and_a_failed_batch_falls_back_per_event(
+    settings, database
+):
+    batches: list[list[str]] = []
+
+    async def handle_batch(session, events):
+        batches.append([e.id for e in events])
+        for event in events:
+            await count_and_poison(session, event)  # raises on the poison: batch rolls back
+
+    await publish(settings, [form("b-1"), form("b-2")])
+    producer = EventProducer(settings)
+    batch_runner = ConsumerRunner(
+        settings=settings,
+        database=database,
+        inbox=INBOX,
+        topics=[topics.FORMS],
+        handle=count_and_poison,
+        handle_batch=handle_batch,
+        producer=producer,
+    )
+    task = asyncio.create_task(batch_runner.run())
+    try:
+        await eventually(lambda: fully_committed(settings))
+        await publish(settings, [form("b-1"), form("b-3"), form("b-bad", "poison")])
+        await eventually(lambda: fully_committed(settings))
+    finally:
+        batch_runner.stop()
+        await asyncio.wait_for(task, 20)
+    assert await applied_rows(database) == {"b-1": 1, "b-2": 1, "b-3": 1}
+    seen = [event_id for batch in batches for event_id in batch]
+    assert seen.count("b-1") == 1, "the redelivered b-1 reached the batch handler again"
+    [record] = await read_records(settings, topics.FORMS.dlq_name(settings.topic_prefix), 1)
+    assert dict(record.headers)["event-id"] == b"b-bad"
+    await producer.stop()

@@ -40,6 +40,10 @@ from revops.events.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Optional: the batch's new events at once (already deduplicated by the inbox), for
+# services that decide many events in a few queries. The per-event Handler still applies
+# events one at a time when a batch failed.
+BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 Record = Any  # aiokafka.structs.ConsumerRecord (untyped upstream)
 
 
@@ -95,6 +99,7 @@ class ConsumerRunner:
         producer: EventProducer,
         group_id: str | None = None,
         after_commit: Callable[[], None] | None = None,
+        handle_batch: BatchHandler | None = None,
     ) -> None:
         self._settings = settings
         self._service = settings.service_name
@@ -102,6 +107,7 @@ class ConsumerRunner:
         self._inbox = inbox
         self._topic_names = [t.name(settings.topic_prefix) for t in topics]
         self._handle = handle
+        self._handle_batch = handle_batch
         self._producer = producer
         self._group_id = group_id or f"{settings.topic_prefix}{settings.service_name}"
         self._after_commit = after_commit
@@ -238,12 +244,19 @@ class ConsumerRunner:
         if not unique:
             return
         claimed = await self._claim(session, [(r.topic, e.id) for r, e in unique.values()])
+        new_events: list[Event] = []
         for record, event in unique.values():
-            if event.id not in claimed:
+            if event.id in claimed:
+                new_events.append(event)
+            else:
                 metrics.EVENTS_DEDUPLICATED.labels(self._service, record.topic).inc()
-                continue
-            with event_context(event.id):
-                await self._handle(session, event)
+        if self._handle_batch is not None:
+            await self._handle_batch(session, new_events)
+        else:
+            for event in new_events:
+                with event_context(event.id):
+                    await self._handle(session, event)
+        for event in new_events:
             metrics.EVENTS_APPLIED.labels(self._service, event.type).inc()
         duplicates_in_batch = len(decoded) - len(unique)
         if duplicates_in_batch:
@@ -354,4 +367,4 @@ class ConsumerRunner:
             )
 
 
-__all__ = ["ConsumerRunner", "DeadLetter", "Handler", "is_infrastructure_error"]
+__all__ = ["BatchHandler", "ConsumerRunner", "DeadLetter", "Handler", "is_infrastructure_error"]

@@ -26,7 +26,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import migrations
-from revops.events.consumer import ConsumerRunner, Handler
+from revops.events.consumer import BatchHandler, ConsumerRunner, Handler
 from revops.events.db import Database
 from revops.events.logs import configure_logging
 from revops.events.outbox import OutboxRelay, Sender
@@ -64,6 +64,7 @@ class ServiceRuntime:
     settings: ServiceSettings
     handle: Handler
     senders: Mapping[str, Sender] = field(default_factory=dict)
+    handle_batch: BatchHandler | None = None
     background: Sequence[BackgroundTask] = ()
 
     def __post_init__(self) -> None:
@@ -87,6 +88,7 @@ class ServiceRuntime:
             handle=self.handle,
             producer=self.producer,
             after_commit=self.relay.wake,
+            handle_batch=self.handle_batch,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
