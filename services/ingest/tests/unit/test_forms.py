@@ -24,7 +24,7 @@ def parse(body: Any, rules: FormRules | None = None) -> FormSubmittedEvent:
 
 
 def with_fields(**values: str) -> dict[str, Any]:
-    body = json.loads(SAMPLE_BYTES)
+    body: dict[str, Any] = json.loads(SAMPLE_BYTES)
     body["fields"] = [f for f in body["fields"] if f["name"] not in values] + [
         {"objectTypeId": "0-1", "name": k, "value": v} for k, v in values.items()
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,7 +246,7 @@ async def test_near_valid_signups_never_500(data: Any, timestamp: Any) -> None:
 @given(value=json_values)
 def test_pure_parsers_raise_only_their_own_errors(value: Any) -> None:
     raw = json.dumps(value).encode()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: hubspot.parse_batch(value, received_at=NOW),
         lambda: hubspot.parse_batch([value], received_at=NOW),
         lambda: forms.parse_submission(value, forms.FormRules(), raw_body=raw, received_at=NOW),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +42,7 @@ def outbound(body: bytes, orgs: tuple[str, ...] = (ORG[:15],), limit: int = 100)
     ).events
 
 
-def message(*notifications: tuple[str, str, dict[str, str | None]], org: str = ORG) -> bytes:
+def message(*notifications: tuple[str, str, Mapping[str, str | None]], org: str = ORG) -> bytes:
     """An outbound message with (notification id, sObject type, fields) notifications."""
     parts = []
     for notification_id, object_type, fields in notifications:
@@ -205,9 +206,10 @@ def test_configured_custom_field_names() -> None:
             {"Id": "0065g00000XyZ12AAF", "Renewal_Date__c": "2025-06-30"},
         ),
     )
-    contact, opportunity = parse_outbound(
+    events: list[Any] = parse_outbound(
         body, allowed_orgs=[ORG], custom=custom, received_at=NOW
     ).events
+    contact, opportunity = events
     assert (contact.payload.is_consultant, contact.payload.region) == (True, "APAC")
     assert opportunity.payload.contract_end_date == date(2025, 6, 30)
 
