@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from revops.events.catalogue import (
     make_event,
 )
 from revops.events.codec import encode_event
-from revops.events.consumer import Handler
+from revops.events.consumer import BatchHandler, Handler
 from revops.events.outbox import KAFKA, add_message
 from revops.router import models as m
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
@@ -111,9 +111,6 @@ class RouterContext:
 def lead_id_for(email: str) -> str:
     """The router's own id of a lead: stable per email, so a replay finds the same one."""
     return "L" + derived_event_id("router-lead", email)[:23]
-
-
-BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 
 
 def new_person_of(event: Event) -> NewPerson | None:

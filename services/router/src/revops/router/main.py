@@ -6,18 +6,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from revops.events import metrics, topics
-from revops.events.catalogue import Event, LeadRoutedEvent
+from revops.events import topics
+from revops.events.catalogue import LeadRoutedEvent
 from revops.events.codec import UndecodableEvent, decode_event
-from revops.events.consumer import ConsumerRunner
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
@@ -25,7 +22,6 @@ from revops.router.consumer import (
     ALL_QUEUES,
     HUBSPOT_OWNER,
     SALESFORCE_OWNER,
-    BatchHandler,
     make_batch_handler,
     make_handler,
     record_routes,
@@ -50,29 +46,6 @@ SPEC = ServiceSpec(
 )
 
 
-class BatchConsumerRunner(ConsumerRunner):
-    """The shared runner, handing the router a whole batch at once: routing 500 leads in a
-    dozen queries instead of a dozen each is what makes the rotation lock affordable.
-    (The library's runner takes one event at a time; its slow path, one event per
-    savepoint after a failed batch, still uses the per-event handler.)"""
-
-    def __init__(self, *, handle_batch: BatchHandler, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._handle_batch = handle_batch
-
-    async def _apply_all(self, session: AsyncSession, decoded: list[tuple[Any, Event]]) -> None:
-        unique: dict[str, tuple[Any, Event]] = {}
-        for record, event in decoded:
-            unique.setdefault(event.id, (record, event))
-        if not unique:
-            return
-        claimed = await self._claim(session, [(r.topic, e.id) for r, e in unique.values()])
-        events = [e for _, e in unique.values() if e.id in claimed]
-        await self._handle_batch(session, events)
-        for event in events:
-            metrics.EVENTS_APPLIED.labels(self._service, event.type).inc()
-
-
 def build_runtime(
     settings: RouterSettings,
     *,
@@ -89,18 +62,11 @@ def build_runtime(
         spec=SPEC,
         settings=settings,
         handle=make_handler(settings),
+        # Routing 500 leads in a dozen queries instead of a dozen each is what makes the
+        # rotation lock affordable; the per-event handler is the runner's fallback.
+        handle_batch=make_batch_handler(settings),
         senders=senders,
         background=background,
-    )
-    runtime.consumer = BatchConsumerRunner(
-        settings=settings,
-        database=runtime.database,
-        inbox=SPEC.inbox,
-        topics=SPEC.topics,
-        handle=runtime.handle,
-        producer=runtime.producer,
-        after_commit=runtime.relay.wake,
-        handle_batch=make_batch_handler(settings),
     )
     return runtime
 
