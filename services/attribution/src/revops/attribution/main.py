@@ -17,6 +17,7 @@ from revops.attribution.consumer import make_handler
 from revops.attribution.models import metadata
 from revops.attribution.recompute import recompute
 from revops.attribution.settings import AttributionSettings
+from revops.attribution.show import show
 from revops.events import topics
 from revops.events.logs import configure_logging
 from revops.events.service import ServiceRuntime, ServiceSpec, create_app, serve
@@ -83,6 +84,17 @@ def recompute_command(
         f"({result.events_per_second:,.0f} events/s): {result.people} people, "
         f"{result.opportunities} opportunities, {result.influence_rows} influencing touches"
     )
+
+
+@cli.command("show")
+def show_command(
+    email: Annotated[list[str] | None, typer.Option(help="a person to show")] = None,
+    opportunity: Annotated[list[str] | None, typer.Option(help="an opportunity id")] = None,
+    url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:8002",
+    token: Annotated[str, typer.Option(envvar="API_READ_TOKEN")] = "dev-read-token",
+) -> None:
+    """Print people's and opportunities' attribution and pipeline by source, readably."""
+    show(url, token, email or [], opportunity or [])
 
 
 def main() -> None:
