@@ -14,10 +14,18 @@ from router_events import (
     lead_status,
     opportunity,
     routing_events,
+    sf,
     touch,
 )
 
 from revops.events import topics
+from revops.events.catalogue import (
+    PersonChanged,
+    PersonChangedEvent,
+    SignupCreated,
+    SignupCreatedEvent,
+    make_event,
+)
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish, read_events
 
@@ -272,3 +280,73 @@ async def _account_known(client: httpx.AsyncClient) -> None:
     import asyncio
 
     await asyncio.sleep(1)
+
+
+async def test_signups_rep_created_leads_and_assign_ae_by_pair(
+    client: httpx.AsyncClient, kafka_settings: KafkaSettings
+):
+    t = T0 + timedelta(days=40)
+    signup = make_event(
+        SignupCreatedEvent,
+        id="signup-1",
+        source="product",
+        occurred_at=t,
+        payload=SignupCreated(
+            user_id="u1", email="dev@pairco.com", signup_type="cloud", country="CA"
+        ),
+    )
+    outbound = make_event(
+        PersonChangedEvent,
+        id="sf-created-1",
+        source="salesforce",
+        occurred_at=t,
+        payload=PersonChanged(
+            person_type="lead",
+            change="created",
+            email="cto@bigcorp.com",
+            status="New",
+            country="US",
+            created_by_id="005A",
+            source_ref=sf("Lead", "00QOUT"),
+            created_at=t,
+        ),
+    )
+    await publish(
+        kafka_settings,
+        [
+            account("001PAIR", "PairCo", ["pairco.com"], t - timedelta(days=100), owner="005Y"),
+        ],
+    )
+    await eventually(lambda: _account_known(client))
+    await publish(
+        kafka_settings,
+        [
+            signup,
+            outbound,
+            touch("005B", t - timedelta(days=3), account_id="001PAIR"),  # 005B is 005Y's pair
+        ],
+    )
+    dev = await lead_of(client, "dev@pairco.com")
+    assert dev["match"] == "exact_domain" and dev["account_id"] == "001PAIR"
+    cto = await lead_of(client, "cto@bigcorp.com")
+    assert (cto["rule"], cto["owner_id"], cto["salesforce_id"]) == (
+        "recent_touch",
+        "005A",
+        "00QOUT",
+    )
+    assert cto["reason"] == "SDR 005A touched this lead on 2026-04-11"
+    await publish(
+        kafka_settings,
+        [
+            converted("00QDEV", "dev@pairco.com", "001PAIR", "006P", t + timedelta(days=1)),
+        ],
+    )
+
+    async def assigned():
+        r = await client.get(f"/leads/{dev['id']}/conversion")
+        assert r.status_code == 200
+        return r.json()
+
+    conversion = await eventually(assigned)
+    assert (conversion["rule"], conversion["ae_id"]) == ("pair_touch", "005Y")
+    assert "SDR 005B" in conversion["reason"]
