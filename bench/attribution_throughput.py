@@ -20,6 +20,7 @@ import asyncio
 import json
 import random
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +30,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from revops.attribution import models
-from revops.attribution.consumer import make_handler
+from revops.attribution.consumer import make_batch_handler, make_handler
 from revops.attribution.main import SPEC
 from revops.attribution.recompute import ConsumerGroup, topic_partitions
 from revops.attribution.settings import AttributionSettings
@@ -62,22 +63,32 @@ URLS = [
     "https://about.example.com/",
     None,
 ]
+SOURCES = ["SDR Created", "AE Created", "Inbound", "Inbound", "Referral", "Event"]
+STATUSES = ["Working", "Nurture", "Qualified", "Unqualified"]
+
+
+def hash_of(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
 REFERRERS = ["https://www.google.com/", "https://www.linkedin.com/", "https://github.com/", None]
 
 
 def generate(count: int, seed: int = 7) -> list[Envelope]:
     """About 60% forms, 10% sign-ups, 15% CRM people, 7.5% conversions, 7.5% opportunity
-    changes; four people per account; times spread over a year."""
+    changes; four people per account; a year of history, published as it happened
+    (in time order, a few minutes of jitter: ingest publishes events as they come)."""
     rng = random.Random(seed)
     events: list[Envelope] = []
     accounts = max(1, count // 40)
     opportunities = 0
+    contacts: dict[str, datetime] = {}
     i = 0
     while len(events) < count:
         i += 1
         account = rng.randrange(accounts)
         email = f"p{account}-{rng.randrange(4)}@acct{account}.example"
-        at = START + timedelta(minutes=rng.randrange(365 * 24 * 60))
+        at = START + timedelta(minutes=i * 365 * 24 * 60 / count + rng.randrange(10))
         roll = rng.random()
         if roll < 0.60:
             events.append(
@@ -109,6 +120,10 @@ def generate(count: int, seed: int = 7) -> list[Envelope]:
                 )
             )
         elif roll < 0.85:
+            # The contact's record: created once with its source, then updated (status,
+            # owner: the CRM's everyday churn).
+            created = email not in contacts
+            contacts.setdefault(email, at)
             events.append(
                 make_event(
                     PersonChangedEvent,
@@ -117,14 +132,15 @@ def generate(count: int, seed: int = 7) -> list[Envelope]:
                     occurred_at=at,
                     payload=PersonChanged(
                         person_type="contact",
-                        change="created",
+                        change="created" if created else "updated",
                         source_ref=SourceRef(
-                            system="salesforce", object_type="Contact", object_id=f"003{i}"
+                            system="salesforce", object_type="Contact", object_id=f"003{email}"
                         ),
                         email=email,
-                        lead_source=rng.choice(["SDR Created", "AE Created", "Inbound", None]),
+                        lead_source=SOURCES[hash_of(email) % len(SOURCES)] if created else None,
+                        status=None if created else rng.choice(STATUSES),
                         account_id=f"001{account}",
-                        created_at=at,
+                        created_at=contacts[email],
                     ),
                 )
             )
@@ -215,6 +231,7 @@ async def attribution_consume(settings: AttributionSettings, count: int) -> floa
         inbox=SPEC.inbox,
         topics=SPEC.topics,
         handle=handle,
+        handle_batch=make_batch_handler(settings),
         producer=producer,
     )
     started = time.perf_counter()

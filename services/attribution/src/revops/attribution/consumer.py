@@ -1,25 +1,25 @@
-"""Attribution's handlers: record each event's facts, then decide once per batch.
+"""Attribution's handlers: note each event's facts, then decide once per batch.
 
-The runner applies a batch of events in one transaction. Each handler only notes the
-facts its event brings (a form, a CRM record's fields, a conversion, an opportunity's
-fields) in the transaction's unit of work. Just before the transaction commits, the
-unit of work writes those facts in bulk, then recomputes, from everything stored,
-the decisions of every person and opportunity they touch -- load, decide, store, all in
-the batch's transaction, together with its inbox rows. Deciding from the stored set of
-facts, not from the event in hand, is what makes late and out-of-order events and
-replays give the same answers; deciding once per batch is what makes it fast (a person
-with five events in a batch is decided once, not five times).
+The runner hands the batch handler the batch's new events inside one transaction. Each
+event only notes the facts it brings (a form, a CRM record's fields, a conversion, an
+opportunity's fields) in a unit of work; the unit of work then writes those facts in
+bulk and decides again, from everything stored, every person and opportunity they can
+change -- load, decide, store, in the batch's transaction with its inbox rows. Deciding
+from the stored set of facts, not from the event in hand, is what makes late and
+out-of-order events and replays give the same answers; deciding once per batch is what
+makes it fast (a person with five events in a batch is decided once, not five times).
+If the batch fails, the runner re-applies it one event at a time with `handle`, which
+does the same for a unit of work of one event, so only a poison event is dead-lettered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,12 +46,9 @@ from revops.events.catalogue import (
     PersonChangedEvent,
     SignupCreatedEvent,
 )
+from revops.events.consumer import BatchHandler, Handler
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[AsyncSession, Event], Awaitable[None]]
-
-_UNIT_OF_WORK = "revops.attribution.unit_of_work"
 
 
 @dataclass
@@ -86,15 +83,6 @@ class UnitOfWork:
             "object_type": object_type,
             "person_id": person_id,
         }
-
-
-def unit_of_work(session: AsyncSession, rules: Rules) -> UnitOfWork:
-    uow = session.info.get(_UNIT_OF_WORK)
-    if uow is None:
-        uow = UnitOfWork(rules)
-        session.info[_UNIT_OF_WORK] = uow
-    assert isinstance(uow, UnitOfWork)
-    return uow
 
 
 # --- writing and deciding, just before commit ----------------------------------------------
@@ -197,14 +185,6 @@ def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
     recompute_opportunities(session, opportunities, uow.rules)
 
 
-@sa_event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
-    # Runs inside the async session's greenlet, so the synchronous session can query.
-    uow = session.info.pop(_UNIT_OF_WORK, None)
-    if isinstance(uow, UnitOfWork):
-        apply_unit_of_work(session, uow)
-
-
 # --- the handlers --------------------------------------------------------------------------
 
 
@@ -222,9 +202,8 @@ async def _person_by_ref(session: AsyncSession, uow: UnitOfWork, object_id: str)
     return person_id
 
 
-async def on_form(session: AsyncSession, event: FormSubmittedEvent, rules: Rules) -> None:
+async def on_form(session: AsyncSession, uow: UnitOfWork, event: FormSubmittedEvent) -> None:
     form = event.payload
-    uow = unit_of_work(session, rules)
     uow.note_touch(
         {
             "touch_id": event.id,
@@ -246,9 +225,8 @@ async def on_form(session: AsyncSession, event: FormSubmittedEvent, rules: Rules
         uow.note_ref(ref.object_id, ref.system, ref.object_type, form.email)
 
 
-async def on_signup(session: AsyncSession, event: SignupCreatedEvent, rules: Rules) -> None:
+async def on_signup(session: AsyncSession, uow: UnitOfWork, event: SignupCreatedEvent) -> None:
     signup = event.payload
-    uow = unit_of_work(session, rules)
     kind = TouchKind.CLOUD_SIGNUP if signup.signup_type == "cloud" else TouchKind.PRIVATE_INSTALL
     uow.note_touch(
         {
@@ -269,16 +247,15 @@ async def on_signup(session: AsyncSession, event: SignupCreatedEvent, rules: Rul
     uow.note_ref(signup.user_id, "product", "user", signup.email)
 
 
-async def on_person(session: AsyncSession, event: PersonChangedEvent, rules: Rules) -> None:
+async def on_person(session: AsyncSession, uow: UnitOfWork, event: PersonChangedEvent) -> None:
     person = event.payload
     if person.change in ("deleted", "merged"):
         return  # history stays: a deleted record's past forms still influenced pipeline
-    uow = unit_of_work(session, rules)
     ref = person.source_ref
     person_id = person.email or await _person_by_ref(session, uow, ref.object_id)
     person_id = person_id or f"ref:{ref.system}:{ref.object_id}"
     created = person.change == "created"
-    role = rules.rep_roles.get(person.created_by_id or "")
+    role = uow.rules.rep_roles.get(person.created_by_id or "")
     uow.note_person(
         PersonFacts(
             person_id,
@@ -298,9 +275,8 @@ async def on_person(session: AsyncSession, event: PersonChangedEvent, rules: Rul
     uow.changed_people.add(person_id)
 
 
-async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules: Rules) -> None:
+async def on_conversion(session: AsyncSession, uow: UnitOfWork, event: LeadConvertedEvent) -> None:
     conversion = event.payload
-    uow = unit_of_work(session, rules)
     uow.conversions[conversion.lead_id] = {
         "lead_id": conversion.lead_id,
         "account_id": conversion.account_id,
@@ -333,10 +309,9 @@ async def on_conversion(session: AsyncSession, event: LeadConvertedEvent, rules:
 
 
 async def on_opportunity(
-    session: AsyncSession, event: OpportunityChangedEvent, rules: Rules
+    session: AsyncSession, uow: UnitOfWork, event: OpportunityChangedEvent
 ) -> None:
     opportunity = event.payload
-    uow = unit_of_work(session, rules)
     created = opportunity.change == "created"
     uow.note_opportunity(
         OpportunityFacts(
@@ -359,22 +334,45 @@ async def on_opportunity(
     )
 
 
+async def note_event(session: AsyncSession, uow: UnitOfWork, event: Event) -> None:
+    match event:
+        case FormSubmittedEvent():
+            await on_form(session, uow, event)
+        case SignupCreatedEvent():
+            await on_signup(session, uow, event)
+        case PersonChangedEvent():
+            await on_person(session, uow, event)
+        case LeadConvertedEvent():
+            await on_conversion(session, uow, event)
+        case OpportunityChangedEvent():
+            await on_opportunity(session, uow, event)
+        case _:
+            pass  # accounts, activities and derived events decide nothing here
+
+
+async def apply_events(session: AsyncSession, rules: Rules, events: Sequence[Event]) -> None:
+    uow = UnitOfWork(rules)
+    for event in events:
+        await note_event(session, uow, event)
+    # The decisions are synchronous code over the same connection and transaction.
+    await session.run_sync(apply_unit_of_work, uow)
+
+
 def make_handler(settings: AttributionSettings) -> Handler:
+    """One event at a time: the runner's fallback when a batch fails."""
     rules = Rules.from_settings(settings)
 
     async def handle(session: AsyncSession, event: Event) -> None:
-        match event:
-            case FormSubmittedEvent():
-                await on_form(session, event, rules)
-            case SignupCreatedEvent():
-                await on_signup(session, event, rules)
-            case PersonChangedEvent():
-                await on_person(session, event, rules)
-            case LeadConvertedEvent():
-                await on_conversion(session, event, rules)
-            case OpportunityChangedEvent():
-                await on_opportunity(session, event, rules)
-            case _:
-                pass  # accounts, activities and derived events decide nothing here
+        await apply_events(session, rules, [event])
 
     return handle
+
+
+def make_batch_handler(settings: AttributionSettings) -> BatchHandler:
+    """A batch's new events at once: the runner's fast path."""
+    rules = Rules.from_settings(settings)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        await apply_events(session, rules, events)
+
+    return handle_batch

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from revops.attribution.api import router
-from revops.attribution.consumer import make_handler
+from revops.attribution.consumer import make_batch_handler, make_handler
 from revops.attribution.models import metadata
 from revops.attribution.recompute import recompute
 from revops.attribution.settings import AttributionSettings
@@ -32,7 +32,12 @@ SPEC = ServiceSpec(
 
 def build_app(settings: AttributionSettings | None = None) -> FastAPI:
     settings = settings or AttributionSettings()
-    runtime = ServiceRuntime(spec=SPEC, settings=settings, handle=make_handler(settings))
+    runtime = ServiceRuntime(
+        spec=SPEC,
+        settings=settings,
+        handle=make_handler(settings),
+        handle_batch=make_batch_handler(settings),
+    )
     return create_app(
         title="revops attribution",
         description="Lead source, first touchpoint, opportunity source, campaign influence.",

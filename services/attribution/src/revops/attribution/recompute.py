@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from revops.attribution import models
-from revops.attribution.consumer import make_handler
+from revops.attribution.consumer import make_batch_handler, make_handler
 from revops.attribution.settings import AttributionSettings
 from revops.events import migrations
 from revops.events.consumer import ConsumerRunner
@@ -137,6 +137,7 @@ async def recompute(
         inbox=spec.inbox,
         topics=spec.topics,
         handle=make_handler(settings),
+        handle_batch=make_batch_handler(settings),
         producer=producer,
     )
     task = asyncio.create_task(runner.run(), name="recompute-consumer")
