@@ -8,7 +8,8 @@ Publishes, under a unique topic prefix, accounts (with domains and owners), SDR 
 some of them, open opportunities on a few, then N form submissions (a quarter of them
 from the accounts' domains, some from free mail, some consultants), and
   (a) reads the forms with a bare AIOKafkaConsumer (decode nothing: the ceiling),
-  (b) routes them with the router's own ConsumerRunner and handlers (inbox, matching,
+  (b) routes them (after the context events, applied and timed on their own) with the
+      router's own ConsumerRunner and handlers (inbox, matching,
       rules, the shared rotation locked per batch, leads, turns, outbox) into a fresh
       ``router`` schema of ``revops_test``, and
   (c) with the router running (consumer and outbox relay, as in production), publishes
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -209,25 +211,49 @@ async def count_leads(runtime: ServiceRuntime) -> int:
         return int(await session.scalar(select(func.count()).select_from(m.leads)) or 0)
 
 
-async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, ServiceRuntime]:
+async def apply_context(settings: RouterSettings, accounts: int) -> float:
+    """Apply the accounts, touches and opportunities first (timed on their own), so the
+    routing rate below is the forms' alone."""
     runtime = build_runtime(settings)
     await ensure_queues(runtime)
     async with runtime.database.transaction() as session:
         await session.execute(pg_insert(m.reps).values(reps()).on_conflict_do_nothing())
     started = time.perf_counter()
     runner = asyncio.create_task(runtime.consumer.run())
+    while True:
+        async with runtime.database.transaction() as session:
+            done = await session.scalar(select(func.count()).select_from(m.accounts))
+        if done == accounts:
+            break
+        await asyncio.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    runtime.consumer.stop()
+    await runner
+    await runtime.producer.stop()
+    await runtime.database.dispose()
+    return elapsed
+
+
+async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, float]:
+    """From the consumer's start to the last lead committed, outbox relay running; and the
+    CPU seconds this process used meanwhile (the machine's load does not inflate those)."""
+    runtime = build_runtime(settings)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    runner = asyncio.create_task(runtime.consumer.run())
     relay = asyncio.create_task(runtime.relay.run())
     while True:
         if await count_leads(runtime) >= total:
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     runtime.consumer.stop()
     runtime.relay.stop()
     await asyncio.gather(runner, relay)
     await runtime.producer.stop()
     await runtime.database.dispose()
-    return elapsed, runtime
+    return elapsed, cpu
 
 
 async def latency(settings: RouterSettings, rate: float, seconds: float) -> list[float]:
@@ -308,22 +334,27 @@ async def main() -> None:
     await producer.start()
     for chunk in range(0, len(context), 2000):
         await producer.publish(context[chunk : chunk + 2000])
+    context_s = await apply_context(settings, ACCOUNTS)
     for chunk in range(0, len(forms), 2000):
         await producer.publish(forms[chunk : chunk + 2000])
     await producer.stop()
 
     raw_s = await raw_consume(settings, topics.FORMS.name(prefix), len(forms))
-    routed_s, _ = await routed_rate(settings, len(forms))
+    load_before = os.getloadavg()[0]
+    routed_s, routed_cpu_s = await routed_rate(settings, len(forms))
     latencies = await latency(settings, args.rate, args.seconds)
     raw_rate = len(forms) / raw_s
-    # The router also applied the accounts, touches and opportunities in that time.
     router_rate = len(forms) / routed_s
     result = {
         "leads": len(forms),
         "context_events": len(context),
+        "context_events_per_s": round(len(context) / context_s),
         "raw_consume_events_per_s": round(raw_rate),
         "router_leads_per_s": round(router_rate),
         "ratio": round(router_rate / raw_rate, 3),
+        "router_process_cpu_ms_per_lead": round(routed_cpu_s / len(forms) * 1000, 3),
+        "load_average_1m_before_routing": round(load_before, 2),
+        "cpus": os.cpu_count(),
         "batch_max": args.batch,
         "latency_rate_per_s": args.rate,
         "latency_leads": len(latencies),
