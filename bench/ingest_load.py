@@ -79,7 +79,14 @@ def serve_bare(port: int, workers: int) -> None:
     settings = IngestSettings(http_port=port)
     sys.path.insert(0, str(Path(__file__).parent))
     if workers > 1:
-        serve("ingest_load:bare_app", settings, port=port, workers=workers, access_log=False)
+        serve(
+            "ingest_load:bare_app",
+            settings,
+            port=port,
+            workers=workers,
+            access_log=False,
+            timeout_worker_healthcheck=60,
+        )
     else:
         serve(bare_app, settings, port=port, access_log=False)
 
@@ -282,7 +289,7 @@ async def sample_memory(pid: int, peaks: dict[int, float], stop: asyncio.Event) 
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
-def wait_ready(port: int, timeout_s: float = 60) -> None:
+def wait_ready(port: int, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

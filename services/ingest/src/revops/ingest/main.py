@@ -71,6 +71,9 @@ def main() -> None:
             factory=True,
             workers=settings.http_workers,
             access_log=False,
+            # uvicorn kills a worker that does not answer its supervisor within 5 s by
+            # default: a worker still importing on a busy machine was killed in a loop.
+            timeout_worker_healthcheck=60,
         )
     else:
         # No access log: "webhook accepted/refused" already logs every request with its
