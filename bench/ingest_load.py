@@ -281,10 +281,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def sample_memory(pid: int, peaks: dict[int, float], stop: asyncio.Event) -> None:
+async def sample_memory(
+    pid: int,
+    peaks: dict[int, float],
+    by_phase: dict[str, float],
+    phase: list[str],
+    stop: asyncio.Event,
+) -> None:
     while not stop.is_set():
         for p in process_tree(pid):
-            peaks[p] = max(peaks.get(p, 0.0), rss_mb(p))
+            mb = rss_mb(p)
+            peaks[p] = max(peaks.get(p, 0.0), mb)
+            if p != pid or len(process_tree(pid)) == 1:  # a serving process
+                by_phase[phase[0]] = max(by_phase.get(phase[0], 0.0), mb)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -332,10 +341,12 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
     log = RESULTS / f"ingest_load_{kind}.log.tmp"
     process = start_server(kind, port, args.workers, prefix, log)
     peaks: dict[int, float] = {}
+    by_phase: dict[str, float] = {}
+    phase = ["idle"]
     stop = asyncio.Event()
     try:
         await asyncio.to_thread(wait_ready, port)
-        sampler = asyncio.create_task(sample_memory(process.pid, peaks, stop))
+        sampler = asyncio.create_task(sample_memory(process.pid, peaks, by_phase, phase, stop))
         phases = []
         index = 0
         plan = [
@@ -346,6 +357,7 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
         ]
         for name, rate, seconds, size, saturate in plan:
             await asyncio.sleep(2)  # let the previous phase's backlog drain
+            phase[0] = name
             result = await run_phase(
                 name,
                 port,
@@ -378,6 +390,7 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
         "phases": phases,
         "rss_mb_per_process": {str(p): round(mb, 1) for p, mb in sorted(serving.items())},
         "rss_mb_max_worker": round(max(serving.values(), default=0.0), 1),
+        "rss_mb_max_worker_by_phase": {k: round(v, 1) for k, v in by_phase.items()},
     }
 
 
@@ -414,6 +427,7 @@ async def main(args: argparse.Namespace) -> None:
         "batch100_events_per_s": ingest[2]["events_per_s"],
         "batch100_at_15000_events_per_s_p99_ms": ingest[3]["latency_ms"]["p99"],
         "rss_mb_max_worker": report["servers"]["ingest"]["rss_mb_max_worker"],
+        "rss_mb_by_phase": report["servers"]["ingest"]["rss_mb_max_worker_by_phase"],
         "goals": {
             "single_rps >= 2000": ingest[0]["achieved_rps"] >= 2000,
             "single >= 50% of bare": bool(bare) and ingest[0]["achieved_rps"] >= 0.5 * bare,
