@@ -3,6 +3,17 @@
 
 Both carry records as field -> value; the same readers turn a Lead, Contact, Account,
 Opportunity, Task or Event into events, so both paths agree on every field.
+
+Decisions where the sender says nothing:
+- An outbound message does not say "created" or "updated": a record whose change time
+  (the issue's rule, see ``Record.changed_time``) is its CreatedDate is "created".
+- A Website naming no host ("n/a") gives ``domains=[]`` rather than refusing the whole
+  message (Salesforce would resend it for 24 h); a Website not sent gives ``None``.
+- Another sObject type is refused (422): an outbound message is configured per object,
+  so only the misconfigured one is held back.
+- CDC GAP_* events and wildcard record ids carry no data: skipped. CometD messages carry
+  no organisation id, so their source refs have none. Platform events are published
+  only when they carry a lead conversion.
 """
 
 from __future__ import annotations
