@@ -4,6 +4,7 @@ scheduled time, and the weekly scheduler that takes them (catching up missed wee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -11,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -220,27 +220,45 @@ async def catch_up(
     return taken
 
 
-def make_scheduler(
-    settings: RenewalsSettings, clock: Clock = real_clock, tick_s: float = 30.0
-) -> Callable[[ServiceRuntime], Any]:
-    """The background task: catch up at start, then sleep until each scheduled time."""
+class ForecastScheduler:
+    """The background task: catch up at start, then sleep until each scheduled time.
 
-    async def forecast_scheduler(runtime: ServiceRuntime) -> None:
+    ``stop()`` ends it at once (the runtime gives background tasks no stop signal of its
+    own; the app's shutdown hook calls this before the runtime waits for its tasks).
+    """
+
+    def __init__(self, settings: RenewalsSettings, clock: Clock, tick_s: float) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.tick_s = tick_s
+        self._stopping = asyncio.Event()
+        self.__name__ = "forecast_scheduler"
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def __call__(self, runtime: ServiceRuntime) -> None:
+        settings, clock = self.settings, self.clock
         schedule = settings.schedule()
-        await wait_until_caught_up(runtime, settings)
-        await catch_up(runtime, settings, clock())
-        while True:
+        await wait_until_caught_up(runtime, settings, self._stopping)
+        if not self._stopping.is_set():
+            await catch_up(runtime, settings, clock())
+        while not self._stopping.is_set():
             now = clock()
             due = schedule.next_scheduled_at(now)
             # Short sleeps: a suspended machine or a moved clock is noticed within a tick.
-            await asyncio.sleep(min(tick_s, max((due - now).total_seconds(), 0.01)))
-            if clock() >= due:
+            await self._sleep(min(self.tick_s, max((due - now).total_seconds(), 0.01)))
+            if not self._stopping.is_set() and clock() >= due:
                 await catch_up(runtime, settings, clock())
 
-    return forecast_scheduler
 
-
-async def wait_until_caught_up(runtime: ServiceRuntime, settings: RenewalsSettings) -> None:
+async def wait_until_caught_up(
+    runtime: ServiceRuntime, settings: RenewalsSettings, stopping: asyncio.Event
+) -> None:
     """Before catching up missed weeks, let the consumer apply what was published while
     the service was down: a snapshot as of last Friday needs last Friday's events."""
     if not settings.consumer_enabled:
@@ -249,7 +267,7 @@ async def wait_until_caught_up(runtime: ServiceRuntime, settings: RenewalsSettin
     names = [t.name(settings.topic_prefix) for t in runtime.spec.topics]
     group = f"{settings.topic_prefix}{settings.service_name}"
     targets: dict[tuple[str, int], int] | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         try:
             lags = await admin.group_lag(settings.kafka_bootstrap_servers, group, names)
         except Exception as exc:  # Kafka away: the deadline still applies

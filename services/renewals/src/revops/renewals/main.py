@@ -12,7 +12,7 @@ from revops.events.outbox import OutboxMessage, Sender
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.renewals.api import router
 from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handler
-from revops.renewals.forecast import Clock, make_scheduler, real_clock
+from revops.renewals.forecast import Clock, ForecastScheduler, real_clock
 from revops.renewals.models import metadata
 from revops.renewals.salesforce import SalesforceRenewals
 from revops.renewals.settings import RenewalsSettings
@@ -33,8 +33,9 @@ def build_app(
 ) -> FastAPI:
     settings = settings or RenewalsSettings()
     background: list[BackgroundTask] = []
+    scheduler = ForecastScheduler(settings, clock, scheduler_tick_s)
     if settings.scheduler_enabled:
-        background.append(make_scheduler(settings, clock, scheduler_tick_s))
+        background.append(scheduler)
     senders: dict[str, Sender] = {}
     salesforce: list[SalesforceRenewals] = []  # made once the runtime has its database
     if settings.salesforce_enabled:
@@ -54,6 +55,7 @@ def build_app(
         salesforce.append(SalesforceRenewals(settings, runtime.database))
 
     async def close_clients(_: FastAPI) -> None:
+        scheduler.stop()
         for client in salesforce:
             await client.aclose()
 
