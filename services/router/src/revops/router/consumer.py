@@ -235,7 +235,7 @@ class _Batch:
     domain_owners: dict[str, list[str]]
     accounts: dict[str, Account]
     recorded: dict[str, Decision]
-    touches: list[Row[Any]]
+    touch_index: dict[tuple[str, str], list[Row[Any]]]
     contacts_by_email: dict[str, set[str]]
     opportunities: dict[str, list[Opportunity]]
     counts: dict[tuple[str, date], dict[str, int]]
@@ -427,7 +427,7 @@ async def _load_batch(
             )
         ):
             recorded[str(lead_id)] = decision_from_record(value)
-    batch = _Batch(existing, domain_owners, accounts, recorded, [], {}, opportunities, {}, [])
+    batch = _Batch(existing, domain_owners, accounts, recorded, {}, {}, opportunities, {}, [])
     if not fresh:
         return batch
     refs = sorted({v for p in fresh for v in _ref_columns(p.source_ref).values() if v})
@@ -446,11 +446,18 @@ async def _load_batch(
     if account_ids:
         about.append(m.touches.c.account_id.in_(account_ids))
     since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
-    batch.touches = list(
-        await session.execute(
-            select(m.touches).where(m.touches.c.at >= since, m.touches.c.at <= latest, or_(*about))
-        )
-    )
+    for row in await session.execute(
+        select(m.touches).where(m.touches.c.at >= since, m.touches.c.at <= latest, or_(*about))
+    ):
+        # Indexed by what a lead can be touched through, so each lead reads only its own.
+        for key in (
+            ("email", row.email),
+            ("contact", row.contact_id),
+            ("lead_ref", row.lead_ref),
+            ("account", row.account_id),
+        ):
+            if key[1] is not None:
+                batch.touch_index.setdefault(key, []).append(row)
     person_about = [m.touches.c.email.in_(emails)]
     if refs:
         person_about.append(m.touches.c.lead_ref.in_(refs))
@@ -487,8 +494,19 @@ def _touches_of(
 ) -> list[Touch]:
     refs = {v for v in _ref_columns(person.source_ref).values() if v}
     contacts = batch.contacts_by_email.get(lead.email, set())
+    index = batch.touch_index
+    rows = {
+        row.activity_id: row
+        for key in (
+            ("email", lead.email),
+            *(("contact", c) for c in contacts),
+            *(("lead_ref", r) for r in refs),
+            *((("account", account.account_id),) if account is not None else ()),
+        )
+        for row in index.get(key, ())
+    }
     found: list[Touch] = []
-    for row in batch.touches:
+    for row in rows.values():
         if row.rep_id is None:
             continue
         target: TouchTarget
@@ -496,10 +514,8 @@ def _touches_of(
             target, subject = "contact", lead.email
         elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
             target, subject = "lead", ""
-        elif account is not None and row.account_id == account.account_id:
-            target, subject = "account", account.label
         else:
-            continue  # another lead's touch, loaded for the batch
+            target, subject = "account", account.label if account else ""
         found.append(Touch(row.rep_id, row.at, target, subject))
     if person.created_by_id:
         # A rep creating the lead is working it: their claim is a touch on the lead.
