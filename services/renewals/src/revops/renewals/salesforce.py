@@ -7,8 +7,9 @@ delivery can never make a second opportunity. The message only names the renewal
 current state is read at delivery, so a cancelled renewal is sent as cancelled even if
 an older message is delivered late.
 
-Failures: a 429 or 503 with ``Retry-After`` (and Salesforce's ``REQUEST_LIMIT_EXCEEDED``)
-hands the wait to the outbox (``RetryLater``); other 5xx and network errors are retried
+Failures: a 429 (or Salesforce's ``REQUEST_LIMIT_EXCEEDED``), or a 503 with
+``Retry-After``, hands the wait to the outbox (``RetryLater``, which keeps the row and
+honours the header); other 5xx and network errors are retried
 here a few times with exponential backoff, then left to the outbox's own backoff; a 4xx
 is an error the outbox records (and finally marks failed) for an operator.
 """
@@ -138,7 +139,8 @@ class SalesforceRenewals:
             if response.status_code == 204:
                 return None  # updated, on API versions that answer without a body
             wait = retry_after_s(response.headers.get("Retry-After"))
-            if response.status_code in (429, 503) or _limit_exceeded(response):
+            throttled = response.status_code == 429 or _limit_exceeded(response)
+            if throttled or (response.status_code == 503 and wait is not None):
                 raise RetryLater(f"Salesforce answered {response.status_code}", wait)
             last_error = f"Salesforce answered {response.status_code}: {response.text[:500]}"
             if response.status_code < 500:
