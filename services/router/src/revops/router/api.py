@@ -306,21 +306,17 @@ async def list_queues(session: SessionDep, day: date | None = None) -> QueuesOut
         )
     waiting = []
     for queue_name in ("unassigned", "manual_review"):
-        ids = list(
-            (
-                await session.execute(
-                    select(m.leads.c.id)
-                    .where(m.leads.c.queue == queue_name, m.leads.c.converted_at.is_(None))
-                    .order_by(m.leads.c.created_at)
-                    .limit(500)
-                )
-            ).scalars()
+        # Still nobody's: not converted, and not given an owner since (a transfer, say).
+        still_waiting = (
+            m.leads.c.queue == queue_name,
+            m.leads.c.owner_id.is_(None),
+            m.leads.c.converted_at.is_(None),
         )
-        total = await session.scalar(
-            select(func.count()).where(
-                m.leads.c.queue == queue_name, m.leads.c.converted_at.is_(None)
-            )
+        rows = await session.execute(
+            select(m.leads.c.id).where(*still_waiting).order_by(m.leads.c.created_at).limit(500)
         )
+        ids = [str(i) for i in rows.scalars()]
+        total = await session.scalar(select(func.count()).where(*still_waiting))
         waiting.append(UnassignedOut(name=queue_name, count=int(total or 0), lead_ids=ids))
     return QueuesOut(day=day, queues=out, waiting=waiting)
 
