@@ -1,13 +1,11 @@
 """The consumer: opportunity changes into the stage history and renewals; account
 changes into tiers and onboardings.
 
-Opportunity changes are collected while the runner hands the batch's events over, and
-applied together just before the batch's transaction commits (a ``before_commit`` hook
-on the batch's session): one read of the batch's opportunities, one write of their new
-history rows, one upsert of their latest state. Same transaction, same inbox rows, same
-guarantees as applying them one by one, at a fraction of the round trips. In the
-runner's one-event-at-a-time fallback the hook fires at each savepoint, so a bad event
-still only costs itself.
+The batch handler applies a batch's opportunity changes together: one read of the
+batch's opportunities, one write of their new history rows, one upsert of their latest
+state, one read of their renewals. If anything in it fails, the runner rolls the batch
+back and applies it again one event at a time with the per-event handler (the same code
+with one change), so a bad event only costs itself.
 """
 
 from __future__ import annotations
@@ -16,13 +14,12 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, event, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -37,7 +34,7 @@ from revops.events.catalogue import (
     make_event,
 )
 from revops.events.codec import encode_event
-from revops.events.consumer import Handler
+from revops.events.consumer import BatchHandler, Handler
 from revops.renewals import models as m
 from revops.renewals.accounts import on_account_changed
 from revops.renewals.domain.pipeline import (
@@ -70,28 +67,30 @@ from revops.renewals.settings import RenewalsSettings
 log = logging.getLogger(__name__)
 
 SALESFORCE_RENEWAL = "salesforce_renewal"  # the outbox destination of CRM creations
-_BUFFER = "renewals.opportunity_changes"
 _CHUNK = 1000
+Changes = dict[str, list[OpportunityChange]]
 
 
-def make_handler(settings: RenewalsSettings) -> Handler:
+def make_handlers(settings: RenewalsSettings) -> tuple[Handler, BatchHandler]:
     applier = OpportunityApplier(settings)
 
+    async def handle_batch(session: AsyncSession, events: list[Event]) -> None:
+        changes: Changes = defaultdict(list)
+        for event_ in events:
+            match event_:
+                case OpportunityChangedEvent() if event_.payload.change != "deleted":
+                    changes[event_.payload.opportunity_id].append(change_from_event(event_))
+                case AccountChangedEvent():
+                    await on_account_changed(session, event_, settings)
+                case _:
+                    pass  # deleted opportunities and types this service does not need
+        if changes:
+            await session.run_sync(applier.apply, changes)
+
     async def handle(session: AsyncSession, event_: Event) -> None:
-        match event_:
-            case OpportunityChangedEvent() if event_.payload.change != "deleted":
-                applier.collect(session, change_from_event(event_), event_.payload.opportunity_id)
-            case AccountChangedEvent():
-                await on_account_changed(session, event_, settings)
-            case _:
-                pass  # deleted opportunities and types this service does not need
+        await handle_batch(session, [event_])
 
-    return handle
-
-
-@dataclass
-class _Pending:
-    changes: dict[str, list[OpportunityChange]] = field(default_factory=lambda: defaultdict(list))
+    return handle, handle_batch
 
 
 class OpportunityApplier:
@@ -103,24 +102,10 @@ class OpportunityApplier:
         self.zone = ZoneInfo(settings.company_timezone)
         self.outbox: Table = m.metadata.tables[f"{m.SCHEMA}.outbox"]
 
-    def collect(self, session: AsyncSession, change: OpportunityChange, opp_id: str) -> None:
-        pending: _Pending | None = session.info.get(_BUFFER)
-        if pending is None:
-            pending = _Pending()
-            session.info[_BUFFER] = pending
-            event.listen(session.sync_session, "before_commit", self._flush)
-        pending.changes[opp_id].append(change)
-
-    def _flush(self, session: Session) -> None:
-        pending: _Pending | None = session.info.get(_BUFFER)
-        if pending is None or not pending.changes:
-            return
-        changes, pending.changes = pending.changes, defaultdict(list)
-        self.apply(session, changes)
-
     # --- the batch -------------------------------------------------------------------
 
-    def apply(self, session: Session, changes: dict[str, list[OpportunityChange]]) -> None:
+    def apply(self, session: Session, changes: Changes) -> None:
+        """Runs in the batch's transaction (synchronously, through ``run_sync``)."""
         ids = sorted(changes)
         current = {
             r.opportunity_id: r
@@ -409,4 +394,4 @@ def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)]
 
 
-__all__ = ["SALESFORCE_RENEWAL", "OpportunityApplier", "make_handler"]
+__all__ = ["SALESFORCE_RENEWAL", "OpportunityApplier", "make_handlers"]

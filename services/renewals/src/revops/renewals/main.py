@@ -11,7 +11,7 @@ from revops.events import topics
 from revops.events.outbox import OutboxMessage, Sender
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.renewals.api import router
-from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handler
+from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handlers
 from revops.renewals.forecast import Clock, ForecastScheduler, real_clock
 from revops.renewals.models import metadata
 from revops.renewals.salesforce import SalesforceRenewals
@@ -44,10 +44,12 @@ def build_app(
             await salesforce[0].send(message)
 
         senders[SALESFORCE_RENEWAL] = send_to_salesforce
+    handle, handle_batch = make_handlers(settings)
     runtime = ServiceRuntime(
         spec=SPEC,
         settings=settings,
-        handle=make_handler(settings),
+        handle=handle,
+        handle_batch=handle_batch,
         senders=senders,
         background=background,
     )
