@@ -21,8 +21,10 @@ from xml.sax.saxutils import escape
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
+from starlette.routing import BaseRoute, Route
 
 from revops.events.catalogue import Envelope
 from revops.events.logs import current_request_id
@@ -494,6 +496,20 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
         return await hooks.handle(request, "product", hooks.product_signup)
 
     return router
+
+
+def serving_routes(router: APIRouter) -> list[BaseRoute]:
+    """The router's endpoints as plain Starlette routes, to be placed before it.
+
+    Every endpoint takes the raw request (the signature is over the raw bytes), so
+    FastAPI's per-request dependency solving and response validation only cost time
+    (about a tenth of a single-event request). The APIRoutes stay for the OpenAPI
+    document; the first matching route serves, so these do."""
+    return [
+        Route(route.path, route.endpoint, methods=sorted(route.methods or ()), name=route.name)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
 
 
 def document_bodies(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
-from revops.ingest.api import build_router, document_bodies
+from revops.ingest.api import build_router, document_bodies, serving_routes
 from revops.ingest.publishing import Coalescer, KafkaGate
 from revops.ingest.settings import IngestSettings
 
@@ -45,15 +45,17 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     async def stop_producer(app: FastAPI) -> None:
         await producer.stop()
 
+    router = build_router(settings, gate)
     app = create_app(
         title="revops ingest",
         description="Verified, normalised webhooks from HubSpot, Salesforce and the product.",
         settings=settings,
-        routers=[build_router(settings, gate)],
+        routers=[router],
         ready_checks={"kafka": producer.ping},
         on_startup=[start_producer],
         on_shutdown=[stop_producer],
     )
+    app.router.routes[:0] = serving_routes(router)
     app.state.producer = producer
     app.state.publisher = Coalescer(lambda: app.state.producer)
     document_bodies(app)
