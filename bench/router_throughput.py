@@ -54,7 +54,7 @@ from revops.events.producer import EventProducer
 from revops.events.service import ServiceRuntime
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
 from revops.router import models as m
-from revops.router.main import SPEC, build_runtime, ensure_queues
+from revops.router.main import SPEC, build_runtime, consume, ensure_queues
 from revops.router.settings import RouterSettings
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -219,7 +219,7 @@ async def apply_context(settings: RouterSettings, accounts: int) -> float:
     async with runtime.database.transaction() as session:
         await session.execute(pg_insert(m.reps).values(reps()).on_conflict_do_nothing())
     started = time.perf_counter()
-    runner = asyncio.create_task(runtime.consumer.run())
+    runner = asyncio.create_task(consume(runtime))
     while True:
         async with runtime.database.transaction() as session:
             done = await session.scalar(select(func.count()).select_from(m.accounts))
@@ -240,7 +240,7 @@ async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, floa
     runtime = build_runtime(settings)
     cpu = time.process_time()
     started = time.perf_counter()
-    runner = asyncio.create_task(runtime.consumer.run())
+    runner = asyncio.create_task(consume(runtime))
     relay = asyncio.create_task(runtime.relay.run())
     while True:
         if await count_leads(runtime) >= total:
@@ -258,7 +258,7 @@ async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, floa
 
 async def latency(settings: RouterSettings, rate: float, seconds: float) -> list[float]:
     runtime = build_runtime(settings)
-    runner = asyncio.create_task(runtime.consumer.run())
+    runner = asyncio.create_task(consume(runtime))
     relay = asyncio.create_task(runtime.relay.run())
     await runtime.consumer.started.wait()
     await asyncio.sleep(3)  # the group settles

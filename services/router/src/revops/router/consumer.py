@@ -88,6 +88,18 @@ ALL_QUEUES: tuple[tuple[str, Role, Region], ...] = tuple(
 )
 
 
+@dataclass
+class Journal:
+    """Whether ``recorded_routes`` may hold decisions to re-apply. Rows only arrive there
+    when an instance starts on an empty schema, before it consumes; an instance that found
+    the table empty after that step skips the look-up for good."""
+
+    may_have_records: bool = True
+
+
+JOURNAL = Journal()
+
+
 @dataclass(frozen=True)
 class RouterContext:
     settings: RouterSettings
@@ -420,7 +432,7 @@ async def _load_batch(
             )
     lead_ids = [lead_id_for(p.email) for p in fresh]
     recorded: dict[str, Decision] = {}
-    if lead_ids:
+    if lead_ids and JOURNAL.may_have_records:
         for lead_id, value in await session.execute(
             select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
                 m.recorded_routes.c.lead_id.in_(lead_ids)
@@ -468,6 +480,8 @@ async def _load_batch(
             )
         )
     )
+    if not any(rep.daily_cap is not None for rep in await load_reps(session)):
+        return batch  # the day's counts only matter to caps
     days = sorted({utc_day(p.occurred_at) for p in fresh})
     for queue, day, rep_id, n in await session.execute(
         select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())

@@ -21,6 +21,7 @@ from revops.router.api import router as api_router
 from revops.router.consumer import (
     ALL_QUEUES,
     HUBSPOT_OWNER,
+    JOURNAL,
     SALESFORCE_OWNER,
     make_batch_handler,
     make_handler,
@@ -145,6 +146,9 @@ async def consume(runtime: ServiceRuntime) -> None:
     restore finishes before the first event is decided)."""
     await ensure_queues(runtime)
     await restore_decisions(runtime)
+    async with runtime.database.transaction() as session:
+        any_recorded = await session.scalar(select(m.recorded_routes.c.lead_id).limit(1))
+    JOURNAL.may_have_records = any_recorded is not None
     await runtime.consumer.run()
 
 
