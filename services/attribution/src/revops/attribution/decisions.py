@@ -382,32 +382,57 @@ def affected_opportunities(
     return [row for row in candidates if affected(row)]
 
 
+def _stored_influence(
+    session: Session, opportunity_ids: Collection[str]
+) -> dict[str, set[tuple[Any, ...]]]:
+    table = models.opportunity_influence
+    stored: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+    for row in session.execute(
+        select(table).where(_one_of(table.c.opportunity_id, opportunity_ids))
+    ).mappings():
+        stored[row["opportunity_id"]].add(_comparable(row))
+    return stored
+
+
+def _comparable(row: Mapping[str, Any] | RowMapping) -> tuple[Any, ...]:
+    return tuple(row[c.name] for c in models.opportunity_influence.c)
+
+
 def recompute_opportunities(
     session: Session, opportunities: Sequence[RowMapping], rules: Rules
 ) -> None:
+    """Decide the opportunities again; write only what changed (most decisions taken
+    again come out the same, and an unchanged row costs Postgres nothing)."""
     if not opportunities:
         return
     known = _load_known(session, opportunities, rules.influence.window)
+    stored = _stored_influence(session, [o["opportunity_id"] for o in opportunities])
     updates: list[dict[str, Any]] = []
+    replaced: list[str] = []
     influence_rows: list[dict[str, Any]] = []
     for opportunity in opportunities:
         decision, lead_row = _source_decision(opportunity, known, rules)
         influence = _influence(opportunity, lead_row, known, rules)
-        updates.append(_decision_row(opportunity, decision, lead_row, influence))
-        influence_rows.extend(_influence_rows(opportunity["opportunity_id"], influence))
+        row = _decision_row(opportunity, decision, lead_row, influence)
+        if any(opportunity[k] != v for k, v in row.items() if k != "b_opportunity_id"):
+            updates.append(row)
+        rows = _influence_rows(opportunity["opportunity_id"], influence)
+        if {_comparable(r) for r in rows} != stored.get(opportunity["opportunity_id"], set()):
+            replaced.append(opportunity["opportunity_id"])
+            influence_rows.extend(rows)
     table = models.opportunities
-    session.execute(
-        update(table)
-        .where(table.c.opportunity_id == bindparam("b_opportunity_id"))
-        .values({key: bindparam(key) for key in updates[0] if key != "b_opportunity_id"}),
-        updates,
-    )
-    influence_table = models.opportunity_influence
-    session.execute(
-        delete(influence_table).where(
-            _one_of(influence_table.c.opportunity_id, [o["opportunity_id"] for o in opportunities])
+    if updates:
+        session.execute(
+            update(table)
+            .where(table.c.opportunity_id == bindparam("b_opportunity_id"))
+            .values({key: bindparam(key) for key in updates[0] if key != "b_opportunity_id"}),
+            updates,
         )
-    )
+    influence_table = models.opportunity_influence
+    if replaced:
+        session.execute(
+            delete(influence_table).where(_one_of(influence_table.c.opportunity_id, replaced))
+        )
     if influence_rows:
         session.execute(influence_table.insert(), influence_rows)
 
