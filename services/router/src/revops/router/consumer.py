@@ -194,7 +194,7 @@ def make_batch_handler(settings: RouterSettings) -> BatchHandler:
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
         # The rotation rows first, before any other row: every batch of every instance
         # takes its locks in the same order, so none can wait on another in a cycle.
-        await lock_queues(session)
+        cursors = await lock_queues(session)
         pending: list[NewPerson] = []
         for event in events:
             person = new_person_of(event)
@@ -202,11 +202,13 @@ def make_batch_handler(settings: RouterSettings) -> BatchHandler:
                 pending.append(person)
                 continue
             if pending:
-                await route_new_people(session, ctx, pending)
+                await route_new_people(session, ctx, pending, cursors)
                 pending = []
             await handle(session, event)
+            if isinstance(event, PersonChangedEvent | LeadConvertedEvent):
+                cursors = await lock_queues(session)  # they may have taken turns too
         if pending:
-            await route_new_people(session, ctx, pending)
+            await route_new_people(session, ctx, pending, cursors)
 
     return handle_batch
 
@@ -255,14 +257,20 @@ class _Batch:
 
 
 async def route_new_people(
-    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+    session: AsyncSession,
+    ctx: RouterContext,
+    people: Sequence[NewPerson],
+    cursors: dict[str, int] | None = None,
 ) -> None:
     """Route every new lead of a batch in order, sharing the batch's loads and writes.
 
     The rotation rows are locked first; each decision then sees the turns and daily
     counts of the ones before it, so a batch of N round-robin leads takes N turns.
+    ``cursors`` are the batch's, already locked (only this function moves the inbound
+    rotations, and it keeps them current); without them the rows are locked here.
     """
-    cursors = await lock_queues(session)
+    if cursors is None:
+        cursors = await lock_queues(session)
     batch = await _load_batch(session, ctx, people)
     first_of: dict[str, NewPerson] = {}
     repeats: list[NewPerson] = []
