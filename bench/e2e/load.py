@@ -241,6 +241,18 @@ async def run_phase(
                     e2e[service].record_value(max(1, int((at - ack) * 1e6)))
     events_acked = sum(len(r.event_ids) for r, _, _ in acked)
     lag_max = {s: max((p["lag"].get(s, 0) for p in lag_series), default=0) for s in system.consumers}
+    # Each consumer's throughput over the phase: its events / the time its lag took to be
+    # back at 0 after the last send (the lag is sampled every second: +-1 s).
+    consumer_rate: dict[str, float] = {}
+    for service in system.consumers:
+        events = sum(
+            1 for r, _, _ in acked for t in r.topics if t in topics_of.get(service, ())
+        )
+        zero_at = next(
+            (p["t"] for p in lag_series if p["t"] >= sent_for and p["lag"].get(service, 1) == 0), None
+        )
+        if zero_at:
+            consumer_rate[service] = round(events / zero_at, 1)
     result = {
         "rate_events_per_s": rate,
         "requests_per_s": round(req_rate, 1),
@@ -258,6 +270,8 @@ async def run_phase(
         "e2e_unseen": dict(unseen),
         "lead_visible_before_2xx": early,
         "lag_max": lag_max,
+        "consumer_events_per_s": consumer_rate,
+        "load1_max": max((p.get("load1", 0) for p in lag_series), default=0),
         "lag_series": lag_series,
         "timeline": timeline,
         "e2e_timeline": e2e_timeline,
@@ -366,6 +380,7 @@ async def main_async(args: argparse.Namespace) -> int:
     finally:
         if not args.keep:
             await asyncio.to_thread(system.stop)
+            await asyncio.to_thread(system.delete_topics)
     print()
     print(table(results, system.consumers))
     slim = [{k: v for k, v in r.items() if k not in ("timeline", "e2e_timeline")} for r in results]

@@ -1,0 +1,444 @@
+"""Jepsen-style fault check: sustained signed webhooks, faults injected, then what was
+acknowledged is compared with what every service stored.
+
+    uv sync --group bench
+    uv run python bench/faults/check.py                      # 200 events/s, 5 kills each
+    uv run python bench/faults/check.py --kills 2 --instances 1 --rate 100
+
+Starts its own system (bench/system.py: ports 18000+, prefix bench-<run>-, database
+revops_bench, a snapshot of --sut), sends the mix of bench/e2e/workload.py open-loop at
+--rate events/s (each request built and signed when it is sent; every event id known in
+advance) and records every answer. Meanwhile, one after the other:
+  1. kill -9 a random instance of each consumer service --kills times, at random moments
+     (2-8 s apart), restarting it at once;
+  2. SIGSTOP a consumer instance for session timeout + 5 s, then SIGCONT;
+  3. kill -9 the Kafka broker, keep it down --kafka-down s, start it (deploy/local/kafka.sh);
+  4. restart Postgres (deploy/local/postgres.sh stop; start).
+After each fault it times how long every consumer group's lag takes to come back under
+--lag-ok records (1 s of load by default: under sustained load the lag is never exactly 0)
+and, after the load stops, to reach exactly 0.
+Then, read as each service's own role:
+  lost     = an acknowledged (2xx) event id missing from a consuming service's inbox, or an
+             acknowledged form/sign-up without its lead in router.leads;
+  twice    = a lead email with more than one row, a subject with more than one round-robin
+             turn (router.queue_turns), a touch stored twice (attribution.touches);
+  phantom  = an inbox id or a lead this run never sent; also reported apart: events of a
+             request answered non-2xx that were nevertheless stored (ingest promises a 503
+             means nothing was accepted);
+  while the broker was down: every answer must be a 503 within 2 s, never a 2xx.
+Writes bench/results/faults-<date>.json and prints a summary; exit 1 if a check failed.
+
+Kafka and Postgres are shared by everything on this machine: the broker and database
+restarts interrupt other work for ~30 s. They are started again at the end in any case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "e2e"))
+
+from client import Done, Pool  # noqa: E402
+from load import TOPICS_OF, LagReader, machine, renewals_topics  # noqa: E402
+from system import ROOT, System, add_reps, snapshot  # noqa: E402
+from workload import CYCLE, EVENTS_PER_CYCLE, Workload  # noqa: E402
+
+
+class Recorder:
+    """Every request sent: n, scheduled time, answer, latency."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, dict[str, Any]] = {}
+
+    def note(self, n: int, **fields: Any) -> None:
+        self.sent.setdefault(n, {}).update(fields)
+
+
+async def load(
+    system: System, workload: Workload, rate: float, stop: asyncio.Event, rec: Recorder, conns: int
+) -> None:
+    ingest = system.urls("ingest")
+    req_rate = rate * len(CYCLE) / EVENTS_PER_CYCLE
+    pools = {url: Pool(url, max(1, conns // len(ingest)), timeout_s=10) for url in ingest}
+    for pool in pools.values():
+        pool.start()
+    outstanding = 0
+    drained = asyncio.Event()
+
+    def answer(n: int, sched_perf: float) -> Done:
+        def done(status: int | str, done_perf: float) -> None:
+            nonlocal outstanding
+            rec.note(n, status=status, latency_s=done_perf - sched_perf)
+            outstanding -= 1
+            if stop.is_set() and outstanding == 0:
+                drained.set()
+
+        return done
+
+    t0_wall, t0_perf, n = time.time(), time.perf_counter(), 0
+    while not stop.is_set():
+        offset = n / req_rate
+        delay = t0_perf + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        url = ingest[n % len(ingest)]
+        request = workload.build(n, ingest_url=url)
+        rec.note(n, kind=request.kind, ids=request.event_ids, topics=request.topics,
+                 email=request.email, sched=t0_wall + offset)
+        outstanding += 1
+        pools[url].submit("POST", request.path, request.headers, request.body, answer(n, t0_perf + offset))
+        n += 1
+    if outstanding:
+        await drained.wait()
+    for pool in pools.values():
+        await pool.close()
+
+
+class Lag:
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.reader: LagReader | None = None
+        self.series: list[dict[str, Any]] = []
+
+    async def read(self) -> dict[str, int] | None:
+        try:
+            if self.reader is None:
+                self.reader = LagReader(self.system)
+                await asyncio.wait_for(self.reader.start(), 10)
+            lags = await asyncio.wait_for(self.reader.read(), 10)
+        except Exception as exc:  # noqa: BLE001 -- the broker may be down
+            self.series.append({"t": time.time(), "error": str(exc)[:120]})
+            if self.reader is not None:
+                try:
+                    await asyncio.wait_for(self.reader.stop(), 5)
+                except Exception:  # noqa: BLE001
+                    pass
+            self.reader = None
+            return None
+        self.series.append({"t": time.time(), "lag": lags})
+        return lags
+
+    async def until(self, ok: int, timeout_s: float) -> float | None:
+        """Seconds until every group's lag <= ok (None: not within timeout)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            lags = await self.read()
+            if lags is not None and all(v <= ok for v in lags.values()):
+                return round(time.monotonic() - started, 1)
+            await asyncio.sleep(1)
+        return None
+
+
+async def faults(system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]) -> None:
+    try:
+        await _faults(system, args, lag, log)
+    except Exception as exc:  # noqa: BLE001 -- record it, still check what was stored
+        log.append({"fault": "checker error", "error": f"{type(exc).__name__}: {exc}"[:500], "at": time.time()})
+        print(f"  fault injection failed: {exc}", flush=True)
+        if System.kafka_pid() is None or not _alive(System.kafka_pid()):
+            await asyncio.to_thread(System.kafka_start)
+
+
+async def _faults(system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]) -> None:
+    rng = random.Random(args.seed)
+    ok = args.lag_ok if args.lag_ok is not None else int(args.rate)
+
+    async def settle(entry: dict[str, Any]) -> None:
+        entry["lag_ok_after_s"] = await lag.until(ok, args.recovery_timeout)
+        # What the issue asks: from the fault itself (a killed instance's restart included).
+        if entry["lag_ok_after_s"] is not None:
+            entry["recovered_after_fault_s"] = round(time.time() - entry["at"], 1)
+        log.append(entry)
+        print(f"  {entry}", flush=True)
+
+    await asyncio.sleep(5)
+    for service in system.consumers:
+        for k in range(args.kills):
+            await asyncio.sleep(rng.uniform(2, 8))
+            index = rng.randrange(len(system.procs[service]))
+            at = time.time()
+            pid = system.signal(service, index, signal.SIGKILL)
+            ready_s = await asyncio.to_thread(system.restart, service, index)
+            await settle({"fault": "kill -9", "service": service, "instance": index, "pid": pid,
+                          "k": k + 1, "at": at, "restart_ready_s": round(ready_s, 1)})
+    if args.freeze:
+        service = system.consumers[0]
+        await asyncio.sleep(rng.uniform(2, 5))
+        at = time.time()
+        system.signal(service, 0, signal.SIGSTOP)
+        await asyncio.sleep(args.freeze_s)
+        system.signal(service, 0, signal.SIGCONT)
+        await settle({"fault": "SIGSTOP", "service": service, "instance": 0, "frozen_s": args.freeze_s, "at": at})
+    if args.kafka_down > 0:
+        await asyncio.sleep(rng.uniform(2, 5))
+        at = time.time()
+        pid = system.kafka_kill9()
+        await asyncio.sleep(args.kafka_down)
+        back_at = time.time()
+        start_s = await asyncio.to_thread(system.kafka_start)
+        await settle({"fault": "kill -9 kafka", "pid": pid, "at": at, "start_at": back_at,
+                      "down_s": round(back_at - at, 1), "kafka_start_s": round(start_s, 1)})
+    if args.postgres:
+        await asyncio.sleep(rng.uniform(2, 5))
+        at = time.time()
+        restart_s = await asyncio.to_thread(system.postgres_restart)
+        await settle({"fault": "restart postgres", "at": at, "restart_s": round(restart_s, 1)})
+    await asyncio.sleep(5)
+
+
+async def stored(system: System) -> dict[str, Any]:
+    import asyncpg
+
+    out: dict[str, Any] = {}
+    for service in system.consumers:
+        conn = await asyncpg.connect(f"postgresql://{service}:{service}@127.0.0.1:5432/revops_bench")
+        try:
+            out[f"{service}.inbox"] = {r[0] for r in await conn.fetch(f"SELECT event_id FROM {service}.inbox")}
+            if service == "router":
+                out["router.leads"] = [r[0] for r in await conn.fetch("SELECT email FROM router.leads")]
+                out["router.turns_twice"] = [
+                    dict(r) for r in await conn.fetch(
+                        "SELECT subject_id, count(*) AS turns FROM router.queue_turns "
+                        "GROUP BY subject_id HAVING count(*) > 1")
+                ]
+                out["router.turns"] = await conn.fetchval("SELECT count(*) FROM router.queue_turns")
+                out["router.turn_slots_twice"] = await conn.fetchval(
+                    "SELECT count(*) FROM (SELECT queue, slot FROM router.queue_turns "
+                    "GROUP BY queue, slot HAVING count(*) > 1) t")
+                out["router.outbox_unsent"] = await conn.fetchval(
+                    "SELECT count(*) FROM router.outbox WHERE sent_at IS NULL")
+            if service == "attribution":
+                out["attribution.touches_twice"] = await conn.fetchval(
+                    "SELECT count(*) FROM (SELECT touch_id FROM attribution.touches "
+                    "GROUP BY touch_id HAVING count(*) > 1) t")
+                out["attribution.touches"] = await conn.fetchval("SELECT count(*) FROM attribution.touches")
+        finally:
+            await conn.close()
+    return out
+
+
+async def dead_letters(system: System) -> dict[str, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9092")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        topics = [t for t in await consumer.topics() if t.startswith(system.prefix) and t.endswith(".dlq")]
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        if not parts:
+            return {}
+        ends = await consumer.end_offsets(parts)
+        begins = await consumer.beginning_offsets(parts)
+        counts: Counter[str] = Counter()
+        for tp in parts:
+            counts[tp.topic.removeprefix(system.prefix)] += ends[tp] - begins[tp]
+        return {k: v for k, v in counts.items() if v}
+    finally:
+        await consumer.stop()
+
+
+def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[dict[str, Any]]) -> dict[str, Any]:
+    topics_of = dict(TOPICS_OF, renewals=renewals_topics())
+    sent_ids: set[str] = set()
+    sent_emails: set[str] = set()
+    lost: Counter[str] = Counter()
+    lost_examples: dict[str, list[str]] = {}
+    stored_not_acked: Counter[str] = Counter()
+    acked = 0
+    statuses: Counter[str] = Counter()
+    leads = Counter(db.get("router.leads", []))
+    for n, r in rec.sent.items():
+        if "ids" not in r:
+            continue
+        sent_ids.update(r["ids"])
+        if r["email"]:
+            sent_emails.add(r["email"])
+        status = r.get("status")
+        statuses[str(status)] += 1
+        ok = isinstance(status, int) and 200 <= status < 300
+        acked += ok
+        for service in consumers:
+            inbox = db[f"{service}.inbox"]
+            for event_id, topic in zip(r["ids"], r["topics"], strict=True):
+                if topic not in topics_of.get(service, ()):
+                    continue
+                if ok and event_id not in inbox:
+                    lost[service] += 1
+                    lost_examples.setdefault(service, []).append(f"{n}:{r['kind']}:{event_id}")
+                if not ok and event_id in inbox:
+                    stored_not_acked[f"{service} (answer {status})"] += 1
+        if r["email"] and "router" in consumers:
+            if ok and r["email"] not in leads:
+                lost["router lead"] += 1
+                lost_examples.setdefault("router lead", []).append(f"{n}:{r['email']}")
+            if not ok and r["email"] in leads:
+                stored_not_acked[f"router lead (answer {status})"] += 1
+    phantoms = {s: sorted(db[f"{s}.inbox"] - sent_ids)[:20] for s in consumers}
+    phantom_counts = {s: len(db[f"{s}.inbox"] - sent_ids) for s in consumers}
+    if "router" in consumers:
+        phantom_counts["router lead"] = sum(1 for e in leads if e not in sent_emails)
+    twice = {
+        "router lead rows per email > 1": sum(1 for c in leads.values() if c > 1),
+        "router subjects with > 1 round-robin turn": len(db.get("router.turns_twice", [])),
+        "router (queue, slot) used twice": db.get("router.turn_slots_twice", 0),
+        "attribution touches stored twice": db.get("attribution.touches_twice", 0),
+    }
+    # While the broker was down: answers to requests scheduled in [kill, start).
+    kafka = next((f for f in log if f["fault"] == "kill -9 kafka"), None)
+    down: dict[str, Any] = {}
+    if kafka:
+        inside = [r for r in rec.sent.values() if "sched" in r and kafka["at"] + 0.5 <= r["sched"] < kafka["start_at"]]
+        codes = Counter(str(r.get("status")) for r in inside)
+        slow = [r["latency_s"] for r in inside if r.get("latency_s", 0) > 2]
+        down = {
+            "requests": len(inside),
+            "answers": dict(codes),
+            "2xx": sum(v for k, v in codes.items() if k.startswith("2")),
+            "answered_after_2s": len(slow),
+            "latency_max_s": round(max((r.get("latency_s", 0) for r in inside), default=0), 3),
+            "first_0.5s_excluded": "requests already in flight when the broker died may be acked",
+        }
+    recovery_ok = all(
+        f.get("recovered_after_fault_s") is not None and f["recovered_after_fault_s"] <= 60
+        for f in log
+        if f["fault"] != "checker error"
+    ) and not any(f["fault"] == "checker error" for f in log)
+    passed = {
+        "0 acknowledged lost": sum(lost.values()) == 0,
+        "0 applied twice": sum(twice.values()) == 0,
+        "0 phantoms": sum(phantom_counts.values()) == 0,
+        "broker down: 503 within 2 s, never 2xx": bool(down) and down["2xx"] == 0 and down["answered_after_2s"] == 0
+        and set(down["answers"]) <= {"503"},
+        "lag back within 60 s after each fault": recovery_ok,
+    }
+    return {
+        "requests": len(rec.sent),
+        "acknowledged_requests": acked,
+        "answers": dict(statuses),
+        "lost": dict(lost),
+        "lost_examples": {k: v[:10] for k, v in lost_examples.items()},
+        "applied_twice": twice,
+        "phantoms": phantom_counts,
+        "phantom_examples": {k: v for k, v in phantoms.items() if v},
+        "stored_but_not_acknowledged": dict(stored_not_acked),
+        "while_broker_down": down,
+        "passed": passed,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    n = args.instances
+    system = System(instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n},
+                    extra_env={"CONSUMER_SESSION_TIMEOUT_MS": str(args.session_timeout_ms)})
+    if args.sut != "worktree":
+        system.sut = snapshot(args.sut)
+    args.freeze_s = args.session_timeout_ms / 1000 + 5
+    rec = Recorder()
+    log: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"machine": machine(), "command": " ".join(["uv run python bench/faults/check.py", *sys.argv[1:]])}
+    lag = Lag(system)
+    try:
+        await asyncio.to_thread(system.start)
+        await asyncio.to_thread(add_reps, system.urls("router")[0])
+        report.update(sut=str(system.sut), run_id=system.run_id, without=system.without,
+                      instances={s: len(v) for s, v in system.procs.items()})
+        print(f"system {system.run_id}: {report['instances']}"
+              + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else ""), flush=True)
+        stop = asyncio.Event()
+        started = time.time()
+        sender = asyncio.create_task(load(system, Workload(system.run_id), args.rate, stop, rec, args.connections))
+        try:
+            await faults(system, args, lag, log)
+        finally:
+            stop.set()
+            await sender
+        load_s = time.time() - started
+        drained = await lag.until(0, args.recovery_timeout * 2)
+        print(f"load stopped after {load_s:.0f} s; every lag 0 after {drained} s", flush=True)
+        await asyncio.sleep(2)
+        db = await stored(system)
+        dlq = await dead_letters(system)
+        result = verdict(rec, db, system.consumers, log)
+        result["dead_letters"] = dlq
+        if dlq:
+            result["passed"]["no dead letters"] = False
+        queues = httpx.get(system.urls("router")[0] + "/queues",
+                           headers={"Authorization": "Bearer dev-admin-token"}, timeout=10).json()
+        report.update(rate=args.rate, load_s=round(load_s, 1), lag_zero_after_load_s=drained,
+                      faults=log, result=result, queues=queues,
+                      stored_counts={k: (len(v) if isinstance(v, (set, list)) else v) for k, v in db.items()})
+    finally:
+        await asyncio.to_thread(system.stop)
+        if args.delete_topics:
+            await asyncio.to_thread(system.delete_topics)
+        if lag.reader is not None:
+            try:
+                await lag.reader.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        # Leave the shared infrastructure up, whatever happened.
+        if System.kafka_pid() is None or not _alive(System.kafka_pid()):
+            await asyncio.to_thread(System.kafka_start)
+    report["lag_series"] = lag.series
+    out = args.out or ROOT / "bench" / "results" / f"faults-{datetime.now(UTC).strftime('%Y%m%d-%H%M')}.json"
+    out.write_text(json.dumps(report, indent=1, default=str))
+    r = report.get("result", {})
+    print(json.dumps({k: r.get(k) for k in ("requests", "acknowledged_requests", "answers", "lost", "applied_twice",
+                                            "phantoms", "stored_but_not_acknowledged", "while_broker_down",
+                                            "dead_letters", "passed")}, indent=1))
+    for f in log:
+        print({k: v for k, v in f.items() if k not in ("at", "start_at", "pid")})
+    print(f"wrote {out}")
+    return 0 if r and all(r["passed"].values()) else 1
+
+
+def _alive(pid: int | None) -> bool:
+    import os
+
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200, help="events/s during the faults")
+    parser.add_argument("--kills", type=int, default=5, help="kill -9 per consumer service")
+    parser.add_argument("--instances", type=int, default=2, help="instances of each consumer service")
+    parser.add_argument("--ingest", type=int, default=1)
+    parser.add_argument("--kafka-down", type=float, default=20, help="seconds the broker stays down (0: skip)")
+    parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--no-freeze", dest="freeze", action="store_false")
+    parser.add_argument("--session-timeout-ms", type=int, default=10_000)
+    parser.add_argument("--lag-ok", type=int, default=None, help="records; default: 1 s of load")
+    parser.add_argument("--recovery-timeout", type=float, default=90)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--sut", default="HEAD", help="commit to run, or 'worktree'")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--keep-topics", dest="delete_topics", action="store_false")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
