@@ -14,6 +14,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -220,6 +221,7 @@ class OpportunityApplier:
         by_crm = {
             row.crm_opportunity_id: row for row in existing.values() if row.crm_opportunity_id
         }
+        writes = _Writes()
         for opp_id, versions in outcomes.items():
             latest = versions[-1]
             if opp_id in by_crm:
@@ -227,10 +229,26 @@ class OpportunityApplier:
             stored = existing.get(opp_id)
             if stored is None and not latest.is_won:
                 continue
-            self._decide(session, opp_id, versions, stored)
+            self._decide(session, opp_id, versions, stored, writes)
+        # New renewals and their outbox rows in two statements, whatever their number.
+        if writes.renewals:
+            session.execute(
+                pg_insert(r).on_conflict_do_nothing(index_elements=["source_opportunity_id"]),
+                writes.renewals,
+            )
+        if writes.outbox:
+            session.execute(
+                pg_insert(self.outbox).on_conflict_do_nothing(index_elements=["event_id"]),
+                writes.outbox,
+            )
 
     def _decide(
-        self, session: Session, opp_id: str, versions: list[OpportunityVersion], stored: Any
+        self,
+        session: Session,
+        opp_id: str,
+        versions: list[OpportunityVersion],
+        stored: Any,
+        writes: _Writes,
     ) -> None:
         latest = versions[-1]
         won = None
@@ -271,19 +289,20 @@ class OpportunityApplier:
                     version=r.c.version + 1,
                 )
             )
-            self._sync_crm(session, stored.renewal_id, "cancel", latest.at)
+            self._sync_crm(writes, stored.renewal_id, "cancel", latest.at)
             return
         plan = decision.plan
         assert plan is not None and won is not None
         won_at = latest.closed_at or latest.at
         values = _plan_values(plan)
         if decision.action == "create":
-            session.execute(
-                pg_insert(r)
-                .values(
-                    **values, status=RenewalStatus.OPEN.value, created_at=won_at, updated_at=won_at
-                )
-                .on_conflict_do_nothing(index_elements=["source_opportunity_id"])
+            writes.renewals.append(
+                {
+                    **values,
+                    "status": RenewalStatus.OPEN.value,
+                    "created_at": won_at,
+                    "updated_at": won_at,
+                }
             )
         else:  # reinstate / update
             session.execute(
@@ -298,8 +317,8 @@ class OpportunityApplier:
                 )
             )
         if decision.action in ("create", "reinstate"):
-            self._announce(session, plan, won_at, decision.action)
-        self._sync_crm(session, plan.renewal_id, decision.action, latest.at)
+            self._announce(writes, plan, won_at, decision.action)
+        self._sync_crm(writes, plan.renewal_id, decision.action, latest.at)
 
     def _follow_renewal(self, session: Session, row: Any, latest: OpportunityVersion) -> None:
         """Our renewal, now a CRM opportunity of its own: its status follows it."""
@@ -321,7 +340,7 @@ class OpportunityApplier:
             )
         )
 
-    def _announce(self, session: Session, plan: RenewalPlan, at: datetime, action: str) -> None:
+    def _announce(self, writes: _Writes, plan: RenewalPlan, at: datetime, action: str) -> None:
         event_ = make_event(
             RenewalCreatedEvent,
             id=derived_event_id("renewal.created", plan.renewal_id, action, at.isoformat()),
@@ -337,35 +356,39 @@ class OpportunityApplier:
                 status=RenewalStatus.OPEN.value,
             ),
         )
-        # The library's add_event, spelled synchronously (this runs inside the commit).
-        session.execute(
-            pg_insert(self.outbox)
-            .values(
-                event_id=event_.id,
-                destination="kafka",
-                topic=event_.topic.name(self.settings.topic_prefix),
-                key=event_.key,
-                value=encode_event(event_),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
+        # The library's add_event, as a row of a batch insert (same columns, same dedupe).
+        writes.outbox.append(
+            {
+                "event_id": event_.id,
+                "destination": "kafka",
+                "topic": event_.topic.name(self.settings.topic_prefix),
+                "key": event_.key,
+                "value": encode_event(event_),
+            }
         )
 
-    def _sync_crm(self, session: Session, renewal_id: str, action: str, at: datetime) -> None:
+    def _sync_crm(self, writes: _Writes, renewal_id: str, action: str, at: datetime) -> None:
         if not self.settings.salesforce_enabled:
             return
         # The message only names the renewal: the sender sends its state at delivery
         # time, so a late or repeated delivery can never put an old state back.
-        session.execute(
-            pg_insert(self.outbox)
-            .values(
-                event_id=derived_event_id("salesforce.renewal", renewal_id, action, at.isoformat()),
-                destination=SALESFORCE_RENEWAL,
-                topic="",
-                key=renewal_id,
-                value=json.dumps({"renewal_id": renewal_id, "action": action}).encode(),
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
+        writes.outbox.append(
+            {
+                "event_id": derived_event_id(
+                    "salesforce.renewal", renewal_id, action, at.isoformat()
+                ),
+                "destination": SALESFORCE_RENEWAL,
+                "topic": "",
+                "key": renewal_id,
+                "value": json.dumps({"renewal_id": renewal_id, "action": action}).encode(),
+            }
         )
+
+
+@dataclass
+class _Writes:
+    renewals: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _plan_values(plan: RenewalPlan) -> dict[str, Any]:

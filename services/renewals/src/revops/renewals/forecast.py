@@ -57,6 +57,8 @@ def real_clock() -> datetime:
 
 
 async def opportunities_as_of(session: AsyncSession, as_of: datetime) -> list[OpportunityAsOf]:
+    # The DISTINCT ON sorts every version up to as_of: in memory, not in temp files.
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
     result = await session.execute(AS_OF_QUERY, {"as_of": as_of})
     stages: dict[tuple[str, int | None, str], Stage] = {}
     rows: list[OpportunityAsOf] = []
