@@ -28,7 +28,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("service", ["ingest", "router", "attribution"])
+@pytest.mark.parametrize("service", ["ingest", "router", "attribution", "renewals"])
 async def test_a_service_starts_with_one_command_and_stops_cleanly_on_sigterm(
     service, kafka_settings: KafkaSettings, tmp_path
 ):

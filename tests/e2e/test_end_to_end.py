@@ -24,6 +24,9 @@ from revops.events.testing import eventually, fresh_schema, service_settings
 from revops.events.topics import TopicSpec
 from revops.ingest.main import build_app as build_ingest
 from revops.ingest.settings import IngestSettings
+from revops.renewals.main import SPEC as RENEWALS_SPEC
+from revops.renewals.main import build_app as build_renewals
+from revops.renewals.settings import RenewalsSettings
 from revops.router.main import SPEC as ROUTER_SPEC
 from revops.router.main import build_app as build_router
 from revops.router.settings import RouterSettings
@@ -38,6 +41,7 @@ class System:
     ingest: httpx.AsyncClient
     router: httpx.AsyncClient
     attribution: httpx.AsyncClient
+    renewals: httpx.AsyncClient
     prefix: str
 
 
@@ -47,11 +51,14 @@ async def system(kafka_settings: KafkaSettings) -> AsyncIterator[System]:
     router_settings = service_settings(RouterSettings, "router", prefix)
     attribution_settings = service_settings(AttributionSettings, "attribution", prefix)
     await fresh_schema(ROUTER_SPEC, router_settings.resolved_database_url())
+    renewals_settings = service_settings(RenewalsSettings, "renewals", prefix)
     await fresh_schema(ATTRIBUTION_SPEC, attribution_settings.resolved_database_url())
+    await fresh_schema(RENEWALS_SPEC, renewals_settings.resolved_database_url())
     apps = {
         "ingest": build_ingest(IngestSettings(topic_prefix=prefix)),
         "router": build_router(router_settings),
         "attribution": build_attribution(attribution_settings),
+        "renewals": build_renewals(renewals_settings),
     }
     async with AsyncExitStack() as stack:
         clients = {}
@@ -226,6 +233,45 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
     assert opportunity["opportunity_source"] == "Inbound"
     assert opportunity["source_rule"] == "converted_lead"
     assert opportunity["primary_campaign_id"] == "spring_launch"
+
+    for step, stage in enumerate(["2 - Qualified", "Closed Won"], start=2):
+        at = (NOW + timedelta(minutes=2 + step)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        won = str(stage == "Closed Won").lower()
+        await post_outbound(
+            system,
+            f"04lE2EOPP000{step}AAA",
+            "Opportunity",
+            {
+                "Id": "006E2EOPP000001",
+                "AccountId": "001E2EACME00001",
+                "StageName": stage,
+                "Amount": "50000",
+                "CloseDate": (NOW.date() + timedelta(days=60)).isoformat(),
+                "OwnerId": "005E2EALEX",
+                "CreatedDate": opened,
+                "LastModifiedDate": at,
+                "IsClosed": won,
+                "IsWon": won,
+                "Type": "New Business",
+            },
+        )
+
+    async def renewed():
+        r = await system.renewals.get("/opportunities/006E2EOPP000001/renewal")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    renewal = await eventually(renewed, timeout_s=30)
+    assert renewal["source_opportunity_id"] == "006E2EOPP000001"
+    assert renewal["account_id"] == "001E2EACME00001"
+    assert renewal["owner_id"] == "005E2EALEX"
+    history = (await system.renewals.get("/opportunities/006E2EOPP000001")).json()
+    assert [h["stage"] for h in history["history"]] == [
+        "1 - Interest",
+        "2 - Qualified",
+        "Closed Won",
+    ]
+    assert history["qualified_date"] is not None
 
 
 async def test_a_bad_signature_publishes_nothing_and_reads_need_a_token(system):

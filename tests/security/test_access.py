@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from revops.attribution.main import build_app as build_attribution
 from revops.events.testing import database_url_for_tests
 from revops.ingest.main import build_app as build_ingest
+from revops.renewals.main import build_app as build_renewals
 from revops.router.main import build_app as build_router
 
 OPEN = re.compile(r"^/(healthz|readyz|metrics|docs|redoc|openapi\.json|webhooks/.*)")
@@ -22,7 +23,12 @@ SERVICES = ("router", "attribution", "renewals")
 
 
 def apps() -> dict[str, FastAPI]:
-    return {"ingest": build_ingest(), "router": build_router(), "attribution": build_attribution()}
+    return {
+        "ingest": build_ingest(),
+        "router": build_router(),
+        "attribution": build_attribution(),
+        "renewals": build_renewals(),
+    }
 
 
 def guarded_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -35,7 +41,7 @@ def guarded_routes(app: FastAPI) -> list[tuple[str, str]]:
     return routes
 
 
-@pytest.mark.parametrize("name", ["ingest", "router", "attribution"])
+@pytest.mark.parametrize("name", ["ingest", "router", "attribution", "renewals"])
 async def test_every_route_but_health_and_webhooks_needs_a_token(name):
     app = apps()[name]
     routes = guarded_routes(app)
@@ -49,7 +55,7 @@ async def test_every_route_but_health_and_webhooks_needs_a_token(name):
                 assert response.status_code == 401, (method, path, headers, response.text)
 
 
-@pytest.mark.parametrize("name", ["router", "attribution"])
+@pytest.mark.parametrize("name", ["router", "renewals"])
 async def test_a_read_only_token_cannot_change_anything(name):
     app = apps()[name]
     writes = [(m, p) for m, p in guarded_routes(app) if m not in ("GET", "HEAD")]
