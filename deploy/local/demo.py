@@ -314,6 +314,8 @@ def show_router() -> None:
                 f"priority={lead.get('priority')}"
             )
             line(f"{'':<36}    {lead.get('reason')}")
+            if lead.get("account_id"):
+                line(f"{'':<36}    account {lead['account_id']} matched by {lead.get('match')}")
 
 
 def show_attribution() -> None:
