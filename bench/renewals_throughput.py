@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
