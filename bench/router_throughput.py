@@ -12,7 +12,8 @@ from the accounts' domains, some from free mail, some consultants), and
       router's own ConsumerRunner and handlers (inbox, matching,
       rules, the shared rotation locked per batch, leads, turns, outbox) into a fresh
       ``router`` schema of ``revops_test``, and
-  (c) with the router running (consumer and outbox relay, as in production), publishes
+  (c) with `revops-router` running in a process of its own (API, consumer and outbox
+      relay, as deployed), publishes
       forms at ``--rate`` per second, one acks=all publish each, and measures from each
       acknowledgement to its lead row being visible (polled every 5 ms).
 Prints the rates, their ratio and the latency percentiles; JSON goes to
@@ -23,15 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import signal
+import socket
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -50,6 +56,7 @@ from revops.events.catalogue import (
     SourceRef,
     make_event,
 )
+from revops.events.db import Database
 from revops.events.producer import EventProducer
 from revops.events.service import ServiceRuntime
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
@@ -256,14 +263,39 @@ async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, floa
     return elapsed, cpu
 
 
+async def start_router_process(settings: RouterSettings) -> asyncio.subprocess.Process:
+    """``revops-router`` in a process of its own, as deployed (API, consumer, relay)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "TOPIC_PREFIX": settings.topic_prefix,
+        "DATABASE_URL": settings.resolved_database_url(),
+        "HTTP_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "revops.router.main", env=env
+    )
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return process
+            await asyncio.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("revops-router did not become ready")
+
+
 async def latency(settings: RouterSettings, rate: float, seconds: float) -> list[float]:
-    runtime = build_runtime(settings)
-    runner = asyncio.create_task(consume(runtime))
-    relay = asyncio.create_task(runtime.relay.run())
-    await runtime.consumer.started.wait()
+    """Open loop: form i is published at t0 + i/rate whatever happened before; latency is
+    from its acknowledgement to its lead row being visible."""
+    router = await start_router_process(settings)
     await asyncio.sleep(3)  # the group settles
     producer = EventProducer(settings, client_id="bench")
     await producer.start()
+    database = Database(settings.resolved_database_url(), "router", pool_size=2)
     rng = random.Random(7)
     acked: dict[str, float] = {}
     seen: dict[str, float] = {}
@@ -281,7 +313,7 @@ async def latency(settings: RouterSettings, rate: float, seconds: float) -> list
         while len(seen) < n:
             waiting = [e for e in acked if e not in seen]
             if waiting:
-                async with runtime.database.transaction() as session:
+                async with database.transaction() as session:
                     rows = await session.execute(
                         select(m.leads.c.email).where(m.leads.c.email.in_(waiting))
                     )
@@ -290,16 +322,16 @@ async def latency(settings: RouterSettings, rate: float, seconds: float) -> list
                         seen.setdefault(email, now)
             await asyncio.sleep(0.005)
 
-    t0 = time.perf_counter() + 0.1
-    watcher = asyncio.create_task(watch())
-    await asyncio.gather(*(send(i, t0 + i / rate) for i in range(n)))
-    await asyncio.wait_for(watcher, 60)
-    await producer.stop()
-    runtime.consumer.stop()
-    runtime.relay.stop()
-    await asyncio.gather(runner, relay)
-    await runtime.producer.stop()
-    await runtime.database.dispose()
+    try:
+        t0 = time.perf_counter() + 0.1
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(send(i, t0 + i / rate) for i in range(n)))
+        await asyncio.wait_for(watcher, 60)
+    finally:
+        await producer.stop()
+        await database.dispose()
+        router.send_signal(signal.SIGTERM)
+        await router.wait()
     return sorted(max(0.0, seen[e] - acked[e]) * 1000 for e in acked)
 
 
