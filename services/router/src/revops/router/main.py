@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from revops.events import topics
 from revops.events.catalogue import LeadRoutedEvent
 from revops.events.codec import UndecodableEvent, decode_event
+from revops.events.consumer import is_infrastructure_error
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
@@ -141,14 +142,29 @@ async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
-async def consume(runtime: ServiceRuntime) -> None:
-    """Set up, then run the consumer loop (the runtime's own loop is disabled, so the
-    restore finishes before the first event is decided)."""
+async def prepare(runtime: ServiceRuntime) -> None:
     await ensure_queues(runtime)
     await restore_decisions(runtime)
     async with runtime.database.transaction() as session:
         any_recorded = await session.scalar(select(m.recorded_routes.c.lead_id).limit(1))
     JOURNAL.may_have_records = any_recorded is not None
+
+
+async def consume(runtime: ServiceRuntime) -> None:
+    """Set up, then run the consumer loop (the runtime's own loop is disabled, so the
+    restore finishes before the first event is decided). Postgres or Kafka being away at
+    start is waited out, as the runner does afterwards."""
+    delay = 0.5
+    while True:
+        try:
+            await prepare(runtime)
+            break
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning("router setup waiting for infrastructure", extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
     await runtime.consumer.run()
 
 
