@@ -281,7 +281,6 @@ async def route_new_people(
             first_of[person.email] = person
     rotations: dict[str, tuple[Member, ...]] = {}
     reps_in_order = await load_reps(session)
-    reps = {r.id: r for r in reps_in_order}
     leads: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     events: list[Envelope] = []
@@ -298,30 +297,9 @@ async def route_new_people(
             person.form_type,
             person.is_consultant,
         )
-        decision = batch.recorded.get(lead_id)
-        if decision is None:
-            queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
-            snapshot = None
-            if queue_name is not None:
-                if queue_name not in rotations:
-                    role, region = _queue_shape(queue_name)
-                    in_queue = [r for r in reps_in_order if r.role == role and r.region == region]
-                    rotations[queue_name] = members_of(in_queue, role)
-                snapshot = QueueSnapshot(
-                    queue_name,
-                    rotations[queue_name],
-                    cursors.get(queue_name, 0),
-                    batch.counts.get((queue_name, utc_day(lead.occurred_at)), {}),
-                )
-            context = RoutingContext(
-                reps,
-                account,
-                _touches_of(person, lead, account, batch),
-                batch.opportunities.get(account.account_id, []) if account else [],
-                snapshot,
-                ctx.region_map,
-            )
-            decision = route_lead(lead, context, ctx.policy)
+        decision = batch.recorded.get(lead_id) or _decide(
+            ctx, person, lead, account, batch, reps_in_order, rotations, cursors
+        )
         if decision.turn is not None and decision.queue is not None:
             turn = decision.turn
             cursors[decision.queue] = max(cursors.get(decision.queue, 0), turn.cursor)
@@ -337,33 +315,7 @@ async def route_new_people(
                     "day": day,
                 }
             )
-        refs = _ref_columns(person.source_ref)
-        leads.append(
-            {
-                "id": lead_id,
-                "email": person.email,
-                "hubspot_id": refs.get("hubspot_id"),
-                "salesforce_id": refs.get("salesforce_id"),
-                "account_id": match.account_id,
-                "match": match.how,
-                "country": person.country,
-                "region": decision.region,
-                "form_type": person.form_type,
-                "is_consultant": person.is_consultant,
-                "status": "New",
-                "owner_id": decision.owner_id,
-                "owner_role": decision.owner_role,
-                "rule": decision.rule,
-                "reason": decision.reason,
-                "queue": decision.queue,
-                "turn": decision.turn.slot if decision.turn else None,
-                "priority": decision.priority,
-                "review_with_sdr_id": decision.review_with_sdr_id,
-                "created_at": person.occurred_at,
-                "first_touch_at": _first_touch(person, batch.later_touches),
-                "source_event_id": person.event_id,
-            }
-        )
+        leads.append(_lead_row(person, lead_id, match, decision, batch))
         events.extend(decision_events(lead, match, decision))
         if decision.owner_id is not None and person.source_ref is not None:
             writebacks.append((lead_id, person.source_ref, decision.owner_id))
@@ -382,6 +334,70 @@ async def route_new_people(
         await queue_writeback(session, ctx, lead_id, ref, owner_id)
     for person in repeats:
         await _repeat(session, ctx, person)
+
+
+def _decide(
+    ctx: RouterContext,
+    person: NewPerson,
+    lead: Lead,
+    account: Account | None,
+    batch: _Batch,
+    reps_in_order: Sequence[Rep],
+    rotations: dict[str, tuple[Member, ...]],
+    cursors: Mapping[str, int],
+) -> Decision:
+    queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
+    snapshot = None
+    if queue_name is not None:
+        if queue_name not in rotations:
+            role, region = _queue_shape(queue_name)
+            in_queue = [r for r in reps_in_order if r.role == role and r.region == region]
+            rotations[queue_name] = members_of(in_queue, role)
+        snapshot = QueueSnapshot(
+            queue_name,
+            rotations[queue_name],
+            cursors.get(queue_name, 0),
+            batch.counts.get((queue_name, utc_day(lead.occurred_at)), {}),
+        )
+    context = RoutingContext(
+        {r.id: r for r in reps_in_order},
+        account,
+        _touches_of(person, lead, account, batch),
+        batch.opportunities.get(account.account_id, []) if account else [],
+        snapshot,
+        ctx.region_map,
+    )
+    return route_lead(lead, context, ctx.policy)
+
+
+def _lead_row(
+    person: NewPerson, lead_id: str, match: AccountMatch, decision: Decision, batch: _Batch
+) -> dict[str, Any]:
+    refs = _ref_columns(person.source_ref)
+    return {
+        "id": lead_id,
+        "email": person.email,
+        "hubspot_id": refs.get("hubspot_id"),
+        "salesforce_id": refs.get("salesforce_id"),
+        "account_id": match.account_id,
+        "match": match.how,
+        "country": person.country,
+        "region": decision.region,
+        "form_type": person.form_type,
+        "is_consultant": person.is_consultant,
+        "status": "New",
+        "owner_id": decision.owner_id,
+        "owner_role": decision.owner_role,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "queue": decision.queue,
+        "turn": decision.turn.slot if decision.turn else None,
+        "priority": decision.priority,
+        "review_with_sdr_id": decision.review_with_sdr_id,
+        "created_at": person.occurred_at,
+        "first_touch_at": _first_touch(person, batch.later_touches),
+        "source_event_id": person.event_id,
+    }
 
 
 async def _repeat(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
