@@ -203,6 +203,7 @@ async def load_history(settings: RenewalsSettings, opps: int, changes: int) -> d
         nbm = qualified = closed = None
         path = deal_path(rng, per_opp)
         for i, stage in enumerate(path):
+            step = timedelta(hours=rng.randrange(2, 24 * 14))
             kind = "won" if stage == "Closed Won" else "lost" if stage == "Closed Lost" else "open"
             order = orders.get(stage)
             if nbm is None and (kind == "won" or (order or 0) >= 1):
@@ -216,6 +217,7 @@ async def load_history(settings: RenewalsSettings, opps: int, changes: int) -> d
                     f"h{n}-{i}",
                     opp_id,
                     at,
+                    None if i == len(path) - 1 else at + step,
                     json.dumps({"stage": stage}),
                     stage,
                     order,
@@ -229,7 +231,7 @@ async def load_history(settings: RenewalsSettings, opps: int, changes: int) -> d
                 )
             )
             last_at = at
-            at += timedelta(hours=rng.randrange(2, 24 * 14))
+            at += step
         latest.append(
             (
                 opp_id,
@@ -256,6 +258,7 @@ async def load_history(settings: RenewalsSettings, opps: int, changes: int) -> d
                 "event_id",
                 "opportunity_id",
                 "at",
+                "valid_to",
                 "change",
                 "stage",
                 "stage_order",

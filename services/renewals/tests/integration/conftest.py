@@ -46,3 +46,10 @@ def unique() -> Callable[[str], str]:
     """Ids unique to one test, so the tests of a module share a service but not data."""
     tag = uuid.uuid4().hex[:8]
     return lambda name: f"{name}-{tag}"
+
+
+async def publish(kafka_settings: KafkaSettings, events: list) -> None:
+    """The library's publish, patient with a broker that a busy machine slows down."""
+    from revops.events.testing import publish as publish_events
+
+    await publish_events(kafka_settings.model_copy(update={"kafka_publish_timeout_s": 30}), events)

@@ -13,9 +13,9 @@ from asgi_lifespan import LifespanManager
 from fake_salesforce import TOKEN, FakeSalesforce, running
 from renewals_events import opportunity
 
-from conftest import ADMIN, renewals_settings
+from conftest import ADMIN, publish, renewals_settings
 from revops.events.outbox import RetryLater
-from revops.events.testing import eventually, fresh_schema, publish
+from revops.events.testing import eventually, fresh_schema
 from revops.renewals.domain.renewals import renewal_id_for
 from revops.renewals.main import SPEC, build_app
 from revops.renewals.salesforce import SalesforceError, SalesforceRenewals, retry_after_s

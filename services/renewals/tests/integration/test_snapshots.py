@@ -14,8 +14,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from renewals_events import opportunity
 
-from conftest import ADMIN, renewals_settings
-from revops.events.testing import eventually, fresh_schema, publish
+from conftest import ADMIN, publish, renewals_settings
+from revops.events.testing import eventually, fresh_schema
 from revops.renewals.forecast import catch_up
 from revops.renewals.main import SPEC, build_app
 

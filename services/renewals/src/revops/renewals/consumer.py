@@ -20,7 +20,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -123,16 +123,18 @@ class OpportunityApplier:
         ]
         stored = self._stored_changes(session, late)
         history: list[dict[str, Any]] = []
+        superseded: list[dict[str, Any]] = []  # stored latest versions that now end
         latest: list[dict[str, Any]] = []
         outcomes: dict[str, list[OpportunityVersion]] = {}
         for opp_id in ids:
             if opp_id in stored:
                 versions, rows, marks, last = self._rebuild(opp_id, stored[opp_id], changes[opp_id])
             else:
-                versions, rows, marks, last = self._advance(
-                    opp_id, current.get(opp_id), changes[opp_id]
-                )
-            history.extend(rows)
+                row = current.get(opp_id)
+                versions, rows, marks, last = self._advance(opp_id, row, changes[opp_id])
+                if row is not None:
+                    superseded.append({"b_event_id": row.last_event_id, "b_to": rows[0]["at"]})
+            history.extend(_chained(rows))
             latest.append(opportunity_row(opp_id, last, versions[-1], marks, self.renewal_policy))
             outcomes[opp_id] = versions
         if late:
@@ -147,6 +149,14 @@ class OpportunityApplier:
                     index_elements=["event_id"]
                 ),
                 chunk,
+            )
+        if superseded:
+            h = m.opportunity_history
+            session.execute(
+                update(h)
+                .where(h.c.event_id == bindparam("b_event_id"))
+                .values(valid_to=bindparam("b_to")),
+                superseded,
             )
         upsert = pg_insert(m.opportunities)
         upsert = upsert.on_conflict_do_update(
@@ -411,6 +421,15 @@ def _left_won_at(versions: Sequence[OpportunityVersion]) -> datetime | None:
         if before.is_won and not after.is_won:
             left = after.at
     return left
+
+
+def _chained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each version of one opportunity ends where the next begins (the last never ends)."""
+    for row, following in pairwise(rows):
+        row["valid_to"] = following["at"]
+    if rows:
+        rows[-1]["valid_to"] = None
+    return rows
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -2,7 +2,8 @@
 
 ``opportunity_history`` is the stage history: one row per change, holding both what the
 event said (``change``) and the opportunity as it stood from then on (the folded
-columns), so any figure as of a past moment is one ``DISTINCT ON`` away. A late event is
+columns) and when the next version begins, so any figure as of a past moment is one
+filter away. A late event is
 folded in where it belongs and the opportunity's later rows are recomputed.
 """
 
@@ -35,6 +36,9 @@ opportunity_history = Table(
     Column("event_id", Text, primary_key=True),
     Column("opportunity_id", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),  # the event's occurred_at
+    # When the next version begins (NULL: the latest), so "as of T" is a plain filter,
+    # at <= T < valid_to, with no sort over the history.
+    Column("valid_to", DateTime(timezone=True)),
     Column("change", JSONB, nullable=False),  # the fields the event sent, as sent
     # The opportunity from ``at`` on (folded from every change up to this one).
     Column("stage", Text),
