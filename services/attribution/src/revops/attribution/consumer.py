@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class UnitOfWork:
-    """The facts noted by the handlers of one transaction, written before it commits."""
+    """The facts the events of one batch bring, written and decided on together."""
 
     rules: Rules
     people: dict[str, PersonFacts] = field(default_factory=dict)
@@ -85,7 +85,7 @@ class UnitOfWork:
         }
 
 
-# --- writing and deciding, just before commit ----------------------------------------------
+# --- writing and deciding, once per batch ---------------------------------------------------
 
 
 def _write_facts(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:

@@ -367,7 +367,16 @@ def affected_opportunities(
         _one_of(table.c.account_id, accounts | set(touched_accounts)),
         _one_of(table.c.converted_person_id, people),
     ]
-    candidates = session.execute(select(table).where(or_(*conditions))).mappings().all()
+    # Locked (in id order: instances never wait on each other in a circle) so that two
+    # instances deciding the same opportunity from different partitions' facts take turns,
+    # and the second decides with the first's facts committed.
+    candidates = (
+        session.execute(
+            select(table).where(or_(*conditions)).order_by(table.c.opportunity_id).with_for_update()
+        )
+        .mappings()
+        .all()
+    )
 
     def affected(row: RowMapping) -> bool:
         if row["opportunity_id"] in opportunity_ids or row["account_id"] in accounts:
