@@ -24,6 +24,7 @@ from revops.events.catalogue import (
     PersonChangedEvent,
     SignupCreated,
     SignupCreatedEvent,
+    SourceRef,
     make_event,
 )
 from revops.events.settings import KafkaSettings
@@ -181,9 +182,39 @@ async def test_rules_of_engagement_end_to_end(
 
 async def test_sla_times_and_breaches(client: httpx.AsyncClient, kafka_settings: KafkaSettings):
     t = T0 + timedelta(days=1)
-    await publish(kafka_settings, [form("fast@acme.com", t), form("slow@acme.com", t)])
+    await publish(
+        kafka_settings,
+        [
+            form("fast@acme.com", t),
+            form("slow@acme.com", t),
+            form("hub@acme.com", t, hubspot_id="hs-77"),
+        ],
+    )
     fast = await lead_of(client, "fast@acme.com")
     slow = await lead_of(client, "slow@acme.com")
+    hub = await lead_of(client, "hub@acme.com")
+    # HubSpot's lead status on the contact counts as the lead's first status change.
+    hubspot_status = make_event(
+        PersonChangedEvent,
+        id="hs-status-77",
+        source="hubspot",
+        occurred_at=t + timedelta(hours=2),
+        payload=PersonChanged(
+            person_type="contact",
+            change="updated",
+            status="IN_PROGRESS",
+            source_ref=SourceRef(system="hubspot", object_type="contact", object_id="hs-77"),
+        ),
+    )
+    await publish(kafka_settings, [hubspot_status])
+
+    async def hub_status():
+        r = await client.get(f"/leads/{hub['id']}")
+        body = r.json()
+        assert body["status"] == "IN_PROGRESS", body
+        assert body["first_status_change_at"].startswith("2026-03-03T11:00")
+
+    await eventually(hub_status)
     await publish(
         kafka_settings,
         [

@@ -860,6 +860,14 @@ async def on_person_changed(
             else (stmt.on_conflict_do_nothing())
         )
         await session.execute(stmt)
+        if p.source_ref.system == "hubspot":
+            # A HubSpot contact is our lead before it is qualified: its id and its lead
+            # status (the SLA's first status change) belong to the lead with its email.
+            known = await find_lead(session, p.email, p.source_ref)
+            if known is not None:
+                await attach_source(session, ctx, known, p.source_ref)
+                if p.status is not None:
+                    await record_status(session, known, p.status, event.occurred_at)
         return
     if p.change in ("deleted", "merged"):
         return
