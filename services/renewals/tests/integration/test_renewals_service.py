@@ -147,11 +147,13 @@ async def test_leaving_closed_won_cancels_and_winning_again_reinstates(
 
 
 async def test_a_late_reopen_older_than_the_win_changes_nothing(client, kafka_settings, unique):
-    opp = unique("006C")
+    opp, owner = unique("006C"), unique("005LATE")
     await publish(
         kafka_settings,
         [
-            opportunity(unique("e1"), day(0), opp, stage="2", amount="100", change="created"),
+            opportunity(
+                unique("e1"), day(0), opp, stage="2", amount="100", change="created", owner_id=owner
+            ),
             opportunity(unique("e3"), day(9), opp, stage="Closed Won"),
             opportunity(unique("e2"), day(4), opp, stage="3"),  # happened before the win
         ],
@@ -165,6 +167,14 @@ async def test_a_late_reopen_older_than_the_win_changes_nothing(client, kafka_se
     await eventually(done)
     doc = await get_json(client, f"/opportunities/{opp}/renewal")
     assert doc["status"] == "open"
+    # The refolded history answers "as of" questions at every point of it.
+    for moment, stage in ((day(2), "2"), (day(4), "3"), (day(8.9), "3")):
+        response = await client.get("/pipeline", params={"as_of": moment.isoformat()})
+        assert response.json()["by_owner"][owner]["open_by_stage"] == {
+            stage: {"count": 1, "amount": "100.00"}
+        }
+    response = await client.get("/pipeline", params={"as_of": day(9).isoformat()})
+    assert response.json()["by_owner"][owner]["open"]["count"] == 0
 
 
 async def test_a_won_renewal_makes_the_next_and_contract_end_wins(client, kafka_settings, unique):
