@@ -20,7 +20,9 @@ Phases, per server:
   2. single-event batches at 1,000 requests/s: latency percentiles;
   3. saturation, 100-event batches: events/s;
   4. 100-event batches at a fixed rate (150 requests/s = 15,000 events/s): latency.
-The resident memory of every server process is sampled during the runs (max reported).
+The resident memory of every server process is sampled during the runs (max reported),
+and the server's own CPU time per answered request is read from /proc: a figure that
+other work on the machine does not inflate much, unlike the rates.
 
 The machine's cores are shared by the generator, the server and Kafka: the figures say
 what this box does, not what ingest does on a host of its own.
@@ -155,6 +157,7 @@ class PhaseResult:
     events_per_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     load_average: float = 0.0  # of the machine at the end: other work shares the cores
+    server_cpu_us_per_request: float = 0.0
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:
@@ -271,6 +274,18 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its children (the workers)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -374,7 +389,8 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
                 f"{kind:>6} {name:<20} offered {rate:>7.0f}/s  ok {result.achieved_rps:>8.1f} req/s"
                 f"  {result.events_per_s:>9.1f} ev/s  p50 {result.latency_ms['p50']:>8.2f} ms"
                 f"  p99 {result.latency_ms['p99']:>8.2f} ms  errors {result.errors}"
-                f"  load {result.load_average:.1f}",
+                f"  load {result.load_average:.1f}"
+                f"  server cpu {result.server_cpu_us_per_request:.0f} us/req",
                 flush=True,
             )
         stop.set()
@@ -426,6 +442,10 @@ async def main(args: argparse.Namespace) -> None:
         "errors_at_1000rps": ingest[1]["errors"],
         "batch100_events_per_s": ingest[2]["events_per_s"],
         "batch100_at_15000_events_per_s_p99_ms": ingest[3]["latency_ms"]["p99"],
+        "server_cpu_us_per_request": {
+            kind: {p["name"]: p["server_cpu_us_per_request"] for p in server["phases"]}
+            for kind, server in report["servers"].items()
+        },
         "rss_mb_max_worker": report["servers"]["ingest"]["rss_mb_max_worker"],
         "rss_mb_by_phase": report["servers"]["ingest"]["rss_mb_max_worker_by_phase"],
         "goals": {
