@@ -355,6 +355,7 @@ async def main() -> None:
         consumer_batch_max=args.batch,
         consumer_poll_ms=50,
         db_pool_size=5,
+        kafka_publish_timeout_s=30,  # loading the topics, on a busy machine
     )
     assert isinstance(settings, RouterSettings)
     await admin.ensure_topics(settings.kafka_bootstrap_servers, prefix, topics.ALL_TOPICS)
