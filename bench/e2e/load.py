@@ -135,7 +135,7 @@ async def run_phase(
     ]
     targets = [ingest[(first_n + i) % len(ingest)] for i in range(count)]
     out_dir: Path = args.out
-    observer = Observer(system.consumers, out_dir / f"seen-{int(rate)}.json", args.poll_ms / 1000)
+    observer = Observer(system.consumers, system.dir / f"seen-{int(rate)}.json", args.poll_ms / 1000)
     observer.start()
     lag_reader = LagReader(system)
     await lag_reader.start()
