@@ -373,6 +373,7 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
         for name, rate, seconds, size, saturate in plan:
             await asyncio.sleep(2)  # let the previous phase's backlog drain
             phase[0] = name
+            cpu_before = cpu_seconds(process.pid)
             result = await run_phase(
                 name,
                 port,
@@ -383,6 +384,11 @@ async def bench_server(kind: str, args: argparse.Namespace, prefix: str) -> dict
                 start_index=index,
                 saturate=saturate,
             )
+            # The server's own CPU per answered request: what it costs, whatever else
+            # runs on the machine (saturation phases also count dropped backlog).
+            ok = result.statuses.get("200", 0)
+            spent = cpu_seconds(process.pid) - cpu_before
+            result.server_cpu_us_per_request = round(spent / ok * 1e6, 1) if ok else 0.0
             index += int(rate * seconds) * size
             phases.append(result.__dict__)
             print(
