@@ -344,7 +344,7 @@ async def main() -> None:
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=RouterSettings().consumer_batch_max)
     args = parser.parse_args()
 
     prefix = unique_prefix()
