@@ -190,3 +190,23 @@ async def test_take_one_now_as_of_a_given_time(settings):
         assert again.json()["contents"] == body["contents"]
         bad = await client.post("/forecast/snapshots", json={"as_of": "2026-03-17T00:00:00"})
         assert bad.status_code == 422
+
+
+async def test_grouped_sql_and_the_domain_over_rows_give_the_same_figures(settings):
+    from revops.events.db import Database
+    from revops.renewals.domain.snapshot import forecast_json, periods_for, take_snapshot
+    from revops.renewals.forecast import compute_forecast, opportunities_as_of, renewals_as_of
+
+    database = Database(settings.resolved_database_url(), "renewals")
+    try:
+        for moment in (FRI_6, FRI_13, FRI_20, FRI_27, FRI_27 + timedelta(days=30)):
+            start = moment - timedelta(days=7)
+            async with database.transaction() as session:
+                grouped, count = await compute_forecast(session, settings, moment, start)
+                rows = await opportunities_as_of(session, moment)
+                renewals = await renewals_as_of(session, moment)
+            direct = take_snapshot(rows, renewals, periods_for(moment, start))
+            assert forecast_json(grouped) == forecast_json(direct)
+            assert count == len(rows)
+    finally:
+        await database.dispose()

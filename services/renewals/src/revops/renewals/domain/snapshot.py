@@ -108,6 +108,42 @@ def periods_for(
     return Periods(as_of, period_start, start, following)
 
 
+@dataclass(frozen=True)
+class OpportunityGroup:
+    """Opportunities that count the same way in a snapshot, with their number and sum.
+
+    The database can produce these directly (one GROUP BY instead of 100,000 rows); the
+    in-memory path makes one per opportunity with ``group_of``.
+    """
+
+    owner_id: str | None
+    stage: Stage | None
+    forecast_category: ForecastCategory | None
+    nbm_in_period: bool
+    qualified_in_period: bool
+    closed_in_quarter: bool
+    count: int = 1
+    amount: Decimal = Decimal(0)
+
+
+def group_of(row: OpportunityAsOf, periods: Periods) -> OpportunityGroup:
+    """Which of the period's figures one opportunity (as of ``periods.as_of``) falls in."""
+    start, end = periods.period_start, periods.as_of
+    meeting = not row.is_renewal  # renewals are not New Business Meetings
+    return OpportunityGroup(
+        owner_id=row.owner_id,
+        stage=row.stage,
+        forecast_category=row.forecast_category,
+        nbm_in_period=meeting and row.nbm_at is not None and start < row.nbm_at <= end,
+        qualified_in_period=meeting
+        and row.qualified_at is not None
+        and start < row.qualified_at <= end,
+        closed_in_quarter=row.closed_at is not None
+        and periods.quarter_start <= row.closed_at <= end,
+        amount=row.amount if row.amount is not None else Decimal(0),
+    )
+
+
 class _Sums:
     __slots__ = ("counts", "sums")
 
@@ -115,11 +151,10 @@ class _Sums:
         self.counts: dict[tuple[str, str], int] = {}
         self.sums: dict[tuple[str, str], Decimal] = {}
 
-    def add(self, kind: str, key: str, amount: Decimal | None) -> None:
+    def add(self, kind: str, key: str, count: int, amount: Decimal) -> None:
         k = (kind, key)
-        self.counts[k] = self.counts.get(k, 0) + 1
-        if amount is not None:
-            self.sums[k] = self.sums.get(k, Decimal(0)) + amount
+        self.counts[k] = self.counts.get(k, 0) + count
+        self.sums[k] = self.sums.get(k, Decimal(0)) + amount
 
     def bucket(self, kind: str, key: str = "") -> Bucket:
         k = (kind, key)
@@ -142,30 +177,26 @@ class _Sums:
         )
 
 
-def _facts(
-    row: OpportunityAsOf, periods: Periods, qualified_stage: int
-) -> list[tuple[str, str, Decimal | None]]:
-    facts: list[tuple[str, str, Decimal | None]] = []
-    stage = row.stage
+_NOTHING = Decimal(0)
+
+
+def _facts(group: OpportunityGroup, qualified_stage: int) -> list[tuple[str, str, Decimal]]:
+    """The figures a group adds to: open pipeline by category and stage, qualified
+    pipeline, won or lost this quarter, NBMs and qualified of the period."""
+    facts: list[tuple[str, str, Decimal]] = []
+    stage, amount = group.stage, group.amount
     if stage is not None and not stage.is_closed:
-        category = (row.forecast_category or ForecastCategory.PIPELINE).value
-        facts += [("open", "", row.amount), ("category", category, row.amount)]
-        facts.append(("stage", stage.name, row.amount))
+        category = (group.forecast_category or ForecastCategory.PIPELINE).value
+        facts += [("open", "", amount), ("category", category, amount)]
+        facts.append(("stage", stage.name, amount))
         if stage.reaches(qualified_stage):
-            facts.append(("qualified_pipeline", "", row.amount))
-    elif (
-        stage is not None
-        and row.closed_at is not None
-        and periods.quarter_start <= row.closed_at <= periods.as_of
-    ):
-        facts.append(("won" if stage.is_won else "lost", "", row.amount))
-    if not row.is_renewal:
-        if row.nbm_at is not None and periods.period_start < row.nbm_at <= periods.as_of:
-            facts.append(("nbm", "", None))
-        if row.qualified_at is not None and (
-            periods.period_start < row.qualified_at <= periods.as_of
-        ):
-            facts.append(("qualified", "", None))
+            facts.append(("qualified_pipeline", "", amount))
+    elif stage is not None and group.closed_in_quarter:
+        facts.append(("won" if stage.is_won else "lost", "", amount))
+    if group.nbm_in_period:
+        facts.append(("nbm", "", _NOTHING))
+    if group.qualified_in_period:
+        facts.append(("qualified", "", _NOTHING))
     return facts
 
 
@@ -176,18 +207,30 @@ def take_snapshot(
     qualified_stage: int = 2,
 ) -> Forecast:
     """The forecast as of ``periods.as_of``; rows must already be as of that moment."""
+    groups = (group_of(row, periods) for row in opportunities)
+    return aggregate(groups, renewals, periods, qualified_stage)
+
+
+def aggregate(
+    groups: Iterable[OpportunityGroup],
+    renewals: Iterable[RenewalAsOf],
+    periods: Periods,
+    qualified_stage: int = 2,
+) -> Forecast:
+    """The forecast from opportunity groups (see ``OpportunityGroup``) and renewals."""
     total = _Sums()
     owners: dict[str, _Sums] = {}
-    for row in opportunities:
-        owner = owners.setdefault(row.owner_id or "", _Sums())
-        for kind, key, amount in _facts(row, periods, qualified_stage):
-            total.add(kind, key, amount)
-            owner.add(kind, key, amount)
+    for group in groups:
+        owner = owners.setdefault(group.owner_id or "", _Sums())
+        for kind, key, amount in _facts(group, qualified_stage):
+            total.add(kind, key, group.count, amount)
+            owner.add(kind, key, group.count, amount)
     for renewal in renewals:
         if _due(renewal, periods):
             owner = owners.setdefault(renewal.owner_id or "", _Sums())
-            total.add("renewals_due", "", renewal.amount)
-            owner.add("renewals_due", "", renewal.amount)
+            amount = renewal.amount if renewal.amount is not None else Decimal(0)
+            total.add("renewals_due", "", 1, amount)
+            owner.add("renewals_due", "", 1, amount)
     by_owner = {owner: sums.figures() for owner, sums in sorted(owners.items())}
     return Forecast(periods=periods, total=total.figures(), by_owner=by_owner)
 
