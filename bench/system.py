@@ -127,7 +127,12 @@ class System:
         for offset, service in enumerate(SERVICES):
             count = self.instances.get(service, 0)
             self.procs[service] = [
-                Instance(service, i, BASE_PORT + offset + 10 * i, self.dir / "logs" / f"{service}-{i}.log")
+                Instance(
+                    service,
+                    i,
+                    BASE_PORT + offset + 10 * i,
+                    self.dir / "logs" / f"{service}-{i}.log",
+                )
                 for i in range(count)
             ]
         # One instance of each first (migrations run under an advisory lock anyway).
@@ -217,7 +222,7 @@ class System:
 
         try:
             asyncio.run(run())
-        except Exception as exc:  # noqa: BLE001 -- cleanup only
+        except Exception as exc:
             print(f"could not delete topics {self.prefix}*: {exc}", file=sys.stderr)
 
     def save(self) -> None:
@@ -297,8 +302,12 @@ class System:
     @staticmethod
     def postgres_restart() -> float:
         started = time.monotonic()
-        subprocess.run([str(ROOT / "deploy/local/postgres.sh"), "stop"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([str(ROOT / "deploy/local/postgres.sh"), "start"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(ROOT / "deploy/local/postgres.sh"), "stop"], check=True, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(
+            [str(ROOT / "deploy/local/postgres.sh"), "start"], check=True, stdout=subprocess.DEVNULL
+        )
         return time.monotonic() - started
 
     # --- observation --------------------------------------------------------------------------
@@ -372,7 +381,10 @@ def _members(described: object) -> dict[str, list[str]]:
                 if raw:
                     decoded = MemberAssignment.decode(raw)
                     for topic, partitions in decoded.assignment:
-                        parts += [f"{topic.rsplit('-', 1)[-1] if False else topic}:{p}" for p in partitions]
+                        parts += [
+                            f"{topic.rsplit('-', 1)[-1] if False else topic}:{p}"
+                            for p in partitions
+                        ]
                 out[f"{client_id}@{host}/{member_id[-6:]}"] = sorted(parts)
     return out
 
@@ -381,14 +393,22 @@ def snapshot(commit: str = "HEAD") -> Path:
     """Export a commit (`git archive`, nothing in the working tree changes) to
     /tmp/revops-sut-<commit> and `uv sync` it there; returns its path."""
     sha = subprocess.run(
-        ["git", "rev-parse", "--short", commit], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "rev-parse", "--short", commit],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     path = Path(f"/tmp/revops-sut-{sha}")
     if not (path / ".venv" / "bin" / "revops-ingest").exists():
         path.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", sha], cwd=ROOT, check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
-        subprocess.run(["uv", "sync", "--group", "bench"], cwd=path, check=True, capture_output=True)
+        subprocess.run(
+            ["uv", "sync", "--group", "bench"], cwd=path, check=True, capture_output=True
+        )
     return path
 
 
@@ -412,14 +432,26 @@ def add_reps(router_url: str) -> list[dict[str, object]]:
     for region in ("AMER", "EMEA", "APAC"):
         for n in range(3):
             reps.append(
-                {"id": f"005SDR{region}{n}", "name": f"SDR {region} {n}", "role": "SDR",
-                 "region": region, "certified": True, "email": f"sdr{n}.{region.lower()}@example.com"}
+                {
+                    "id": f"005SDR{region}{n}",
+                    "name": f"SDR {region} {n}",
+                    "role": "SDR",
+                    "region": region,
+                    "certified": True,
+                    "email": f"sdr{n}.{region.lower()}@example.com",
+                }
             )
         for n in range(2):
             reps.append(
-                {"id": f"005AE{region}{n}", "name": f"AE {region} {n}", "role": "AE",
-                 "region": region, "certified": True, "paired_sdr_id": f"005SDR{region}{n}",
-                 "email": f"ae{n}.{region.lower()}@example.com"}
+                {
+                    "id": f"005AE{region}{n}",
+                    "name": f"AE {region} {n}",
+                    "role": "AE",
+                    "region": region,
+                    "certified": True,
+                    "paired_sdr_id": f"005SDR{region}{n}",
+                    "email": f"ae{n}.{region.lower()}@example.com",
+                }
             )
     for rep in reps:
         r = httpx.post(f"{router_url}/reps", json=rep, headers=TOKEN, timeout=10)
@@ -429,7 +461,9 @@ def add_reps(router_url: str) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["start", "lag", "assignment", "snapshot"])
     parser.add_argument("--commit", default="HEAD", help="snapshot: the commit to export")
     parser.add_argument("--instances", type=int, default=1, help="consumer instances per service")
@@ -441,13 +475,24 @@ def main() -> None:
         return
     if args.command == "start":
         n = args.instances
-        system = System(instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n})
+        system = System(
+            instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n}
+        )
         if args.run_id:
             system.run_id = args.run_id
         system.start()
         add_reps(system.urls("router")[0])
-        print(json.dumps({"run_id": system.run_id, "prefix": system.prefix, "without": system.without,
-                          "urls": {s: system.urls(s) for s in system.procs}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run_id": system.run_id,
+                    "prefix": system.prefix,
+                    "without": system.without,
+                    "urls": {s: system.urls(s) for s in system.procs},
+                },
+                indent=2,
+            )
+        )
         print("started in the background; stop: kill the pids in", system.dir / "system.json")
         return
     system = System(run_id=args.run_id or "")

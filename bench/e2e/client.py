@@ -33,9 +33,17 @@ class Pool:
     def start(self) -> None:
         self.workers = [asyncio.create_task(self._worker()) for _ in range(self.connections)]
 
-    def submit(self, method: str, path: str, headers: dict[str, str], body: bytes, done: Done) -> None:
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.hostport}", f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
+    def submit(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, done: Done
+    ) -> None:
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.hostport}",
+            f"Content-Length: {len(body)}",
+        ]
+        head += [
+            f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")
+        ]
         self.queue.put_nowait(("\r\n".join(head).encode() + b"\r\n\r\n" + body, done))
 
     async def close(self) -> None:

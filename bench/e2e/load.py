@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE.parent))
 from client import Done, Pool  # noqa: E402
 from observe import Observer  # noqa: E402
 from system import BOOTSTRAP, System, add_reps, snapshot  # noqa: E402
-from workload import EVENTS_PER_CYCLE, CYCLE, Request, Workload  # noqa: E402
+from workload import CYCLE, EVENTS_PER_CYCLE, Request, Workload  # noqa: E402
 
 TOPICS_OF = {
     "router": {"forms", "signups", "people", "accounts", "opportunities", "activities"},
@@ -60,7 +60,7 @@ def renewals_topics() -> set[str]:
         from revops.renewals.main import SPEC  # type: ignore[import-not-found]
 
         return {t.name("").removeprefix("revops.") for t in SPEC.topics}
-    except Exception:  # noqa: BLE001 -- renewals may not exist yet
+    except Exception:
         return set()
 
 
@@ -123,7 +123,12 @@ class LagReader:
 
 
 async def run_phase(
-    system: System, workload: Workload, rate: float, duration: float, first_n: int, args: argparse.Namespace
+    system: System,
+    workload: Workload,
+    rate: float,
+    duration: float,
+    first_n: int,
+    args: argparse.Namespace,
 ) -> tuple[dict[str, Any], int]:
     ingest = system.urls("ingest")
     req_rate = rate * len(CYCLE) / EVENTS_PER_CYCLE
@@ -134,8 +139,9 @@ async def run_phase(
         for i in range(count)
     ]
     targets = [ingest[(first_n + i) % len(ingest)] for i in range(count)]
-    out_dir: Path = args.out
-    observer = Observer(system.consumers, system.dir / f"seen-{int(rate)}.json", args.poll_ms / 1000)
+    observer = Observer(
+        system.consumers, system.dir / f"seen-{int(rate)}.json", args.poll_ms / 1000
+    )
     observer.start()
     lag_reader = LagReader(system)
     await lag_reader.start()
@@ -151,10 +157,17 @@ async def run_phase(
     async def sample_lag(t0: float) -> None:
         while sending or len(lag_series) < 2 or any(v > 0 for v in lag_series[-1]["lag"].values()):
             try:
-                lag_series.append({"t": round(time.time() - t0, 2), "lag": await lag_reader.read(),
-                                   "load1": os.getloadavg()[0]})
-            except Exception as exc:  # noqa: BLE001
-                lag_series.append({"t": round(time.time() - t0, 2), "error": str(exc)[:200], "lag": {}})
+                lag_series.append(
+                    {
+                        "t": round(time.time() - t0, 2),
+                        "lag": await lag_reader.read(),
+                        "load1": os.getloadavg()[0],
+                    }
+                )
+            except Exception as exc:
+                lag_series.append(
+                    {"t": round(time.time() - t0, 2), "error": str(exc)[:200], "lag": {}}
+                )
             if not sending and time.time() - t0 > duration + args.drain_timeout:
                 return
             await asyncio.sleep(1)
@@ -175,7 +188,9 @@ async def run_phase(
             status[str(code)] += 1
             timeline.append((scheduled_wall - t0_wall, latency_us / 1000, int(ok)))
             if ok:
-                acked.append((requests[i], scheduled_wall, scheduled_wall + (done_perf - scheduled_perf)))
+                acked.append(
+                    (requests[i], scheduled_wall, scheduled_wall + (done_perf - scheduled_perf))
+                )
             outstanding -= 1
             if finished_sending and outstanding == 0:
                 all_done.set()
@@ -196,7 +211,11 @@ async def run_phase(
         request = requests[i]
         outstanding += 1
         pools[targets[i]].submit(
-            "POST", request.path, request.headers, request.body, answer(i, t0_wall + offset, t0_perf + offset)
+            "POST",
+            request.path,
+            request.headers,
+            request.body,
+            answer(i, t0_wall + offset, t0_perf + offset),
         )
     finished_sending = True
     if outstanding:
@@ -240,16 +259,17 @@ async def run_phase(
                 else:
                     e2e[service].record_value(max(1, int((at - ack) * 1e6)))
     events_acked = sum(len(r.event_ids) for r, _, _ in acked)
-    lag_max = {s: max((p["lag"].get(s, 0) for p in lag_series), default=0) for s in system.consumers}
+    lag_max = {
+        s: max((p["lag"].get(s, 0) for p in lag_series), default=0) for s in system.consumers
+    }
     # Each consumer's throughput over the phase: its events / the time its lag took to be
     # back at 0 after the last send (the lag is sampled every second: +-1 s).
     consumer_rate: dict[str, float] = {}
     for service in system.consumers:
-        events = sum(
-            1 for r, _, _ in acked for t in r.topics if t in topics_of.get(service, ())
-        )
+        events = sum(1 for r, _, _ in acked for t in r.topics if t in topics_of.get(service, ()))
         zero_at = next(
-            (p["t"] for p in lag_series if p["t"] >= sent_for and p["lag"].get(service, 1) == 0), None
+            (p["t"] for p in lag_series if p["t"] >= sent_for and p["lag"].get(service, 1) == 0),
+            None,
         )
         if zero_at:
             consumer_rate[service] = round(events / zero_at, 1)
@@ -289,7 +309,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for col, r in enumerate(results):
         rate = r["rate_events_per_s"]
         for row, (series, label) in enumerate(
-            ((r["timeline"], "ingest latency (ms, from scheduled)"), (r["e2e_timeline"], "lead e2e (ms, from 2xx)"))
+            (
+                (r["timeline"], "ingest latency (ms, from scheduled)"),
+                (r["e2e_timeline"], "lead e2e (ms, from 2xx)"),
+            )
         ):
             ax = axes[row][col]
             buckets: dict[int, list[float]] = {}
@@ -308,7 +331,11 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ax.legend()
         ax = axes[2][col]
         for service in r["lag_max"]:
-            ax.plot([p["t"] for p in r["lag_series"]], [p["lag"].get(service, 0) for p in r["lag_series"]], label=service)
+            ax.plot(
+                [p["t"] for p in r["lag_series"]],
+                [p["lag"].get(service, 0) for p in r["lag_series"]],
+                label=service,
+            )
         ax.set_title(f"{rate:.0f} events/s: consumer lag (records)")
         ax.set_xlabel("s since start")
         ax.legend()
@@ -319,17 +346,34 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     mem = ""
     try:
-        mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+        mem = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/meminfo")
+            if line.startswith("MemTotal")
+        )
     except (OSError, StopIteration):
         pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": platform.python_version(),
-            "kernel": platform.release(), "commit": commit, "load_avg_at_start": os.getloadavg()}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "commit": commit,
+        "load_avg_at_start": os.getloadavg(),
+    }
 
 
 def table(results: list[dict[str, Any]], services: list[str]) -> str:
@@ -340,7 +384,9 @@ def table(results: list[dict[str, Any]], services: list[str]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         i, e = r["ingest_latency"], r["e2e"]["lead"]
-        f = lambda p: f"{p.get('p50_ms', 0):.1f}/{p.get('p99_ms', 0):.1f}/{p.get('p99.9_ms', 0):.1f}"  # noqa: E731
+        f = lambda p: (
+            f"{p.get('p50_ms', 0):.1f}/{p.get('p99_ms', 0):.1f}/{p.get('p99.9_ms', 0):.1f}"
+        )
         line = f"{r['rate_events_per_s']:>9.0f} {r['achieved_events_per_s']:>9.0f} {r['errors']:>6} | {f(i):>24} | {f(e):>26}"
         for s in services:
             line += f" | {r['e2e'][s].get('p99_ms', 0):>16.1f}"
@@ -356,14 +402,24 @@ async def main_async(args: argparse.Namespace) -> int:
         system.sut = snapshot(args.sut)
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    info = {"machine": machine(), "command": " ".join(["uv run python bench/e2e/load.py", *sys.argv[1:]])}
+    info = {
+        "machine": machine(),
+        "command": " ".join(["uv run python bench/e2e/load.py", *sys.argv[1:]]),
+    }
     try:
         await asyncio.to_thread(system.start)
         await asyncio.to_thread(add_reps, system.urls("router")[0])
-        info.update(sut=str(system.sut), run_id=system.run_id, prefix=system.prefix, without=system.without,
-                    instances=system.instances)
-        print(f"system {system.run_id}: {', '.join(f'{s} x{len(v)}' for s, v in system.procs.items())}"
-              + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else ""))
+        info.update(
+            sut=str(system.sut),
+            run_id=system.run_id,
+            prefix=system.prefix,
+            without=system.without,
+            instances=system.instances,
+        )
+        print(
+            f"system {system.run_id}: {', '.join(f'{s} x{len(v)}' for s, v in system.procs.items())}"
+            + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else "")
+        )
         if args.instances > 1:
             info["assignment"] = {s: await system.assignment(s) for s in system.consumers}
         workload = Workload(system.run_id)
@@ -375,8 +431,11 @@ async def main_async(args: argparse.Namespace) -> int:
             print(table([result], system.consumers), flush=True)
         if args.instances > 1:
             info["assignment_after"] = {s: await system.assignment(s) for s in system.consumers}
-            info["queues"] = httpx.get(system.urls("router")[0] + "/queues",
-                                       headers={"Authorization": "Bearer dev-admin-token"}, timeout=10).json()
+            info["queues"] = httpx.get(
+                system.urls("router")[0] + "/queues",
+                headers={"Authorization": "Bearer dev-admin-token"},
+                timeout=10,
+            ).json()
     finally:
         if not args.keep:
             await asyncio.to_thread(system.stop)
@@ -384,24 +443,33 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print(table(results, system.consumers))
     slim = [{k: v for k, v in r.items() if k not in ("timeline", "e2e_timeline")} for r in results]
-    (args.out / "results.json").write_text(json.dumps({**info, "results": slim}, indent=1, default=str))
+    (args.out / "results.json").write_text(
+        json.dumps({**info, "results": slim}, indent=1, default=str)
+    )
     plot(results, args.out / "latency.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'latency.png'}")
     return 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", default="100,500,1000", help="events/s, comma-separated")
     parser.add_argument("--duration", type=float, default=60, help="seconds per rate")
-    parser.add_argument("--instances", type=int, default=1, help="instances of each consumer service")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="instances of each consumer service"
+    )
     parser.add_argument("--ingest", type=int, default=1, help="ingest processes")
-    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections to ingest")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="keep-alive connections to ingest"
+    )
     parser.add_argument("--poll-ms", type=float, default=20)
     parser.add_argument("--drain-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--sut", default="HEAD",
+        "--sut",
+        default="HEAD",
         help="commit to run (exported to /tmp/revops-sut-<sha>, so others' uncommitted edits "
         "do not change what is measured), or 'worktree' to run this tree's .venv",
     )

@@ -30,7 +30,10 @@ MARGIN_BLOCKS = 64
 
 WATCHES = {
     # service: [(table, key column, time column, label)]
-    "router": [("leads", "email", "routed_at", "lead"), ("inbox", "event_id", "applied_at", "router")],
+    "router": [
+        ("leads", "email", "routed_at", "lead"),
+        ("inbox", "event_id", "applied_at", "router"),
+    ],
     "attribution": [("inbox", "event_id", "applied_at", "attribution")],
     "renewals": [("inbox", "event_id", "applied_at", "renewals")],
 }
@@ -80,7 +83,7 @@ async def _watch(service: str, stop: MpEvent, seen: dict[str, float], interval_s
                 for (value,) in rows:
                     seen.setdefault(f"{label}:{value}", sent)
                 blocks[table] = sizes[i]
-        except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 -- outages are expected
+        except (TimeoutError, OSError, Exception) as exc:
             if "does not exist" in str(exc) and service == "renewals":
                 return
             conn = None

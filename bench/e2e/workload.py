@@ -160,8 +160,14 @@ class Workload:
         ).encode()
         headers = standard_webhook_headers(SIGNUP_SECRET, msg, body)
         return Request(
-            n, "signup", "/webhooks/product/signups", body, headers, [f"product:{msg}"],
-            ["signups"], email=email,
+            n,
+            "signup",
+            "/webhooks/product/signups",
+            body,
+            headers,
+            [f"product:{msg}"],
+            ["signups"],
+            email=email,
         )
 
     # --- Salesforce ---------------------------------------------------------------------------
@@ -169,19 +175,29 @@ class Workload:
     def account_id(self, n: int) -> str:
         return f"001B{self.run}{n // len(CYCLE):07d}"
 
-    def _outbound(self, n: int, kind: str, sobject: str, fields: dict[str, str], topic: str) -> Request:
+    def _outbound(
+        self, n: int, kind: str, sobject: str, fields: dict[str, str], topic: str
+    ) -> Request:
         notification = f"04l{self.run}{n:08d}"
         body = outbound_message(ORG_ID, [(notification, sobject, fields)])
         return Request(
-            n, kind, "/webhooks/salesforce/outbound", body, dict(SOAP),
-            [f"salesforce:{notification}"], [topic], extra={"record": fields["Id"]},
+            n,
+            kind,
+            "/webhooks/salesforce/outbound",
+            body,
+            dict(SOAP),
+            [f"salesforce:{notification}"],
+            [topic],
+            extra={"record": fields["Id"]},
         )
 
     def _account(self, n: int, now: datetime, base: str) -> Request:
         account = self.account_id(n)
         created = _sf_time(now - timedelta(days=400))
         return self._outbound(
-            n, "account", "Account",
+            n,
+            "account",
+            "Account",
             {
                 "Id": account,
                 "Name": f"Bench Account {n}",
@@ -197,7 +213,9 @@ class Workload:
 
     def _task(self, n: int, now: datetime, base: str) -> Request:
         return self._outbound(
-            n, "task", "Task",
+            n,
+            "task",
+            "Task",
             {
                 "Id": f"00TB{self.run}{n:08d}",
                 "WhatId": self.account_id(n),
@@ -219,7 +237,9 @@ class Workload:
         account = self.account_id(opp * len(STAGES) * len(CYCLE))
         close = date.today() + timedelta(days=30)
         return self._outbound(
-            n, "opp", "Opportunity",
+            n,
+            "opp",
+            "Opportunity",
             {
                 "Id": f"006B{self.run}{opp:07d}",
                 "AccountId": account,

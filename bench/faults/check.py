@@ -97,10 +97,18 @@ async def load(
             await asyncio.sleep(delay)
         url = ingest[n % len(ingest)]
         request = workload.build(n, ingest_url=url)
-        rec.note(n, kind=request.kind, ids=request.event_ids, topics=request.topics,
-                 email=request.email, sched=t0_wall + offset)
+        rec.note(
+            n,
+            kind=request.kind,
+            ids=request.event_ids,
+            topics=request.topics,
+            email=request.email,
+            sched=t0_wall + offset,
+        )
         outstanding += 1
-        pools[url].submit("POST", request.path, request.headers, request.body, answer(n, t0_perf + offset))
+        pools[url].submit(
+            "POST", request.path, request.headers, request.body, answer(n, t0_perf + offset)
+        )
         n += 1
     if outstanding:
         await drained.wait()
@@ -120,12 +128,12 @@ class Lag:
                 self.reader = LagReader(self.system)
                 await asyncio.wait_for(self.reader.start(), 10)
             lags = await asyncio.wait_for(self.reader.read(), 10)
-        except Exception as exc:  # noqa: BLE001 -- the broker may be down
+        except Exception as exc:
             self.series.append({"t": time.time(), "error": str(exc)[:120]})
             if self.reader is not None:
                 try:
                     await asyncio.wait_for(self.reader.stop(), 5)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             self.reader = None
             return None
@@ -143,17 +151,27 @@ class Lag:
         return None
 
 
-async def faults(system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]) -> None:
+async def faults(
+    system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]
+) -> None:
     try:
         await _faults(system, args, lag, log)
-    except Exception as exc:  # noqa: BLE001 -- record it, still check what was stored
-        log.append({"fault": "checker error", "error": f"{type(exc).__name__}: {exc}"[:500], "at": time.time()})
+    except Exception as exc:
+        log.append(
+            {
+                "fault": "checker error",
+                "error": f"{type(exc).__name__}: {exc}"[:500],
+                "at": time.time(),
+            }
+        )
         print(f"  fault injection failed: {exc}", flush=True)
         if System.kafka_pid() is None or not _alive(System.kafka_pid()):
             await asyncio.to_thread(System.kafka_start)
 
 
-async def _faults(system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]) -> None:
+async def _faults(
+    system: System, args: argparse.Namespace, lag: Lag, log: list[dict[str, Any]]
+) -> None:
     rng = random.Random(args.seed)
     ok = args.lag_ok if args.lag_ok is not None else int(args.rate)
 
@@ -173,8 +191,17 @@ async def _faults(system: System, args: argparse.Namespace, lag: Lag, log: list[
             at = time.time()
             pid = system.signal(service, index, signal.SIGKILL)
             ready_s = await asyncio.to_thread(system.restart, service, index)
-            await settle({"fault": "kill -9", "service": service, "instance": index, "pid": pid,
-                          "k": k + 1, "at": at, "restart_ready_s": round(ready_s, 1)})
+            await settle(
+                {
+                    "fault": "kill -9",
+                    "service": service,
+                    "instance": index,
+                    "pid": pid,
+                    "k": k + 1,
+                    "at": at,
+                    "restart_ready_s": round(ready_s, 1),
+                }
+            )
     if args.freeze:
         service = system.consumers[0]
         await asyncio.sleep(rng.uniform(2, 5))
@@ -182,7 +209,15 @@ async def _faults(system: System, args: argparse.Namespace, lag: Lag, log: list[
         system.signal(service, 0, signal.SIGSTOP)
         await asyncio.sleep(args.freeze_s)
         system.signal(service, 0, signal.SIGCONT)
-        await settle({"fault": "SIGSTOP", "service": service, "instance": 0, "frozen_s": args.freeze_s, "at": at})
+        await settle(
+            {
+                "fault": "SIGSTOP",
+                "service": service,
+                "instance": 0,
+                "frozen_s": args.freeze_s,
+                "at": at,
+            }
+        )
     if args.kafka_down > 0:
         await asyncio.sleep(rng.uniform(2, 5))
         at = time.time()
@@ -190,8 +225,16 @@ async def _faults(system: System, args: argparse.Namespace, lag: Lag, log: list[
         await asyncio.sleep(args.kafka_down)
         back_at = time.time()
         start_s = await asyncio.to_thread(system.kafka_start)
-        await settle({"fault": "kill -9 kafka", "pid": pid, "at": at, "start_at": back_at,
-                      "down_s": round(back_at - at, 1), "kafka_start_s": round(start_s, 1)})
+        await settle(
+            {
+                "fault": "kill -9 kafka",
+                "pid": pid,
+                "at": at,
+                "start_at": back_at,
+                "down_s": round(back_at - at, 1),
+                "kafka_start_s": round(start_s, 1),
+            }
+        )
     if args.postgres:
         await asyncio.sleep(rng.uniform(2, 5))
         at = time.time()
@@ -205,27 +248,40 @@ async def stored(system: System) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for service in system.consumers:
-        conn = await asyncpg.connect(f"postgresql://{service}:{service}@127.0.0.1:5432/revops_bench")
+        conn = await asyncpg.connect(
+            f"postgresql://{service}:{service}@127.0.0.1:5432/revops_bench"
+        )
         try:
-            out[f"{service}.inbox"] = {r[0] for r in await conn.fetch(f"SELECT event_id FROM {service}.inbox")}
+            out[f"{service}.inbox"] = {
+                r[0] for r in await conn.fetch(f"SELECT event_id FROM {service}.inbox")
+            }
             if service == "router":
-                out["router.leads"] = [r[0] for r in await conn.fetch("SELECT email FROM router.leads")]
+                out["router.leads"] = [
+                    r[0] for r in await conn.fetch("SELECT email FROM router.leads")
+                ]
                 out["router.turns_twice"] = [
-                    dict(r) for r in await conn.fetch(
+                    dict(r)
+                    for r in await conn.fetch(
                         "SELECT subject_id, count(*) AS turns FROM router.queue_turns "
-                        "GROUP BY subject_id HAVING count(*) > 1")
+                        "GROUP BY subject_id HAVING count(*) > 1"
+                    )
                 ]
                 out["router.turns"] = await conn.fetchval("SELECT count(*) FROM router.queue_turns")
                 out["router.turn_slots_twice"] = await conn.fetchval(
                     "SELECT count(*) FROM (SELECT queue, slot FROM router.queue_turns "
-                    "GROUP BY queue, slot HAVING count(*) > 1) t")
+                    "GROUP BY queue, slot HAVING count(*) > 1) t"
+                )
                 out["router.outbox_unsent"] = await conn.fetchval(
-                    "SELECT count(*) FROM router.outbox WHERE sent_at IS NULL")
+                    "SELECT count(*) FROM router.outbox WHERE sent_at IS NULL"
+                )
             if service == "attribution":
                 out["attribution.touches_twice"] = await conn.fetchval(
                     "SELECT count(*) FROM (SELECT touch_id FROM attribution.touches "
-                    "GROUP BY touch_id HAVING count(*) > 1) t")
-                out["attribution.touches"] = await conn.fetchval("SELECT count(*) FROM attribution.touches")
+                    "GROUP BY touch_id HAVING count(*) > 1) t"
+                )
+                out["attribution.touches"] = await conn.fetchval(
+                    "SELECT count(*) FROM attribution.touches"
+                )
         finally:
             await conn.close()
     return out
@@ -238,8 +294,12 @@ async def dead_letters(system: System) -> dict[str, int]:
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
-        topics = [t for t in await consumer.topics() if t.startswith(system.prefix) and t.endswith(".dlq")]
-        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        topics = [
+            t for t in await consumer.topics() if t.startswith(system.prefix) and t.endswith(".dlq")
+        ]
+        parts = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
         if not parts:
             return {}
         ends = await consumer.end_offsets(parts)
@@ -252,13 +312,16 @@ async def dead_letters(system: System) -> dict[str, int]:
         await consumer.stop()
 
 
-def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[dict[str, Any]]) -> dict[str, Any]:
+def verdict(
+    rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[dict[str, Any]]
+) -> dict[str, Any]:
     topics_of = dict(TOPICS_OF, renewals=renewals_topics())
     sent_ids: set[str] = set()
     sent_emails: set[str] = set()
     lost: Counter[str] = Counter()
     lost_examples: dict[str, list[str]] = {}
     stored_not_acked: Counter[str] = Counter()
+    stored_not_acked_at: list[float] = []
     acked = 0
     statuses: Counter[str] = Counter()
     leads = Counter(db.get("router.leads", []))
@@ -282,6 +345,7 @@ def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[d
                     lost_examples.setdefault(service, []).append(f"{n}:{r['kind']}:{event_id}")
                 if not ok and event_id in inbox:
                     stored_not_acked[f"{service} (answer {status})"] += 1
+                    stored_not_acked_at.append(r["sched"])
         if r["email"] and "router" in consumers:
             if ok and r["email"] not in leads:
                 lost["router lead"] += 1
@@ -302,7 +366,11 @@ def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[d
     kafka = next((f for f in log if f["fault"] == "kill -9 kafka"), None)
     down: dict[str, Any] = {}
     if kafka:
-        inside = [r for r in rec.sent.values() if "sched" in r and kafka["at"] + 0.5 <= r["sched"] < kafka["start_at"]]
+        inside = [
+            r
+            for r in rec.sent.values()
+            if "sched" in r and kafka["at"] + 0.5 <= r["sched"] < kafka["start_at"]
+        ]
         codes = Counter(str(r.get("status")) for r in inside)
         slow = [r["latency_s"] for r in inside if r.get("latency_s", 0) > 2]
         down = {
@@ -322,7 +390,9 @@ def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[d
         "0 acknowledged lost": sum(lost.values()) == 0,
         "0 applied twice": sum(twice.values()) == 0,
         "0 phantoms": sum(phantom_counts.values()) == 0,
-        "broker down: 503 within 2 s, never 2xx": bool(down) and down["2xx"] == 0 and down["answered_after_2s"] == 0
+        "broker down: 503 within 2 s, never 2xx": bool(down)
+        and down["2xx"] == 0
+        and down["answered_after_2s"] == 0
         and set(down["answers"]) <= {"503"},
         "lag back within 60 s after each fault": recovery_ok,
     }
@@ -336,6 +406,14 @@ def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[d
         "phantoms": phantom_counts,
         "phantom_examples": {k: v for k, v in phantoms.items() if v},
         "stored_but_not_acknowledged": dict(stored_not_acked),
+        # When those requests were sent, relative to each fault (which fault caused them).
+        "stored_but_not_acknowledged_sent": {
+            f"{f['fault']} {f.get('service', '')}".strip() + f" @{f['at']:.0f}": sum(
+                1 for t in stored_not_acked_at if f["at"] <= t < f["at"] + 300
+            )
+            for f in log
+            if "at" in f
+        },
         "while_broker_down": down,
         "passed": passed,
     }
@@ -343,25 +421,39 @@ def verdict(rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[d
 
 async def main_async(args: argparse.Namespace) -> int:
     n = args.instances
-    system = System(instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n},
-                    extra_env={"CONSUMER_SESSION_TIMEOUT_MS": str(args.session_timeout_ms)})
+    system = System(
+        instances={"ingest": args.ingest, "router": n, "attribution": n, "renewals": n},
+        extra_env={"CONSUMER_SESSION_TIMEOUT_MS": str(args.session_timeout_ms)},
+    )
     if args.sut != "worktree":
         system.sut = snapshot(args.sut)
     args.freeze_s = args.session_timeout_ms / 1000 + 5
     rec = Recorder()
     log: list[dict[str, Any]] = []
-    report: dict[str, Any] = {"machine": machine(), "command": " ".join(["uv run python bench/faults/check.py", *sys.argv[1:]])}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "command": " ".join(["uv run python bench/faults/check.py", *sys.argv[1:]]),
+    }
     lag = Lag(system)
     try:
         await asyncio.to_thread(system.start)
         await asyncio.to_thread(add_reps, system.urls("router")[0])
-        report.update(sut=str(system.sut), run_id=system.run_id, without=system.without,
-                      instances={s: len(v) for s, v in system.procs.items()})
-        print(f"system {system.run_id}: {report['instances']}"
-              + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else ""), flush=True)
+        report.update(
+            sut=str(system.sut),
+            run_id=system.run_id,
+            without=system.without,
+            instances={s: len(v) for s, v in system.procs.items()},
+        )
+        print(
+            f"system {system.run_id}: {report['instances']}"
+            + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else ""),
+            flush=True,
+        )
         stop = asyncio.Event()
         started = time.time()
-        sender = asyncio.create_task(load(system, Workload(system.run_id), args.rate, stop, rec, args.connections))
+        sender = asyncio.create_task(
+            load(system, Workload(system.run_id), args.rate, stop, rec, args.connections)
+        )
         try:
             await faults(system, args, lag, log)
         finally:
@@ -377,11 +469,20 @@ async def main_async(args: argparse.Namespace) -> int:
         result["dead_letters"] = dlq
         if dlq:
             result["passed"]["no dead letters"] = False
-        queues = httpx.get(system.urls("router")[0] + "/queues",
-                           headers={"Authorization": "Bearer dev-admin-token"}, timeout=10).json()
-        report.update(rate=args.rate, load_s=round(load_s, 1), lag_zero_after_load_s=drained,
-                      faults=log, result=result, queues=queues,
-                      stored_counts={k: (len(v) if isinstance(v, (set, list)) else v) for k, v in db.items()})
+        queues = httpx.get(
+            system.urls("router")[0] + "/queues",
+            headers={"Authorization": "Bearer dev-admin-token"},
+            timeout=10,
+        ).json()
+        report.update(
+            rate=args.rate,
+            load_s=round(load_s, 1),
+            lag_zero_after_load_s=drained,
+            faults=log,
+            result=result,
+            queues=queues,
+            stored_counts={k: (len(v) if isinstance(v, (set, list)) else v) for k, v in db.items()},
+        )
     finally:
         await asyncio.to_thread(system.stop)
         if args.delete_topics:
@@ -389,18 +490,38 @@ async def main_async(args: argparse.Namespace) -> int:
         if lag.reader is not None:
             try:
                 await lag.reader.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         # Leave the shared infrastructure up, whatever happened.
         if System.kafka_pid() is None or not _alive(System.kafka_pid()):
             await asyncio.to_thread(System.kafka_start)
     report["lag_series"] = lag.series
-    out = args.out or ROOT / "bench" / "results" / f"faults-{datetime.now(UTC).strftime('%Y%m%d-%H%M')}.json"
+    out = (
+        args.out
+        or ROOT / "bench" / "results" / f"faults-{datetime.now(UTC).strftime('%Y%m%d-%H%M')}.json"
+    )
     out.write_text(json.dumps(report, indent=1, default=str))
     r = report.get("result", {})
-    print(json.dumps({k: r.get(k) for k in ("requests", "acknowledged_requests", "answers", "lost", "applied_twice",
-                                            "phantoms", "stored_but_not_acknowledged", "while_broker_down",
-                                            "dead_letters", "passed")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: r.get(k)
+                for k in (
+                    "requests",
+                    "acknowledged_requests",
+                    "answers",
+                    "lost",
+                    "applied_twice",
+                    "phantoms",
+                    "stored_but_not_acknowledged",
+                    "while_broker_down",
+                    "dead_letters",
+                    "passed",
+                )
+            },
+            indent=1,
+        )
+    )
     for f in log:
         print({k: v for k, v in f.items() if k not in ("at", "start_at", "pid")})
     print(f"wrote {out}")
@@ -420,12 +541,18 @@ def _alive(pid: int | None) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=200, help="events/s during the faults")
     parser.add_argument("--kills", type=int, default=5, help="kill -9 per consumer service")
-    parser.add_argument("--instances", type=int, default=2, help="instances of each consumer service")
+    parser.add_argument(
+        "--instances", type=int, default=2, help="instances of each consumer service"
+    )
     parser.add_argument("--ingest", type=int, default=1)
-    parser.add_argument("--kafka-down", type=float, default=20, help="seconds the broker stays down (0: skip)")
+    parser.add_argument(
+        "--kafka-down", type=float, default=20, help="seconds the broker stays down (0: skip)"
+    )
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
     parser.add_argument("--no-freeze", dest="freeze", action="store_false")
     parser.add_argument("--session-timeout-ms", type=int, default=10_000)
