@@ -118,10 +118,24 @@ class StageMap:
     ) -> StageMap:
         return StageMap({**self.orders, **(orders or {})}, self.won | won, self.lost | lost)
 
+    @cached_property
+    def _parsed(self) -> dict[tuple[str, bool | None, bool | None], Stage]:
+        return {}
+
     def parse(
         self, name: str, *, is_closed: bool | None = None, is_won: bool | None = None
     ) -> Stage:
         """The stage a name means; the CRM's own closed/won flags win when it sends them."""
+        # A CRM has a handful of stage names: each is read once (Stage is immutable).
+        cache_key = (name, is_closed, is_won)
+        found = self._parsed.get(cache_key)
+        if found is None:
+            found = self._parse(name, is_closed, is_won)
+            if len(self._parsed) < 10_000:
+                self._parsed[cache_key] = found
+        return found
+
+    def _parse(self, name: str, is_closed: bool | None, is_won: bool | None) -> Stage:
         key = squash(name)
         number = _NUMBERED.match(name)
         order = int(number.group(1)) if number else None
