@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -36,3 +36,12 @@ async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClie
             transport=transport, base_url="http://router", headers=ADMIN
         ) as c:
             yield c
+
+
+@pytest.fixture(autouse=True)
+def batches_apply_without_fallback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A batch that fails is re-applied one event at a time and still succeeds, which
+    would hide a broken batch path: no test may rely on that fallback."""
+    yield
+    fallbacks = [r for r in caplog.get_records("call") if "batch failed" in r.getMessage()]
+    assert not fallbacks, fallbacks[0].exc_text

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, or_, select, update
+import sqlalchemy as sa
+from sqlalchemy import (
+    Row,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,6 +129,10 @@ class RouterContext:
         return out
 
 
+# Set when leads were routed outside the batch's own cursors (a CRM-created lead).
+_CURSORS_MOVED = "router.cursors_moved"
+
+
 def lead_id_for(email: str) -> str:
     """The router's own id of a lead: stable per email, so a replay finds the same one."""
     return "L" + derived_event_id("router-lead", email)[:23]
@@ -195,20 +208,36 @@ def make_batch_handler(settings: RouterSettings) -> BatchHandler:
         # The rotation rows first, before any other row: every batch of every instance
         # takes its locks in the same order, so none can wait on another in a cycle.
         cursors = await lock_queues(session)
-        pending: list[NewPerson] = []
+        people: list[NewPerson] = []
+        activities: list[ActivityLoggedEvent] = []
+
+        async def flush() -> None:
+            # Runs of new leads and of touches are applied together, in batch order.
+            nonlocal people, activities
+            if people:
+                await route_new_people(session, ctx, people, cursors)
+                people = []
+            if activities:
+                await on_activities(session, activities)
+                activities = []
+
         for event in events:
             person = new_person_of(event)
             if person is not None:
-                pending.append(person)
-                continue
-            if pending:
-                await route_new_people(session, ctx, pending, cursors)
-                pending = []
-            await handle(session, event)
-            if isinstance(event, PersonChangedEvent | LeadConvertedEvent):
-                cursors = await lock_queues(session)  # they may have taken turns too
-        if pending:
-            await route_new_people(session, ctx, pending, cursors)
+                if activities:
+                    await flush()
+                people.append(person)
+            elif isinstance(event, ActivityLoggedEvent):
+                if people:
+                    await flush()
+                activities.append(event)
+            else:
+                await flush()
+                await handle(session, event)
+                if session.info.pop(_CURSORS_MOVED, False):
+                    # A lead routed on its own (CRM-created) took turns.
+                    cursors = await lock_queues(session)
+        await flush()
 
     return handle_batch
 
@@ -271,6 +300,7 @@ async def route_new_people(
     """
     if cursors is None:
         cursors = await lock_queues(session)
+        session.info[_CURSORS_MOVED] = True
     batch = await _load_batch(session, ctx, people)
     first_of: dict[str, NewPerson] = {}
     repeats: list[NewPerson] = []
@@ -916,6 +946,64 @@ async def record_status(session: AsyncSession, lead: Row[Any], status: str, at: 
         first = lead.first_status_change_at
         values["first_status_change_at"] = at if first is None else min(first, at)
     await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**values))
+
+
+async def on_activities(session: AsyncSession, events: Sequence[ActivityLoggedEvent]) -> None:
+    """Touches of a batch: stored in one statement, first touches updated in another."""
+    await session.execute(
+        pg_insert(m.touches).on_conflict_do_nothing(),
+        [
+            {
+                "activity_id": e.payload.activity_id,
+                "rep_id": e.payload.rep_id,
+                "kind": e.payload.kind,
+                "at": e.occurred_at,
+                "lead_ref": e.payload.lead_id,
+                "contact_id": e.payload.contact_id,
+                "account_id": e.payload.account_id,
+                "email": e.payload.email,
+            }
+            for e in events
+        ],
+    )
+    about = [
+        (e.payload.email, e.payload.lead_id, e.occurred_at)
+        for e in events
+        if e.payload.email or e.payload.lead_id
+    ]
+    if not about:
+        return
+    touched = sa.values(
+        sa.column("email", sa.String),
+        sa.column("lead_ref", sa.String),
+        sa.column("at", sa.DateTime(timezone=True)),
+        name="touched",
+    ).data(about)
+    firsts = (
+        select(m.leads.c.id, func.min(touched.c.at).label("first"))
+        .select_from(
+            m.leads.join(
+                touched,
+                or_(
+                    m.leads.c.email == touched.c.email,
+                    m.leads.c.salesforce_id == touched.c.lead_ref,
+                    m.leads.c.hubspot_id == touched.c.lead_ref,
+                ),
+            )
+        )
+        .where(m.leads.c.created_at <= touched.c.at)
+        .group_by(m.leads.c.id)
+        .subquery()
+    )
+    await session.execute(
+        update(m.leads)
+        .where(m.leads.c.id == firsts.c.id)
+        .values(
+            first_touch_at=func.least(
+                func.coalesce(m.leads.c.first_touch_at, firsts.c.first), firsts.c.first
+            )
+        )
+    )
 
 
 async def on_activity(session: AsyncSession, event: ActivityLoggedEvent) -> None:
