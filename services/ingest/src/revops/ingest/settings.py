@@ -32,8 +32,8 @@ class IngestSettings(KafkaSettings):
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    # One by default: see the benchmark notes in main.py.
-    http_workers: int = Field(default=1, ge=1)
+    # Processes serving the API, each with its own producer (why two: main.py).
+    http_workers: int = Field(default=2, ge=1)
 
     # The URL HubSpot calls, scheme and host (e.g. https://hooks.example.com), used to
     # rebuild the signed URI behind a proxy. Empty: the URL of the request as received.
