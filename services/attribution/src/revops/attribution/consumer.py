@@ -172,17 +172,31 @@ def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
     )
     # A CRM change matters to opportunities only if it moved what they read (a status
     # or owner change does not), and then on the old account as on the new one.
-    after = opportunity_inputs(session, crm_people)
+    after = opportunity_inputs(session, decided | crm_people)
     changed = decided | {p for p in crm_people if before.get(p) != after.get(p)}
     touched = {p: at for p, at in touch_only.items() if p not in changed}
-    accounts = {inputs[0] for p, inputs in before.items() if p in changed and inputs[0]}
-    accounts |= {o.account_id for o in uow.opportunities.values() if o.account_id}
-    accounts |= {c["account_id"] for c in conversions}
     opportunity_ids = set(uow.opportunities) | {
         c["opportunity_id"] for c in conversions if c["opportunity_id"]
     }
-    opportunities = affected_opportunities(session, opportunity_ids, changed, touched, accounts)
+    opportunities = affected_opportunities(
+        session, opportunity_ids, _accounts_and_since(changed, before, after), touched
+    )
     recompute_opportunities(session, opportunities, uow.rules)
+
+
+def _accounts_and_since(
+    changed: set[str], before: Mapping[str, tuple[Any, ...]], after: Mapping[str, tuple[Any, ...]]
+) -> dict[str, tuple[frozenset[str], datetime]]:
+    """Each changed person's accounts (before and after the batch) and the earliest time
+    they were created or seen (before or after)."""
+    result = {}
+    for person_id in changed:
+        states = [s for s in (before.get(person_id), after.get(person_id)) if s is not None]
+        times = [t for state in states for t in (state[1], state[2]) if t is not None]
+        if times:
+            accounts = frozenset(state[0] for state in states if state[0])
+            result[person_id] = (accounts, min(times))
+    return result
 
 
 # --- the handlers --------------------------------------------------------------------------

@@ -344,28 +344,31 @@ def accounts_of(session: Session, person_ids: Collection[str]) -> dict[str, str]
 def affected_opportunities(
     session: Session,
     opportunity_ids: Collection[str],
-    changed_people: Collection[str],
+    changed_people: Mapping[str, tuple[frozenset[str], datetime]],
     touched_people: Mapping[str, datetime],
-    account_ids: Iterable[str],
 ) -> list[RowMapping]:
-    """The opportunities whose decisions may change.
+    """The opportunities whose decisions may change, locked for deciding.
 
-    Named ones; every one converted from, or on the account of, a person whose record,
-    source or first touch changed (contacts' sources and creation feed the 60-day rule);
-    and for a person who only gained a form or sign-up, the ones it can influence: those
-    created at or after its time -- a form after an opportunity's creation never counts
-    for it, and old opportunities need not be decided again for every new form."""
-    accounts = set(account_ids) | set(accounts_of(session, changed_people).values())
-    touched_accounts: dict[str, datetime] = {}
+    Named ones, and those converted from a changed person, always. Otherwise a person
+    can only matter to an opportunity on their account (`changed_people` gives each
+    changed person's accounts, before and after, and the earliest they were seen or
+    created) created after they appeared: their forms count up to its creation, and as
+    a contact they count only if created before its lead. A person who only gained a
+    form or sign-up matters from that touch's time on. So old opportunities are not
+    decided again for every new form or contact on their account.
+    """
+    account_since: dict[str, datetime] = {}
+    for accounts, since in changed_people.values():
+        for account in accounts:
+            account_since[account] = min(since, account_since.get(account, since))
     for person_id, account_id in accounts_of(session, list(touched_people)).items():
         at = touched_people[person_id]
-        touched_accounts[account_id] = min(at, touched_accounts.get(account_id, at))
+        account_since[account_id] = min(at, account_since.get(account_id, at))
     table = models.opportunities
-    people = set(changed_people) | set(touched_people)
     conditions = [
         _one_of(table.c.opportunity_id, opportunity_ids),
-        _one_of(table.c.account_id, accounts | set(touched_accounts)),
-        _one_of(table.c.converted_person_id, people),
+        _one_of(table.c.account_id, account_since),
+        _one_of(table.c.converted_person_id, [*changed_people, *touched_people]),
     ]
     # Locked (in id order: instances never wait on each other in a circle) so that two
     # instances deciding the same opportunity from different partitions' facts take turns,
@@ -377,18 +380,32 @@ def affected_opportunities(
         .mappings()
         .all()
     )
+    leads_created = _created_times(
+        session, {row["converted_person_id"] for row in candidates if row["converted_person_id"]}
+    )
 
     def affected(row: RowMapping) -> bool:
-        if row["opportunity_id"] in opportunity_ids or row["account_id"] in accounts:
+        lead = row["converted_person_id"]
+        if row["opportunity_id"] in opportunity_ids or lead in changed_people:
             return True
-        if row["converted_person_id"] in changed_people:
-            return True
-        created = _created_at(row)
-        lead_touched = touched_people.get(row["converted_person_id"] or "")
-        account_touched = touched_accounts.get(row["account_id"] or "")
-        return any(at is not None and at <= created for at in (lead_touched, account_touched))
+        # What happened after both the opportunity's and its lead's creation cannot count.
+        horizon = max(_created_at(row), leads_created.get(lead or "", _created_at(row)))
+        since = [touched_people.get(lead or ""), account_since.get(row["account_id"] or "")]
+        return any(at is not None and at <= horizon for at in since)
 
     return [row for row in candidates if affected(row)]
+
+
+def _created_times(session: Session, person_ids: Collection[str]) -> dict[str, datetime]:
+    if not person_ids:
+        return {}
+    people = models.people
+    rows = session.execute(
+        select(people.c.person_id, people.c.crm_created_at, people.c.first_seen_at).where(
+            _one_of(people.c.person_id, person_ids)
+        )
+    )
+    return {person_id: crm or seen for person_id, crm, seen in rows}
 
 
 def _stored_influence(
