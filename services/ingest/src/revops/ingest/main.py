@@ -17,6 +17,7 @@ import logging
 
 from fastapi import FastAPI
 
+from revops.events.logs import configure_logging
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
 from revops.ingest.api import build_router, document_bodies, serving_routes
@@ -65,12 +66,20 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     return app
 
 
+def build_worker_app() -> FastAPI:
+    """The app of one worker process: a spawned worker inherits no logging set-up, so it
+    configures its own (JSON lines, the request log included)."""
+    settings = IngestSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    return build_app(settings)
+
+
 def main() -> None:
     settings = IngestSettings()
     if settings.http_workers > 1:
         # Several processes need an import string: each worker builds its own app.
         serve(
-            "revops.ingest.main:build_app",
+            "revops.ingest.main:build_worker_app",
             settings,
             port=settings.http_port,
             factory=True,
