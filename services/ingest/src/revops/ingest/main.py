@@ -1,13 +1,14 @@
 """Entry point `revops-ingest`: the webhook API and its Kafka producer, no database.
 
 Workers (``HTTP_WORKERS``, default 2): each uvicorn worker is a process with its own
-event loop and its own idempotent producer. Two, because a request is mostly waiting for
-Kafka's acknowledgement and each producer keeps one produce request in flight to the
-broker: a second worker doubles that pipeline (100-event batches at 15,000 events/s
-offered: 10,400 events/s answered with 2 workers, 4,400 with 1, on the shared 2-core
-test machine), uses the second core, and halves each worker's share of the bodies in
-flight (peak resident size 137 MB per worker instead of 172 MB). More workers than
-cores only add memory. Figures: bench/results/ingest_load*.json.
+event loop and its own idempotent producer. Two, because a webhook mostly waits for
+Kafka's acknowledgement and each producer keeps one produce request in flight: a second
+worker doubles that pipeline and uses the second core, and each worker holds half the
+bodies in flight. On the shared 2-core test machine (bench/results/ingest_load*.json):
+100-event batches offered at 15,000 events/s were answered at 9,350 events/s with 2
+workers and 8,290 with 1, with a peak resident size of 144 MB per worker instead of
+168 MB; single-event rates were within the machine's noise. More workers than cores
+only add memory (about 92 MB each at rest).
 """
 
 from __future__ import annotations
