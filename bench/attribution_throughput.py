@@ -47,8 +47,8 @@ async def publish_all(settings: AttributionSettings, events: list[Envelope]) -> 
     producer = EventProducer(settings.model_copy(update={"kafka_publish_timeout_s": 60}))
     started = time.perf_counter()
     try:
-        for start in range(0, len(events), 5000):
-            await producer.publish(events[start : start + 5000])
+        for start in range(0, len(events), 1000):
+            await producer.publish(events[start : start + 1000])
     finally:
         await producer.stop()
     return time.perf_counter() - started
