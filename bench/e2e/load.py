@@ -343,25 +343,21 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def _proc_field(path: str, field: str) -> str:
+    """The value of `field` in a /proc file such as /proc/cpuinfo, or "" where it is absent."""
+    try:
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in open("/proc/cpuinfo")
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    mem = ""
-    try:
-        mem = next(
-            line.split(":", 1)[1].strip()
-            for line in open("/proc/meminfo")
-            if line.startswith("MemTotal")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = _proc_field("/proc/cpuinfo", "model name")
+    mem = _proc_field("/proc/meminfo", "MemTotal")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -376,23 +372,39 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _percentiles(p: dict[str, float]) -> str:
+    return f"{p.get('p50_ms', 0):.1f}/{p.get('p99_ms', 0):.1f}/{p.get('p99.9_ms', 0):.1f}"
+
+
 def table(results: list[dict[str, Any]], services: list[str]) -> str:
-    head = f"{'events/s':>9} {'achieved':>9} {'errors':>6} | {'ingest p50/p99/p99.9 ms':>24} | {'lead e2e p50/p99/p99.9 ms':>26}"
+    head = (
+        f"{'events/s':>9} {'achieved':>9} {'errors':>6}"
+        f" | {'ingest p50/p99/p99.9 ms':>24} | {'lead e2e p50/p99/p99.9 ms':>26}"
+    )
     for s in services:
         head += f" | {s + ' e2e p99':>16}"
     head += f" | {'max lag':>14} | {'drain s':>7}"
     lines = [head, "-" * len(head)]
     for r in results:
         i, e = r["ingest_latency"], r["e2e"]["lead"]
-        f = lambda p: (
-            f"{p.get('p50_ms', 0):.1f}/{p.get('p99_ms', 0):.1f}/{p.get('p99.9_ms', 0):.1f}"
+        line = (
+            f"{r['rate_events_per_s']:>9.0f} {r['achieved_events_per_s']:>9.0f} {r['errors']:>6}"
+            f" | {_percentiles(i):>24} | {_percentiles(e):>26}"
         )
-        line = f"{r['rate_events_per_s']:>9.0f} {r['achieved_events_per_s']:>9.0f} {r['errors']:>6} | {f(i):>24} | {f(e):>26}"
         for s in services:
             line += f" | {r['e2e'][s].get('p99_ms', 0):>16.1f}"
         line += f" | {max(r['lag_max'].values(), default=0):>14} | {r['drained_after_s']:>7}"
         lines.append(line)
     return "\n".join(lines)
+
+
+async def router_queues(system: System) -> Any:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(
+            system.urls("router")[0] + "/queues",
+            headers={"Authorization": "Bearer dev-admin-token"},
+        )
+        return response.json()
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -416,8 +428,9 @@ async def main_async(args: argparse.Namespace) -> int:
             without=system.without,
             instances=system.instances,
         )
+        started = ", ".join(f"{s} x{len(v)}" for s, v in system.procs.items())
         print(
-            f"system {system.run_id}: {', '.join(f'{s} x{len(v)}' for s, v in system.procs.items())}"
+            f"system {system.run_id}: {started}"
             + (f"; WITHOUT {', '.join(system.without)} (did not start)" if system.without else "")
         )
         if args.instances > 1:
@@ -431,11 +444,7 @@ async def main_async(args: argparse.Namespace) -> int:
             print(table([result], system.consumers), flush=True)
         if args.instances > 1:
             info["assignment_after"] = {s: await system.assignment(s) for s in system.consumers}
-            info["queues"] = httpx.get(
-                system.urls("router")[0] + "/queues",
-                headers={"Authorization": "Bearer dev-admin-token"},
-                timeout=10,
-            ).json()
+            info["queues"] = await router_queues(system)
     finally:
         if not args.keep:
             await asyncio.to_thread(system.stop)

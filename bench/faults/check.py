@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -46,14 +47,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
 from client import Done, Pool  # noqa: E402
-from load import TOPICS_OF, LagReader, machine, renewals_topics  # noqa: E402
+from load import TOPICS_OF, LagReader, machine, renewals_topics, router_queues  # noqa: E402
 from system import ROOT, System, add_reps, snapshot  # noqa: E402
 from workload import CYCLE, EVENTS_PER_CYCLE, Workload  # noqa: E402
 
@@ -131,10 +130,9 @@ class Lag:
         except Exception as exc:
             self.series.append({"t": time.time(), "error": str(exc)[:120]})
             if self.reader is not None:
-                try:
+                # A reader that cannot even stop is dropped all the same.
+                with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.reader.stop(), 5)
-                except Exception:
-                    pass
             self.reader = None
             return None
         self.series.append({"t": time.time(), "lag": lags})
@@ -469,11 +467,7 @@ async def main_async(args: argparse.Namespace) -> int:
         result["dead_letters"] = dlq
         if dlq:
             result["passed"]["no dead letters"] = False
-        queues = httpx.get(
-            system.urls("router")[0] + "/queues",
-            headers={"Authorization": "Bearer dev-admin-token"},
-            timeout=10,
-        ).json()
+        queues = await router_queues(system)
         report.update(
             rate=args.rate,
             load_s=round(load_s, 1),
@@ -488,10 +482,8 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.delete_topics:
             await asyncio.to_thread(system.delete_topics)
         if lag.reader is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await lag.reader.stop()
-            except Exception:
-                pass
         # Leave the shared infrastructure up, whatever happened.
         if System.kafka_pid() is None or not _alive(System.kafka_pid()):
             await asyncio.to_thread(System.kafka_start)
