@@ -4,6 +4,7 @@ in its own schema, and concurrent instances starting at once migrate one at a ti
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from revops.events.db import connect_args
 
 
 def alembic_config(database_url: str, schema: str, migrations_dir: Path) -> Config:
@@ -22,10 +25,26 @@ def alembic_config(database_url: str, schema: str, migrations_dir: Path) -> Conf
     return config
 
 
+# Alembic keeps the running migration's context in module globals, so two services
+# migrating at once in one process (the end-to-end tests run all four) would share it.
+_ALEMBIC = threading.Lock()
+
+
 async def upgrade(database_url: str, schema: str, migrations_dir: Path) -> None:
     """Migrate to head. Alembic's env runs its own event loop, so it runs in a thread."""
     config = alembic_config(database_url, schema, migrations_dir)
-    await asyncio.to_thread(command.upgrade, config, "head")
+
+    def run() -> None:
+        with _ALEMBIC:
+            command.upgrade(config, "head")
+
+    await asyncio.to_thread(run)
+
+
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate compares only the service's own tables: alembic_version lives in the
+    same schema but in no MetaData, and would otherwise be dropped by every revision."""
+    return not (type_ == "table" and name == "alembic_version")
 
 
 def run_env(target_metadata: MetaData) -> None:
@@ -42,6 +61,7 @@ def run_env(target_metadata: MetaData) -> None:
             version_table_schema=schema,
             include_schemas=False,
             compare_type=True,
+            include_object=_ours,
         )
         with context.begin_transaction():
             # Several instances may start at once: one migrates, the others wait and
@@ -52,7 +72,7 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     async def main() -> None:
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, connect_args=connect_args(url))
         async with engine.connect() as connection:
             await connection.run_sync(migrate)
             await connection.commit()
@@ -64,7 +84,7 @@ def run_env(target_metadata: MetaData) -> None:
 async def drop_all(database_url: str, schema: str) -> None:
     """Drop every table, sequence and type in the service's schema (the schema stays: the
     service role owns it but may not create schemas)."""
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, connect_args=connect_args(database_url))
     async with engine.begin() as conn:
         for kind, query in (
             ("TABLE", "SELECT tablename FROM pg_tables WHERE schemaname = :s"),
