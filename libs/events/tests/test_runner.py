@@ -299,6 +299,27 @@ async def test_the_outbox_publishes_committed_rows_once_and_rolled_back_rows_nev
     await producer.stop()
 
 
+async def test_the_outbox_purges_only_rows_sent_before_the_cut_off(settings, database):
+    sent_long_ago, sent_now, pending = form("purge-old"), form("purge-new"), form("purge-pending")
+    async with database.transaction() as session:
+        for event in (sent_long_ago, sent_now, pending):
+            await add_event(session, OUTBOX, event, settings.topic_prefix)
+        await session.execute(
+            text(
+                "UPDATE outbox SET sent_at = CASE event_id WHEN 'purge-old' THEN :old "
+                "ELSE now() END WHERE event_id IN ('purge-old', 'purge-new')"
+            ),
+            {"old": datetime(2020, 1, 1, tzinfo=UTC)},
+        )
+    relay = OutboxRelay(
+        settings=settings, database=database, outbox=OUTBOX, producer=EventProducer(settings)
+    )
+    assert await relay.purge_sent(datetime(2021, 1, 1, tzinfo=UTC)) == 1
+    async with database.transaction() as session:
+        left = set((await session.execute(select(OUTBOX.c.event_id))).scalars())
+    assert left == {"purge-new", "purge-pending"}
+
+
 async def test_the_producer_gives_up_within_its_timeout_when_kafka_is_down(infra):
     settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9", kafka_publish_timeout_s=1.5)
     producer = EventProducer(settings)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,8 @@ from revops.events.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 KAFKA = "kafka"
+PURGE_EVERY = timedelta(minutes=10)
+PURGE_SLICE = 10_000
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._max_attempts = max_attempts
+        self._keep_sent = timedelta(hours=settings.outbox_keep_sent_hours)
+        self._next_purge = datetime.now(UTC)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -123,6 +127,7 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 delivered = await self.relay_once()
+                await self._purge_when_due()
                 delay = 0.2
             except Exception as exc:
                 if not is_infrastructure_error(exc):
@@ -167,6 +172,32 @@ class OutboxRelay:
                 if message.destination != KAFKA:
                     await self._deliver_other(session, message, now)
         return len(messages)
+
+    async def _purge_when_due(self) -> None:
+        now = datetime.now(UTC)
+        if now >= self._next_purge:
+            await self.purge_sent(now - self._keep_sent)
+            self._next_purge = now + PURGE_EVERY
+
+    async def purge_sent(self, sent_before: datetime) -> int:
+        """Delete rows sent before the cut-off, a bounded slice per transaction so a first
+        purge of a large table never holds locks for long; returns how many went."""
+        total = 0
+        while True:
+            async with self._database.transaction() as session:
+                slice_ = (
+                    select(self._outbox.c.id)
+                    .where(self._outbox.c.sent_at < sent_before)
+                    .limit(PURGE_SLICE)
+                    .scalar_subquery()
+                )
+                result = await session.execute(
+                    delete(self._outbox).where(self._outbox.c.id.in_(slice_))
+                )
+            deleted = int(result.rowcount)  # type: ignore[attr-defined]
+            total += deleted
+            if deleted < PURGE_SLICE:
+                return total
 
     async def _publish(self, messages: list[OutboxMessage]) -> None:
         # Headers are rebuilt from the stored value's envelope fields we need.

@@ -39,6 +39,9 @@ class ServiceSettings(KafkaSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
     consumer_enabled: bool = True
     outbox_enabled: bool = True
+    # Sent rows are kept this long (what was delivered, when; a replayed input within it
+    # queues nothing new), then deleted so the table stays the size of a week's output.
+    outbox_keep_sent_hours: float = Field(default=168, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
