@@ -24,8 +24,9 @@ class EventProducer:
     """Publishes lists of events and returns only when Kafka acknowledged all of them.
 
     Kafka's own request timeout is set to the publish timeout: aiokafka stops retrying a
-    batch once it is older than that, so an event whose publication we reported as failed
-    is not delivered later by surprise (bar a request already on the wire).
+    batch once it is older than that. A request already on the wire may still be written
+    after we gave up, so a failed publish means "not acknowledged", never "not written":
+    callers resend, and stable event ids make the resend harmless.
     """
 
     def __init__(self, settings: KafkaSettings, *, client_id: str = "revops") -> None:

@@ -118,6 +118,24 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     503: {"model": Refused, "description": "Kafka unavailable: retry after Retry-After"},
 }
 
+_SOAP_XML = {"text/xml": {"schema": {"type": "string"}}}
+# Salesforce reads SOAP: the Ack, or a fault (outbound messages are not signed: the
+# organisation and, when configured, the source address are checked instead).
+_SOAP_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": _SOAP_XML, "description": "the SOAP Ack"},
+    **{
+        status: {"content": _SOAP_XML, "description": f"SOAP fault: {why}"}
+        for status, why in {
+            400: "not XML, or forbidden XML (a DTD, an entity)",
+            403: "organisation or source address not allowed",
+            413: "body over the size limit",
+            415: "wrong content type",
+            422: "invalid notification: the field and its index",
+            503: "Kafka unavailable: retry after Retry-After",
+        }.items()
+    },
+}
+
 
 # --- reading a request -----------------------------------------------------------------------
 
@@ -260,7 +278,10 @@ class Webhooks:
                     extra={"source": source, "events": len(events), "error": str(exc)},
                 )
                 response = (failure or _json_failure)(
-                    503, "Kafka is unavailable; nothing was accepted, retry", None, request_id
+                    503,
+                    "Kafka did not acknowledge in time; resend (a resend is never applied twice)",
+                    None,
+                    request_id,
                 )
                 response.headers["Retry-After"] = str(self.settings.retry_after_s)
                 return response
@@ -447,7 +468,7 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
     @router.post(
         "/salesforce/outbound",
         response_class=Response,
-        responses={200: {"content": {"text/xml": {}}, "description": "the SOAP Ack"}},
+        responses=_SOAP_ANSWERS,
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -104,7 +104,9 @@ class KafkaGate:
         if not events:
             return  # nothing to acknowledge
         if not self.down:
-            await producer.publish(events)  # bounded by kafka_publish_timeout_s
+            # The producer bounds its own wait (kafka_publish_timeout_s); the deadline
+            # also bounds the time before it, waiting for the coalescer or the loop.
+            await asyncio.wait_for(producer.publish(events), deadline_s)
             return
         if self._probing:
             raise KafkaUnavailable("Kafka is unreachable (another request is probing it)")
