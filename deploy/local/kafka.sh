@@ -28,7 +28,9 @@ CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${KAFKA_HEAP:-512m}"
 # Bounds, so a broken network or broker is reported instead of waited on forever.
 MVN_TIMEOUT_S="${KAFKA_MVN_TIMEOUT_S:-600}"
-READY_TIMEOUT_S="${KAFKA_READY_TIMEOUT_S:-60}"
+# Generous: after a crash the broker recovers every partition before it answers (112 s
+# was seen with ~1,240 topics); wait_kafka.py gives up at once if the process dies.
+READY_TIMEOUT_S="${KAFKA_READY_TIMEOUT_S:-240}"
 STOP_TIMEOUT_S="${KAFKA_STOP_TIMEOUT_S:-30}"
 
 mkdir -p "$KAFKA_STATE"
@@ -99,6 +101,9 @@ min.insync.replicas=1
 auto.create.topics.enable=false
 # Consumers in tests join a group many times; the 3 s default delay would add up.
 group.initial.rebalance.delay.ms=0
+# After a crash (kill -9) every partition's last segment is recovered before the broker
+# answers; both cores do it, not one (the fault check waited 112 s with one thread).
+num.recovery.threads.per.data.dir=2
 PROPS
 
   # Kafka's own config/log4j.properties, trimmed: server and controller logs, rolled by
