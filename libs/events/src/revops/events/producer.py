@@ -43,6 +43,7 @@ class EventProducer:
             enable_idempotence=True,  # implies acks=all
             acks="all",
             linger_ms=self._settings.kafka_linger_ms,
+            max_batch_size=self._settings.kafka_max_batch_bytes,
             request_timeout_ms=int(self._timeout_s * 1000),
             retry_backoff_ms=50,
             metadata_max_age_ms=30_000,
@@ -60,6 +61,10 @@ class EventProducer:
                 producer = self._new_producer()
                 try:
                     await asyncio.wait_for(producer.start(), self._timeout_s + 0.3)
+                except asyncio.CancelledError:
+                    # The caller gave up (a request's deadline): do not leak the client.
+                    await asyncio.shield(_stop_quietly(producer))
+                    raise
                 except (TimeoutError, KafkaError, OSError) as exc:
                     await _stop_quietly(producer)
                     raise KafkaUnavailable(

@@ -18,6 +18,9 @@ class KafkaSettings(BaseSettings):
     # told Kafka is unreachable (ingest then answers 503 well within its 2 s budget).
     kafka_publish_timeout_s: float = Field(default=1.5, gt=0)
     kafka_linger_ms: int = Field(default=5, ge=0)
+    # The producer's batch per partition: aiokafka's 16 KB default splits a 100-event
+    # HubSpot batch (~100 KB) into several requests; 256 KB sends it in one.
+    kafka_max_batch_bytes: int = Field(default=262_144, ge=1024)
 
 
 class ServiceSettings(KafkaSettings):
