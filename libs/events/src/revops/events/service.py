@@ -15,13 +15,16 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator, BaseModel, StringConstraints
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,6 +172,72 @@ async def require_write(
 
 ReadAccess = Depends(require_read)
 WriteAccess = Depends(require_write)
+
+
+# --- what a request may carry ------------------------------------------------------------
+
+# Postgres cannot store or compare a NUL character: a value with one names nothing here,
+# so it is refused with a 422 (and the documents say so) instead of failing in the driver.
+StoredText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+
+# Salesforce's own range for a date-time: every moment of the CRMs' data lies within it,
+# and the rules' arithmetic on a moment asked for (a week before, the next snapshot in
+# Pacific time) cannot leave Python's range of dates.
+FIRST_MOMENT = datetime(1700, 1, 1, tzinfo=UTC)
+LAST_MOMENT = datetime(4000, 12, 31, tzinfo=UTC)
+
+
+def _within_the_crm_range(value: datetime) -> datetime:
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not FIRST_MOMENT <= moment <= LAST_MOMENT:
+        raise ValueError(
+            f"must be between {FIRST_MOMENT:%Y-%m-%d} and {LAST_MOMENT:%Y-%m-%d} (UTC)"
+        )
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_within_the_crm_range)]
+
+# Postgres binds OFFSET as a bigint; no table here comes near a billion rows.
+MAX_OFFSET = 1_000_000_000
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+# --- what the OpenAPI documents say about refusals ---------------------------------------
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+class Refusal(BaseModel):
+    """Why a request was refused (FastAPI's ``HTTPException`` body)."""
+
+    detail: str
+
+
+# Every guarded route answers 401 without a valid token (``APIRouter(responses=...)``),
+# and a write route 403 to the read-only token.
+NEEDS_A_TOKEN: Responses = {401: {"model": Refusal, "description": "no valid bearer token"}}
+NEEDS_THE_ADMIN_TOKEN: Responses = {
+    403: {"model": Refusal, "description": "the read-only token may not change anything"}
+}
+
+
+BAD_JSON_BODY: Responses = {
+    400: {"model": Refusal, "description": "the body is not JSON (or not UTF-8)"}
+}
+
+
+def not_found(what: str) -> Responses:
+    return {404: {"model": Refusal, "description": f"no such {what}"}}
+
+
+def invalid(location: str, name: str, message: str) -> RequestValidationError:
+    """A 422 for a check FastAPI cannot make itself, in the shape of its own 422s (the one
+    the documents declare): ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``."""
+    return RequestValidationError(
+        [{"loc": (location, name), "msg": message, "type": "value_error"}]
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

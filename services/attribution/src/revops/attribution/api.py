@@ -15,9 +15,16 @@ from sqlalchemy import RowMapping, func, select
 from revops.attribution import models
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.catalogue import normalise_email
-from revops.events.service import ReadAccess, SessionDep
+from revops.events.service import (
+    NEEDS_A_TOKEN,
+    ReadAccess,
+    SessionDep,
+    StoredText,
+    invalid,
+    not_found,
+)
 
-router = APIRouter(tags=["attribution"])
+router = APIRouter(tags=["attribution"], responses=NEEDS_A_TOKEN)
 
 MODELS = tuple(AttributionModel)
 
@@ -97,13 +104,15 @@ class PipelineBySourceOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-@router.get("/leads", dependencies=[ReadAccess])
-async def get_lead(email: Annotated[str, Query(min_length=3)], session: SessionDep) -> LeadOut:
+@router.get("/leads", dependencies=[ReadAccess], responses=not_found("person"))
+async def get_lead(
+    email: Annotated[StoredText, Query(min_length=3)], session: SessionDep
+) -> LeadOut:
     """A person's Lead Source, First Touchpoint, Original Source and gated touches."""
     try:
         person_id = normalise_email(email)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise invalid("query", "email", str(exc)) from exc
     person = (
         (await session.execute(select(models.people).where(models.people.c.person_id == person_id)))
         .mappings()
@@ -147,9 +156,13 @@ def _credits(row: RowMapping) -> dict[str, float]:
     return {model.value: float(row[models.credit_column(model)]) for model in MODELS}
 
 
-@router.get("/opportunities/{opportunity_id}/attribution", dependencies=[ReadAccess])
+@router.get(
+    "/opportunities/{opportunity_id}/attribution",
+    dependencies=[ReadAccess],
+    responses=not_found("opportunity"),
+)
 async def get_opportunity_attribution(
-    opportunity_id: str, session: SessionDep
+    opportunity_id: StoredText, session: SessionDep
 ) -> OpportunityAttributionOut:
     """The opportunity's source, the rule that decided it and why, its primary campaign
     and the influencing campaign touches with their credit under every model."""
@@ -227,7 +240,7 @@ async def pipeline_by_source(
     share of an opportunity is its credit). A date means midnight UTC."""
     start, end = _bound(from_), _bound(to)
     if start and end and end <= start:
-        raise HTTPException(422, "`to` must be after `from`")
+        raise invalid("query", "to", "`to` must be after `from`")
     table = models.opportunities
     created = func.coalesce(table.c.crm_created_at, table.c.first_seen_at)
     conditions: list[Any] = [table.c.is_deleted.is_not(True)]

@@ -13,15 +13,27 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 
-from revops.events.service import ReadAccess, RuntimeDep, SessionDep, WriteAccess
+from revops.events.service import (
+    BAD_JSON_BODY,
+    NEEDS_A_TOKEN,
+    NEEDS_THE_ADMIN_TOKEN,
+    Limit,
+    Moment,
+    Offset,
+    ReadAccess,
+    RuntimeDep,
+    SessionDep,
+    StoredText,
+    WriteAccess,
+    invalid,
+    not_found,
+)
 from revops.renewals import models as m
 from revops.renewals.domain.snapshot import forecast_json, period_metrics
 from revops.renewals.forecast import compute_forecast, opportunities_as_of, store_snapshot
 from revops.renewals.settings import RenewalsSettings
 
-router = APIRouter()
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+router = APIRouter(responses=NEEDS_A_TOKEN)
 
 
 def _settings(runtime: Any) -> RenewalsSettings:
@@ -30,9 +42,9 @@ def _settings(runtime: Any) -> RenewalsSettings:
     return settings
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
+def _aware(value: datetime | None, name: str, location: str = "query") -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise HTTPException(422, f"{name} needs a time zone (e.g. 2026-03-14T01:00:00Z)")
+        raise invalid(location, name, "needs a time zone (e.g. 2026-03-14T01:00:00Z)")
     return value.astimezone(UTC) if value is not None else None
 
 
@@ -70,9 +82,14 @@ class OpportunityOut(BaseModel):
     cycle_time_days: float | None  # qualified -> closed
 
 
-@router.get("/opportunities/{opportunity_id}", dependencies=[ReadAccess], tags=["pipeline"])
+@router.get(
+    "/opportunities/{opportunity_id}",
+    dependencies=[ReadAccess],
+    tags=["pipeline"],
+    responses=not_found("opportunity"),
+)
 async def get_opportunity(
-    opportunity_id: str, session: SessionDep, runtime: RuntimeDep
+    opportunity_id: StoredText, session: SessionDep, runtime: RuntimeDep
 ) -> OpportunityOut:
     """An opportunity as it stands, its stage history and its milestones."""
     o = m.opportunities
@@ -151,8 +168,13 @@ def _renewal(row: Any) -> RenewalOut:
     )
 
 
-@router.get("/opportunities/{opportunity_id}/renewal", dependencies=[ReadAccess], tags=["renewals"])
-async def get_renewal_of(opportunity_id: str, session: SessionDep) -> RenewalOut:
+@router.get(
+    "/opportunities/{opportunity_id}/renewal",
+    dependencies=[ReadAccess],
+    tags=["renewals"],
+    responses=not_found("renewal of this opportunity"),
+)
+async def get_renewal_of(opportunity_id: StoredText, session: SessionDep) -> RenewalOut:
     """The renewal a won opportunity made (whatever its status now)."""
     r = m.renewals
     row = (
@@ -174,8 +196,10 @@ class RenewalPage(BaseModel):
 async def list_renewals(
     session: SessionDep,
     due_before: date | None = None,
-    owner_id: str | None = None,
-    status: str | None = Query(default="open", description="open, cancelled, won, lost, or all"),
+    owner_id: StoredText | None = None,
+    status: Annotated[
+        StoredText | None, Query(description="open, cancelled, won, lost, or all")
+    ] = "open",
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> RenewalPage:
@@ -205,7 +229,7 @@ async def get_pipeline(
     session: SessionDep,
     runtime: RuntimeDep,
     as_of: Annotated[
-        datetime | None, Query(description="ISO 8601 with a zone; now if absent")
+        Moment | None, Query(description="ISO 8601 with a zone; now if absent")
     ] = None,
 ) -> dict[str, Any]:
     """Open pipeline by stage and forecast category, qualified pipeline, NBMs and qualified
@@ -238,15 +262,15 @@ class MetricsOut(BaseModel):
 )
 async def get_pipeline_metrics(
     session: SessionDep,
-    from_: Annotated[datetime, Query(alias="from")],
-    to: datetime,
+    from_: Annotated[Moment, Query(alias="from")],
+    to: Moment,
 ) -> MetricsOut:
     """NBMs, qualified opportunities, won and lost (count and amount) and cycle times
     (qualified to won) in [from, to), from the history as of ``to``."""
     start, end = _aware(from_, "from"), _aware(to, "to")
     assert start is not None and end is not None
     if end <= start:
-        raise HTTPException(422, "to must be after from")
+        raise invalid("query", "to", "to must be after from")
     rows = await opportunities_as_of(session, end - timedelta(microseconds=1))
     metrics = period_metrics(rows, start, end)
     return MetricsOut(
@@ -300,8 +324,8 @@ def _summary(row: Any) -> dict[str, Any]:
 async def list_snapshots(
     session: SessionDep,
     runtime: RuntimeDep,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[Moment | None, Query(alias="from")] = None,
+    to: Moment | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> SnapshotList:
@@ -325,8 +349,13 @@ async def list_snapshots(
     )
 
 
-@router.get("/forecast/snapshots/{snapshot_id}", dependencies=[ReadAccess], tags=["forecast"])
-async def get_snapshot(snapshot_id: str, session: SessionDep) -> SnapshotOut:
+@router.get(
+    "/forecast/snapshots/{snapshot_id}",
+    dependencies=[ReadAccess],
+    tags=["forecast"],
+    responses=not_found("snapshot"),
+)
+async def get_snapshot(snapshot_id: StoredText, session: SessionDep) -> SnapshotOut:
     s = m.snapshots
     row = (await session.execute(select(s).where(s.c.id == snapshot_id))).first()
     if row is None:
@@ -335,16 +364,22 @@ async def get_snapshot(snapshot_id: str, session: SessionDep) -> SnapshotOut:
 
 
 class SnapshotRequest(BaseModel):
-    as_of: datetime | None = Field(default=None, description="ISO 8601 with a zone; now if absent")
+    as_of: Moment | None = Field(default=None, description="ISO 8601 with a zone; now if absent")
 
 
-@router.post("/forecast/snapshots", dependencies=[WriteAccess], status_code=201, tags=["forecast"])
+@router.post(
+    "/forecast/snapshots",
+    dependencies=[WriteAccess],
+    status_code=201,
+    tags=["forecast"],
+    responses={**NEEDS_THE_ADMIN_TOKEN, **BAD_JSON_BODY},
+)
 async def take_snapshot_now(
     session: SessionDep, runtime: RuntimeDep, request: SnapshotRequest | None = None
 ) -> SnapshotOut:
     """Take a snapshot now, as of now or of a given moment (not a scheduled one)."""
     now = datetime.now(UTC)
-    as_of = _aware(request.as_of if request else None, "as_of") or now
+    as_of = _aware(request.as_of if request else None, "as_of", "body") or now
     stored = await store_snapshot(
         session, _settings(runtime), as_of=as_of, scheduled_at=None, taken_at=now
     )
@@ -372,8 +407,13 @@ class TierOut(BaseModel):
     history: list[TierMoveOut]
 
 
-@router.get("/accounts/{account_id}/tier", dependencies=[ReadAccess], tags=["accounts"])
-async def get_tier(account_id: str, session: SessionDep) -> TierOut:
+@router.get(
+    "/accounts/{account_id}/tier",
+    dependencies=[ReadAccess],
+    tags=["accounts"],
+    responses=not_found("account"),
+)
+async def get_tier(account_id: StoredText, session: SessionDep) -> TierOut:
     a = m.accounts
     row = (await session.execute(select(a).where(a.c.account_id == account_id))).first()
     if row is None:
@@ -406,7 +446,10 @@ class OnboardingOut(BaseModel):
 
 @router.get("/onboardings", dependencies=[ReadAccess], tags=["accounts"])
 async def list_onboardings(
-    session: SessionDep, account_id: str | None = None, limit: Limit = 100, offset: Offset = 0
+    session: SessionDep,
+    account_id: StoredText | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[OnboardingOut]:
     """Onboarding records opened by tier moves, newest first."""
     o = m.onboardings

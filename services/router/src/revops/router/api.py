@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from revops.events.service import ReadAccess, RuntimeDep, SessionDep, WriteAccess
+from revops.events.service import (
+    BAD_JSON_BODY,
+    NEEDS_A_TOKEN,
+    NEEDS_THE_ADMIN_TOKEN,
+    Limit,
+    Moment,
+    Offset,
+    ReadAccess,
+    Refusal,
+    RuntimeDep,
+    SessionDep,
+    StoredText,
+    WriteAccess,
+    invalid,
+    not_found,
+)
 from revops.router import models as m
 from revops.router.consumer import ALL_QUEUES, HUBSPOT_OWNER, SALESFORCE_OWNER, rep_from_row
 from revops.router.domain.reps import Region, Role
@@ -18,10 +33,7 @@ from revops.router.domain.rules import members_of
 from revops.router.domain.sla import LeadTimes, breaches
 from revops.router.settings import RouterSettings
 
-router = APIRouter()
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+router = APIRouter(responses=NEEDS_A_TOKEN)
 
 
 # --- reps ------------------------------------------------------------------------------------
@@ -30,8 +42,10 @@ Offset = Annotated[int, Query(ge=0)]
 class RepFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    name: StoredText | None = Field(default=None, max_length=200)
+    email: str | None = Field(
+        default=None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+    )
     role: Role | None = None
     region: Region | None = None
     certified: bool | None = None
@@ -40,13 +54,19 @@ class RepFields(BaseModel):
     paused: bool | None = None
     out_of_office: bool | None = None
     weight: int | None = Field(default=None, ge=0, le=100)
-    daily_cap: int | None = Field(default=None, ge=0)
-    paired_sdr_id: str | None = Field(default=None, min_length=1, max_length=64)
+    daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
+    paired_sdr_id: StoredText | None = Field(default=None, min_length=1, max_length=64)
+
+
+# A PATCH may set to null only what a rep may lack (email, region, daily cap, paired SDR).
+REP_FIELDS_NEVER_NULL = frozenset(
+    column.name for column in m.reps.columns if not column.nullable
+) & frozenset(RepFields.model_fields)
 
 
 class RepCreate(RepFields):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    name: str = Field(default="", max_length=200)
+    name: StoredText = Field(default="", max_length=200)
     role: Role
     certified: bool = False
     consultant: bool = False
@@ -82,7 +102,17 @@ def _rep_out(row: Row[Any]) -> RepOut:
     return RepOut.model_validate(row._mapping, from_attributes=False)
 
 
-@router.post("/reps", dependencies=[WriteAccess], status_code=201, tags=["reps"])
+@router.post(
+    "/reps",
+    dependencies=[WriteAccess],
+    status_code=201,
+    tags=["reps"],
+    responses={
+        **NEEDS_THE_ADMIN_TOKEN,
+        **BAD_JSON_BODY,
+        409: {"model": Refusal, "description": "a rep with this id already exists"},
+    },
+)
 async def create_rep(body: RepCreate, session: SessionDep) -> RepOut:
     values = body.model_dump()
     try:
@@ -109,20 +139,25 @@ async def list_reps(
     return [_rep_out(r) for r in await session.execute(query)]
 
 
-@router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"])
-async def get_rep(rep_id: str, session: SessionDep) -> RepOut:
+@router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"], responses=not_found("rep"))
+async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
     row = (await session.execute(select(m.reps).where(m.reps.c.id == rep_id))).first()
     if row is None:
         raise HTTPException(404, f"no rep {rep_id!r}")
     return _rep_out(row)
 
 
-@router.patch("/reps/{rep_id}", dependencies=[WriteAccess], tags=["reps"])
-async def update_rep(rep_id: str, body: RepFields, session: SessionDep) -> RepOut:
+@router.patch(
+    "/reps/{rep_id}",
+    dependencies=[WriteAccess],
+    tags=["reps"],
+    responses={**NEEDS_THE_ADMIN_TOKEN, **BAD_JSON_BODY, **not_found("rep")},
+)
+async def update_rep(rep_id: StoredText, body: RepFields, session: SessionDep) -> RepOut:
     values = body.model_dump(exclude_unset=True)
-    for required in ("name", "role", "certified", "consultant", "active", "paused", "weight"):
-        if required in values and values[required] is None:
-            raise HTTPException(422, [{"loc": ["body", required], "msg": "may not be null"}])
+    for name, value in values.items():
+        if value is None and name in REP_FIELDS_NEVER_NULL:
+            raise invalid("body", name, "may not be null")
     row = (
         await session.execute(
             update(m.reps)
@@ -170,10 +205,10 @@ def _lead_out(row: Row[Any]) -> LeadOut:
 @router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
 async def list_leads(
     session: SessionDep,
-    email: str | None = None,
-    rule: str | None = None,
-    queue: str | None = None,
-    owner_id: str | None = None,
+    email: StoredText | None = None,
+    rule: StoredText | None = None,
+    queue: StoredText | None = None,
+    owner_id: StoredText | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[LeadOut]:
@@ -189,8 +224,10 @@ async def list_leads(
     return [_lead_out(r) for r in await session.execute(query)]
 
 
-@router.get("/leads/{lead_id}", dependencies=[ReadAccess], tags=["leads"])
-async def get_lead(lead_id: str, session: SessionDep) -> LeadOut:
+@router.get(
+    "/leads/{lead_id}", dependencies=[ReadAccess], tags=["leads"], responses=not_found("lead")
+)
+async def get_lead(lead_id: StoredText, session: SessionDep) -> LeadOut:
     """By the router's id or the lead's HubSpot / Salesforce id."""
     row = (
         await session.execute(
@@ -221,8 +258,13 @@ class ConversionOut(BaseModel):
     converted_at: datetime
 
 
-@router.get("/leads/{lead_id}/conversion", dependencies=[ReadAccess], tags=["leads"])
-async def get_conversion(lead_id: str, session: SessionDep) -> ConversionOut:
+@router.get(
+    "/leads/{lead_id}/conversion",
+    dependencies=[ReadAccess],
+    tags=["leads"],
+    responses=not_found("conversion"),
+)
+async def get_conversion(lead_id: StoredText, session: SessionDep) -> ConversionOut:
     """Who got the opportunity (Assign AE) and which SDR is credited with the SAO."""
     row = (
         await session.execute(select(m.conversions).where(m.conversions.c.lead_id == lead_id))
@@ -339,8 +381,8 @@ class BreachOut(BaseModel):
 async def sla_breaches(
     session: SessionDep,
     runtime: RuntimeDep,
-    as_of: datetime | None = None,
-    since: datetime | None = None,
+    as_of: Moment | None = None,
+    since: Moment | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[BreachOut]:
@@ -351,7 +393,7 @@ async def sla_breaches(
     policy = settings.policy()
     now = as_of or datetime.now(UTC)
     if now.tzinfo is None:
-        raise HTTPException(422, [{"loc": ["query", "as_of"], "msg": "needs a time zone"}])
+        raise invalid("query", "as_of", "needs a time zone")
     first_touch_late = or_(
         m.leads.c.first_touch_at.is_(None)
         & (m.leads.c.created_at < now - policy.first_touch_target),
