@@ -15,17 +15,18 @@ does the same for a unit of work of one event, so only a poison event is dead-le
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from revops.attribution import models
+from revops.attribution import bulk, models
 from revops.attribution.decisions import (
     Rules,
     affected_opportunities,
@@ -36,6 +37,7 @@ from revops.attribution.decisions import (
 from revops.attribution.domain.lead_source import TouchKind
 from revops.attribution.domain.pipeline import qualified_at
 from revops.attribution.facts import OpportunityFacts, PersonFacts, Stamp, note, stamp, write
+from revops.attribution.planner import Statistics
 from revops.attribution.settings import AttributionSettings
 from revops.events.catalogue import (
     Envelope,
@@ -50,12 +52,24 @@ from revops.events.consumer import BatchHandler, Handler
 
 log = logging.getLogger(__name__)
 
+# What the batches read and write, for the planner's statistics.
+TABLES = (
+    models.people,
+    models.person_refs,
+    models.touches,
+    models.conversions,
+    models.opportunities,
+    models.opportunity_influence,
+)
+
 
 @dataclass
 class UnitOfWork:
     """The facts the events of one batch bring, written and decided on together."""
 
     rules: Rules
+    # CRM id -> person, of the refs stored before the batch that its events need.
+    stored_refs: Mapping[str, str] = field(default_factory=dict)
     people: dict[str, PersonFacts] = field(default_factory=dict)
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     touches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -91,37 +105,55 @@ class UnitOfWork:
 def _write_facts(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:
     """Write the batch's facts; returns the conversions whose person is now known."""
     if uow.refs:
-        statement = pg_insert(models.person_refs)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["object_id"], set_={"person_id": statement.excluded.person_id}
-            ),
-            list(uow.refs.values()),
-        )
+        _write_rows(session, _upsert_refs(), models.person_refs, uow.refs)
     if uow.conversions:
-        statement = pg_insert(models.conversions)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["lead_id"],
-                set_={
-                    c.name: func.coalesce(statement.excluded[c.name], c)
-                    for c in models.conversions.c
-                    if c.name != "lead_id"
-                },
-            ),
-            list(uow.conversions.values()),
-        )
+        _write_rows(session, _upsert_conversions(), models.conversions, uow.conversions)
     conversions = _resolve_conversions(session, uow)
     for conversion in conversions:
         _note_conversion(uow, conversion)
     write(session, PersonFacts, uow.people.values())
     if uow.touches:
-        session.execute(
-            pg_insert(models.touches).on_conflict_do_nothing(index_elements=["touch_id"]),
-            list(uow.touches.values()),
-        )
+        _write_rows(session, _insert_touches(), models.touches, uow.touches)
     write(session, OpportunityFacts, uow.opportunities.values())
     return conversions
+
+
+def _write_rows(
+    session: Session, statement: Insert, table: Table, rows: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """All the rows in one statement, in key order (instances lock in the same order)."""
+    names = [c.name for c in table.c]
+    session.execute(statement, bulk.arrays(table, names, [rows[k] for k in sorted(rows)]))
+
+
+@cache
+def _upsert_refs() -> Insert:
+    table = models.person_refs
+    statement = bulk.insert(table, tuple(c.name for c in table.c))
+    return statement.on_conflict_do_update(
+        index_elements=["object_id"], set_={"person_id": statement.excluded.person_id}
+    )
+
+
+@cache
+def _upsert_conversions() -> Insert:
+    table = models.conversions
+    statement = bulk.insert(table, tuple(c.name for c in table.c))
+    return statement.on_conflict_do_update(
+        index_elements=["lead_id"],
+        set_={
+            c.name: func.coalesce(statement.excluded[c.name], c)
+            for c in table.c
+            if c.name != "lead_id"
+        },
+    )
+
+
+@cache
+def _insert_touches() -> Insert:
+    table = models.touches
+    statement = bulk.insert(table, tuple(c.name for c in table.c))
+    return statement.on_conflict_do_nothing(index_elements=["touch_id"])
 
 
 def _resolve_conversions(session: Session, uow: UnitOfWork) -> list[dict[str, Any]]:
@@ -206,17 +238,35 @@ def _stamp(event: Envelope) -> Stamp:
     return stamp(event.occurred_at, event.id)
 
 
-async def _person_by_ref(session: AsyncSession, uow: UnitOfWork, object_id: str) -> str | None:
+def _person_by_ref(uow: UnitOfWork, object_id: str) -> str | None:
     if object_id in uow.refs:
         return uow.refs[object_id]["person_id"]
+    return uow.stored_refs.get(object_id)
+
+
+def _unnamed_people(events: Sequence[Event]) -> list[str]:
+    """The CRM ids of the batch's people events without an email: their person is found
+    from the CRM id, among the stored refs if not in the batch's."""
+    return [
+        event.payload.source_ref.object_id
+        for event in events
+        if isinstance(event, PersonChangedEvent)
+        and not event.payload.email
+        and event.payload.change not in ("deleted", "merged")
+    ]
+
+
+async def _stored_refs(session: AsyncSession, object_ids: Collection[str]) -> dict[str, str]:
+    if not object_ids:
+        return {}
+    refs = models.person_refs
     found = await session.execute(
-        select(models.person_refs.c.person_id).where(models.person_refs.c.object_id == object_id)
+        select(refs.c.object_id, refs.c.person_id).where(bulk.one_of(refs.c.object_id, object_ids))
     )
-    person_id: str | None = found.scalar_one_or_none()
-    return person_id
+    return {object_id: person_id for object_id, person_id in found}
 
 
-async def on_form(session: AsyncSession, uow: UnitOfWork, event: FormSubmittedEvent) -> None:
+def on_form(uow: UnitOfWork, event: FormSubmittedEvent) -> None:
     form = event.payload
     uow.note_touch(
         {
@@ -239,7 +289,7 @@ async def on_form(session: AsyncSession, uow: UnitOfWork, event: FormSubmittedEv
         uow.note_ref(ref.object_id, ref.system, ref.object_type, form.email)
 
 
-async def on_signup(session: AsyncSession, uow: UnitOfWork, event: SignupCreatedEvent) -> None:
+def on_signup(uow: UnitOfWork, event: SignupCreatedEvent) -> None:
     signup = event.payload
     kind = TouchKind.CLOUD_SIGNUP if signup.signup_type == "cloud" else TouchKind.PRIVATE_INSTALL
     uow.note_touch(
@@ -261,12 +311,12 @@ async def on_signup(session: AsyncSession, uow: UnitOfWork, event: SignupCreated
     uow.note_ref(signup.user_id, "product", "user", signup.email)
 
 
-async def on_person(session: AsyncSession, uow: UnitOfWork, event: PersonChangedEvent) -> None:
+def on_person(uow: UnitOfWork, event: PersonChangedEvent) -> None:
     person = event.payload
     if person.change in ("deleted", "merged"):
         return  # history stays: a deleted record's past forms still influenced pipeline
     ref = person.source_ref
-    person_id = person.email or await _person_by_ref(session, uow, ref.object_id)
+    person_id = person.email or _person_by_ref(uow, ref.object_id)
     person_id = person_id or f"ref:{ref.system}:{ref.object_id}"
     created = person.change == "created"
     role = uow.rules.rep_roles.get(person.created_by_id or "")
@@ -289,7 +339,7 @@ async def on_person(session: AsyncSession, uow: UnitOfWork, event: PersonChanged
     uow.changed_people.add(person_id)
 
 
-async def on_conversion(session: AsyncSession, uow: UnitOfWork, event: LeadConvertedEvent) -> None:
+def on_conversion(uow: UnitOfWork, event: LeadConvertedEvent) -> None:
     conversion = event.payload
     uow.conversions[conversion.lead_id] = {
         "lead_id": conversion.lead_id,
@@ -322,9 +372,7 @@ async def on_conversion(session: AsyncSession, uow: UnitOfWork, event: LeadConve
         )
 
 
-async def on_opportunity(
-    session: AsyncSession, uow: UnitOfWork, event: OpportunityChangedEvent
-) -> None:
+def on_opportunity(uow: UnitOfWork, event: OpportunityChangedEvent) -> None:
     opportunity = event.payload
     created = opportunity.change == "created"
     uow.note_opportunity(
@@ -348,26 +396,27 @@ async def on_opportunity(
     )
 
 
-async def note_event(session: AsyncSession, uow: UnitOfWork, event: Event) -> None:
+def note_event(uow: UnitOfWork, event: Event) -> None:
     match event:
         case FormSubmittedEvent():
-            await on_form(session, uow, event)
+            on_form(uow, event)
         case SignupCreatedEvent():
-            await on_signup(session, uow, event)
+            on_signup(uow, event)
         case PersonChangedEvent():
-            await on_person(session, uow, event)
+            on_person(uow, event)
         case LeadConvertedEvent():
-            await on_conversion(session, uow, event)
+            on_conversion(uow, event)
         case OpportunityChangedEvent():
-            await on_opportunity(session, uow, event)
+            on_opportunity(uow, event)
         case _:
             pass  # accounts, activities and derived events decide nothing here
 
 
 async def apply_events(session: AsyncSession, rules: Rules, events: Sequence[Event]) -> None:
-    uow = UnitOfWork(rules)
+    # Nothing is written before all events are noted: the stored refs are read once.
+    uow = UnitOfWork(rules, stored_refs=await _stored_refs(session, _unnamed_people(events)))
     for event in events:
-        await note_event(session, uow, event)
+        note_event(uow, event)
     # The decisions are synchronous code over the same connection and transaction.
     await session.run_sync(apply_unit_of_work, uow)
 
@@ -385,8 +434,10 @@ def make_handler(settings: AttributionSettings) -> Handler:
 def make_batch_handler(settings: AttributionSettings) -> BatchHandler:
     """A batch's new events at once: the runner's fast path."""
     rules = Rules.from_settings(settings)
+    statistics = Statistics(TABLES)
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        await statistics.note_applied(session, len(events))
         await apply_events(session, rules, events)
 
     return handle_batch

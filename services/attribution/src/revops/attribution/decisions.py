@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Text, any_, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    RowMapping,
+    Select,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from revops.attribution import models
+from revops.attribution import bulk, models
 from revops.attribution.domain.influence import (
     AttributionModel,
     CampaignInfluence,
@@ -72,11 +87,12 @@ class Rules:
         )
 
 
-def _one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
-    """`column = ANY($1)`: one array parameter, so the statement's text is the same for
-    any number of values and Postgres and asyncpg reuse its prepared form (an IN list
-    makes a new statement for every length)."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
+_one_of = bulk.one_of
+
+
+def _without_field_times(table: Table) -> list[Column[Any]]:
+    """The decisions read facts and decisions, never the facts' stamps (JSON to decode)."""
+    return [c for c in table.c if c.name != "field_times"]
 
 
 # --- people ------------------------------------------------------------------------------
@@ -142,8 +158,11 @@ def recompute_people(
     `later_touches`: people whose only news is touches, with the earliest of them."""
     if not person_ids:
         return set()
+    people = models.people
     rows = (
-        session.execute(select(models.people).where(_one_of(models.people.c.person_id, person_ids)))
+        session.execute(
+            select(*_without_field_times(people)).where(_one_of(people.c.person_id, person_ids))
+        )
         .mappings()
         .all()
     )
@@ -158,29 +177,32 @@ def recompute_people(
             rules.touchpoints,
             rules.buckets,
         )
-        updates.append(
-            {
-                "b_person_id": row["person_id"],
-                "lead_source": person.lead_source.value,
-                "first_touchpoint": person.first_touchpoint.value,
-                "first_touch_id": person.first_touch_id,
-                "first_touch_at": person.first_touch_at,
-                "original_source": person.original_source.source.value,
-                "original_source_detail": person.original_source.detail,
-                "first_url": person.first_url,
-                "first_referrer": person.first_referrer,
-            }
-        )
-        if any(row[key] != updates[-1][key] for key in _PERSON_DECISIONS):
+        decided = {
+            "person_id": row["person_id"],
+            "lead_source": person.lead_source.value,
+            "first_touchpoint": person.first_touchpoint.value,
+            "first_touch_id": person.first_touch_id,
+            "first_touch_at": person.first_touch_at,
+            "original_source": person.original_source.source.value,
+            "original_source_detail": person.original_source.detail,
+            "first_url": person.first_url,
+            "first_referrer": person.first_referrer,
+        }
+        if any(row[key] != value for key, value in decided.items()):
+            updates.append(decided)
+        if any(row[key] != decided[key] for key in _PERSON_DECISIONS):
             changed.add(row["person_id"])
-    if updates:
-        statement = (
-            update(models.people)
-            .where(models.people.c.person_id == bindparam("b_person_id"))
-            .values({key: bindparam(key) for key in updates[0] if key != "b_person_id"})
-        )
-        session.execute(statement, updates)
+    _update(session, people, "person_id", updates)
     return changed
+
+
+def _update(session: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """Write decisions into their rows, in one statement (in key order)."""
+    if not rows:
+        return
+    names = tuple(name for name in rows[0] if name != key)
+    rows.sort(key=lambda row: str(row[key]))
+    session.execute(bulk.update_by_key(table, key, names), bulk.arrays(table, (key, *names), rows))
 
 
 # --- opportunities -----------------------------------------------------------------------
@@ -215,7 +237,7 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping], window: t
     accounts = {o["account_id"] for o in opportunities if o["account_id"]}
     converted = {o["converted_person_id"] for o in opportunities if o["converted_person_id"]}
     people_table = models.people
-    query = select(people_table).where(
+    query = select(*_without_field_times(people_table)).where(
         or_(
             _one_of(people_table.c.account_id, accounts),
             _one_of(people_table.c.person_id, converted),
@@ -329,18 +351,6 @@ def opportunity_inputs(session: Session, person_ids: Collection[str]) -> dict[st
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def accounts_of(session: Session, person_ids: Collection[str]) -> dict[str, str]:
-    if not person_ids:
-        return {}
-    people = models.people
-    rows = session.execute(
-        select(people.c.person_id, people.c.account_id).where(
-            _one_of(people.c.person_id, person_ids), people.c.account_id.is_not(None)
-        )
-    )
-    return {person_id: account_id for person_id, account_id in rows}
-
-
 def affected_opportunities(
     session: Session,
     opportunity_ids: Collection[str],
@@ -356,56 +366,71 @@ def affected_opportunities(
     a contact they count only if created before its lead. A person who only gained a
     form or sign-up matters from that touch's time on. So old opportunities are not
     decided again for every new form or contact on their account.
+
+    One statement: the candidates are chosen in SQL, and only those are read and locked.
     """
     account_since: dict[str, datetime] = {}
     for accounts, since in changed_people.values():
         for account in accounts:
             account_since[account] = min(since, account_since.get(account, since))
-    for person_id, account_id in accounts_of(session, list(touched_people)).items():
-        at = touched_people[person_id]
-        account_since[account_id] = min(at, account_since.get(account_id, at))
-    table = models.opportunities
-    conditions = [
-        _one_of(table.c.opportunity_id, opportunity_ids),
-        _one_of(table.c.account_id, account_since),
-        _one_of(table.c.converted_person_id, [*changed_people, *touched_people]),
-    ]
     # Locked (in id order: instances never wait on each other in a circle) so that two
     # instances deciding the same opportunity from different partitions' facts take turns,
     # and the second decides with the first's facts committed.
-    candidates = (
-        session.execute(
-            select(table).where(or_(*conditions)).order_by(table.c.opportunity_id).with_for_update()
-        )
-        .mappings()
-        .all()
-    )
-    leads_created = _created_times(
-        session, {row["converted_person_id"] for row in candidates if row["converted_person_id"]}
-    )
-
-    def affected(row: RowMapping) -> bool:
-        lead = row["converted_person_id"]
-        if row["opportunity_id"] in opportunity_ids or lead in changed_people:
-            return True
-        # What happened after both the opportunity's and its lead's creation cannot count.
-        horizon = max(_created_at(row), leads_created.get(lead or "", _created_at(row)))
-        since = [touched_people.get(lead or ""), account_since.get(row["account_id"] or "")]
-        return any(at is not None and at <= horizon for at in since)
-
-    return [row for row in candidates if affected(row)]
-
-
-def _created_times(session: Session, person_ids: Collection[str]) -> dict[str, datetime]:
-    if not person_ids:
-        return {}
-    people = models.people
     rows = session.execute(
-        select(people.c.person_id, people.c.crm_created_at, people.c.first_seen_at).where(
-            _one_of(people.c.person_id, person_ids)
-        )
+        _affected_statement(),
+        {
+            "opportunity_ids": list(opportunity_ids),
+            "changed_people": list(changed_people),
+            "accounts_account_id": list(account_since),
+            "accounts_since": list(account_since.values()),
+            "touched_person_id": list(touched_people),
+            "touched_at": list(touched_people.values()),
+        },
     )
-    return {person_id: crm or seen for person_id, crm, seen in rows}
+    return list(rows.mappings())
+
+
+@cache
+def _affected_statement() -> Select[Any]:
+    table, people = models.opportunities, models.people
+    lead = people.alias("lead")
+    # What happened after both the opportunity's and its lead's creation cannot count.
+    horizon = func.greatest(
+        func.coalesce(table.c.crm_created_at, table.c.first_seen_at),
+        func.coalesce(lead.c.crm_created_at, lead.c.first_seen_at),
+    )
+    with_lead = table.outerjoin(lead, lead.c.person_id == table.c.converted_person_id)
+    accounts = bulk.unnest("accounts", account_id=Text(), since=DateTime(timezone=True))
+    touched = bulk.unnest("touched", person_id=Text(), at=DateTime(timezone=True))
+    toucher = people.alias("toucher")
+    ids = table.c.opportunity_id
+    chosen = union(
+        select(ids).where(
+            or_(
+                ids == any_(bindparam("opportunity_ids", type_=ARRAY(Text))),
+                table.c.converted_person_id == any_(bindparam("changed_people", type_=ARRAY(Text))),
+            )
+        ),
+        # A changed person, from the earliest they were seen or created, on their accounts.
+        select(ids)
+        .select_from(accounts.join(with_lead, table.c.account_id == accounts.c.account_id))
+        .where(accounts.c.since <= horizon),
+        # A person who gained a touch, from its time, on their account...
+        select(ids)
+        .select_from(
+            touched.join(toucher, toucher.c.person_id == touched.c.person_id).join(
+                with_lead, table.c.account_id == toucher.c.account_id
+            )
+        )
+        .where(touched.c.at <= horizon),
+        # ... and as the opportunity's converted lead.
+        select(ids)
+        .select_from(touched.join(with_lead, table.c.converted_person_id == touched.c.person_id))
+        .where(touched.c.at <= horizon),
+    )
+    return (
+        select(*_without_field_times(table)).where(ids.in_(chosen)).order_by(ids).with_for_update()
+    )
 
 
 def _stored_influence(
@@ -440,27 +465,23 @@ def recompute_opportunities(
         decision, lead_row = _source_decision(opportunity, known, rules)
         influence = _influence(opportunity, lead_row, known, rules)
         row = _decision_row(opportunity, decision, lead_row, influence)
-        if any(opportunity[k] != v for k, v in row.items() if k != "b_opportunity_id"):
+        if any(opportunity[k] != v for k, v in row.items()):
             updates.append(row)
         rows = _influence_rows(opportunity["opportunity_id"], influence)
         if {_comparable(r) for r in rows} != stored.get(opportunity["opportunity_id"], set()):
             replaced.append(opportunity["opportunity_id"])
             influence_rows.extend(rows)
-    table = models.opportunities
-    if updates:
-        session.execute(
-            update(table)
-            .where(table.c.opportunity_id == bindparam("b_opportunity_id"))
-            .values({key: bindparam(key) for key in updates[0] if key != "b_opportunity_id"}),
-            updates,
-        )
+    _update(session, models.opportunities, "opportunity_id", updates)
     influence_table = models.opportunity_influence
     if replaced:
         session.execute(
             delete(influence_table).where(_one_of(influence_table.c.opportunity_id, replaced))
         )
     if influence_rows:
-        session.execute(influence_table.insert(), influence_rows)
+        names = tuple(c.name for c in influence_table.c)
+        session.execute(
+            bulk.insert(influence_table, names), bulk.arrays(influence_table, names, influence_rows)
+        )
 
 
 def _decision_row(
@@ -470,7 +491,7 @@ def _decision_row(
     influence: CampaignInfluence,
 ) -> dict[str, Any]:
     return {
-        "b_opportunity_id": opportunity["opportunity_id"],
+        "opportunity_id": opportunity["opportunity_id"],
         "opportunity_source": decision.opportunity_source,
         "lead_source": decision.lead_source.value if decision.lead_source else None,
         "source_rule": decision.rule.value,

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import Table, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.orm import Session
 
-from revops.attribution import models
+from revops.attribution import bulk, models
 
 Stamp = tuple[str, str]  # (occurred_at as fixed-width UTC text, event id): sorts by time
 _NO_STAMP: Stamp = ("", "")
@@ -51,8 +52,8 @@ class Facts:
     field_stamps: dict[str, Stamp] = field(default_factory=dict, kw_only=True)
 
     @classmethod
-    def fact_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in _BOOKKEEPING and f.name != cls.KEY]
+    def fact_names(cls) -> tuple[str, ...]:
+        return _fact_names(cls)
 
     def merge(self, other: Facts) -> None:
         """Take from `other` every field it saw later than this record did."""
@@ -75,6 +76,17 @@ class Facts:
         stamps = {name: (s[0], s[1]) for name, s in (row["field_times"] or {}).items()}
         values = {name: row[name] for name in [cls.KEY, *cls.fact_names()]}
         return cls(**values, field_stamps=stamps)
+
+
+_FACT_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def _fact_names(cls: type[Facts]) -> tuple[str, ...]:
+    names = _FACT_NAMES.get(cls.__name__)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if f.name not in {*_BOOKKEEPING, cls.KEY})
+        _FACT_NAMES[cls.__name__] = names
+    return names
 
 
 @dataclass
@@ -135,7 +147,8 @@ def note(records: dict[str, Any], facts: Facts) -> None:
 
 
 def write(session: Session, cls: type[Facts], records: Iterable[Facts]) -> None:
-    """Merge the batch's facts into the stored records and write them back.
+    """Merge the batch's facts into the stored records and write back those that changed,
+    in one statement.
 
     The stored rows are locked first (in key order, so two instances never wait on
     each other in a circle) so no other transaction merges into them meanwhile."""
@@ -143,23 +156,30 @@ def write(session: Session, cls: type[Facts], records: Iterable[Facts]) -> None:
     if not batch:
         return
     table, key = cls.TABLE, cls.KEY
-    columns = [table.c[name] for name in [key, *cls.fact_names(), "field_times"]]
+    names = (key, *cls.fact_names(), "field_times")
     stored = session.execute(
-        select(*columns)
-        .where(table.c[key].in_(sorted(batch)))
+        select(*(table.c[name] for name in names))
+        .where(bulk.one_of(table.c[key], batch))
         .order_by(table.c[key])
         .with_for_update()
     ).mappings()
-    merged: dict[str, Facts] = {}
+    unchanged: set[str] = set()
     for row in stored:
         record = cls.from_row(dict(row))
         record.merge(batch[row[key]])
-        merged[row[key]] = record
-    rows = [merged.get(k, record).row() for k, record in batch.items()]
-    statement = pg_insert(table)
-    set_: dict[str, Any] = {
-        name: statement.excluded[name] for name in [*cls.fact_names(), "field_times"]
-    }
-    for name in cls.EARLIEST:
+        batch[row[key]] = record
+        if record.row() == dict(row):
+            unchanged.add(row[key])
+    rows = [batch[k].row() for k in sorted(batch) if k not in unchanged]
+    if rows:
+        statement = _upsert(table, key, cls.fact_names(), cls.EARLIEST)
+        session.execute(statement, bulk.arrays(table, names, rows))
+
+
+@cache
+def _upsert(table: Table, key: str, facts: tuple[str, ...], earliest: frozenset[str]) -> Insert:
+    statement = bulk.insert(table, (key, *facts, "field_times"))
+    set_: dict[str, Any] = {name: statement.excluded[name] for name in [*facts, "field_times"]}
+    for name in earliest:
         set_[name] = func.least(table.c[name], statement.excluded[name])
-    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=set_), rows)
+    return statement.on_conflict_do_update(index_elements=[key], set_=set_)
