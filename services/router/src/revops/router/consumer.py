@@ -1,6 +1,10 @@
 """The router's event handlers: load state, decide with the domain, store, in the batch's
 transaction (the runner commits it, with the inbox rows and the outbox rows).
 
+These apply one event at a time (the runner's fallback after a failed batch) and are the
+reference for ``batches``, which applies whole runs of a batch in a few statements; new
+leads are routed a batch at a time here too (``route_new_people``).
+
 Concurrency: every handler that may take a rotation turn first locks all the queue rows
 in name order (``SELECT ... ORDER BY name FOR UPDATE``). Any number of router instances
 thus take turns one transaction at a time, in one global lock order (no deadlocks), and
@@ -11,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +53,7 @@ from revops.events.catalogue import (
     make_event,
 )
 from revops.events.codec import encode_event
-from revops.events.consumer import BatchHandler, Handler
+from revops.events.consumer import Handler
 from revops.events.outbox import KAFKA, add_message
 from revops.router import models as m
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
@@ -129,8 +134,9 @@ class RouterContext:
         return out
 
 
-# Set when leads were routed outside the batch's own cursors (a CRM-created lead).
-_CURSORS_MOVED = "router.cursors_moved"
+# Set when leads were routed outside the batch's own cursors (a CRM-created lead applied
+# one at a time): the batch locks the rotation again.
+CURSORS_MOVED = "router.cursors_moved"
 
 
 def lead_id_for(email: str) -> str:
@@ -198,50 +204,6 @@ def make_handler(settings: RouterSettings) -> Handler:
     return handle
 
 
-def make_batch_handler(settings: RouterSettings) -> BatchHandler:
-    """A whole batch: consecutive new leads are routed together (a few queries for all of
-    them), everything else one event at a time, in the batch's order."""
-    ctx = RouterContext(settings, settings.policy(), settings.regions())
-    handle = make_handler(settings)
-
-    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
-        # The rotation rows first, before any other row: every batch of every instance
-        # takes its locks in the same order, so none can wait on another in a cycle.
-        cursors = await lock_queues(session)
-        people: list[NewPerson] = []
-        activities: list[ActivityLoggedEvent] = []
-
-        async def flush() -> None:
-            # Runs of new leads and of touches are applied together, in batch order.
-            nonlocal people, activities
-            if people:
-                await route_new_people(session, ctx, people, cursors)
-                people = []
-            if activities:
-                await on_activities(session, activities)
-                activities = []
-
-        for event in events:
-            person = new_person_of(event)
-            if person is not None:
-                if activities:
-                    await flush()
-                people.append(person)
-            elif isinstance(event, ActivityLoggedEvent):
-                if people:
-                    await flush()
-                activities.append(event)
-            else:
-                await flush()
-                await handle(session, event)
-                if session.info.pop(_CURSORS_MOVED, False):
-                    # A lead routed on its own (CRM-created) took turns.
-                    cursors = await lock_queues(session)
-        await flush()
-
-    return handle_batch
-
-
 # --- new leads -----------------------------------------------------------------------------
 
 
@@ -278,11 +240,19 @@ class _Batch:
     domain_owners: dict[str, list[str]]
     accounts: dict[str, Account]
     recorded: dict[str, Decision]
+    # Touches by what a lead can be touched through: ("email" | "lead_ref" | "account" |
+    # "contact_email", value); "contact_email" is the email of the touched contact.
     touch_index: dict[tuple[str, str], list[Row[Any]]]
-    contacts_by_email: dict[str, set[str]]
     opportunities: dict[str, list[Opportunity]]
     counts: dict[tuple[str, date], dict[str, int]]
     later_touches: list[Row[Any]]
+
+
+def any_of(values: Iterable[Any], item_type: Any = sa.String) -> Any:
+    """``= ANY($1)`` with one array parameter: the same statement whatever the number of
+    values, so Postgres and asyncpg prepare it once (an IN list is a new statement, and a
+    new prepare, for every length)."""
+    return sa.any_(sa.bindparam(None, list(values), type_=ARRAY(item_type)))
 
 
 async def route_new_people(
@@ -290,8 +260,9 @@ async def route_new_people(
     ctx: RouterContext,
     people: Sequence[NewPerson],
     cursors: dict[str, int] | None = None,
-) -> None:
-    """Route every new lead of a batch in order, sharing the batch's loads and writes.
+) -> dict[str, dict[str, Any]]:
+    """Route every new lead of a batch in order, sharing the batch's loads and writes;
+    returns the lead rows written, by email.
 
     The rotation rows are locked first; each decision then sees the turns and daily
     counts of the ones before it, so a batch of N round-robin leads takes N turns.
@@ -300,7 +271,7 @@ async def route_new_people(
     """
     if cursors is None:
         cursors = await lock_queues(session)
-        session.info[_CURSORS_MOVED] = True
+        session.info[CURSORS_MOVED] = True
     batch = await _load_batch(session, ctx, people)
     first_of: dict[str, NewPerson] = {}
     repeats: list[NewPerson] = []
@@ -311,10 +282,10 @@ async def route_new_people(
             first_of[person.email] = person
     rotations: dict[str, tuple[Member, ...]] = {}
     reps_in_order = await load_reps(session)
-    leads: list[dict[str, Any]] = []
+    leads: dict[str, dict[str, Any]] = {}
     turns: list[dict[str, Any]] = []
     events: list[Envelope] = []
-    writebacks: list[tuple[str, SourceRef, str]] = []
+    changes = LeadChanges(ctx)
     for person in first_of.values():
         lead_id = lead_id_for(person.email)
         match = _match(person.email, batch.domain_owners)
@@ -345,25 +316,61 @@ async def route_new_people(
                     "day": day,
                 }
             )
-        leads.append(_lead_row(person, lead_id, match, decision, batch))
+        leads[person.email] = _lead_row(person, lead_id, match, decision, batch)
         events.extend(decision_events(lead, match, decision))
         if decision.owner_id is not None and person.source_ref is not None:
-            writebacks.append((lead_id, person.source_ref, decision.owner_id))
+            changes.writeback(lead_id, person.source_ref, decision.owner_id)
     if leads:
-        await session.execute(m.leads.insert(), leads)
+        await session.execute(m.leads.insert(), list(leads.values()))
     if turns:
         await session.execute(m.queue_turns.insert(), turns)
-        for name in sorted({t["queue"] for t in turns}):
-            await session.execute(
-                update(m.queues)
-                .where(m.queues.c.name == name)
-                .values(cursor=func.greatest(m.queues.c.cursor, cursors[name]))
-            )
+        # greatest(): a recorded decision re-applied on rebuild never moves a cursor back.
+        await session.execute(
+            update(m.queues)
+            .where(m.queues.c.name == sa.bindparam("queue_name"))
+            .values(cursor=func.greatest(m.queues.c.cursor, sa.bindparam("queue_cursor"))),
+            [
+                {"queue_name": name, "queue_cursor": cursors[name]}
+                for name in sorted({t["queue"] for t in turns})
+            ],
+        )
     await add_events(session, ctx, events)
-    for lead_id, ref, owner_id in writebacks:
-        await queue_writeback(session, ctx, lead_id, ref, owner_id)
+    if repeats:
+        await _repeats(session, changes, repeats, batch.existing, leads)
+    await changes.write(session)
+    return leads
+
+
+async def _repeats(
+    session: AsyncSession,
+    changes: LeadChanges,
+    repeats: Sequence[NewPerson],
+    existing: Mapping[str, Row[Any]],
+    inserted: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Repeat forms and sign-ups: a touchpoint each on the lead, which keeps its owner
+    (its ids in the CRMs are remembered, as ``attach_source`` does one at a time)."""
+    states: dict[str, LeadState] = {}
     for person in repeats:
-        await _repeat(session, ctx, person)
+        if person.email not in states:
+            known = existing.get(person.email)
+            states[person.email] = LeadState.of(
+                known._mapping if known is not None else inserted[person.email]
+            )
+        changes.attach(states[person.email], person.source_ref)
+    await session.execute(
+        pg_insert(m.touchpoints).on_conflict_do_nothing(),
+        [
+            {
+                "event_id": p.event_id,
+                "lead_id": states[p.email].id,
+                "kind": p.kind,
+                "form_type": p.form_type,
+                "at": p.occurred_at,
+            }
+            for p in repeats
+        ],
+    )
 
 
 def _decide(
@@ -430,120 +437,129 @@ def _lead_row(
     }
 
 
-async def _repeat(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
-    """A repeat form or sign-up: a touchpoint on the lead, which keeps its owner."""
-    lead = (await session.execute(select(m.leads).where(m.leads.c.email == person.email))).one()
-    await session.execute(
-        pg_insert(m.touchpoints)
-        .values(
-            event_id=person.event_id,
-            lead_id=lead.id,
-            kind=person.kind,
-            form_type=person.form_type,
-            at=person.occurred_at,
-        )
-        .on_conflict_do_nothing()
-    )
-    await attach_source(session, ctx, lead, person.source_ref)
-
-
 async def _load_batch(
     session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
 ) -> _Batch:
     emails = sorted({p.email for p in people})
     existing = {
         r.email: r
-        for r in await session.execute(select(m.leads).where(m.leads.c.email.in_(emails)))
+        for r in await session.execute(select(m.leads).where(m.leads.c.email == any_of(emails)))
     }
     fresh = [p for p in people if p.email not in existing]
+    batch = _Batch(existing, {}, {}, {}, {}, {}, {}, [])
+    if not fresh:
+        return batch
     domains = sorted({d for p in fresh for d in candidate_domains(email_domain(p.email) or "")})
-    domain_owners: dict[str, list[str]] = {}
     if domains:
+        # The accounts come with their domains (outer join: a domain whose account row is
+        # missing still matches, as an account nobody knows more about).
         rows = await session.execute(
-            select(m.account_domains.c.domain, m.account_domains.c.account_id).where(
-                m.account_domains.c.domain.in_(domains)
+            select(
+                m.account_domains.c.domain,
+                m.account_domains.c.account_id,
+                m.accounts.c.id,
+                m.accounts.c.name,
+                m.accounts.c.region,
+                m.accounts.c.owner_id,
             )
+            .select_from(
+                m.account_domains.outerjoin(
+                    m.accounts, m.accounts.c.id == m.account_domains.c.account_id
+                )
+            )
+            .where(m.account_domains.c.domain == any_of(domains))
         )
-        for domain, account_id in rows:
-            domain_owners.setdefault(str(domain), []).append(str(account_id))
-    account_ids = sorted({a for ids in domain_owners.values() for a in ids})
-    accounts: dict[str, Account] = {}
-    opportunities: dict[str, list[Opportunity]] = {}
+        for domain, account_id, known, name, region, owner_id in rows:
+            batch.domain_owners.setdefault(str(domain), []).append(str(account_id))
+            if known is not None:
+                in_region = next((r for r in REGIONS if r == region), None)
+                batch.accounts[known] = Account(known, name or "", in_region, owner_id)
+    account_ids = sorted({a for ids in batch.domain_owners.values() for a in ids})
     if account_ids:
-        for row in await session.execute(
-            select(m.accounts).where(m.accounts.c.id.in_(account_ids))
-        ):
-            region = next((r for r in REGIONS if r == row.region), None)
-            accounts[row.id] = Account(row.id, row.name or "", region, row.owner_id)
         for r in await session.execute(
             select(m.opportunities).where(
-                m.opportunities.c.account_id.in_(account_ids),
+                m.opportunities.c.account_id == any_of(account_ids),
                 m.opportunities.c.is_closed.is_(False),
             )
         ):
-            opportunities.setdefault(r.account_id, []).append(
+            batch.opportunities.setdefault(r.account_id, []).append(
                 Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
             )
     lead_ids = [lead_id_for(p.email) for p in fresh]
-    recorded: dict[str, Decision] = {}
-    if lead_ids and JOURNAL.may_have_records:
+    if JOURNAL.may_have_records:
         for lead_id, value in await session.execute(
             select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
-                m.recorded_routes.c.lead_id.in_(lead_ids)
+                m.recorded_routes.c.lead_id == any_of(lead_ids)
             )
         ):
-            recorded[str(lead_id)] = decision_from_record(value)
-    batch = _Batch(existing, domain_owners, accounts, recorded, {}, {}, opportunities, {}, [])
-    if not fresh:
-        return batch
-    refs = sorted({v for p in fresh for v in _ref_columns(p.source_ref).values() if v})
-    for contact_id, email in await session.execute(
-        select(m.contacts.c.id, m.contacts.c.email).where(m.contacts.c.email.in_(emails))
-    ):
-        batch.contacts_by_email.setdefault(str(email), set()).add(str(contact_id))
-    contact_ids = sorted({c for ids in batch.contacts_by_email.values() for c in ids})
-    earliest = min(p.occurred_at for p in fresh)
-    latest = max(p.occurred_at for p in fresh)
-    about = [m.touches.c.email.in_(emails)]
-    if refs:
-        about.append(m.touches.c.lead_ref.in_(refs))
-    if contact_ids:
-        about.append(m.touches.c.contact_id.in_(contact_ids))
-    if account_ids:
-        about.append(m.touches.c.account_id.in_(account_ids))
-    since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
-    for row in await session.execute(
-        select(m.touches).where(m.touches.c.at >= since, m.touches.c.at <= latest, or_(*about))
-    ):
-        # Indexed by what a lead can be touched through, so each lead reads only its own.
-        for key in (
-            ("email", row.email),
-            ("contact", row.contact_id),
-            ("lead_ref", row.lead_ref),
-            ("account", row.account_id),
-        ):
-            if key[1] is not None:
-                batch.touch_index.setdefault(key, []).append(row)
-    person_about = [m.touches.c.email.in_(emails)]
-    if refs:
-        person_about.append(m.touches.c.lead_ref.in_(refs))
-    batch.later_touches = list(
-        await session.execute(
-            select(m.touches.c.email, m.touches.c.lead_ref, m.touches.c.at).where(
-                m.touches.c.at >= earliest, or_(*person_about)
-            )
-        )
-    )
+            batch.recorded[str(lead_id)] = decision_from_record(value)
+    await _load_touches(session, ctx, fresh, emails, account_ids, batch)
     if not any(rep.daily_cap is not None for rep in await load_reps(session)):
         return batch  # the day's counts only matter to caps
     days = sorted({utc_day(p.occurred_at) for p in fresh})
     for queue, day, rep_id, n in await session.execute(
         select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
-        .where(m.queue_turns.c.day.in_(days))
+        .where(m.queue_turns.c.day == any_of(days, sa.Date))
         .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
     ):
         batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
     return batch
+
+
+async def _load_touches(
+    session: AsyncSession,
+    ctx: RouterContext,
+    fresh: Sequence[NewPerson],
+    emails: Sequence[str],
+    account_ids: Sequence[str],
+    batch: _Batch,
+) -> None:
+    """In one query: the touches the rules may count (within the window before a lead,
+    on the lead, a contact with its email or its account), and the touches logged on a
+    lead at or after its event (first touch; topics are not ordered)."""
+    refs = sorted({v for p in fresh for v in _ref_columns(p.source_ref).values() if v})
+    earliest = min(p.occurred_at for p in fresh)
+    latest = max(p.occurred_at for p in fresh)
+    since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
+    t = m.touches
+    contact = m.contacts.alias("contact")
+    on_person = [t.c.email == any_of(emails)]
+    if refs:
+        on_person.append(t.c.lead_ref == any_of(refs))
+    in_window = [*on_person, contact.c.id.is_not(None)]
+    if account_ids:
+        in_window.append(t.c.account_id == any_of(account_ids))
+    rows = await session.execute(
+        select(t, contact.c.email.label("contact_email"))
+        .select_from(
+            t.outerjoin(
+                contact, and_(contact.c.id == t.c.contact_id, contact.c.email == any_of(emails))
+            )
+        )
+        .where(
+            or_(
+                and_(t.c.at >= since, t.c.at <= latest, or_(*in_window)),
+                and_(t.c.at >= earliest, or_(*on_person)),
+            )
+        )
+    )
+    email_set, ref_set, account_set = set(emails), set(refs), set(account_ids)
+    for row in rows:
+        about_person = row.email in email_set or row.lead_ref in ref_set
+        if about_person and row.at >= earliest:
+            batch.later_touches.append(row)
+        if not since <= row.at <= latest:
+            continue
+        if about_person or row.contact_email is not None or row.account_id in account_set:
+            # Indexed by what a lead can be touched through, so each lead reads only its own.
+            for key in (
+                ("email", row.email),
+                ("contact_email", row.contact_email),
+                ("lead_ref", row.lead_ref),
+                ("account", row.account_id),
+            ):
+                if key[1] is not None:
+                    batch.touch_index.setdefault(key, []).append(row)
 
 
 def _match(email: str, domain_owners: Mapping[str, list[str]]) -> AccountMatch:
@@ -561,13 +577,12 @@ def _touches_of(
     person: NewPerson, lead: Lead, account: Account | None, batch: _Batch
 ) -> list[Touch]:
     refs = {v for v in _ref_columns(person.source_ref).values() if v}
-    contacts = batch.contacts_by_email.get(lead.email, set())
     index = batch.touch_index
     rows = {
         row.activity_id: row
         for key in (
             ("email", lead.email),
-            *(("contact", c) for c in contacts),
+            ("contact_email", lead.email),
             *(("lead_ref", r) for r in refs),
             *((("account", account.account_id),) if account is not None else ()),
         )
@@ -578,7 +593,7 @@ def _touches_of(
         if row.rep_id is None:
             continue
         target: TouchTarget
-        if row.contact_id is not None and row.contact_id in contacts:
+        if row.contact_id is not None and row.contact_email == lead.email:
             target, subject = "contact", lead.email
         elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
             target, subject = "lead", ""
@@ -712,6 +727,120 @@ async def attach_source(
     await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**columns))
     if ref is not None and lead.owner_id is not None:
         await queue_writeback(session, ctx, lead.id, ref, lead.owner_id)
+
+
+@dataclass
+class LeadState:
+    """A lead as the events of a batch leave it: loaded once, changed in memory by the
+    same rules as ``attach_source`` and ``record_status``, written in one statement."""
+
+    id: str
+    email: str
+    hubspot_id: str | None
+    salesforce_id: str | None
+    owner_id: str | None
+    status: str | None
+    created_at: datetime
+    first_status_change_at: datetime | None
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> LeadState:
+        return cls(
+            row["id"],
+            row["email"],
+            row["hubspot_id"],
+            row["salesforce_id"],
+            row["owner_id"],
+            row["status"],
+            row["created_at"],
+            row.get("first_status_change_at"),
+        )
+
+
+_LEAD_COLUMNS = ("hubspot_id", "salesforce_id", "status", "first_status_change_at")
+
+
+class LeadChanges:
+    """What a run of events changes on existing leads, and the owner write-backs it
+    queues; ``write`` stores both, a statement each."""
+
+    def __init__(self, ctx: RouterContext) -> None:
+        self.ctx = ctx
+        self.leads: dict[str, LeadState] = {}
+        self.writebacks: list[dict[str, Any]] = []
+
+    def attach(self, lead: LeadState, ref: SourceRef | None) -> list[str]:
+        """``attach_source``: the lead's ids in the CRMs, the owner written back there."""
+        columns = {k: v for k, v in _ref_columns(ref).items() if getattr(lead, k) is None}
+        if not columns:
+            return []
+        for column, value in columns.items():
+            setattr(lead, column, value)
+            lead.changed.add(column)
+        self.leads[lead.id] = lead
+        if ref is not None and lead.owner_id is not None:
+            self.writeback(lead.id, ref, lead.owner_id)
+        return list(columns)
+
+    def status(self, lead: LeadState, status: str, at: datetime) -> None:
+        """``record_status``: the status, and the first change away from "new"."""
+        lead.status = status
+        lead.changed.add("status")
+        if status.strip().lower() != "new" and at >= lead.created_at:
+            first = lead.first_status_change_at
+            lead.first_status_change_at = at if first is None else min(first, at)
+            lead.changed.add("first_status_change_at")
+        self.leads[lead.id] = lead
+
+    def writeback(self, lead_id: str, ref: SourceRef, owner_id: str) -> None:
+        """``queue_writeback``: the owner to the CRM the lead is known in, if configured."""
+        destination = self.ctx.writeback_destinations().get(ref.system)
+        if destination is None:
+            return
+        value = {"object_type": ref.object_type, "object_id": ref.object_id, "owner_id": owner_id}
+        self.writebacks.append(
+            {
+                "event_id": derived_event_id("router", destination, ref.object_id, owner_id),
+                "destination": destination,
+                "topic": "",
+                "key": lead_id,
+                "value": json.dumps(value).encode(),
+            }
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        if self.leads:
+            # Only what changed is written (None keeps the stored value), as one at a time.
+            await session.execute(
+                update(m.leads)
+                .where(m.leads.c.id == sa.bindparam("lead_id"))
+                .values(
+                    {
+                        c: func.coalesce(
+                            sa.bindparam(f"new_{c}", type_=m.leads.c[c].type), m.leads.c[c]
+                        )
+                        for c in _LEAD_COLUMNS
+                    }
+                ),
+                [
+                    {
+                        "lead_id": lead.id,
+                        **{
+                            f"new_{c}": getattr(lead, c) if c in lead.changed else None
+                            for c in _LEAD_COLUMNS
+                        },
+                    }
+                    for lead in self.leads.values()
+                ],
+            )
+        if self.writebacks:
+            outbox = m.metadata.tables["router.outbox"]
+            await session.execute(
+                pg_insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
+                self.writebacks,
+            )
+        self.leads, self.writebacks = {}, []
 
 
 # --- recorded decisions (rebuild) ------------------------------------------------------------

@@ -19,12 +19,12 @@ from revops.events.consumer import is_infrastructure_error
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
+from revops.router.batches import make_batch_handler
 from revops.router.consumer import (
     ALL_QUEUES,
     HUBSPOT_OWNER,
     JOURNAL,
     SALESFORCE_OWNER,
-    make_batch_handler,
     make_handler,
     record_routes,
 )
