@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,69 @@ from revops.events.testing import (
     require_infrastructure,
     unique_prefix,
 )
+
+ROLES = ("revops", "router", "attribution", "renewals")
+INIT_SQL = Path(__file__).parent / "deploy" / "local" / "postgres-init.sql"
+_containers: contextlib.ExitStack | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Where Kafka or Postgres is not running here but a container engine answers, start
+    both in containers (testcontainers) and point every test at them: through the same
+    environment variables a developer would set, before any test module is imported.
+    Without an engine, nothing happens and the `infra` fixture says how to start them."""
+    global _containers
+    if os.environ.get("REVOPS_TESTCONTAINERS", "auto") == "off":
+        return
+    try:
+        require_infrastructure()
+        return
+    except InfrastructureMissing:
+        pass
+    if not _container_engine_answers():
+        return
+    _containers = contextlib.ExitStack()
+    os.environ.update(_containers.enter_context(_kafka_and_postgres_in_containers()))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _containers is not None:
+        _containers.close()
+
+
+def _container_engine_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # no client library, no socket, no engine: all mean "no"
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _kafka_and_postgres_in_containers() -> Iterator[dict[str, str]]:
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    with (
+        KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft() as kafka,
+        PostgresContainer("postgres:15", password="postgres", driver=None) as postgres,
+    ):
+        # The same roles, databases and schemas as deploy/local/postgres.sh creates.
+        sql = INIT_SQL.read_text()
+        result: Any = postgres.exec(
+            ["sh", "-c", f"psql -X -q -U postgres -v ON_ERROR_STOP=1 <<'SQL'\n{sql}\nSQL"]
+        )
+        if result.exit_code != 0:
+            raise RuntimeError(f"postgres-init.sql failed in the container: {result.output!r}")
+        host, port = postgres.get_container_host_ip(), postgres.get_exposed_port(5432)
+        env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
+        for role in ROLES:
+            env[f"TEST_{role.upper()}_DATABASE_URL"] = (
+                f"postgresql+asyncpg://{role}:{role}@{host}:{port}/revops_test"
+            )
+        yield env
 
 
 @pytest.fixture(scope="session")

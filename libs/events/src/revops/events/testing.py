@@ -27,7 +27,10 @@ from revops.events.service import ServiceSpec
 from revops.events.settings import KafkaSettings, ServiceSettings
 from revops.events.topics import ALL_TOPICS
 
-HOW_TO_START = "start them with `make infra` (Kafka on 127.0.0.1:9092, Postgres on :5432)"
+HOW_TO_START = (
+    "start them with `make infra` (Kafka on 127.0.0.1:9092, Postgres on :5432), or run a "
+    "container engine and the tests start both with testcontainers"
+)
 
 T = TypeVar("T")
 
