@@ -94,6 +94,7 @@ class ServiceRuntime:
             handle_batch=self.handle_batch,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def start(self) -> None:
         await migrations.upgrade(self.database_url, self.spec.name, self.spec.migrations_dir)
@@ -118,9 +119,16 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(guarded(), name=name))
 
     def crashed(self) -> list[str]:
-        return [t.get_name() for t in self._tasks if t.done() and not t.cancelled()]
+        """The background tasks that died: raised, or were cancelled by something other
+        than stop(). A one-shot task (setting up the queues) that returned is fine."""
+        return [
+            t.get_name()
+            for t in self._tasks
+            if t.done() and not self._stopping and (t.cancelled() or t.exception() is not None)
+        ]
 
     async def stop(self) -> None:
+        self._stopping = True
         self.consumer.stop()
         self.relay.stop()
         if self._tasks:
