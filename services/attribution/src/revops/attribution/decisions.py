@@ -226,11 +226,13 @@ def _campaign_touch(row: RowMapping) -> CampaignTouch:
 
 @dataclass(frozen=True)
 class _Known:
-    """What the decisions of a set of opportunities read: their people and forms."""
+    """What the decisions of a set of opportunities read: their people and forms, each
+    turned into the domain's terms once for all the opportunities that read it."""
 
     people: Mapping[str, RowMapping]
-    contacts_by_account: Mapping[str, Sequence[RowMapping]]
-    forms_by_person: Mapping[str, Sequence[RowMapping]]
+    people_by_account: Mapping[str, Sequence[str]]
+    contacts_by_account: Mapping[str, Sequence[AccountContact]]
+    forms_by_person: Mapping[str, Sequence[CampaignTouch]]
 
 
 def _load_known(session: Session, opportunities: Sequence[RowMapping], window: timedelta) -> _Known:
@@ -245,13 +247,18 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping], window: t
     )
     rows = session.execute(query).mappings().all()
     people = {row["person_id"]: row for row in rows}
-    contacts: dict[str, list[RowMapping]] = defaultdict(list)
+    by_account: dict[str, list[str]] = defaultdict(list)
+    contacts: dict[str, list[AccountContact]] = defaultdict(list)
     for row in people.values():
-        if row["account_id"]:
-            contacts[row["account_id"]].append(row)
-    return _Known(
-        people, contacts, _forms(session, people.keys(), converted, opportunities, window)
-    )
+        account, person_id, source = row["account_id"], row["person_id"], row["lead_source"]
+        if account:
+            by_account[account].append(person_id)
+            if source:
+                contacts[account].append(
+                    AccountContact(person_id, LeadSource(source), _created_at(row))
+                )
+    forms = _forms(session, people.keys(), converted, opportunities, window)
+    return _Known(people, by_account, contacts, forms)
 
 
 def _forms(
@@ -260,11 +267,11 @@ def _forms(
     converted: Collection[str],
     opportunities: Sequence[RowMapping],
     window: timedelta,
-) -> dict[str, list[RowMapping]]:
+) -> dict[str, list[CampaignTouch]]:
     """The forms the decisions can read: none after the latest creation time; of the
     converted leads every earlier one (the primary campaign has no age limit), of the
     other people those in the earliest window only."""
-    by_person: dict[str, list[RowMapping]] = defaultdict(list)
+    by_person: dict[str, list[CampaignTouch]] = defaultdict(list)
     if not person_ids:
         return by_person
     created = [_created_at(o) for o in opportunities]
@@ -285,7 +292,7 @@ def _forms(
         ),
     )
     for row in session.execute(query).mappings():
-        by_person[row["person_id"]].append(row)
+        by_person[row["person_id"]].append(_campaign_touch(row))
     return by_person
 
 
@@ -300,14 +307,9 @@ def _source_decision(
             lead_source=LeadSource(lead_row["lead_source"] or LeadSource.OTHER),
             created_at=_created_at(lead_row),
         )
-    contacts = [
-        AccountContact(row["person_id"], LeadSource(row["lead_source"]), _created_at(row))
-        for row in known.contacts_by_account.get(opportunity["account_id"] or "", ())
-        if row["lead_source"]
-    ]
     decision = opportunity_source(
         lead,
-        contacts,
+        known.contacts_by_account.get(opportunity["account_id"] or "", ()),
         given_source=opportunity["given_lead_source"],
         owner_role=rules.rep_roles.get(opportunity["owner_id"] or ""),
         policy=rules.opportunity_source,
@@ -318,13 +320,10 @@ def _source_decision(
 def _influence(
     opportunity: RowMapping, lead_row: RowMapping | None, known: _Known, rules: Rules
 ) -> CampaignInfluence:
-    person_ids = {
-        row["person_id"]
-        for row in known.contacts_by_account.get(opportunity["account_id"] or "", ())
-    }
+    person_ids = set(known.people_by_account.get(opportunity["account_id"] or "", ()))
     if lead_row is not None:
         person_ids.add(lead_row["person_id"])
-    touches = [_campaign_touch(t) for pid in person_ids for t in known.forms_by_person.get(pid, ())]
+    touches = [t for pid in person_ids for t in known.forms_by_person.get(pid, ())]
     return campaign_influence(
         touches,
         opportunity_created_at=_created_at(opportunity),

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import RowMapping, Table, func, select
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.orm import Session
 
@@ -55,26 +55,37 @@ class Facts:
     def fact_names(cls) -> tuple[str, ...]:
         return _fact_names(cls)
 
-    def merge(self, other: Facts) -> None:
-        """Take from `other` every field it saw later than this record did."""
+    def merge(self, other: Facts) -> bool:
+        """Take from `other` every field it saw later than this record did; whether
+        anything changed (a value comes with its stamp: the same stamp, the same event,
+        the same value)."""
+        changed = False
         for name in self.fact_names():
             if name in self.EARLIEST:
-                setattr(self, name, _earliest(getattr(self, name), getattr(other, name)))
+                mine = getattr(self, name)
+                earliest = _earliest(mine, getattr(other, name))
+                if earliest != mine:
+                    setattr(self, name, earliest)
+                    changed = True
                 continue
             theirs = other.field_stamps.get(name)
-            if theirs is not None and theirs >= self.field_stamps.get(name, _NO_STAMP):
-                setattr(self, name, getattr(other, name))
-                self.field_stamps[name] = theirs
+            if theirs is not None:
+                mine_stamp = self.field_stamps.get(name, _NO_STAMP)
+                if theirs > mine_stamp:
+                    setattr(self, name, getattr(other, name))
+                    self.field_stamps[name] = theirs
+                    changed = True
+        return changed
 
     def row(self) -> dict[str, Any]:
-        row = {name: getattr(self, name) for name in [self.KEY, *self.fact_names()]}
+        row = {name: getattr(self, name) for name in _columns(type(self))}
         row["field_times"] = {name: list(s) for name, s in sorted(self.field_stamps.items())}
         return row
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Facts:
+    def from_row(cls, row: Mapping[str, Any] | RowMapping) -> Facts:
         stamps = {name: (s[0], s[1]) for name, s in (row["field_times"] or {}).items()}
-        values = {name: row[name] for name in [cls.KEY, *cls.fact_names()]}
+        values = {name: row[name] for name in _columns(cls)}
         return cls(**values, field_stamps=stamps)
 
 
@@ -87,6 +98,11 @@ def _fact_names(cls: type[Facts]) -> tuple[str, ...]:
         names = tuple(f.name for f in fields(cls) if f.name not in {*_BOOKKEEPING, cls.KEY})
         _FACT_NAMES[cls.__name__] = names
     return names
+
+
+def _columns(cls: type[Facts]) -> tuple[str, ...]:
+    """The key, then the facts."""
+    return (cls.KEY, *_fact_names(cls))
 
 
 @dataclass
@@ -165,11 +181,10 @@ def write(session: Session, cls: type[Facts], records: Iterable[Facts]) -> None:
     ).mappings()
     unchanged: set[str] = set()
     for row in stored:
-        record = cls.from_row(dict(row))
-        record.merge(batch[row[key]])
-        batch[row[key]] = record
-        if record.row() == dict(row):
+        record = cls.from_row(row)
+        if not record.merge(batch[row[key]]):
             unchanged.add(row[key])
+        batch[row[key]] = record
     rows = [batch[k].row() for k in sorted(batch) if k not in unchanged]
     if rows:
         statement = _upsert(table, key, cls.fact_names(), cls.EARLIEST)
