@@ -23,8 +23,8 @@ Then, read as each service's own role:
   twice    = a lead email with more than one row, a subject with more than one round-robin
              turn (router.queue_turns), a touch stored twice (attribution.touches);
   phantom  = an inbox id or a lead this run never sent; also reported apart: events of a
-             request answered non-2xx that were nevertheless stored (ingest promises a 503
-             means nothing was accepted);
+             request answered non-2xx that were nevertheless stored (not a failure: a 503
+             means "not acknowledged, resend", and the resend is deduplicated);
   while the broker was down: every answer must be a 503 within 2 s, never a 2xx.
 Writes bench/results/faults-<date>.json and prints a summary; exit 1 if a check failed.
 
