@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,8 +22,12 @@ from revops.attribution.simulate import generate
 from revops.events.catalogue import (
     Envelope,
     Event,
+    FormSubmitted,
+    FormSubmittedEvent,
     LeadConverted,
     LeadConvertedEvent,
+    OpportunityChanged,
+    OpportunityChangedEvent,
     PersonChanged,
     PersonChangedEvent,
     SourceRef,
@@ -80,8 +84,82 @@ def crm_only_person(event_id: str, object_id: str, after: Envelope) -> PersonCha
     )
 
 
-def mixed_history() -> tuple[list[Envelope], list[Envelope]]:
-    """Two batches of a generated history (forms, sign-ups, CRM people, conversions,
+def status_change_and_forms() -> tuple[list[Envelope], list[Envelope], list[Envelope]]:
+    """A contact, their first form and an opportunity on their account; then, in one
+    batch, a CRM update that moves nothing the decisions read (a status) and a late form
+    of theirs in the opportunity's window; in a third, another status change and two late
+    forms, exactly 30 days and 30 days and a second before the opportunity. It must count
+    the forms in its window, each one when it is the batch's only news for it."""
+    day0 = datetime(2026, 3, 1, tzinfo=UTC)
+    email, account = "story@acme-story.example", "001story"
+    ref = SourceRef(system="salesforce", object_type="Contact", object_id="003story")
+
+    def contact(event_id: str, at: datetime, change: str) -> PersonChangedEvent:
+        return make_event(
+            PersonChangedEvent,
+            id=event_id,
+            source="salesforce",
+            occurred_at=at,
+            payload=PersonChanged(
+                person_type="contact",
+                change=change,
+                source_ref=ref,
+                email=email,
+                lead_source="Inbound" if change == "created" else None,
+                status=None if change == "created" else "Working",
+                account_id=account,
+                created_at=day0,
+            ),
+        )
+
+    def form(event_id: str, at: datetime, campaign_id: str) -> FormSubmittedEvent:
+        return make_event(
+            FormSubmittedEvent,
+            id=event_id,
+            source="hubspot",
+            occurred_at=at,
+            payload=FormSubmitted(
+                email=email, form_id="form-story", form_type="ebook", campaign_id=campaign_id
+            ),
+        )
+
+    created = day0 + timedelta(days=40)
+    window = timedelta(days=30)
+    opportunity = make_event(
+        OpportunityChangedEvent,
+        id="story-opportunity",
+        source="salesforce",
+        occurred_at=created,
+        payload=OpportunityChanged(
+            opportunity_id="006story",
+            change="created",
+            source_ref=SourceRef(
+                system="salesforce", object_type="Opportunity", object_id="006story"
+            ),
+            account_id=account,
+            stage="1 - Interest",
+            created_at=created,
+        ),
+    )
+    before = [
+        contact("story-created", day0, "created"),
+        form("story-first-form", day0 + timedelta(hours=1), "cmp-first"),
+        opportunity,
+    ]
+    together = [
+        contact("story-status", day0 + timedelta(days=45), "updated"),
+        form("story-late-form", day0 + timedelta(days=35), "cmp-story"),
+    ]
+    edge = [
+        contact("story-status-2", day0 + timedelta(days=46), "updated"),
+        form("story-outside", created - window - timedelta(seconds=1), "cmp-outside"),
+        form("story-edge", created - window, "cmp-edge"),
+    ]
+    return before, together, edge
+
+
+def mixed_history() -> list[list[Envelope]]:
+    """Batches of a generated history (forms, sign-ups, CRM people, conversions,
     opportunities), the second shuffled, with CRM events naming people by CRM id only:
     one known from the first batch (stored), one from earlier in the second; and a
     conversion naming its lead only by CRM id, before the lead's own event."""
@@ -128,7 +206,8 @@ def mixed_history() -> tuple[list[Envelope], list[Envelope]]:
     shuffled.append(extra[1])
     shuffled.remove(lead)
     shuffled.append(lead)
-    return first, shuffled
+    before, together, edge = status_change_and_forms()
+    return [[*first, *before], [*shuffled, *together], edge]
 
 
 async def state(database: Database) -> dict[str, list[str]]:
@@ -193,14 +272,14 @@ async def paths(settings: AttributionSettings) -> AsyncIterator[Paths]:
 
 
 async def test_the_batch_path_and_one_event_at_a_time_store_the_same(paths: Paths) -> None:
-    first, second = mixed_history()
+    batches = mixed_history()
     url = paths.settings.resolved_database_url()
 
     await fresh_schema(SPEC, url)
     one_by_one = paths.runner(batch=False)
-    assert await one_by_one.apply_batch(records(first)) == []
-    assert await one_by_one.apply_batch(records(second)) == []
-    assert paths.calls == {"batch": 0, "single": len(first) + len(second)}
+    for batch in batches:
+        assert await one_by_one.apply_batch(records(batch)) == []
+    assert paths.calls == {"batch": 0, "single": sum(len(batch) for batch in batches)}
     expected = await state(paths.database)
     assert len(expected["opportunity_influence"]) > 50
     # The CRM-id-only events found their people, and the early conversion its lead.
@@ -208,23 +287,27 @@ async def test_the_batch_path_and_one_event_at_a_time_store_the_same(paths: Path
     assert "001moved" in people and "'ref:" not in people
     late = [row for row in expected["opportunities"] if "'006late'" in row]
     assert len(late) == 1 and "'late@acct1.example'" in late[0]
+    story = "\n".join(row for row in expected["opportunity_influence"] if "'006story'" in row)
+    assert story.count("'006story'") == 2
+    assert "'cmp-story'" in story and "'cmp-edge'" in story
 
     await fresh_schema(SPEC, url)
     paths.calls.update(batch=0, single=0)
-    batches = paths.runner(batch=True)
-    assert await batches.apply_batch(records(first)) == []
-    assert await batches.apply_batch(records(second)) == []
-    # Both batches went through the batch handler: no fallback hid a failure.
-    assert paths.calls == {"batch": 2, "single": 0}
+    at_once = paths.runner(batch=True)
+    for batch in batches:
+        assert await at_once.apply_batch(records(batch)) == []
+    # Every batch went through the batch handler: no fallback hid a failure.
+    assert paths.calls == {"batch": len(batches), "single": 0}
     assert await state(paths.database) == expected
 
     # Redelivered: the inbox skips every event, nothing changes.
     applied = await inbox_size(paths.database)
-    assert await batches.apply_batch(records(second)) == []
+    assert await at_once.apply_batch(records(batches[1])) == []
     assert await inbox_size(paths.database) == applied
     assert await state(paths.database) == expected
     # Even applied again past the inbox, the facts and decisions stay as they are.
     rules = Rules.from_settings(paths.settings)
     async with paths.database.transaction() as session:
-        await apply_events(session, rules, [decode_event(r.value) for r in records(second)])
+        events = [decode_event(r.value) for r in records(batches[1])]
+        await apply_events(session, rules, events)
     assert await state(paths.database) == expected

@@ -206,12 +206,22 @@ def apply_unit_of_work(session: Session, uow: UnitOfWork) -> None:
     # or owner change does not), and then on the old account as on the new one.
     after = opportunity_inputs(session, decided | crm_people)
     changed = decided | {p for p in crm_people if before.get(p) != after.get(p)}
-    touched = {p: at for p, at in touch_only.items() if p not in changed}
+    # Everyone else's news that opportunities read is their new forms (a sign-up never
+    # influences one) -- whether or not their CRM record changed too.
+    new_forms = [
+        (touch["person_id"], touch["occurred_at"])
+        for touch in uow.touches.values()
+        if touch["kind"] == TouchKind.FORM.value and touch["person_id"] not in changed
+    ]
     opportunity_ids = set(uow.opportunities) | {
         c["opportunity_id"] for c in conversions if c["opportunity_id"]
     }
     opportunities = affected_opportunities(
-        session, opportunity_ids, _accounts_and_since(changed, before, after), touched
+        session,
+        opportunity_ids,
+        _accounts_and_since(changed, before, after),
+        new_forms,
+        uow.rules.influence.window,
     )
     recompute_opportunities(session, opportunities, uow.rules)
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     DateTime,
+    Interval,
     RowMapping,
     Select,
     Table,
@@ -354,17 +355,20 @@ def affected_opportunities(
     session: Session,
     opportunity_ids: Collection[str],
     changed_people: Mapping[str, tuple[frozenset[str], datetime]],
-    touched_people: Mapping[str, datetime],
+    new_forms: Sequence[tuple[str, datetime]],
+    window: timedelta,
 ) -> list[RowMapping]:
     """The opportunities whose decisions may change, locked for deciding.
 
-    Named ones, and those converted from a changed person, always. Otherwise a person
-    can only matter to an opportunity on their account (`changed_people` gives each
-    changed person's accounts, before and after, and the earliest they were seen or
-    created) created after they appeared: their forms count up to its creation, and as
-    a contact they count only if created before its lead. A person who only gained a
-    form or sign-up matters from that touch's time on. So old opportunities are not
-    decided again for every new form or contact on their account.
+    Named ones, and those converted from a changed person, always. Otherwise a changed
+    person can only matter to an opportunity on their account (`changed_people` gives
+    each changed person's accounts, before and after, and the earliest they were seen or
+    created) created after they appeared: their forms count up to its creation, and as a
+    contact they count only if created before its lead. The new forms (person, time) of
+    everyone else matter only to what reads forms: the journeys of their account's
+    opportunities whose window holds them, and as the converted lead's last form, any
+    opportunity of theirs created since. So old opportunities are not decided again for
+    every new form or contact on their account.
 
     One statement: the candidates are chosen in SQL, and only those are read and locked.
     """
@@ -382,8 +386,9 @@ def affected_opportunities(
             "changed_people": list(changed_people),
             "accounts_account_id": list(account_since),
             "accounts_since": list(account_since.values()),
-            "touched_person_id": list(touched_people),
-            "touched_at": list(touched_people.values()),
+            "forms_person_id": [person_id for person_id, _ in new_forms],
+            "forms_at": [at for _, at in new_forms],
+            "window": window,
         },
     )
     return list(rows.mappings())
@@ -393,15 +398,13 @@ def affected_opportunities(
 def _affected_statement() -> Select[Any]:
     table, people = models.opportunities, models.people
     lead = people.alias("lead")
+    created = func.coalesce(table.c.crm_created_at, table.c.first_seen_at)
     # What happened after both the opportunity's and its lead's creation cannot count.
-    horizon = func.greatest(
-        func.coalesce(table.c.crm_created_at, table.c.first_seen_at),
-        func.coalesce(lead.c.crm_created_at, lead.c.first_seen_at),
-    )
+    horizon = func.greatest(created, func.coalesce(lead.c.crm_created_at, lead.c.first_seen_at))
     with_lead = table.outerjoin(lead, lead.c.person_id == table.c.converted_person_id)
     accounts = bulk.unnest("accounts", account_id=Text(), since=DateTime(timezone=True))
-    touched = bulk.unnest("touched", person_id=Text(), at=DateTime(timezone=True))
-    toucher = people.alias("toucher")
+    forms = bulk.unnest("forms", person_id=Text(), at=DateTime(timezone=True))
+    author = people.alias("author")
     ids = table.c.opportunity_id
     chosen = union(
         select(ids).where(
@@ -414,18 +417,22 @@ def _affected_statement() -> Select[Any]:
         select(ids)
         .select_from(accounts.join(with_lead, table.c.account_id == accounts.c.account_id))
         .where(accounts.c.since <= horizon),
-        # A person who gained a touch, from its time, on their account...
+        # A new form, in the window of an opportunity on its author's account...
         select(ids)
         .select_from(
-            touched.join(toucher, toucher.c.person_id == touched.c.person_id).join(
-                with_lead, table.c.account_id == toucher.c.account_id
+            forms.join(author, author.c.person_id == forms.c.person_id).join(
+                table, table.c.account_id == author.c.account_id
             )
         )
-        .where(touched.c.at <= horizon),
-        # ... and as the opportunity's converted lead.
+        .where(
+            forms.c.at <= created,
+            # Elapsed time, as the domain counts it (not `created - window`: calendar days).
+            created - forms.c.at <= bindparam("window", type_=Interval()),
+        ),
+        # ... and up to the creation of an opportunity its author converted into.
         select(ids)
-        .select_from(touched.join(with_lead, table.c.converted_person_id == touched.c.person_id))
-        .where(touched.c.at <= horizon),
+        .select_from(forms.join(table, table.c.converted_person_id == forms.c.person_id))
+        .where(forms.c.at <= created),
     )
     return (
         select(*_without_field_times(table)).where(ids.in_(chosen)).order_by(ids).with_for_update()
