@@ -255,6 +255,31 @@ def any_of(values: Iterable[Any], item_type: Any = sa.String) -> Any:
     return sa.any_(sa.bindparam(None, list(values), type_=ARRAY(item_type)))
 
 
+def insert_from_arrays(table: sa.Table, columns: Sequence[str]) -> Any:
+    """``INSERT INTO table (columns) SELECT * FROM unnest($1, $2, ...)`` in the arrays'
+    order: one statement and one execution for any number of rows (an executemany
+    executes, and SQLAlchemy processes the parameters of, every row on its own)."""
+    rows = (
+        func.unnest(*(sa.bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns))
+        .table_valued(*columns, with_ordinality="ordinality")
+        .render_derived()
+    )
+    return pg_insert(table).from_select(
+        list(columns), select(*(rows.c[c] for c in columns)).order_by(rows.c.ordinality)
+    )
+
+
+def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    return {c: [row.get(c) for row in rows] for c in columns}
+
+
+_LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
+_TURN_INSERT = ("queue", "slot", "rep_id", "subject_id", "day")
+_OUTBOX_INSERT = ("event_id", "destination", "topic", "key", "value")
+_OUTBOX = m.metadata.tables["router.outbox"]
+_TOUCH_INSERT = tuple(c.name for c in m.touches.c)
+
+
 async def route_new_people(
     session: AsyncSession,
     ctx: RouterContext,
@@ -321,9 +346,13 @@ async def route_new_people(
         if decision.owner_id is not None and person.source_ref is not None:
             changes.writeback(lead_id, person.source_ref, decision.owner_id)
     if leads:
-        await session.execute(m.leads.insert(), list(leads.values()))
+        await session.execute(
+            insert_from_arrays(m.leads, _LEAD_INSERT), as_arrays(list(leads.values()), _LEAD_INSERT)
+        )
     if turns:
-        await session.execute(m.queue_turns.insert(), turns)
+        await session.execute(
+            insert_from_arrays(m.queue_turns, _TURN_INSERT), as_arrays(turns, _TURN_INSERT)
+        )
         # greatest(): a recorded decision re-applied on rebuild never moves a cursor back.
         await session.execute(
             update(m.queues)
@@ -835,11 +864,7 @@ class LeadChanges:
                 ],
             )
         if self.writebacks:
-            outbox = m.metadata.tables["router.outbox"]
-            await session.execute(
-                pg_insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
-                self.writebacks,
-            )
+            await add_to_outbox(session, self.writebacks)
         self.leads, self.writebacks = {}, []
 
 
@@ -955,10 +980,8 @@ async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence
     """Queue derived events in the outbox, in one statement (same rows as ``add_event``)."""
     if not events:
         return
-    outbox = m.metadata.tables["router.outbox"]
-    # executemany (one cached statement, rows sent in bulk), not a compiled multi-VALUES.
-    await session.execute(
-        pg_insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
+    await add_to_outbox(
+        session,
         [
             {
                 "event_id": e.id,
@@ -970,6 +993,15 @@ async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence
             for e in events
         ],
     )
+
+
+async def add_to_outbox(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Outbox rows in one statement, in order (ids follow it); an id already there is
+    queued once (as ``add_event`` / ``add_message``)."""
+    statement = insert_from_arrays(_OUTBOX, _OUTBOX_INSERT).on_conflict_do_nothing(
+        index_elements=["event_id"]
+    )
+    await session.execute(statement, as_arrays(rows, _OUTBOX_INSERT))
 
 
 async def notify(
@@ -1079,21 +1111,22 @@ async def record_status(session: AsyncSession, lead: Row[Any], status: str, at: 
 
 async def on_activities(session: AsyncSession, events: Sequence[ActivityLoggedEvent]) -> None:
     """Touches of a batch: stored in one statement, first touches updated in another."""
+    rows = [
+        {
+            "activity_id": e.payload.activity_id,
+            "rep_id": e.payload.rep_id,
+            "kind": e.payload.kind,
+            "at": e.occurred_at,
+            "lead_ref": e.payload.lead_id,
+            "contact_id": e.payload.contact_id,
+            "account_id": e.payload.account_id,
+            "email": e.payload.email,
+        }
+        for e in events
+    ]
     await session.execute(
-        pg_insert(m.touches).on_conflict_do_nothing(),
-        [
-            {
-                "activity_id": e.payload.activity_id,
-                "rep_id": e.payload.rep_id,
-                "kind": e.payload.kind,
-                "at": e.occurred_at,
-                "lead_ref": e.payload.lead_id,
-                "contact_id": e.payload.contact_id,
-                "account_id": e.payload.account_id,
-                "email": e.payload.email,
-            }
-            for e in events
-        ],
+        insert_from_arrays(m.touches, _TOUCH_INSERT).on_conflict_do_nothing(),
+        as_arrays(rows, _TOUCH_INSERT),
     )
     about = [
         (e.payload.email, e.payload.lead_id, e.occurred_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -132,6 +133,12 @@ def candidate_domains(domain: str) -> list[str]:
     ``eu.sales.acme.co.uk`` -> ``[eu.sales.acme.co.uk, sales.acme.co.uk, acme.co.uk]``.
     The database layer looks these up; ``match_account`` then picks the most specific.
     """
+    return list(_candidate_domains(domain))
+
+
+@functools.lru_cache(maxsize=4096)
+def _candidate_domains(domain: str) -> tuple[str, ...]:
+    # Routing a batch asks for the same few domains again and again.
     labels = normalise_domain(domain).split(".")
     candidates: list[str] = []
     for start in range(len(labels) - 1):
@@ -139,7 +146,7 @@ def candidate_domains(domain: str) -> list[str]:
         if candidate in _MULTI_LABEL_SUFFIXES:
             break
         candidates.append(candidate)
-    return candidates
+    return tuple(candidates)
 
 
 def is_free_mail(domain: str, free_mail: frozenset[str] = FREE_MAIL_DOMAINS) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -151,6 +152,7 @@ PG PNG APAC Papua New Guinea
 """
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_country(value: str) -> str:
     """Case, accents, dots and spacing do not matter: "U.S.A." == "usa", "México" == "mexico"."""
     text = unicodedata.normalize("NFKD", value)
