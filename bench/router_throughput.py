@@ -12,12 +12,16 @@ from the accounts' domains, some from free mail, some consultants), and
       router's own ConsumerRunner and handlers (inbox, matching,
       rules, the shared rotation locked per batch, leads, turns, outbox) into a fresh
       ``router`` schema of ``revops_test``, and
-  (c) with `revops-router` running in a process of its own (API, consumer and outbox
+  (c) applies ``--changes`` person, account and opportunity changes (HubSpot contacts
+      in bursts of 5 like the e2e workload, Salesforce lead statuses on the routed leads,
+      account renames and owner changes that move leads, opportunity stage changes),
+      beside the raw consume rate of the same topics, and
+  (d) with `revops-router` running in a process of its own (API, consumer and outbox
       relay, as deployed), publishes
       forms at ``--rate`` per second, one acks=all publish each, and measures from each
       acknowledgement to its lead row being visible (polled every 5 ms).
-Prints the rates, their ratio and the latency percentiles; JSON goes to
-bench/results/router_throughput.json. Needs `make infra`.
+Prints the rates, their ratio and the latency percentiles; JSON goes to ``--out``
+(bench/results/router_throughput.json). Needs `make infra`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from revops.events.catalogue import (
     FormSubmittedEvent,
     OpportunityChanged,
     OpportunityChangedEvent,
+    PersonChanged,
+    PersonChangedEvent,
     SourceRef,
     make_event,
 )
@@ -192,9 +198,103 @@ def form_event(i: int, rng: random.Random, tag: str, at: datetime) -> FormSubmit
     )
 
 
-async def raw_consume(settings: RouterSettings, topic: str, count: int) -> float:
+def change_events(count: int, leads: int) -> list[Envelope]:
+    """Changes in the proportions of a CRM's traffic: 2/5 HubSpot contacts (a burst of 5
+    per contact: created, then email, name, country, status; every other one the email of
+    a routed lead, which gets its HubSpot id and status), 1/5 Salesforce lead statuses on
+    routed leads, 1/5 account changes (every 10th an owner change that moves the
+    account's leads), 1/5 opportunity stage changes (every 20th closed)."""
+    at = START + timedelta(days=1)
+    events: list[Envelope] = []
+    n = 0
+    while len(events) < count:
+        n += 1
+        email = f"tp{n * 7 % leads}@" if n % 2 else f"contact{n}@"
+        contact = SourceRef(system="hubspot", object_type="contact", object_id=f"hs-{n}")
+        for i, (mail, status) in enumerate(
+            [(None, None), (email, None), (email, None), (email, None), (email, "OPEN")]
+        ):
+            events.append(
+                make_event(
+                    PersonChangedEvent,
+                    id=f"hs-{n}-{i}",
+                    source="hubspot",
+                    occurred_at=at + timedelta(seconds=n, milliseconds=i),
+                    payload=PersonChanged(
+                        person_type="contact",
+                        change="created" if i == 0 else "updated",
+                        email=_full_email(mail) if mail else None,
+                        status=status,
+                        country="Germany" if i == 3 else None,
+                        source_ref=contact,
+                    ),
+                )
+            )
+        for i in range(5):
+            k = n * 5 + i
+            events.append(
+                make_event(
+                    PersonChangedEvent,
+                    id=f"sf-lead-{k}",
+                    source="salesforce",
+                    occurred_at=at + timedelta(seconds=n, milliseconds=10 + i),
+                    payload=PersonChanged(
+                        person_type="lead",
+                        change="updated",
+                        email=_full_email(f"tp{k % leads}@"),
+                        status=("Working", "Nurture", "Working", "Qualified", "New")[i],
+                        source_ref=ref("Lead", f"00Q{k % leads}"),
+                    ),
+                )
+            )
+            a = k % ACCOUNTS
+            region = ("AMER", "EMEA", "APAC")[a % 3]
+            events.append(
+                make_event(
+                    AccountChangedEvent,
+                    id=f"acct-change-{k}",
+                    source="salesforce",
+                    occurred_at=at + timedelta(seconds=n, milliseconds=20 + i),
+                    payload=AccountChanged(
+                        account_id=f"001-{a}",
+                        change="updated",
+                        name=f"Co {a} ({k})",
+                        owner_id=f"AE-{region}-{(a + k // 10) % 3}" if k % 10 == 0 else None,
+                        region=region,
+                        source_ref=ref("Account", f"001-{a}"),
+                    ),
+                )
+            )
+            o = k % (ACCOUNTS // 10) * 10 + 1
+            events.append(
+                make_event(
+                    OpportunityChangedEvent,
+                    id=f"opp-change-{k}",
+                    source="salesforce",
+                    occurred_at=at + timedelta(seconds=n, milliseconds=30 + i),
+                    payload=OpportunityChanged(
+                        opportunity_id=f"006-{o}",
+                        change="updated",
+                        stage=f"stage {k % 4}",
+                        is_closed=k % 20 == 0,
+                        source_ref=ref("Opportunity", f"006-{o}"),
+                    ),
+                )
+            )
+    return events[:count]
+
+
+_FORM_DOMAINS: dict[str, str] = {}
+
+
+def _full_email(local: str) -> str:
+    """``tp<i>@`` -> the routed lead's email (its domain was drawn at random)."""
+    return _FORM_DOMAINS.get(local, local + "example.org")
+
+
+async def raw_consume(settings: RouterSettings, topic: str | list[str], count: int) -> float:
     consumer = AIOKafkaConsumer(
-        topic,
+        *([topic] if isinstance(topic, str) else topic),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         auto_offset_reset="earliest",
@@ -216,6 +316,12 @@ async def raw_consume(settings: RouterSettings, topic: str, count: int) -> float
 async def count_leads(runtime: ServiceRuntime) -> int:
     async with runtime.database.transaction() as session:
         return int(await session.scalar(select(func.count()).select_from(m.leads)) or 0)
+
+
+async def count_applied(runtime: ServiceRuntime) -> int:
+    async with runtime.database.transaction() as session:
+        inbox = m.metadata.tables["router.inbox"]
+        return int(await session.scalar(select(func.count()).select_from(inbox)) or 0)
 
 
 async def apply_context(settings: RouterSettings, accounts: int) -> float:
@@ -241,18 +347,23 @@ async def apply_context(settings: RouterSettings, accounts: int) -> float:
     return elapsed
 
 
-async def routed_rate(settings: RouterSettings, total: int) -> tuple[float, float]:
-    """From the consumer's start to the last lead committed, outbox relay running; and the
-    CPU seconds this process used meanwhile (the machine's load does not inflate those)."""
+async def routed_rate(
+    settings: RouterSettings, total: int, *, applied: int | None = None
+) -> tuple[float, float]:
+    """From the consumer's start to the last lead committed (or, with ``applied``, to that
+    many events in the inbox), outbox relay running; and the CPU seconds this process used
+    meanwhile (the machine's load does not inflate those)."""
     runtime = build_runtime(settings)
     cpu = time.process_time()
     started = time.perf_counter()
     runner = asyncio.create_task(consume(runtime))
     relay = asyncio.create_task(runtime.relay.run())
     while True:
-        if await count_leads(runtime) >= total:
+        if applied is None and await count_leads(runtime) >= total:
             break
-        await asyncio.sleep(0.2)
+        if applied is not None and await count_applied(runtime) >= applied:
+            break
+        await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     runtime.consumer.stop()
@@ -345,6 +456,10 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=RouterSettings().consumer_batch_max)
+    parser.add_argument("--changes", type=int, default=20_000)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "router_throughput.json"
+    )
     args = parser.parse_args()
 
     prefix = unique_prefix()
@@ -363,6 +478,10 @@ async def main() -> None:
     rng = random.Random(42)
     context = context_events(rng)
     forms = [form_event(i, rng, "tp", START + timedelta(seconds=i)) for i in range(args.leads)]
+    for f in forms:
+        local = f.payload.email.partition("@")[0]
+        _FORM_DOMAINS[local + "@"] = f.payload.email
+    changes = change_events(args.changes, args.leads) if args.changes else []
     producer = EventProducer(settings, client_id="bench")
     await producer.start()
     for chunk in range(0, len(context), 2000):
@@ -375,6 +494,34 @@ async def main() -> None:
     raw_s = await raw_consume(settings, topics.FORMS.name(prefix), len(forms))
     load_before = os.getloadavg()[0]
     routed_s, routed_cpu_s = await routed_rate(settings, len(forms))
+    change_result: dict[str, Any] = {}
+    if changes:
+        producer = EventProducer(settings, client_id="bench")
+        await producer.start()
+        for chunk in range(0, len(changes), 2000):
+            await producer.publish(changes[chunk : chunk + 2000])
+        await producer.stop()
+        change_topics = [t.name(prefix) for t in (topics.PEOPLE, topics.ACCOUNTS)]
+        change_topics.append(topics.OPPORTUNITIES.name(prefix))
+        opportunities = sum(1 for e in context if isinstance(e, OpportunityChangedEvent))
+        accounts = sum(1 for e in context if isinstance(e, AccountChangedEvent))
+        raw_changes_s = await raw_consume(
+            settings, change_topics, len(changes) + opportunities + accounts
+        )
+        load_changes = os.getloadavg()[0]
+        changes_s, changes_cpu_s = await routed_rate(
+            settings, 0, applied=len(context) + len(forms) + len(changes)
+        )
+        raw_changes_rate = (len(changes) + opportunities + accounts) / raw_changes_s
+        change_result = {
+            "changes": len(changes),
+            "raw_consume_changes_per_s": round(raw_changes_rate),
+            "router_changes_per_s": round(len(changes) / changes_s),
+            "changes_ratio": round(len(changes) / changes_s / raw_changes_rate, 3),
+            "router_process_cpu_ms_per_change": round(changes_cpu_s / len(changes) * 1000, 3),
+            "load_average_1m_before_changes": round(load_changes, 2),
+        }
+    load_latency = os.getloadavg()[0]
     latencies = await latency(settings, args.rate, args.seconds)
     raw_rate = len(forms) / raw_s
     router_rate = len(forms) / routed_s
@@ -387,8 +534,10 @@ async def main() -> None:
         "ratio": round(router_rate / raw_rate, 3),
         "router_process_cpu_ms_per_lead": round(routed_cpu_s / len(forms) * 1000, 3),
         "load_average_1m_before_routing": round(load_before, 2),
+        **change_result,
         "cpus": os.cpu_count(),
         "batch_max": args.batch,
+        "load_average_1m_before_latency": round(load_latency, 2),
         "latency_rate_per_s": args.rate,
         "latency_leads": len(latencies),
         "latency_ms_p50": round(pct(latencies, 50), 1),
@@ -398,9 +547,8 @@ async def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / "router_throughput.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     await admin.delete_topics_with_prefix(settings.kafka_bootstrap_servers, prefix)
 
 
