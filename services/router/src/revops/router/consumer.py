@@ -255,12 +255,13 @@ def any_of(values: Iterable[Any], item_type: Any = sa.String) -> Any:
     return sa.any_(sa.bindparam(None, list(values), type_=ARRAY(item_type)))
 
 
-def insert_from_arrays(table: sa.Table, columns: Sequence[str]) -> Any:
+def insert_from_arrays(table: sa.Table, columns: Sequence[str], prefix: str = "") -> Any:
     """``INSERT INTO table (columns) SELECT * FROM unnest($1, $2, ...)`` in the arrays'
     order: one statement and one execution for any number of rows (an executemany
-    executes, and SQLAlchemy processes the parameters of, every row on its own)."""
+    executes, and SQLAlchemy processes the parameters of, every row on its own). The
+    arrays are the parameters ``prefix + column``."""
     rows = (
-        func.unnest(*(sa.bindparam(c, type_=ARRAY(table.c[c].type)) for c in columns))
+        func.unnest(*(sa.bindparam(prefix + c, type_=ARRAY(table.c[c].type)) for c in columns))
         .table_valued(*columns, with_ordinality="ordinality")
         .render_derived()
     )
@@ -269,8 +270,10 @@ def insert_from_arrays(table: sa.Table, columns: Sequence[str]) -> Any:
     )
 
 
-def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
-    return {c: [row.get(c) for row in rows] for c in columns}
+def as_arrays(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], prefix: str = ""
+) -> dict[str, list[Any]]:
+    return {prefix + c: [row.get(c) for row in rows] for c in columns}
 
 
 _LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
@@ -278,6 +281,34 @@ _TURN_INSERT = ("queue", "slot", "rep_id", "subject_id", "day")
 _OUTBOX_INSERT = ("event_id", "destination", "topic", "key", "value")
 _OUTBOX = m.metadata.tables["router.outbox"]
 _TOUCH_INSERT = tuple(c.name for c in m.touches.c)
+
+
+def _routed_statement() -> Any:
+    """A batch's routing written in one statement (one round trip, whatever its size):
+    the leads, the turns they took, the rotations' cursors moved to the last turn, and
+    their events in the outbox (the last three may be empty)."""
+    leads = insert_from_arrays(m.leads, _LEAD_INSERT, "lead_").cte("routed_leads")
+    turns = insert_from_arrays(m.queue_turns, _TURN_INSERT, "turn_").cte("taken_turns")
+    moved = (
+        func.unnest(
+            sa.bindparam("cursor_queue", type_=ARRAY(m.queues.c.name.type)),
+            sa.bindparam("cursor_to", type_=ARRAY(m.queues.c.cursor.type)),
+        )
+        .table_valued("name", "cursor")
+        .render_derived()
+    )
+    # greatest(): a recorded decision re-applied on rebuild never moves a cursor back.
+    cursors = (
+        update(m.queues)
+        .where(m.queues.c.name == moved.c.name)
+        .values(cursor=func.greatest(m.queues.c.cursor, moved.c.cursor))
+        .cte("moved_cursors")
+    )
+    outbox = insert_from_arrays(_OUTBOX, _OUTBOX_INSERT, "outbox_")
+    return outbox.on_conflict_do_nothing(index_elements=["event_id"]).add_cte(leads, turns, cursors)
+
+
+_ROUTED = _routed_statement()
 
 
 async def route_new_people(
@@ -346,24 +377,15 @@ async def route_new_people(
         if decision.owner_id is not None and person.source_ref is not None:
             changes.writeback(lead_id, person.source_ref, decision.owner_id)
     if leads:
-        await session.execute(
-            insert_from_arrays(m.leads, _LEAD_INSERT), as_arrays(list(leads.values()), _LEAD_INSERT)
-        )
-    if turns:
-        await session.execute(
-            insert_from_arrays(m.queue_turns, _TURN_INSERT), as_arrays(turns, _TURN_INSERT)
-        )
-        # greatest(): a recorded decision re-applied on rebuild never moves a cursor back.
-        await session.execute(
-            update(m.queues)
-            .where(m.queues.c.name == sa.bindparam("queue_name"))
-            .values(cursor=func.greatest(m.queues.c.cursor, sa.bindparam("queue_cursor"))),
-            [
-                {"queue_name": name, "queue_cursor": cursors[name]}
-                for name in sorted({t["queue"] for t in turns})
-            ],
-        )
-    await add_events(session, ctx, events)
+        moved = sorted({t["queue"] for t in turns})
+        parameters = {
+            **as_arrays(list(leads.values()), _LEAD_INSERT, "lead_"),
+            **as_arrays(turns, _TURN_INSERT, "turn_"),
+            "cursor_queue": moved,
+            "cursor_to": [cursors[name] for name in moved],
+            **as_arrays(outbox_rows(ctx, events), _OUTBOX_INSERT, "outbox_"),
+        }
+        await session.execute(_ROUTED, parameters)
     if repeats:
         await _repeats(session, changes, repeats, batch.existing, leads)
     await changes.write(session)
@@ -978,21 +1000,21 @@ def notification(
 
 async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence[Envelope]) -> None:
     """Queue derived events in the outbox, in one statement (same rows as ``add_event``)."""
-    if not events:
-        return
-    await add_to_outbox(
-        session,
-        [
-            {
-                "event_id": e.id,
-                "destination": KAFKA,
-                "topic": e.topic.name(ctx.prefix),
-                "key": e.key,
-                "value": encode_event(e),
-            }
-            for e in events
-        ],
-    )
+    if events:
+        await add_to_outbox(session, outbox_rows(ctx, events))
+
+
+def outbox_rows(ctx: RouterContext, events: Sequence[Envelope]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": e.id,
+            "destination": KAFKA,
+            "topic": e.topic.name(ctx.prefix),
+            "key": e.key,
+            "value": encode_event(e),
+        }
+        for e in events
+    ]
 
 
 async def add_to_outbox(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
