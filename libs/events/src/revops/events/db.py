@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -40,7 +41,7 @@ def service_metadata(schema: str) -> MetaData:
         Column("topic", String(255), nullable=False),
         Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    Table(
+    outbox = Table(
         "outbox",
         metadata,
         Column("id", BigInteger, primary_key=True, autoincrement=True),
@@ -58,6 +59,13 @@ def service_metadata(schema: str) -> MetaData:
         ),
         Column("last_error", Text),
         Column("failed_at", DateTime(timezone=True)),
+    )
+    # The relay's query reads only pending rows; without this index it would walk past
+    # every row sent in the last OUTBOX_KEEP_SENT_HOURS on each poll.
+    Index(
+        "outbox_pending",
+        outbox.c.id,
+        postgresql_where=outbox.c.sent_at.is_(None) & outbox.c.failed_at.is_(None),
     )
     return metadata
 
