@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    CompoundSelect,
     DateTime,
     Interval,
     RowMapping,
@@ -240,7 +241,7 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping], window: t
     accounts = {o["account_id"] for o in opportunities if o["account_id"]}
     converted = {o["converted_person_id"] for o in opportunities if o["converted_person_id"]}
     people_table = models.people
-    query = select(*_without_field_times(people_table)).where(
+    query = select(*(people_table.c[name] for name in _KNOWN_OF_PEOPLE)).where(
         or_(
             _one_of(people_table.c.account_id, accounts),
             _one_of(people_table.c.person_id, converted),
@@ -256,45 +257,96 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping], window: t
             by_account[account].append(person_id)
             if source:
                 contacts[account].append(
-                    AccountContact(person_id, LeadSource(source), _created_at(row))
+                    AccountContact(person_id, LEAD_SOURCES[source], _created_at(row))
                 )
-    forms = _forms(session, people.keys(), converted, opportunities, window)
+    forms = _forms(session, people, by_account, opportunities, window)
     return _Known(people, by_account, contacts, forms)
+
+
+# What the opportunities' decisions read of a person.
+_KNOWN_OF_PEOPLE = (
+    "person_id",
+    "account_id",
+    "crm_created_at",
+    "first_seen_at",
+    "lead_source",
+    "first_touchpoint",
+    "first_touch_id",
+)
+LEAD_SOURCES = {source.value: source for source in LeadSource}
 
 
 def _forms(
     session: Session,
-    person_ids: Collection[str],
-    converted: Collection[str],
+    people: Mapping[str, RowMapping],
+    people_by_account: Mapping[str, Sequence[str]],
     opportunities: Sequence[RowMapping],
     window: timedelta,
 ) -> dict[str, list[CampaignTouch]]:
-    """The forms the decisions can read: none after the latest creation time; of the
-    converted leads every earlier one (the primary campaign has no age limit), of the
-    other people those in the earliest window only."""
+    """The forms the decisions can read: of each opportunity's people (its account's and
+    its converted lead) those in its window, and of the converted lead also the last one
+    up to its creation (the primary campaign has no age limit)."""
+    windows: set[tuple[str, datetime, datetime]] = set()
+    last_before: set[tuple[str, datetime]] = set()
+    for opportunity in opportunities:
+        created = _created_at(opportunity)
+        readers = list(people_by_account.get(opportunity["account_id"] or "", ()))
+        lead = opportunity["converted_person_id"]
+        if lead in people:
+            readers.append(lead)
+            last_before.add((lead, created))
+        windows.update((person_id, created - window, created) for person_id in readers)
     by_person: dict[str, list[CampaignTouch]] = defaultdict(list)
-    if not person_ids:
+    if not windows:
         return by_person
-    created = [_created_at(o) for o in opportunities]
-    touches = models.touches
-    query = select(
-        touches.c.touch_id,
-        touches.c.person_id,
-        touches.c.campaign_id,
-        touches.c.form_id,
-        touches.c.occurred_at,
-    ).where(
-        _one_of(touches.c.person_id, person_ids),
-        touches.c.kind == TouchKind.FORM.value,
-        touches.c.occurred_at <= max(created),
-        or_(
-            touches.c.occurred_at >= min(created) - window,
-            _one_of(touches.c.person_id, converted),
-        ),
-    )
-    for row in session.execute(query).mappings():
-        by_person[row["person_id"]].append(_campaign_touch(row))
+    params = {
+        "windows_person_id": [w[0] for w in windows],
+        "windows_since": [w[1] for w in windows],
+        "windows_until": [w[2] for w in windows],
+        "last_person_id": [w[0] for w in last_before],
+        "last_until": [w[1] for w in last_before],
+    }
+    for row in session.execute(_forms_statement(), params):
+        by_person[row.person_id].append(_campaign_touch(row._mapping))
     return by_person
+
+
+@cache
+def _forms_statement() -> CompoundSelect[Any]:
+    touches = models.touches
+    names = ("touch_id", "person_id", "campaign_id", "form_id", "occurred_at")
+    columns = [touches.c[name] for name in names]
+    is_form = touches.c.kind == TouchKind.FORM.value
+    windows = bulk.unnest(
+        "windows",
+        person_id=Text(),
+        since=DateTime(timezone=True),
+        until=DateTime(timezone=True),
+    )
+    last = bulk.unnest("last", person_id=Text(), until=DateTime(timezone=True))
+    earlier = touches.alias("earlier")
+    latest = (
+        select(func.max(earlier.c.occurred_at))
+        .where(
+            earlier.c.person_id == last.c.person_id,
+            earlier.c.kind == TouchKind.FORM.value,
+            earlier.c.occurred_at <= last.c.until,
+        )
+        .scalar_subquery()
+    )
+    return union(
+        select(*columns)
+        .select_from(windows.join(touches, touches.c.person_id == windows.c.person_id))
+        .where(
+            is_form,
+            touches.c.occurred_at >= windows.c.since,
+            touches.c.occurred_at <= windows.c.until,
+        ),
+        # Every form at the latest time (the domain breaks ties by its own order).
+        select(*columns)
+        .select_from(last.join(touches, touches.c.person_id == last.c.person_id))
+        .where(is_form, touches.c.occurred_at == latest),
+    )
 
 
 def _source_decision(
@@ -305,7 +357,9 @@ def _source_decision(
     if lead_row is not None:
         lead = ConvertedLead(
             person_id=lead_row["person_id"],
-            lead_source=LeadSource(lead_row["lead_source"] or LeadSource.OTHER),
+            lead_source=LEAD_SOURCES[lead_row["lead_source"]]
+            if lead_row["lead_source"]
+            else LeadSource.OTHER,
             created_at=_created_at(lead_row),
         )
     decision = opportunity_source(
