@@ -1,15 +1,19 @@
 """Attribution throughput: events/s applied with their writes, beside the raw consume rate
 of the same events in the same run.
 
-    uv run python bench/attribution_throughput.py --events 100000
+    uv run --frozen --group bench python bench/attribution_throughput.py --events 100000
+    ... --recompute        also time `revops-attribution recompute` over the same topics
+    ... --recompute-only   only the recompute (a large count without the consume before it)
 
 Publishes a realistic mix (forms, sign-ups, CRM people, conversions, opportunities over
 accounts of a few people each) under a unique topic prefix, then
   (a) reads them all with a bare AIOKafkaConsumer (decode nothing: the broker's and the
       client's ceiling), and
   (b) applies them all with attribution's own ConsumerRunner and handlers into a fresh
-      `attribution` schema of `revops_test` (inbox, facts, every decision recomputed),
-and prints both rates and their ratio; JSON goes to bench/results/attribution_throughput.json.
+      `attribution` schema of `revops_test` (or $REVOPS_TEST_DB) (inbox, facts, every
+      decision recomputed), in the service's batches unless --batch says otherwise,
+and prints both rates, their ratio, this process's CPU time and the load average around
+each timing; JSON goes to bench/results/attribution_throughput.json.
 Needs `make infra`.
 """
 
@@ -131,9 +135,17 @@ async def attribution_consume(settings: AttributionSettings, count: int) -> floa
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000, help="consumer batch size")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=AttributionSettings.model_fields["consumer_batch_max"].default,
+        help="consumer batch size (default: the service's)",
+    )
     parser.add_argument("--out", default="bench/results/attribution_throughput.json")
     parser.add_argument("--recompute", action="store_true", help="also time the recompute")
+    parser.add_argument(
+        "--recompute-only", action="store_true", help="time the recompute, not the consume"
+    )
     parser.add_argument("--keep-topics", action="store_true")
     args = parser.parse_args()
 
@@ -154,17 +166,28 @@ async def main() -> dict[str, Any]:
     raw_s = await raw_consume(settings, len(events))
     raw_rate = len(events) / raw_s
     print(f"raw aiokafka consume:   {raw_rate:>10,.0f} events/s ({raw_s:.2f} s)")
-    attribution_s = await attribution_consume(settings, len(events))
-    rate = len(events) / attribution_s
-    print(f"attribution with writes:{rate:>10,.0f} events/s ({attribution_s:.2f} s)")
-    print(f"ratio: {rate / raw_rate:.1%} of raw")
-    recompute_s = None
-    if args.recompute:
+    rate = cpu_s = load_before = None
+    if not args.recompute_only:
+        load_before = os.getloadavg()[0]
+        cpu_started = time.process_time()
+        attribution_s = await attribution_consume(settings, len(events))
+        cpu_s = time.process_time() - cpu_started
+        rate = len(events) / attribution_s
+        print(
+            f"attribution with writes:{rate:>10,.0f} events/s ({attribution_s:.2f} s; "
+            f"this process {cpu_s:.1f} s of CPU; load average {load_before:.2f} -> "
+            f"{os.getloadavg()[0]:.2f})"
+        )
+        print(f"ratio: {rate / raw_rate:.1%} of raw")
+    recompute_s = recompute_load = None
+    if args.recompute or args.recompute_only:
         # The recompute command's own code path: empty the schema, reset the group, consume.
+        recompute_load = os.getloadavg()[0]
         recompute_s = (await recompute(settings, SPEC)).seconds
         print(
             f"recompute command:      {len(events) / recompute_s:>10,.0f} events/s "
-            f"({recompute_s:.1f} s)"
+            f"({recompute_s:.1f} s; load average {recompute_load:.2f} -> "
+            f"{os.getloadavg()[0]:.2f})"
         )
     if not args.keep_topics:
         await admin.delete_topics_with_prefix(
@@ -176,12 +199,15 @@ async def main() -> dict[str, Any]:
         "events": len(events),
         "consumer_batch_max": args.batch,
         "raw_events_per_s": round(raw_rate),
-        "attribution_events_per_s": round(rate),
-        "ratio": round(rate / raw_rate, 4),
+        "attribution_events_per_s": round(rate) if rate else None,
+        "ratio": round(rate / raw_rate, 4) if rate else None,
         "raw_seconds": round(raw_s, 3),
-        "attribution_seconds": round(attribution_s, 3),
+        "attribution_seconds": round(len(events) / rate, 3) if rate else None,
+        "attribution_cpu_seconds": round(cpu_s, 1) if cpu_s else None,
+        "load_average_1m_before": load_before,
         "publish_events_per_s": round(len(events) / publish_s),
         "recompute_seconds": round(recompute_s, 1) if recompute_s else None,
+        "recompute_load_average_1m_before": recompute_load,
         "load_average_1m": os.getloadavg()[0],
         "cpus": os.cpu_count(),
         "run_at": datetime.now(UTC).isoformat(),
