@@ -202,11 +202,4 @@ recorded_routes = Table(
     Column("decision", JSON, nullable=False),
 )
 
-# The relay looks for pending rows after every commit; without this it would scan every
-# row ever sent.
-_outbox = metadata.tables[f"{SCHEMA}.outbox"]
-Index(
-    "ix_outbox_pending",
-    _outbox.c.id,
-    postgresql_where=_outbox.c.sent_at.is_(None) & _outbox.c.failed_at.is_(None),
-)
+# The outbox's index on pending rows now comes with the shared service_metadata.

@@ -1,4 +1,7 @@
-"""a partial index on the outbox's pending rows (the relay's poll)
+"""the outbox's pending-rows index under the shared library's name
+
+The router had its own (ix_outbox_pending) before the library gave every service one
+(outbox_pending): renamed, not duplicated.
 
 Revision ID: c1a0e7b5d201
 Revises: e85f3cc5b2a6
@@ -7,7 +10,6 @@ Create Date: 2026-11-29 22:25:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c1a0e7b5d201"
@@ -17,14 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "outbox_pending",
-        "outbox",
-        ["id"],
-        schema="router",
-        postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
-    )
+    op.execute("ALTER INDEX router.ix_outbox_pending RENAME TO outbox_pending")
 
 
 def downgrade() -> None:
-    op.drop_index("outbox_pending", table_name="outbox", schema="router")
+    op.execute("ALTER INDEX router.outbox_pending RENAME TO ix_outbox_pending")
