@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -263,6 +264,30 @@ class System:
             raise RuntimeError(f"{inst.name} not ready after restart:\n{tail(inst.log, 30)}")
         self.save()
         return time.monotonic() - started
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each part of the machine: each
+        service (all its instances and workers), kafka, postgres, this load generator (with
+        its observer), and everything else. Two readings' difference says where the cores
+        went during a phase; processes that ended between them are not counted."""
+        import psutil
+
+        owner = {i.pid: s for s, insts in self.procs.items() for i in insts if i.pid}
+        owner[self.kafka_pid() or -1] = "kafka"
+        owner[os.getpid()] = "load generator"
+        used: dict[str, float] = {}
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if times is None:
+                continue
+            part = "postgres" if proc.info["name"] == "postgres" else "other"
+            with contextlib.suppress(psutil.Error):
+                for p in [proc, *proc.parents()]:
+                    if p.pid in owner:
+                        part = owner[p.pid]
+                        break
+            used[part] = used.get(part, 0.0) + times.user + times.system
+        return used
 
     @staticmethod
     def kafka_pid() -> int | None:

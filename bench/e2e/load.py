@@ -197,6 +197,7 @@ async def run_phase(
 
         return done
 
+    cpu_before = system.cpu_seconds()
     t0_wall = time.time()
     t0_perf = time.perf_counter()
     lag_task = asyncio.create_task(sample_lag(t0_wall))
@@ -226,6 +227,7 @@ async def run_phase(
     sending = False
     await lag_task
     drained_at = time.time() - t0_wall
+    cpu_after = system.cpu_seconds()
     await asyncio.sleep(max(0.2, 3 * args.poll_ms / 1000))
     seen = observer.finish()
     await lag_reader.stop()
@@ -291,6 +293,13 @@ async def run_phase(
         "lead_visible_before_2xx": early,
         "lag_max": lag_max,
         "consumer_events_per_s": consumer_rate,
+        # Where the 2 cores went from the first send until every lag was 0: CPU seconds
+        # per part, and the share of all cores' time over that span.
+        "cpu_s": {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()},
+        "cpu_share": {
+            k: round((v - cpu_before.get(k, 0.0)) / (drained_at * (os.cpu_count() or 1)), 3)
+            for k, v in cpu_after.items()
+        },
         "load1_max": max((p.get("load1", 0) for p in lag_series), default=0),
         "lag_series": lag_series,
         "timeline": timeline,
@@ -395,6 +404,14 @@ def table(results: list[dict[str, Any]], services: list[str]) -> str:
             line += f" | {r['e2e'][s].get('p99_ms', 0):>16.1f}"
         line += f" | {max(r['lag_max'].values(), default=0):>14} | {r['drained_after_s']:>7}"
         lines.append(line)
+    lines.append("CPU share of the machine's cores, first send to lag 0:")
+    for r in results:
+        shares = sorted(r["cpu_share"].items(), key=lambda kv: -kv[1])
+        lines.append(
+            f"{r['rate_events_per_s']:>9.0f}  "
+            + ", ".join(f"{k} {v:.0%}" for k, v in shares if v >= 0.005)
+            + f"  (all: {sum(v for _, v in shares):.0%})"
+        )
     return "\n".join(lines)
 
 
