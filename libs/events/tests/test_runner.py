@@ -320,6 +320,47 @@ async def test_the_outbox_purges_only_rows_sent_before_the_cut_off(settings, dat
     assert left == {"purge-new", "purge-pending"}
 
 
+async def test_the_relay_delivers_every_committed_row_in_fewer_passes_than_commits(
+    settings, database
+):
+    producer = EventProducer(settings)
+    relay = OutboxRelay(
+        settings=settings, database=database, outbox=OUTBOX, producer=producer, gather_s=0.05
+    )
+    running = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.3)  # its first pass finds nothing and it waits
+    passes_before = relay.passes
+    ids = [f"gathered-{i}" for i in range(20)]
+    for event_id in ids:  # twenty small commits in quick succession, each waking it
+        async with database.transaction() as session:
+            await add_event(session, OUTBOX, form(event_id), settings.topic_prefix)
+        relay.wake()
+    records = await read_records(settings, topics.FORMS.name(settings.topic_prefix), 20)
+    relay.stop()
+    await running
+    await producer.stop()
+    assert sorted(dict(r.headers)["event-id"].decode() for r in records) == sorted(ids)
+    assert relay.passes - passes_before < len(ids)
+
+
+async def test_a_pooled_connection_dropped_while_idle_is_replaced_before_use(infra):
+    database = Database(URL, SCHEMA, pool_size=1, ping_after_idle_s=0.1)
+    try:
+        async with database.transaction() as session:
+            first = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        # As a Postgres restart would: the server ends the idle pooled connection.
+        killer = create_async_engine(URL)
+        async with killer.begin() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await killer.dispose()
+        await asyncio.sleep(0.2)
+        async with database.transaction() as session:
+            second = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert second != first
+    finally:
+        await database.dispose()
+
+
 async def test_the_producer_gives_up_within_its_timeout_when_kafka_is_down(infra):
     settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9", kafka_publish_timeout_s=1.5)
     producer = EventProducer(settings)

@@ -45,6 +45,9 @@ class ServiceSettings(KafkaSettings):
     # Sent rows are kept this long (what was delivered, when; a replayed input within it
     # queues nothing new), then deleted so the table stays the size of a week's output.
     outbox_keep_sent_hours: float = Field(default=168, gt=0)
+    # After a commit wakes the relay, it waits this long so that one pass delivers the
+    # rows of every batch committed meanwhile (0: a pass per commit).
+    outbox_gather_ms: float = Field(default=20, ge=0, le=1000)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
