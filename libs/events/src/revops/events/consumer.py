@@ -155,6 +155,8 @@ class ConsumerRunner:
             heartbeat_interval_ms=max(1000, self._settings.consumer_session_timeout_ms // 5),
             max_poll_interval_ms=300_000,
             isolation_level="read_committed",
+            fetch_min_bytes=self._settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=self._settings.consumer_fetch_wait_ms,
         )
         consumer.subscribe(self._topic_names, listener=_WaitForBatch(self._batch_lock))
         await self._start_with_retry(consumer)
