@@ -267,25 +267,43 @@ class System:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far by each part of the machine: each
-        service (all its instances and workers), kafka, postgres, this load generator (with
-        its observer), and everything else. Two readings' difference says where the cores
-        went during a phase; processes that ended between them are not counted."""
+        service (all its instances and workers), kafka, this load generator (with its
+        observer), everything else, and Postgres split by whom each backend serves
+        ("postgres for router", ...: the backend's title names its client's port, and the
+        client's socket names its process). Two readings' difference says where the
+        cores went during a phase; processes that ended between them are not counted."""
         import psutil
 
         owner = {i.pid: s for s, insts in self.procs.items() for i in insts if i.pid}
         owner[self.kafka_pid() or -1] = "kafka"
         owner[os.getpid()] = "load generator"
-        used: dict[str, float] = {}
-        for proc in psutil.process_iter(["name", "cpu_times"]):
-            times = proc.info["cpu_times"]
-            if times is None:
-                continue
-            part = "postgres" if proc.info["name"] == "postgres" else "other"
+
+        def part_of(proc: psutil.Process) -> str:
             with contextlib.suppress(psutil.Error):
                 for p in [proc, *proc.parents()]:
                     if p.pid in owner:
-                        part = owner[p.pid]
-                        break
+                        return owner[p.pid]
+            return "other"
+
+        pg_port = int(PG.rsplit(":", 1)[1])
+        client_of_port: dict[int, str] = {}
+        with contextlib.suppress(psutil.Error):
+            for conn in psutil.net_connections("tcp"):
+                if conn.raddr and conn.raddr.port == pg_port and conn.pid:
+                    with contextlib.suppress(psutil.Error):
+                        client_of_port[conn.laddr.port] = part_of(psutil.Process(conn.pid))
+        used: dict[str, float] = {}
+        for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if times is None:
+                continue
+            if proc.info["name"] == "postgres":
+                title = " ".join(proc.info["cmdline"] or ())
+                port = title.rsplit("(", 1)[-1].split(")", 1)[0] if "(" in title else ""
+                client = client_of_port.get(int(port)) if port.isdigit() else None
+                part = f"postgres for {client}" if client else "postgres"
+            else:
+                part = part_of(proc)
             used[part] = used.get(part, 0.0) + times.user + times.system
         return used
 
