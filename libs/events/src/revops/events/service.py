@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BaseModel, StringConstraints
 from sqlalchemy import MetaData, Table
@@ -269,6 +270,12 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 # --- the app -----------------------------------------------------------------------------
 
 ReadyCheck = Callable[[], Awaitable[None]]
+TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 def create_app(
@@ -301,7 +308,13 @@ def create_app(
             if runtime is not None:
                 await runtime.stop()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="0.1.0")
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        version="0.1.0",
+        telemetry=None if settings.http_telemetry else TELEMETRY_OFF,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
 
