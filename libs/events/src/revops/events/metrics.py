@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
@@ -43,3 +47,26 @@ OUTBOX_FAILURES = Counter(
 OUTBOX_PENDING = Gauge(
     "revops_outbox_pending", "Outbox rows not yet delivered", ["service", "destination"]
 )
+GC_PAUSE_SECONDS = Histogram(
+    "revops_gc_pause_seconds",
+    "Time the process stood still in one garbage collection, by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+_gc_started: list[float] = [0.0]
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(
+            time.perf_counter() - _gc_started[0]
+        )
+
+
+def watch_gc_pauses() -> None:
+    """Time every garbage collection: a full one stops the event loop for as long as it
+    takes to walk every object, which shows as a latency spike."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)

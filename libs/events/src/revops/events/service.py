@@ -10,6 +10,7 @@ command starts a working service. ``CONSUMER_ENABLED=false`` runs an API-only in
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,7 +30,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from revops.events import migrations
+from revops.events import metrics, migrations
 from revops.events.consumer import BatchHandler, ConsumerRunner, Handler
 from revops.events.db import Database
 from revops.events.logs import configure_logging
@@ -270,6 +271,23 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 # --- the app -----------------------------------------------------------------------------
 
 ReadyCheck = Callable[[], Awaitable[None]]
+
+
+def settle_gc() -> None:
+    """Once started: collect, then freeze what is alive (modules, the ORM's metadata,
+    compiled statements, settings), and collect the young generation less often.
+
+    Measured under e2e load (revops_gc_pause_seconds): every full collection walked all of
+    those long-lived objects and stopped the router for 0.25-0.5 s, 6 times a minute, and
+    each stop showed as a spike in the routed lead's latency. Frozen objects are skipped
+    by every collection; they are still freed by reference counting when dropped. A young
+    generation of 700 allocations was collected ~18 times a second at 1,000 events/s."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(10_000, older, oldest)
+
+
 TELEMETRY_OFF: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
@@ -300,6 +318,7 @@ def create_app(
             await runtime.start()
         for hook in on_startup:
             await hook(app)
+        settle_gc()
         try:
             yield
         finally:
@@ -308,6 +327,7 @@ def create_app(
             if runtime is not None:
                 await runtime.stop()
 
+    metrics.watch_gc_pauses()  # here, not in serve(): every uvicorn worker builds its app
     app = FastAPI(
         title=title,
         description=description,
