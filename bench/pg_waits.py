@@ -8,8 +8,9 @@ on I/O or on its client (`Client: ClientRead`: the service's Python is between t
 statements of an open transaction). Written for the scale-out question: do two router
 instances wait on each other's locks?
 
-Other roles' wait events are visible only to a superuser, so it runs psql as the local
-`postgres` user over the Unix socket (as deploy/local/postgres.sh does), with \\watch.
+Other roles' wait events are visible only to a superuser, so it runs psql as one through
+`deploy/local/postgres.sh psql` (the local `postgres` user, or PG_SUPERUSER_URL), with
+\\watch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from pathlib import Path
+
+POSTGRES_SH = Path(__file__).resolve().parent.parent / "deploy" / "local" / "postgres.sh"
 
 QUERY = """
 SELECT usename, state, coalesce(wait_event_type || ': ' || wait_event, 'running')
@@ -29,10 +33,11 @@ UNION ALL SELECT '#', '', ''
 """
 
 
-def sample(database: str, port: int, seconds: float, every_s: float) -> list[str]:
+def sample(database: str, seconds: float, every_s: float) -> list[str]:
     script = QUERY.format(database=database).strip() + f"\n\\watch {every_s}\n"
     with subprocess.Popen(
-        ["su", "postgres", "-c", f"psql -X -q -p {port} -d {database} -At -F'|'"],
+        # A comma, not "|", between fields: postgres.sh hands its arguments to a shell.
+        [str(POSTGRES_SH), "psql", "-d", database, "-At", "-F,"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # su's 'Session terminated' on the interrupt
@@ -48,10 +53,10 @@ def sample(database: str, port: int, seconds: float, every_s: float) -> list[str
 
 
 def summarise(lines: list[str], roles: list[str], every_s: float) -> str:
-    samples = sum(1 for line in lines if line.startswith("#|"))
+    samples = sum(1 for line in lines if line.startswith("#,"))
     seen: Counter[tuple[str, str]] = Counter()
     for line in lines:
-        role, state, doing = [*line.split("|"), "", ""][:3]
+        role, state, doing = [*line.split(","), "", ""][:3]
         if role in roles:
             seen[(role, doing if state == "active" else "idle in transaction")] += 1
     out = [f"{samples} samples, every {every_s * 1000:.0f} ms; sessions per sample:"]
@@ -68,11 +73,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--every-ms", type=float, default=50)
     parser.add_argument("--database", default="revops_bench")
-    parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--roles", default="router,attribution,renewals")
     args = parser.parse_args()
     every_s = args.every_ms / 1000
-    lines = sample(args.database, args.port, args.seconds, every_s)
+    lines = sample(args.database, args.seconds, every_s)
     print(summarise(lines, args.roles.split(","), every_s))
 
 

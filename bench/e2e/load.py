@@ -227,7 +227,7 @@ async def run_phase(
     sending = False
     await lag_task
     drained_at = time.time() - t0_wall
-    cpu_after = system.cpu_seconds()
+    cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in system.cpu_seconds().items()}
     await asyncio.sleep(max(0.2, 3 * args.poll_ms / 1000))
     seen = observer.finish()
     await lag_reader.stop()
@@ -295,10 +295,9 @@ async def run_phase(
         "consumer_events_per_s": consumer_rate,
         # Where the 2 cores went from the first send until every lag was 0: CPU seconds
         # per part, and the share of all cores' time over that span.
-        "cpu_s": {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()},
+        "cpu_s": {k: round(v, 1) for k, v in cpu_used.items()},
         "cpu_share": {
-            k: round((v - cpu_before.get(k, 0.0)) / (drained_at * (os.cpu_count() or 1)), 3)
-            for k, v in cpu_after.items()
+            k: round(v / (drained_at * (os.cpu_count() or 1)), 3) for k, v in cpu_used.items()
         },
         "load1_max": max((p.get("load1", 0) for p in lag_series), default=0),
         "lag_series": lag_series,

@@ -220,8 +220,9 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  psql) shift; superuser_psql "$@" ;;  # psql as the superuser (bench/pg_waits.py uses it)
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|psql [psql arguments]" >&2
     exit 2
     ;;
 esac
