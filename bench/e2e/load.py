@@ -14,10 +14,11 @@ team, and for each rate:
     omission); one asyncio process, a fixed pool of keep-alive connections (client.py:
     httpx's pool went quadratic once requests queued), bodies
     built and signed before the phase starts (HubSpot and Standard Webhooks allow 5 min);
-  - a second process (bench/e2e/observe.py) polls the services' schemas every ~20 ms as
-    their own roles and notes when each lead / event id becomes visible;
-  - end-to-end latency = first visible - the webhook's 2xx (also reported from the
-    scheduled send time); each consumer group's lag is sampled every second;
+  - end-to-end latency = when the routed lead / applied event committed - the webhook's
+    2xx (also reported from the scheduled send time); the commit times are Postgres's own
+    (track_commit_timestamp), read after the phase (bench/e2e/observe.py), so nothing
+    polls the system while it is measured; each consumer group's lag is sampled every
+    second;
   - after the sending stops it waits for every consumer's lag to reach 0.
 Prints a table; writes results.json and latency.png to bench/results/e2e-<date>/.
 """
@@ -45,7 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from client import Done, Pool  # noqa: E402
-from observe import Observer  # noqa: E402
+from observe import check_commit_times, commit_times  # noqa: E402
 from system import BOOTSTRAP, System, add_reps, snapshot  # noqa: E402
 from workload import CYCLE, EVENTS_PER_CYCLE, Request, Workload  # noqa: E402
 
@@ -139,13 +140,8 @@ async def run_phase(
         for i in range(count)
     ]
     targets = [ingest[(first_n + i) % len(ingest)] for i in range(count)]
-    observer = Observer(
-        system.consumers, system.dir / f"seen-{int(rate)}.json", args.poll_ms / 1000
-    )
-    observer.start()
     lag_reader = LagReader(system)
     await lag_reader.start()
-    await asyncio.sleep(1.5)  # the observer connects
 
     ingest_h = hist()
     status: Counter[str] = Counter()
@@ -228,9 +224,8 @@ async def run_phase(
     await lag_task
     drained_at = time.time() - t0_wall
     cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in system.cpu_seconds().items()}
-    await asyncio.sleep(max(0.2, 3 * args.poll_ms / 1000))
-    seen = observer.finish()
     await lag_reader.stop()
+    seen = await commit_times(system.consumers, since=t0_wall - 5)
 
     # --- end to end -------------------------------------------------------------------------
     renewals = renewals_topics()
@@ -290,7 +285,7 @@ async def run_phase(
         "ingest_latency": pct(ingest_h),
         "e2e": {k: pct(h) for k, h in e2e.items()},
         "e2e_unseen": dict(unseen),
-        "lead_visible_before_2xx": early,
+        "lead_committed_before_2xx": early,
         "lag_max": lag_max,
         "consumer_events_per_s": consumer_rate,
         # Where the 2 cores went from the first send until every lag was 0: CPU seconds
@@ -436,6 +431,7 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     try:
         await asyncio.to_thread(system.start)
+        await check_commit_times()
         await asyncio.to_thread(add_reps, system.urls("router")[0])
         info.update(
             sut=str(system.sut),
@@ -489,7 +485,6 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=64, help="keep-alive connections to ingest"
     )
-    parser.add_argument("--poll-ms", type=float, default=20)
     parser.add_argument("--drain-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(

@@ -5,9 +5,9 @@
 #
 # start: use the Postgres already listening on 127.0.0.1:5432 if there is one; else
 # install Debian's `postgresql` when missing, create or adopt a cluster on port 5432
-# (loopback only, password login over TCP, max_connections=200) and start it. Then apply
-# deploy/local/postgres-init.sql (roles, databases revops and revops_test, one schema per
-# service). Idempotent. stop: stops the Debian cluster on 5432; a Postgres this script
+# (loopback only, password login over TCP, max_connections=200, commit timestamps on)
+# and start it. Then apply deploy/local/postgres-init.sql (roles, databases revops and
+# revops_test, one schema per service). Idempotent. stop: stops the Debian cluster on 5432; a Postgres this script
 # does not manage is left alone.
 set -euo pipefail
 
@@ -79,9 +79,12 @@ configure_cluster() {
   fi
   as_root grep -q "^include_dir = 'conf.d'" "$dir/postgresql.conf" \
     || printf "include_dir = 'conf.d'\n" | as_root tee -a "$dir/postgresql.conf" >/dev/null
+  # track_commit_timestamp: the end-to-end benchmark reads when each row committed
+  # (pg_xact_commit_timestamp) instead of polling the tables while it runs.
   wanted="# Written by deploy/local/postgres.sh.
 listen_addresses = '$HOST'
-max_connections = $MAX_CONNECTIONS"
+max_connections = $MAX_CONNECTIONS
+track_commit_timestamp = on"
   if [ "$(as_root cat "$ours" 2>/dev/null || true)" != "$wanted" ]; then
     as_root mkdir -p "$dir/conf.d"
     printf '%s\n' "$wanted" | as_root tee "$ours" >/dev/null
