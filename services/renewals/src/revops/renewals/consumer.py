@@ -37,7 +37,7 @@ from revops.events.catalogue import (
 from revops.events.codec import encode_event
 from revops.events.consumer import BatchHandler, Handler
 from revops.renewals import models as m
-from revops.renewals.accounts import on_account_changed
+from revops.renewals.accounts import on_accounts_changed
 from revops.renewals.domain.pipeline import (
     Milestones,
     OpportunityChange,
@@ -77,14 +77,17 @@ def make_handlers(settings: RenewalsSettings) -> tuple[Handler, BatchHandler]:
 
     async def handle_batch(session: AsyncSession, events: list[Event]) -> None:
         changes: Changes = defaultdict(list)
+        accounts: list[AccountChangedEvent] = []
         for event_ in events:
             match event_:
                 case OpportunityChangedEvent() if event_.payload.change != "deleted":
                     changes[event_.payload.opportunity_id].append(change_from_event(event_))
                 case AccountChangedEvent():
-                    await on_account_changed(session, event_, settings)
+                    accounts.append(event_)
                 case _:
                     pass  # deleted opportunities and types this service does not need
+        # Accounts and opportunities share no table: which goes first does not matter.
+        await on_accounts_changed(session, accounts, settings)
         if changes:
             await session.run_sync(applier.apply, changes)
 
