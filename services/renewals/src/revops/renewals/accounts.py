@@ -29,7 +29,7 @@ async def on_accounts_changed(
 ) -> None:
     """A batch's account changes in a few statements, whatever their number: the changes
     stored, then each account folded once from all its changes."""
-    sized = [e for e in events if _about_size(e)]
+    sized = [e for e in events if _size_in(e).known]
     if not sized:
         return  # nothing about a size: no tier can change
     await session.execute(
@@ -58,9 +58,9 @@ async def on_accounts_changed(
     await _store(session, account_ids, folds)
 
 
-def _about_size(event: AccountChangedEvent) -> bool:
+def _size_in(event: AccountChangedEvent) -> AccountSize:
     p = event.payload
-    return p.users is not None or p.plan is not None or p.iacv is not None
+    return AccountSize(users=p.users, plan=p.plan, iacv=p.iacv)
 
 
 @dataclass
