@@ -139,7 +139,8 @@ superuser_psql() {
   if [ -n "${PG_SUPERUSER_URL:-}" ]; then
     psql -X -q "$PG_SUPERUSER_URL" "$@"
   elif [ "$(id -u)" -eq 0 ]; then
-    su postgres -c "PGCONNECT_TIMEOUT=$PGCONNECT_TIMEOUT psql -X -q -p $PORT $*"
+    # su takes one command line: each argument quoted again, so "-c 'a query'" stays whole.
+    su postgres -c "PGCONNECT_TIMEOUT=$PGCONNECT_TIMEOUT psql -X -q -p $PORT $(printf '%q ' "$@")"
   else
     sudo -u postgres psql -X -q -p "$PORT" "$@"
   fi
