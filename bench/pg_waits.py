@@ -36,7 +36,7 @@ UNION ALL SELECT '#', '', ''
 def sample(database: str, seconds: float, every_s: float) -> list[str]:
     script = QUERY.format(database=database).strip() + f"\n\\watch {every_s}\n"
     with subprocess.Popen(
-        # A comma, not "|", between fields: postgres.sh hands its arguments to a shell.
+        # Fields separated by commas: no role, state or wait event name holds one.
         [str(POSTGRES_SH), "psql", "-d", database, "-At", "-F,"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
