@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import Column, Integer, String, Table, select, text
@@ -160,6 +161,50 @@ async def test_a_crash_between_db_commit_and_offset_commit_applies_nothing_twice
     rows = await applied_rows(database)
     assert len(rows) == 20
     assert set(rows.values()) == {1}, "an event was applied twice after the crash"
+    await producer.stop()
+
+
+async def test_offsets_are_committed_in_order_while_the_next_batch_is_applied(
+    settings, database, monkeypatch
+):
+    producer = EventProducer(settings)
+    r = runner(settings, database, producer)
+    commit, apply_batch = r._commit, r.apply_batch
+    in_flight, most_in_flight, applied_meanwhile = 0, 0, 0
+    sent: list[dict] = []
+
+    async def slow_commit(consumer, batches):  # a broker slow to answer
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        sent.append({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        await asyncio.sleep(0.5)
+        await commit(consumer, batches)
+        in_flight -= 1
+
+    async def counting_apply(records):
+        nonlocal applied_meanwhile
+        applied_meanwhile += in_flight > 0
+        return await apply_batch(records)
+
+    monkeypatch.setattr(r, "_commit", slow_commit)
+    monkeypatch.setattr(r, "apply_batch", counting_apply)
+    task = asyncio.create_task(r.run())
+    try:
+        await producer.publish([form("pipe-0")])
+        await eventually(lambda: fully_committed(settings))  # the consumer is in its group
+        for i in range(1, 5):  # one event per batch, each sent once the one before is applied
+            await producer.publish([form(f"pipe-{i}")])
+            await eventually(lambda: _at_least(database, i + 1))  # noqa: B023 (awaited here)
+        await eventually(lambda: fully_committed(settings))
+    finally:
+        r.stop()
+        await asyncio.wait_for(task, 20)
+    assert applied_meanwhile >= 1, "no batch was applied while the last offsets were in flight"
+    assert most_in_flight == 1, "two offset commits were in flight at once"
+    for before, after in pairwise(sent):
+        assert all(after[tp] >= offset for tp, offset in before.items() if tp in after)
+    assert await applied_rows(database) == {f"pipe-{i}": 1 for i in range(5)}
     await producer.stop()
 
 

@@ -78,7 +78,9 @@ class DeadLetter:
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock, offsets_committed: Callable[[], Awaitable[None]]):
+    def __init__(
+        self, lock: asyncio.Lock, offsets_committed: Callable[[], Awaitable[None]]
+    ) -> None:
         self._lock = lock
         self._offsets_committed = offsets_committed
 
