@@ -267,8 +267,8 @@ class System:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far by each part of the machine: each
-        service (all its instances and workers), kafka, this load generator (with its
-        observer), everything else, and Postgres split by whom each backend serves
+        service (all its instances and workers), kafka, this load generator, everything
+        else, and Postgres split by whom each backend serves
         ("postgres for router", ...: the backend's title names its client's port, and the
         client's socket names its process). Two readings' difference says where the
         cores went during a phase; processes that ended between them are not counted."""

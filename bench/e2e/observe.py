@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PG = "127.0.0.1:5432"
-DATABASE = "revops_bench"
+from system import PG, db_url
 
 # service -> [(label, query)]; $1 = epoch seconds, rows applied since then.
 QUERIES = {
@@ -49,11 +48,11 @@ async def check_commit_times() -> None:
     """Fail before a run, not after it, when Postgres does not record commit times."""
     import asyncpg
 
-    conn = await asyncpg.connect(f"postgresql://router:router@{PG}/{DATABASE}", timeout=5)
+    conn = await asyncpg.connect(db_url("router", "postgresql"), timeout=5)
     try:
         if await conn.fetchval("SHOW track_commit_timestamp") != "on":
             raise CommitTimesOff(
-                "Postgres on 127.0.0.1:5432 has track_commit_timestamp off; the benchmark "
+                f"Postgres on {PG} has track_commit_timestamp off; the benchmark "
                 "reads commit times. Run `deploy/local/infra.sh up` (it sets it and restarts "
                 "the cluster), or set it in postgresql.conf and restart Postgres."
             )
@@ -67,7 +66,7 @@ async def commit_times(services: list[str], since: float) -> dict[str, float]:
 
     seen: dict[str, float] = {}
     for service in services:
-        conn = await asyncpg.connect(f"postgresql://{service}:{service}@{PG}/{DATABASE}", timeout=5)
+        conn = await asyncpg.connect(db_url(service, "postgresql"), timeout=5)
         try:
             queries: list[tuple[str, str]] = [
                 *QUERIES.get(service, []),
