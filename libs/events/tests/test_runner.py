@@ -11,8 +11,10 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from itertools import pairwise
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import TopicPartition
 from sqlalchemy import Column, Integer, String, Table, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from revops.events import admin, topics
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
-from revops.events.consumer import ConsumerRunner
+from revops.events.consumer import ConsumerRunner, in_apply_order
 from revops.events.db import Database, service_metadata
 from revops.events.outbox import OutboxRelay, add_event
 from revops.events.producer import EventProducer, KafkaUnavailable
@@ -119,6 +121,35 @@ async def run_until(r: ConsumerRunner, check, timeout_s: float = 30):
     finally:
         r.stop()
         await asyncio.wait_for(task, 20)
+
+
+def test_a_batch_is_applied_topic_by_topic_each_partition_in_its_order():
+    def part(topic: str, partition: int, offsets: range) -> tuple[TopicPartition, list]:
+        tp = TopicPartition(topic, partition)
+        return tp, [SimpleNamespace(topic=topic, partition=partition, offset=o) for o in offsets]
+
+    fetched = dict(  # as a fetch returns them: partitions in no particular order
+        [
+            part("people", 1, range(7, 9)),
+            part("forms", 2, range(3, 5)),
+            part("unlisted", 0, range(0, 1)),
+            part("people", 0, range(4, 6)),
+            part("forms", 0, range(10, 13)),
+        ]
+    )
+    ordered = in_apply_order(fetched, ["forms", "people"])
+    assert [(r.topic, r.partition, r.offset) for r in ordered] == [
+        ("forms", 0, 10),
+        ("forms", 0, 11),
+        ("forms", 0, 12),
+        ("forms", 2, 3),
+        ("forms", 2, 4),
+        ("people", 0, 4),
+        ("people", 0, 5),
+        ("people", 1, 7),
+        ("people", 1, 8),
+        ("unlisted", 0, 0),  # a topic the service does not list goes last, still in order
+    ]
 
 
 async def test_an_event_delivered_twice_is_applied_once(settings, database):

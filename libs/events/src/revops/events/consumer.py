@@ -3,6 +3,8 @@
 Guarantees, each covered by a test in libs/events/tests:
 - a batch is applied in ONE database transaction together with the inbox rows of its
   event ids, so a redelivered event changes nothing;
+- a batch's events are applied topic by topic in the order the service lists its topics,
+  each partition's in its order (Kafka's only order);
 - Kafka offsets are committed only after that transaction committed (while the next
   batch is applied, one commit in flight at a time, so they never go backwards);
 - an event that keeps failing is retried a few times, then sent to ``<topic>.dlq`` with
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +77,23 @@ class DeadLetter:
     record: Record
     error: str
     attempts: int
+
+
+def in_apply_order(
+    batches: Mapping[TopicPartition, Sequence[Record]], topic_names: Sequence[str]
+) -> list[Record]:
+    """A fetch's records as one batch: topic by topic in the order the service lists its
+    topics, partition by partition, each partition's records in their order.
+
+    Kafka orders records only within a partition, so whole partitions one after the other,
+    in any order, is an order the consumer could have received them in. This one puts a
+    topic's events side by side, so a batch handler that applies runs of one kind applies
+    one run per topic, not one per partition: the router's batches at 1,000 events/s were
+    ~20 statements, most of them one run's loads repeated, in the fetch's partition order.
+    """
+    rank = {name: i for i, name in enumerate(topic_names)}
+    order = sorted(batches, key=lambda tp: (rank.get(tp.topic, len(rank)), tp.topic, tp.partition))
+    return [record for tp in order for record in batches[tp]]
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -223,7 +242,7 @@ class ConsumerRunner:
     async def _apply_and_commit(
         self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
     ) -> None:
-        records = [r for tp_records in batches.values() for r in tp_records]
+        records = in_apply_order(batches, self._topic_names)
         for tp, tp_records in batches.items():
             metrics.EVENTS_CONSUMED.labels(self._service, tp.topic).inc(len(tp_records))
         started = time.perf_counter()
