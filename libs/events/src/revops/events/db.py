@@ -4,13 +4,14 @@ and the inbox and outbox tables that make consuming idempotent and publishing re
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Index,
     Integer,
@@ -19,10 +20,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
+    bindparam,
     event,
     func,
     make_url,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,6 +34,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+
+def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column = ANY($1)`` with one array parameter: the statement's text is the same for
+    any number of values, so Postgres and asyncpg prepare it once (an IN list is a new
+    statement, and a new prepare, for every length)."""
+    # Without the column's length: a cast to VARCHAR(n) would cut a longer value to n
+    # characters, which could then match a stored value it does not equal.
+    item = column.type.__class__() if isinstance(column.type, String) else column.type
+    return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
 
 
 def service_metadata(schema: str) -> MetaData:

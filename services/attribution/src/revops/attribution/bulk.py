@@ -9,7 +9,7 @@ JSONB values travel as text (one `text[]`) and are cast by Postgres.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -19,7 +19,6 @@ from sqlalchemy import (
     TableValuedAlias,
     Text,
     Update,
-    any_,
     bindparam,
     cast,
     column,
@@ -30,13 +29,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import TypeEngine
-
-
-def one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
-    """`column = ANY($1)`: one array parameter, so the statement's text is the same for
-    any number of values and Postgres and asyncpg reuse its prepared form (an IN list
-    makes a new statement for every length)."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
 
 
 def _is_json(table: Table, name: str) -> bool:

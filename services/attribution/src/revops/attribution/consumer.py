@@ -49,6 +49,7 @@ from revops.events.catalogue import (
     SignupCreatedEvent,
 )
 from revops.events.consumer import BatchHandler, Handler
+from revops.events.db import one_of
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ async def _stored_refs(session: AsyncSession, object_ids: Collection[str]) -> di
         return {}
     refs = models.person_refs
     found = await session.execute(
-        select(refs.c.object_id, refs.c.person_id).where(bulk.one_of(refs.c.object_id, object_ids))
+        select(refs.c.object_id, refs.c.person_id).where(one_of(refs.c.object_id, object_ids))
     )
     return {object_id: person_id for object_id, person_id in found}
 

@@ -62,6 +62,7 @@ from revops.attribution.domain.opportunity_source import (
 )
 from revops.attribution.domain.original_source import SourceBucketRules
 from revops.attribution.settings import AttributionSettings
+from revops.events.db import one_of
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,6 @@ class Rules:
             influence=settings.influence_policy(),
             rep_roles=dict(settings.rep_roles),
         )
-
-
-_one_of = bulk.one_of
 
 
 def _without_field_times(table: Table) -> list[Column[Any]]:
@@ -131,7 +129,7 @@ def _touches_by_person(
     by_person: dict[str, list[RowMapping]] = defaultdict(list)
     if not person_ids:
         return by_person
-    query = select(models.touches).where(_one_of(models.touches.c.person_id, person_ids))
+    query = select(models.touches).where(one_of(models.touches.c.person_id, person_ids))
     for row in session.execute(query).mappings():
         by_person[row["person_id"]].append(row)
     return by_person
@@ -163,7 +161,7 @@ def recompute_people(
     people = models.people
     rows = (
         session.execute(
-            select(*_without_field_times(people)).where(_one_of(people.c.person_id, person_ids))
+            select(*_without_field_times(people)).where(one_of(people.c.person_id, person_ids))
         )
         .mappings()
         .all()
@@ -243,8 +241,8 @@ def _load_known(session: Session, opportunities: Sequence[RowMapping], window: t
     people_table = models.people
     query = select(*(people_table.c[name] for name in _KNOWN_OF_PEOPLE)).where(
         or_(
-            _one_of(people_table.c.account_id, accounts),
-            _one_of(people_table.c.person_id, converted),
+            one_of(people_table.c.account_id, accounts),
+            one_of(people_table.c.person_id, converted),
         )
     )
     rows = session.execute(query).mappings().all()
@@ -400,7 +398,7 @@ def opportunity_inputs(session: Session, person_ids: Collection[str]) -> dict[st
             people.c.crm_created_at,
             people.c.first_seen_at,
             people.c.lead_source,
-        ).where(_one_of(people.c.person_id, person_ids))
+        ).where(one_of(people.c.person_id, person_ids))
     )
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -499,7 +497,7 @@ def _stored_influence(
     table = models.opportunity_influence
     stored: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
     for row in session.execute(
-        select(table).where(_one_of(table.c.opportunity_id, opportunity_ids))
+        select(table).where(one_of(table.c.opportunity_id, opportunity_ids))
     ).mappings():
         stored[row["opportunity_id"]].add(_comparable(row))
     return stored
@@ -535,7 +533,7 @@ def recompute_opportunities(
     influence_table = models.opportunity_influence
     if replaced:
         session.execute(
-            delete(influence_table).where(_one_of(influence_table.c.opportunity_id, replaced))
+            delete(influence_table).where(one_of(influence_table.c.opportunity_id, replaced))
         )
     if influence_rows:
         names = tuple(c.name for c in influence_table.c)

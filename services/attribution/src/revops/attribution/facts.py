@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.orm import Session
 
 from revops.attribution import bulk, models
+from revops.events.db import one_of
 
 Stamp = tuple[str, str]  # (occurred_at as fixed-width UTC text, event id): sorts by time
 _NO_STAMP: Stamp = ("", "")
@@ -175,7 +176,7 @@ def write(session: Session, cls: type[Facts], records: Iterable[Facts]) -> None:
     names = (key, *cls.fact_names(), "field_times")
     stored = session.execute(
         select(*(table.c[name] for name in names))
-        .where(bulk.one_of(table.c[key], batch))
+        .where(one_of(table.c[key], batch))
         .order_by(table.c[key])
         .with_for_update()
     ).mappings()

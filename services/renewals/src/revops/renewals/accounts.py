@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import AccountChangedEvent, derived_event_id
+from revops.events.db import one_of
 from revops.renewals import models as m
 from revops.renewals.domain.tiers import AccountSize, Tier, TierPolicy, opens_onboarding, tier_of
 from revops.renewals.settings import RenewalsSettings
@@ -50,7 +51,7 @@ async def on_accounts_changed(
     c = m.account_changes
     changes_of: dict[str, list[Any]] = {}
     for change in await session.execute(
-        select(c).where(c.c.account_id.in_(account_ids)).order_by(c.c.at, c.c.event_id)
+        select(c).where(one_of(c.c.account_id, account_ids)).order_by(c.c.at, c.c.event_id)
     ):
         changes_of.setdefault(change.account_id, []).append(change)
     policy = settings.tier_policy()
@@ -120,7 +121,7 @@ def _fold(account_id: str, changes: Sequence[Any], policy: TierPolicy) -> _Fold:
 async def _store(session: AsyncSession, account_ids: Sequence[str], folds: Sequence[_Fold]) -> None:
     # The history is derived: written again whole, so a late change rewrites it right.
     history = m.tier_history
-    await session.execute(delete(history).where(history.c.account_id.in_(account_ids)))
+    await session.execute(delete(history).where(one_of(history.c.account_id, account_ids)))
     moves = [move for f in folds for move in f.moves]
     if moves:
         await session.execute(pg_insert(history), moves)

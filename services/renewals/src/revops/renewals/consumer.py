@@ -36,6 +36,7 @@ from revops.events.catalogue import (
 )
 from revops.events.codec import encode_event
 from revops.events.consumer import BatchHandler, Handler
+from revops.events.db import one_of
 from revops.renewals import models as m
 from revops.renewals.accounts import on_accounts_changed
 from revops.renewals.domain.pipeline import (
@@ -114,7 +115,7 @@ class OpportunityApplier:
         current = {
             r.opportunity_id: r
             for r in session.execute(
-                select(m.opportunities).where(m.opportunities.c.opportunity_id.in_(ids))
+                select(m.opportunities).where(one_of(m.opportunities.c.opportunity_id, ids))
             )
         }
         late = [
@@ -143,7 +144,7 @@ class OpportunityApplier:
         if late:
             session.execute(
                 delete(m.opportunity_history).where(
-                    m.opportunity_history.c.opportunity_id.in_(late)
+                    one_of(m.opportunity_history.c.opportunity_id, late)
                 )
             )
         for chunk in _chunks(history):
@@ -178,7 +179,7 @@ class OpportunityApplier:
         h = m.opportunity_history
         found: dict[str, list[OpportunityChange]] = defaultdict(list)
         query = select(h.c.opportunity_id, h.c.event_id, h.c.at, h.c.change).where(
-            h.c.opportunity_id.in_(opp_ids)
+            one_of(h.c.opportunity_id, opp_ids)
         )
         for r in session.execute(query):
             found[r.opportunity_id].append(change_from_json(r.event_id, r.at, r.change))
@@ -227,7 +228,7 @@ class OpportunityApplier:
             row.source_opportunity_id: row
             for row in session.execute(
                 select(r).where(
-                    or_(r.c.source_opportunity_id.in_(ids), r.c.crm_opportunity_id.in_(ids))
+                    or_(one_of(r.c.source_opportunity_id, ids), one_of(r.c.crm_opportunity_id, ids))
                 )
             )
         }

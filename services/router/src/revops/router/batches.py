@@ -30,6 +30,7 @@ from revops.events.catalogue import (
     PersonChangedEvent,
 )
 from revops.events.consumer import BatchHandler
+from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.consumer import (
     CLOSED_LEAD_STATUSES,
@@ -40,7 +41,6 @@ from revops.router.consumer import (
     RouterContext,
     _ref_columns,
     add_events,
-    any_of,
     lead_id_for,
     load_reps,
     lock_queues,
@@ -304,8 +304,8 @@ async def _load_leads(
         for column, value in _ref_columns(e.payload.source_ref).items():
             if value:
                 refs[column].add(value)
-    about = [m.leads.c.email == any_of(emails)]
-    about += [m.leads.c[column] == any_of(sorted(ids)) for column, ids in refs.items() if ids]
+    about = [one_of(m.leads.c.email, emails)]
+    about += [one_of(m.leads.c[column], sorted(ids)) for column, ids in refs.items() if ids]
     columns = [m.leads.c[c] for c in _LEAD_STATE_COLUMNS]
     rows = await session.execute(select(*columns).where(or_(*about)))
     return [row._mapping for row in rows]
@@ -366,7 +366,7 @@ async def on_accounts_changed(
         return
     accounts: dict[str, dict[str, Any]] = {
         row.id: dict(row._mapping)
-        for row in await session.execute(select(m.accounts).where(m.accounts.c.id == any_of(ids)))
+        for row in await session.execute(select(m.accounts).where(one_of(m.accounts.c.id, ids)))
     }
     reps = {r.id: r for r in await load_reps(session)}
     touched: set[str] = set()
@@ -432,9 +432,7 @@ async def _store_accounts(
         )
     if domains:
         await session.execute(
-            delete(m.account_domains).where(
-                m.account_domains.c.account_id == any_of(sorted(domains))
-            )
+            delete(m.account_domains).where(one_of(m.account_domains.c.account_id, sorted(domains)))
         )
         pairs = [{"domain": d, "account_id": a} for a, names in domains.items() for d in names]
         if pairs:
@@ -452,7 +450,7 @@ async def _transfer_leads(
     open_leads: dict[str, list[str]] = {}
     for lead_id, account_id in await session.execute(
         select(m.leads.c.id, m.leads.c.account_id).where(
-            m.leads.c.account_id == any_of(sorted({t.account_id for t in transfers})),
+            one_of(m.leads.c.account_id, sorted({t.account_id for t in transfers})),
             m.leads.c.converted_at.is_(None),
             or_(
                 m.leads.c.status.is_(None),
@@ -528,7 +526,7 @@ async def on_opportunities_changed(
                 carried[column] = value
     if reset:
         await session.execute(
-            delete(m.opportunities).where(m.opportunities.c.id == any_of(sorted(reset)))
+            delete(m.opportunities).where(one_of(m.opportunities.c.id, sorted(reset)))
         )
     if not values:
         return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -54,6 +54,7 @@ from revops.events.catalogue import (
 )
 from revops.events.codec import encode_event
 from revops.events.consumer import Handler
+from revops.events.db import one_of
 from revops.events.outbox import KAFKA, add_message
 from revops.router import models as m
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
@@ -246,13 +247,6 @@ class _Batch:
     opportunities: dict[str, list[Opportunity]]
     counts: dict[tuple[str, date], dict[str, int]]
     later_touches: list[Row[Any]]
-
-
-def any_of(values: Iterable[Any], item_type: Any = sa.String) -> Any:
-    """``= ANY($1)`` with one array parameter: the same statement whatever the number of
-    values, so Postgres and asyncpg prepare it once (an IN list is a new statement, and a
-    new prepare, for every length)."""
-    return sa.any_(sa.bindparam(None, list(values), type_=ARRAY(item_type)))
 
 
 def insert_from_arrays(table: sa.Table, columns: Sequence[str], prefix: str = "") -> Any:
@@ -494,7 +488,7 @@ async def _load_batch(
     emails = sorted({p.email for p in people})
     existing = {
         r.email: r
-        for r in await session.execute(select(m.leads).where(m.leads.c.email == any_of(emails)))
+        for r in await session.execute(select(m.leads).where(one_of(m.leads.c.email, emails)))
     }
     fresh = [p for p in people if p.email not in existing]
     batch = _Batch(existing, {}, {}, {}, {}, {}, {}, [])
@@ -518,7 +512,7 @@ async def _load_batch(
                     m.accounts, m.accounts.c.id == m.account_domains.c.account_id
                 )
             )
-            .where(m.account_domains.c.domain == any_of(domains))
+            .where(one_of(m.account_domains.c.domain, domains))
         )
         for domain, account_id, known, name, region, owner_id in rows:
             batch.domain_owners.setdefault(str(domain), []).append(str(account_id))
@@ -529,7 +523,7 @@ async def _load_batch(
     if account_ids:
         for r in await session.execute(
             select(m.opportunities).where(
-                m.opportunities.c.account_id == any_of(account_ids),
+                one_of(m.opportunities.c.account_id, account_ids),
                 m.opportunities.c.is_closed.is_(False),
             )
         ):
@@ -540,7 +534,7 @@ async def _load_batch(
     if JOURNAL.may_have_records:
         for lead_id, value in await session.execute(
             select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
-                m.recorded_routes.c.lead_id == any_of(lead_ids)
+                one_of(m.recorded_routes.c.lead_id, lead_ids)
             )
         ):
             batch.recorded[str(lead_id)] = decision_from_record(value)
@@ -550,7 +544,7 @@ async def _load_batch(
     days = sorted({utc_day(p.occurred_at) for p in fresh})
     for queue, day, rep_id, n in await session.execute(
         select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
-        .where(m.queue_turns.c.day == any_of(days, sa.Date))
+        .where(one_of(m.queue_turns.c.day, days))
         .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
     ):
         batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
@@ -574,19 +568,19 @@ async def _load_touches(
     since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
     t = m.touches
     contact = m.contacts.alias("contact")
-    on_person = [t.c.email == any_of(emails)]
+    on_person = [one_of(t.c.email, emails)]
     if refs:
-        on_person.append(t.c.lead_ref == any_of(refs))
+        on_person.append(one_of(t.c.lead_ref, refs))
     # The contacts with a batch's email, as an array the touches' index is searched with.
-    contacts = select(m.contacts.c.id).where(m.contacts.c.email == any_of(emails))
+    contacts = select(m.contacts.c.id).where(one_of(m.contacts.c.email, emails))
     around = [t.c.contact_id == sa.any_(func.array(contacts.scalar_subquery()))]
     if account_ids:
-        around.append(t.c.account_id == any_of(account_ids))
+        around.append(one_of(t.c.account_id, account_ids))
     rows = await session.execute(
         select(t, contact.c.email.label("contact_email"))
         .select_from(
             t.outerjoin(
-                contact, and_(contact.c.id == t.c.contact_id, contact.c.email == any_of(emails))
+                contact, and_(contact.c.id == t.c.contact_id, one_of(contact.c.email, emails))
             )
         )
         # Each alternative on an index of its own (a bitmap OR); the windows are
@@ -742,7 +736,7 @@ async def match_lead_account(session: AsyncSession, email: str) -> AccountMatch:
         return match_account(email, [])
     rows = await session.execute(
         select(m.account_domains.c.account_id, m.account_domains.c.domain).where(
-            m.account_domains.c.domain.in_(candidates)
+            one_of(m.account_domains.c.domain, candidates)
         )
     )
     accounts = [AccountDomains(str(a), (str(d),)) for a, d in rows]
