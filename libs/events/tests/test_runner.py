@@ -338,6 +338,49 @@ async def _at_least(database: Database, n: int) -> None:
     assert len(await applied_rows(database)) >= n
 
 
+async def _statistics_of(database: Database, table: str) -> tuple[int, datetime | None]:
+    async with database.transaction() as session:
+        found = await session.execute(
+            text(
+                "SELECT n_mod_since_analyze, last_analyze FROM pg_stat_user_tables"
+                " WHERE schemaname = :schema AND relname = :table"
+            ),
+            {"schema": SCHEMA, "table": table},
+        )
+        changed, analysed_at = found.one()
+        return int(changed), analysed_at
+
+
+async def test_a_table_that_outgrew_its_statistics_is_analysed_before_the_next_batch(
+    settings, database
+):
+    async def changed_since_analysed(n: int) -> None:
+        changed, analysed_at = await _statistics_of(database, "applied")
+        assert changed >= n
+        assert analysed_at is None, "analysed before the check point"
+
+    async def analysed() -> None:
+        changed, analysed_at = await _statistics_of(database, "applied")
+        assert analysed_at is not None
+        assert changed < 40
+
+    producer = EventProducer(settings)
+    r = runner(settings, database, producer)
+    r.statistics.first_check_after = 30
+    task = asyncio.create_task(r.run())
+    try:
+        await publish(settings, [form(f"grow-{i}") for i in range(20)])
+        await eventually(lambda: _at_least(database, 20))
+        await eventually(lambda: changed_since_analysed(20))  # Postgres's counts are current
+        await publish(settings, [form(f"grow-{i}") for i in range(20, 40)])
+        await eventually(lambda: _at_least(database, 40))
+        await eventually(analysed)
+    finally:
+        r.stop()
+        await asyncio.wait_for(task, 20)
+    await producer.stop()
+
+
 async def test_stop_finishes_the_batch_commits_and_leaves(settings, database):
     await publish(settings, [form(f"stop-{i}") for i in range(50)])
     producer = EventProducer(settings)

@@ -3,6 +3,8 @@
 Guarantees, each covered by a test in libs/events/tests:
 - a batch is applied in ONE database transaction together with the inbox rows of its
   event ids, so a redelivered event changes nothing;
+- the service's tables are analysed while they grow fast (``planner``), so a fresh
+  schema is not read with whole-table scans;
 - a batch's events are applied topic by topic in the order the service lists its topics,
   each partition's in its order (Kafka's only order);
 - Kafka offsets are committed only after that transaction committed (while the next
@@ -39,6 +41,7 @@ from revops.events.catalogue import Event
 from revops.events.codec import UndecodableEvent, decode_event
 from revops.events.db import Database
 from revops.events.logs import event_context
+from revops.events.planner import Statistics
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.settings import ServiceSettings
 from revops.events.topics import TopicSpec
@@ -150,6 +153,9 @@ class ConsumerRunner:
         self._database = database
         self._inbox = inbox
         self._claim_statement = claim_statement(inbox)
+        self.statistics = Statistics(
+            [t for t in inbox.metadata.tables.values() if t.schema == inbox.schema]
+        )
         self._topic_names = [t.name(settings.topic_prefix) for t in topics]
         self._handle = handle
         self._handle_batch = handle_batch
@@ -311,6 +317,7 @@ class ConsumerRunner:
         if not unique:
             return
         claimed = await self._claim(session, [(r.topic, e.id) for r, e in unique.values()])
+        await self.statistics.note_applied(session, len(claimed))
         new_events: list[Event] = []
         for record, event in unique.values():
             if event.id in claimed:

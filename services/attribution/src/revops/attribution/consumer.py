@@ -37,7 +37,6 @@ from revops.attribution.decisions import (
 from revops.attribution.domain.lead_source import TouchKind
 from revops.attribution.domain.pipeline import qualified_at
 from revops.attribution.facts import OpportunityFacts, PersonFacts, Stamp, note, stamp, write
-from revops.attribution.planner import Statistics
 from revops.attribution.settings import AttributionSettings
 from revops.events.catalogue import (
     Envelope,
@@ -52,16 +51,6 @@ from revops.events.consumer import BatchHandler, Handler
 from revops.events.db import one_of
 
 log = logging.getLogger(__name__)
-
-# What the batches read and write, for the planner's statistics.
-TABLES = (
-    models.people,
-    models.person_refs,
-    models.touches,
-    models.conversions,
-    models.opportunities,
-    models.opportunity_influence,
-)
 
 
 @dataclass
@@ -445,10 +434,8 @@ def make_handler(settings: AttributionSettings) -> Handler:
 def make_batch_handler(settings: AttributionSettings) -> BatchHandler:
     """A batch's new events at once: the runner's fast path."""
     rules = Rules.from_settings(settings)
-    statistics = Statistics(TABLES)
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
-        await statistics.note_applied(session, len(events))
         await apply_events(session, rules, events)
 
     return handle_batch

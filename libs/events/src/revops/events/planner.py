@@ -1,4 +1,4 @@
-"""Keep Postgres's statistics of attribution's tables current while they grow quickly.
+"""Keep Postgres's statistics of a service's tables current while they grow quickly.
 
 The batch statements are prepared once per connection and Postgres soon settles on a
 generic plan for each. Made while the tables were nearly empty (a fresh schema: a
@@ -8,7 +8,12 @@ a 100,000-event load went from 1 ms to 130 ms per influence lookup). Autovacuum 
 a table only once a minute at best. So each time this process has applied twice as many
 events as at the last check, the tables changed by more than they held at their last
 analysis are analysed (which also drops the stale plans): a handful of times while a
-schema fills, about never in steady state.
+schema fills, about never in steady state. The consumer runner does it for every
+service, before each batch is handled.
+
+Without it, a benchmark's fresh schemas were read with whole-table scans until autovacuum
+happened to analyse them, a minute or so into the run: in some runs the router's batches
+scanned ``leads`` 800 times (6.7 million rows read in 60 s), and the lead's p99 tripled.
 """
 
 from __future__ import annotations
