@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
+    USED_PREFIXES,
     InfrastructureMissing,
     create_topics,
     delete_topics,
@@ -41,6 +44,21 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _containers = contextlib.ExitStack()
     os.environ.update(_containers.enter_context(_kafka_and_postgres_in_containers()))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the topics of every prefix the tests used, whether or not their fixtures
+    did (one list and one delete for the whole session)."""
+    if not USED_PREFIXES:
+        return
+    try:
+        asyncio.run(
+            admin.delete_topics_with_prefix(
+                KafkaSettings().kafka_bootstrap_servers, tuple(sorted(USED_PREFIXES))
+            )
+        )
+    except Exception as exc:  # the broker may be the thing a test stopped: say so, go on
+        print(f"\nleft the test topics on the broker: {exc.__class__.__name__}: {exc}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -102,14 +102,16 @@ async def partitions_of(bootstrap: str, topic_names: Sequence[str]) -> list[Topi
     )
 
 
-async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
-    """Delete every topic whose name starts with ``prefix`` (test prefixes only)."""
-    if not prefix:
+async def delete_topics_with_prefix(bootstrap: str, prefix: str | tuple[str, ...]) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (or one of several; test
+    prefixes only)."""
+    prefixes = (prefix,) if isinstance(prefix, str) else prefix
+    if not prefixes or not all(prefixes):
         raise ValueError("refusing to delete topics without a prefix")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
         if doomed:
             await admin.delete_topics(doomed)
         return doomed

@@ -39,8 +39,16 @@ class InfrastructureMissing(RuntimeError):
     pass
 
 
+# Every prefix handed out in this process: the root conftest deletes their topics when the
+# test session ends, so a fixture that forgets to cannot pile topics on the broker (a
+# broker here had gathered 1,265 topics, and each one costs it work on every request).
+USED_PREFIXES: set[str] = set()
+
+
 def unique_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}-"
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+    USED_PREFIXES.add(prefix)
+    return prefix
 
 
 def database_url_for_tests(role: str) -> str:
