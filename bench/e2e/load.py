@@ -3,6 +3,7 @@
     uv sync --group bench
     uv run python bench/e2e/load.py                          # 100, 500, 1000 events/s, 60 s each
     uv run python bench/e2e/load.py --rates 1500,2000 --duration 60
+    uv run python bench/e2e/load.py --rates 1000 --warmup 20   # steady state, not a cold start
     uv run python bench/e2e/load.py --instances 2 --ingest 2  # scale-out run
 
 It starts a system under test of its own (bench/system.py: ports 18000.., topic prefix
@@ -449,6 +450,22 @@ async def main_async(args: argparse.Namespace) -> int:
             info["assignment"] = {s: await system.assignment(s) for s in system.consumers}
         workload = Workload(system.run_id)
         next_n = 0
+        if args.warmup > 0:
+            # A cold system's first seconds (empty tables, statements not yet prepared,
+            # connections not yet open) are not its steady state: sent, not measured.
+            rate = args.rates[0]
+            print(f"-- warm-up: {rate:.0f} events/s for {args.warmup:.0f} s, not measured ...")
+            warm, next_n = await run_phase(system, workload, rate, args.warmup, next_n, args)
+            info["warmup"] = {
+                k: warm[k]
+                for k in (
+                    "rate_events_per_s",
+                    "duration_s",
+                    "achieved_events_per_s",
+                    "errors",
+                    "e2e",
+                )
+            }
         for rate in args.rates:
             print(f"-- {rate:.0f} events/s for {args.duration:.0f} s ...", flush=True)
             result, next_n = await run_phase(system, workload, rate, args.duration, next_n, args)
@@ -478,6 +495,12 @@ def main() -> None:
     )
     parser.add_argument("--rates", default="100,500,1000", help="events/s, comma-separated")
     parser.add_argument("--duration", type=float, default=60, help="seconds per rate")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0,
+        help="seconds at the first rate before the measured phases (not measured)",
+    )
     parser.add_argument(
         "--instances", type=int, default=1, help="instances of each consumer service"
     )
