@@ -351,7 +351,7 @@ async def _statistics_of(database: Database, table: str) -> tuple[int, datetime 
         return int(changed), analysed_at
 
 
-async def test_a_table_that_outgrew_its_statistics_is_analysed_before_the_next_batch(
+async def test_a_table_that_outgrew_its_statistics_is_analysed_beside_the_batches(
     settings, database
 ):
     async def changed_since_analysed(n: int) -> None:

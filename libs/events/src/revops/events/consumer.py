@@ -166,6 +166,7 @@ class ConsumerRunner:
         self._lag_recorded_at = 0.0
         self._batch_lock = asyncio.Lock()
         self._committing: asyncio.Future[None] | None = None
+        self._analysing: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.started = asyncio.Event()
 
@@ -212,6 +213,8 @@ class ConsumerRunner:
             except Exception as exc:  # the inbox makes the redelivery harmless
                 log.warning("last offset commit failed", extra={"error": str(exc)})
             await consumer.stop()  # leaves the group: partitions move at once
+            if self._analysing is not None:
+                await self._analysing
             log.info("consumer stopped", extra={"group": self._group_id})
 
     async def _start_with_retry(self, consumer: AIOKafkaConsumer) -> None:
@@ -317,7 +320,8 @@ class ConsumerRunner:
         if not unique:
             return
         claimed = await self._claim(session, [(r.topic, e.id) for r, e in unique.values()])
-        await self.statistics.note_applied(session, len(claimed))
+        if self.statistics.note_applied(len(claimed)) and self._analysing is None:
+            self._analysing = asyncio.create_task(self._analyse())
         new_events: list[Event] = []
         for record, event in unique.values():
             if event.id in claimed:
@@ -335,6 +339,14 @@ class ConsumerRunner:
         duplicates_in_batch = len(decoded) - len(unique)
         if duplicates_in_batch:
             metrics.EVENTS_DEDUPLICATED.labels(self._service, "batch").inc(duplicates_in_batch)
+
+    async def _analyse(self) -> None:
+        try:
+            await self.statistics.analyse(self._database)
+        except Exception as exc:  # statistics only make plans better: never fail a batch
+            log.warning("analysing the tables failed", extra={"error": str(exc)})
+        finally:
+            self._analysing = None
 
     async def _claim(self, session: AsyncSession, ids: list[tuple[str, str]]) -> set[str]:
         """Insert the inbox rows; the ids that come back were never applied before.
