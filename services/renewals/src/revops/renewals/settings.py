@@ -19,6 +19,11 @@ from revops.renewals.domain.tiers import Tier, TierPolicy
 class RenewalsSettings(ServiceSettings):
     service_name: str = "renewals"
     http_port: int = 8003
+    # Renewals reads only accounts and opportunities, a small share of the traffic, so its
+    # fetches come back with a few events each and a batch's fixed cost is most of its CPU:
+    # a longer wait makes fewer, fuller batches. A stage change may wait 100 ms; a lead
+    # never waits for renewals.
+    consumer_fetch_wait_ms: int = Field(default=100, ge=0, le=500)
 
     # Stage names -> order, beyond the numbers in names and the Salesforce/HubSpot
     # defaults (e.g. STAGE_ORDERS='{"Discovery": 1, "Demo": 2}'), and extra closed names.
