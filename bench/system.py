@@ -208,21 +208,10 @@ class System:
 
     def delete_topics(self) -> None:
         """Delete this run's topics (the broker recovers every partition after a crash)."""
-
-        async def run() -> None:
-            from aiokafka.admin import AIOKafkaAdminClient
-
-            admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10_000)
-            await admin.start()
-            try:
-                doomed = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
-                if doomed:
-                    await admin.delete_topics(doomed)
-            finally:
-                await admin.close()
+        from revops.events.admin import delete_topics_with_prefix
 
         try:
-            asyncio.run(run())
+            asyncio.run(delete_topics_with_prefix(BOOTSTRAP, self.prefix))
         except Exception as exc:
             print(f"could not delete topics {self.prefix}*: {exc}", file=sys.stderr)
 
