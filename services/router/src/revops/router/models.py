@@ -48,6 +48,9 @@ reps = Table(
     Column("weight", Integer, nullable=False, server_default="1"),
     Column("daily_cap", Integer),
     _id("paired_sdr_id"),
+    # The rep's user in each CRM: owner write-back sets these, never our own rep id.
+    _id("salesforce_user_id"),
+    _id("hubspot_owner_id"),
     # Rotation order: the order reps joined, so a rep's place never moves.
     Column("position", BigInteger, Identity(), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -62,6 +65,8 @@ queues = Table(
     Column("role", String(3), nullable=False),
     Column("region", String(4), nullable=False),
     Column("cursor", BigInteger, nullable=False, server_default="0"),
+    # The rotation's place of each member (domain.rotation.RotationState): rep id -> credit.
+    Column("credits", JSON, nullable=False, server_default="{}"),
 )
 
 # Every turn ever taken: (queue, slot) is the primary key, so no turn can be used twice.
@@ -200,6 +205,29 @@ recorded_routes = Table(
     metadata,
     _id("lead_id", primary_key=True),
     Column("decision", JSON, nullable=False),
+)
+
+# How far the router has applied each partition of the topics it reads: written in the
+# batch's transaction, so every instance can tell what all of them have applied.
+applied_offsets = Table(
+    "applied_offsets",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# New leads that wait until the CRM state they may depend on has been applied: the end
+# offsets of the state partitions when they were read (``watermark``), or the bound.
+waiting_leads = Table(
+    "waiting_leads",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("person", JSON, nullable=False),
+    Column("watermark", JSON, nullable=False),
+    Column("waiting_since", DateTime(timezone=True), nullable=False),
+    Index("ix_waiting_leads_since", "waiting_since"),
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.

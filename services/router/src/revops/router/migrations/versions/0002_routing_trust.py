@@ -1,0 +1,55 @@
+"""routing you can trust: applied offsets, leads waiting for CRM state, rotation credits,
+the reps' CRM owner ids
+
+Revision ID: 0002_routing_trust
+Revises: c1a0e7b5d201
+Create Date: 2026-12-03 10:10:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002_routing_trust"
+down_revision: str | None = "c1a0e7b5d201"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("reps", sa.Column("salesforce_user_id", sa.String(64)), schema="router")
+    op.add_column("reps", sa.Column("hubspot_owner_id", sa.String(64)), schema="router")
+    op.add_column(
+        "queues",
+        sa.Column("credits", sa.JSON(), nullable=False, server_default="{}"),
+        schema="router",
+    )
+    op.create_table(
+        "applied_offsets",
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "partition"),
+        schema="router",
+    )
+    op.create_table(
+        "waiting_leads",
+        sa.Column("event_id", sa.String(200), nullable=False),
+        sa.Column("email", sa.String(254), nullable=False),
+        sa.Column("person", sa.JSON(), nullable=False),
+        sa.Column("watermark", sa.JSON(), nullable=False),
+        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+        schema="router",
+    )
+    op.create_index("ix_waiting_leads_since", "waiting_leads", ["waiting_since"], schema="router")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_waiting_leads_since", table_name="waiting_leads", schema="router")
+    op.drop_table("waiting_leads", schema="router")
+    op.drop_table("applied_offsets", schema="router")
+    op.drop_column("queues", "credits", schema="router")
+    op.drop_column("reps", "hubspot_owner_id", schema="router")
+    op.drop_column("reps", "salesforce_user_id", schema="router")
