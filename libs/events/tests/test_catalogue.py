@@ -11,6 +11,8 @@ from revops.events.catalogue import (
     FormSubmittedEvent,
     OpportunityChanged,
     OpportunityChangedEvent,
+    RepChanged,
+    RepChangedEvent,
     SourceRef,
     derived_event_id,
     make_event,
@@ -95,7 +97,7 @@ def test_undecodable_records_raise_undecodable_event(value):
 
 
 def test_every_event_type_has_a_topic_and_a_unique_name():
-    assert len(EVENT_CLASSES) == 11
+    assert len(EVENT_CLASSES) == 12
     for name, cls in EVENT_CLASSES.items():
         assert cls.model_fields["type"].default == name
         assert cls.topic in topics.ALL_TOPICS
@@ -111,3 +113,65 @@ def test_history_topics_keep_everything():
     for spec in topics.HISTORY_TOPICS:
         assert spec.retention_ms == topics.KEEP_FOREVER
     assert topics.ROUTING not in topics.HISTORY_TOPICS
+    assert topics.RENEWALS not in topics.HISTORY_TOPICS
+
+
+def test_every_topic_is_listed_once():
+    names = [t.base_name for t in topics.ALL_TOPICS]
+    assert names == [
+        "revops.forms",
+        "revops.signups",
+        "revops.people",
+        "revops.accounts",
+        "revops.opportunities",
+        "revops.activities",
+        "revops.roster",
+        "revops.routing",
+        "revops.renewals",
+    ]
+    assert topics.by_base_name("revops.roster") is topics.ROSTER
+
+
+def test_the_roster_is_history_in_one_partition():
+    # One partition: one total order of rep changes, so every rebuild creates the reps in
+    # the same order (their rotation order).
+    assert topics.ROSTER.partitions == 1
+    assert topics.ROSTER in topics.HISTORY_TOPICS
+    assert topics.ROSTER.retention_ms == topics.KEEP_FOREVER
+
+
+def test_a_rep_change_carries_the_whole_rep_keyed_by_its_id():
+    event = make_event(
+        RepChangedEvent,
+        id="rep-change-1",
+        source="router",
+        occurred_at=WHEN,
+        payload=RepChanged(
+            change="created",
+            id="005A",
+            role="SDR",
+            region="AMER",
+            salesforce_user_id="005000000000001AAA",
+            hubspot_owner_id="123456",
+        ),
+    )
+    assert event.key == "005A"
+    assert event.topic is topics.ROSTER
+    decoded = decode_event(encode_event(event))
+    assert decoded == event and isinstance(decoded, RepChangedEvent)
+    # Defaults are the rep's defaults: a consumer never sees a field missing.
+    assert (decoded.payload.active, decoded.payload.weight, decoded.payload.paused) == (
+        True,
+        1,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("id", ""), ("id", "a b"), ("id", "x" * 65), ("weight", -1), ("daily_cap", 2**31)],
+)
+def test_a_rep_change_that_no_column_could_hold_is_refused(field, value):
+    with pytest.raises(ValidationError) as info:
+        RepChanged(**{"change": "created", "id": "005A", "role": "AE", field: value})
+    assert info.value.errors()[0]["loc"] == (field,)

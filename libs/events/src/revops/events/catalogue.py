@@ -173,6 +173,34 @@ class ActivityLogged(Model):
     subject: str | None = None
 
 
+# --- the roster (written by the router's API) ----------------------------------------------
+
+_SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
+
+
+class RepChanged(Model):
+    """A rep created or changed through the router's API, carrying the whole rep as it is
+    after the change (not only what changed): the newest change of a rep is its state."""
+
+    change: Literal["created", "updated"]
+    id: str = Field(min_length=1, max_length=64, pattern=_SAFE_ID)  # the CRM user id
+    role: Literal["SDR", "AE"]
+    name: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    region: str | None = Field(default=None, max_length=4)  # AMER, EMEA, APAC
+    certified: bool = False
+    consultant: bool = False
+    active: bool = True
+    paused: bool = False
+    out_of_office: bool = False
+    weight: int = Field(default=1, ge=0, le=2**31 - 1)
+    daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    paired_sdr_id: str | None = Field(default=None, max_length=64)
+    # The rep's user in each CRM, for owner write-backs.
+    salesforce_user_id: str | None = Field(default=None, max_length=64)
+    hubspot_owner_id: str | None = Field(default=None, max_length=64)
+
+
 # --- payloads our services derive (written through their outboxes) -----------------------
 
 
@@ -319,6 +347,16 @@ class ActivityLoggedEvent(Envelope):
         return payload.account_id or payload.email or f"activity:{payload.activity_id}"
 
 
+class RepChangedEvent(Envelope):
+    type: Literal["rep.changed"] = "rep.changed"
+    payload: RepChanged
+    topic = topics.ROSTER
+
+    @classmethod
+    def key_of(cls, payload: RepChanged) -> str:
+        return payload.id
+
+
 class LeadRoutedEvent(Envelope):
     type: Literal["lead.routed"] = "lead.routed"
     payload: LeadRouted
@@ -367,6 +405,7 @@ Event = Annotated[
     | AccountChangedEvent
     | OpportunityChangedEvent
     | ActivityLoggedEvent
+    | RepChangedEvent
     | LeadRoutedEvent
     | NotificationRequestedEvent
     | RenewalCreatedEvent
@@ -384,6 +423,7 @@ EVENT_CLASSES: dict[str, type[Envelope]] = {
         AccountChangedEvent,
         OpportunityChangedEvent,
         ActivityLoggedEvent,
+        RepChangedEvent,
         LeadRoutedEvent,
         NotificationRequestedEvent,
         RenewalCreatedEvent,

@@ -17,8 +17,9 @@ class TopicSpec:
     base_name: str
     partitions: int
     retention_ms: int
-    # Topics ingest writes are the system's history: services rebuild their schemas from
-    # them, so they are never deleted by time.
+    # The system's history: what happened, from which every service rebuilds its schema
+    # (``revops reset SERVICE --follow``), so never deleted by time. Ingest writes the
+    # outside world's; the router's API writes the roster. Derived topics are not history.
     history: bool
 
     def name(self, prefix: str = "") -> str:
@@ -38,6 +39,11 @@ OPPORTUNITIES = TopicSpec(
 )
 ACTIVITIES = TopicSpec("revops.activities", partitions=6, retention_ms=KEEP_FOREVER, history=True)
 
+# Written by the router's API: every change of a rep, the only record of the roster. One
+# partition is one total order, so a rebuild applies the changes as they were made and the
+# rotation order (the order reps were created) comes out the same every time.
+ROSTER = TopicSpec("revops.roster", partitions=1, retention_ms=KEEP_FOREVER, history=True)
+
 # Written by the services through their outboxes.
 # The router's decisions are facts a rebuild re-applies (a round-robin turn depends on
 # arrival order, which a replay does not reproduce), so they are kept like the history.
@@ -52,6 +58,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ACCOUNTS,
     OPPORTUNITIES,
     ACTIVITIES,
+    ROSTER,
     ROUTING,
     RENEWALS,
 )
