@@ -28,6 +28,7 @@ from revops.events.catalogue import (
     Event,
     OpportunityChangedEvent,
     PersonChangedEvent,
+    RepChangedEvent,
 )
 from revops.events.consumer import BatchHandler
 from revops.events.db import one_of
@@ -53,9 +54,10 @@ from revops.router.consumer import (
 from revops.router.domain.matching import normalise_domain
 from revops.router.domain.reps import REGIONS, Rep
 from revops.router.domain.transfers import transfer_account
+from revops.router.roster import apply_rep_changes
 from revops.router.settings import RouterSettings
 
-RunKind = Literal["lead", "activity", "person", "account", "opportunity"]
+RunKind = Literal["lead", "activity", "person", "account", "opportunity", "rep"]
 
 
 def run_kind(event: Event) -> RunKind | None:
@@ -71,6 +73,8 @@ def run_kind(event: Event) -> RunKind | None:
             return "account"
         case OpportunityChangedEvent():
             return "opportunity"
+        case RepChangedEvent():
+            return "rep"
         case _:
             return None
 
@@ -124,6 +128,8 @@ async def apply_run(
     elif kind == "account":
         accounts = [e for e in run if isinstance(e, AccountChangedEvent)]
         await on_accounts_changed(session, ctx, accounts)
+    elif kind == "rep":
+        await apply_rep_changes(session, [e for e in run if isinstance(e, RepChangedEvent)])
     else:
         opportunities = [e for e in run if isinstance(e, OpportunityChangedEvent)]
         await on_opportunities_changed(session, opportunities)

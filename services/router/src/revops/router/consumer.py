@@ -47,6 +47,7 @@ from revops.events.catalogue import (
     NotificationRequestedEvent,
     OpportunityChangedEvent,
     PersonChangedEvent,
+    RepChangedEvent,
     SignupCreatedEvent,
     SourceRef,
     derived_event_id,
@@ -87,6 +88,7 @@ from revops.router.domain.rules import (
 )
 from revops.router.domain.transfers import LeadMove, sao_credit, transfer_account
 from revops.router.domain.windows import utc_day
+from revops.router.roster import apply_rep_changes
 from revops.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -199,6 +201,8 @@ def make_handler(settings: RouterSettings) -> Handler:
                 await on_opportunity_changed(session, event)
             case LeadConvertedEvent():
                 await on_lead_converted(session, ctx, event)
+            case RepChangedEvent():
+                await apply_rep_changes(session, [event])
             case _:
                 pass  # derived events of other services
 

@@ -37,7 +37,9 @@ SPEC = ServiceSpec(
     name="router",
     metadata=m.metadata,
     migrations_dir=Path(__file__).parent / "migrations",
+    # The roster first: a batch applies rep changes before the leads they may route.
     topics=[
+        topics.ROSTER,
         topics.FORMS,
         topics.SIGNUPS,
         topics.PEOPLE,
