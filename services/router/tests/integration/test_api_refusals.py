@@ -5,6 +5,7 @@ the value just inside each limit is still answered."""
 from __future__ import annotations
 
 import httpx
+from rep_helpers import create_reps, wait_for_rep
 
 from revops.events.service import MAX_OFFSET
 
@@ -17,7 +18,7 @@ def refused(response: httpx.Response, *loc: str) -> None:
 
 async def test_a_patch_cannot_null_what_a_rep_cannot_lack(client: httpx.AsyncClient) -> None:
     rep = {"id": "005REFUSE1", "name": "Ada", "role": "SDR", "region": "AMER"}
-    assert (await client.post("/reps", json=rep)).status_code == 201
+    await create_reps(client, [rep])
     for field in ("out_of_office", "paused", "weight", "name"):
         r = await client.patch("/reps/005REFUSE1", json={field: None})
         refused(r, "body", field)
@@ -25,6 +26,7 @@ async def test_a_patch_cannot_null_what_a_rep_cannot_lack(client: httpx.AsyncCli
     r = await client.patch("/reps/005REFUSE1", json={"region": None, "daily_cap": None})
     assert r.status_code == 200, r.text
     assert (r.json()["region"], r.json()["daily_cap"]) == (None, None)
+    await wait_for_rep(client, "005REFUSE1", region=None, daily_cap=None)
 
 
 async def test_a_daily_cap_must_fit_its_column(client: httpx.AsyncClient) -> None:
@@ -32,6 +34,7 @@ async def test_a_daily_cap_must_fit_its_column(client: httpx.AsyncClient) -> Non
     refused(await client.post("/reps", json=rep), "body", "daily_cap")
     r = await client.post("/reps", json={**rep, "daily_cap": 2**31 - 1})
     assert r.status_code == 201 and r.json()["daily_cap"] == 2**31 - 1
+    await wait_for_rep(client, "005REFUSE2", daily_cap=2**31 - 1)
 
 
 async def test_a_nul_character_names_nothing(client: httpx.AsyncClient) -> None:

@@ -10,12 +10,13 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from rep_helpers import create_reps
 from router_events import T0, form, routing_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from conftest import ADMIN, router_settings
-from revops.events import admin, topics
+from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
@@ -69,7 +70,7 @@ class Instances:
                 consumer = app.state.runtime.consumer._consumer
                 assert consumer is not None and consumer.assignment(), "not assigned yet"
             total = sum(len(a.state.runtime.consumer._consumer.assignment()) for a in self.apps)
-            assert total == len(SPEC.topics) * topics.FORMS.partitions
+            assert total == sum(t.partitions for t in SPEC.topics)
 
         await eventually(balanced, timeout_s=60)
         return client
@@ -118,8 +119,7 @@ async def test_shared_rotation_is_exactly_fair_and_replay_is_identical(
 
     first_run = Instances(settings, INSTANCES)
     async with first_run as client:
-        for rep in REPS:
-            assert (await client.post("/reps", json=rep)).status_code == 201
+        await create_reps(client, REPS)
         await publish(kafka_settings, events)
         await wait_for_leads(client, LEADS, day.date())
         r = await client.get("/queues", params={"day": day.date().isoformat()})
@@ -144,7 +144,8 @@ async def test_shared_rotation_is_exactly_fair_and_replay_is_identical(
     members = {x["rep_id"]: x for x in amer["members"]}
     assert members["RP"]["assigned_today"] == 0 and members["RP"]["eligible"] is False
 
-    # Rebuild: stop everything, empty the schema, rewind the group, start two instances.
+    # Rebuild: stop everything, empty the schema, rewind the group, start two instances
+    # (the roster comes back from its topic like the rest).
     await fresh_schema(SPEC, settings.resolved_database_url())
     group = f"{settings.topic_prefix}{settings.service_name}"
     await admin.reset_group_to_start(
@@ -152,12 +153,6 @@ async def test_shared_rotation_is_exactly_fair_and_replay_is_identical(
         group,
         [t.name(settings.topic_prefix) for t in SPEC.topics],
     )
-    engine = create_async_engine(settings.resolved_database_url())
-    async with engine.begin() as conn:
-        await conn.execute(
-            m.reps.insert(), [{"name": "", "weight": 1, "paused": False, **rep} for rep in REPS]
-        )
-    await engine.dispose()
     instances = Instances(settings, 2)
     async with instances as client:
         await wait_for_leads(client, LEADS, day.date())

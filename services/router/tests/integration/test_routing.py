@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from rep_helpers import create_reps, wait_for_rep
 from router_events import (
     T0,
     account,
@@ -66,9 +67,8 @@ async def lead_of(client: httpx.AsyncClient, email: str) -> dict:
 
 
 async def test_reps_api_creates_lists_and_validates(client: httpx.AsyncClient):
-    for rep in REPS:
-        r = await client.post("/reps", json=rep)
-        assert r.status_code == 201, r.text
+    # The reps are applied from the roster topic: the later tests route with them.
+    await create_reps(client, REPS)
     r = await client.post("/reps", json=REPS[0])
     assert r.status_code == 409
     r = await client.post("/reps", json={"id": "005Z", "role": "SDR", "region": "MARS"})
@@ -80,8 +80,10 @@ async def test_reps_api_creates_lists_and_validates(client: httpx.AsyncClient):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "daily_cap"]
     r = await client.patch("/reps/005A", json={"paused": True})
     assert r.status_code == 200 and r.json()["paused"] is True
+    await wait_for_rep(client, "005A", paused=True)
     r = await client.patch("/reps/005A", json={"paused": False})
     assert r.json()["paused"] is False
+    await wait_for_rep(client, "005A", paused=False)
     r = await client.patch("/reps/nobody", json={"paused": True})
     assert r.status_code == 404
     r = await client.get("/reps")

@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fake_crm import TOKEN, running_fake_crm
 from pydantic import SecretStr
+from rep_helpers import create_reps
 from router_events import T0, form, sf
 
 from conftest import ADMIN, router_settings
@@ -83,10 +84,8 @@ async def test_routed_owner_is_written_back_through_the_outbox(kafka_settings: K
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://r", headers=ADMIN
             ) as client:
-                r = await client.post(
-                    "/reps", json={"id": "005A", "role": "SDR", "region": "AMER", "certified": True}
-                )
-                assert r.status_code == 201
+                rep = {"id": "005A", "role": "SDR", "region": "AMER", "certified": True}
+                await create_reps(client, [rep])
                 crm.rate_limit_first.add("hs-9")
                 crm.salesforce_missing.add("00QGONE")
                 at = T0 + timedelta(days=5)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, func, or_, select
 
+from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
+from revops.events.producer import KafkaUnavailable
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
@@ -19,7 +21,9 @@ from revops.events.service import (
     Offset,
     ReadAccess,
     Refusal,
+    Responses,
     RuntimeDep,
+    ServiceRuntime,
     SessionDep,
     StoredText,
     WriteAccess,
@@ -39,6 +43,9 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 # --- reps ------------------------------------------------------------------------------------
 
 
+SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
+
+
 class RepFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -56,6 +63,11 @@ class RepFields(BaseModel):
     weight: int | None = Field(default=None, ge=0, le=100)
     daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
     paired_sdr_id: StoredText | None = Field(default=None, min_length=1, max_length=64)
+    # The rep's user in each CRM: the owner written back to Salesforce / HubSpot.
+    salesforce_user_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=SAFE_ID
+    )
+    hubspot_owner_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SAFE_ID)
 
 
 # A PATCH may set to null only what a rep may lack (email, region, daily cap, paired SDR).
@@ -65,7 +77,7 @@ REP_FIELDS_NEVER_NULL = frozenset(
 
 
 class RepCreate(RepFields):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=SAFE_ID)
     name: StoredText = Field(default="", max_length=200)
     role: Role
     certified: bool = False
@@ -95,11 +107,51 @@ class RepOut(BaseModel):
     weight: int
     daily_cap: int | None
     paired_sdr_id: str | None
-    position: int
+    salesforce_user_id: str | None
+    hubspot_owner_id: str | None
+    position: int | None = Field(
+        description="the rotation order (the order reps were created); null in the answer "
+        "to a create, until the router has applied the new rep"
+    )
 
 
 def _rep_out(row: Row[Any]) -> RepOut:
     return RepOut.model_validate(row._mapping, from_attributes=False)
+
+
+KAFKA_DID_NOT_ACKNOWLEDGE: Responses = {
+    503: {
+        "model": Refusal,
+        "description": "Kafka did not acknowledge the change in time: it was not made, send "
+        "it again after Retry-After",
+    }
+}
+
+_APPLIED_WITHIN_MOMENTS = (
+    "The change is published on the roster topic and the answer comes once Kafka has "
+    "acknowledged it, with the rep as it will be. The router applies it moments later: "
+    "until then GET /reps still shows the rep as it was (a new rep is not listed yet)."
+)
+
+
+async def publish_rep(runtime: ServiceRuntime, rep: RepChanged) -> None:
+    """Publish a rep's change; the router applies it to its table like any other event."""
+    event = make_event(
+        RepChangedEvent,
+        id=f"rep:{rep.id}:{uuid.uuid4().hex}",
+        source="router",
+        occurred_at=datetime.now(UTC),
+        payload=rep,
+    )
+    try:
+        await runtime.producer.publish([event])
+    except KafkaUnavailable as exc:
+        raise HTTPException(
+            503,
+            f"Kafka did not acknowledge the change of rep {rep.id!r} in time, so it was not "
+            "made: send it again (a change Kafka received late may still appear)",
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 @router.post(
@@ -107,20 +159,22 @@ def _rep_out(row: Row[Any]) -> RepOut:
     dependencies=[WriteAccess],
     status_code=201,
     tags=["reps"],
+    description="Add a rep to the roster. " + _APPLIED_WITHIN_MOMENTS,
     responses={
         **NEEDS_THE_ADMIN_TOKEN,
         **BAD_JSON_BODY,
         409: {"model": Refusal, "description": "a rep with this id already exists"},
+        **KAFKA_DID_NOT_ACKNOWLEDGE,
     },
 )
-async def create_rep(body: RepCreate, session: SessionDep) -> RepOut:
-    values = body.model_dump()
-    try:
-        async with session.begin_nested():
-            row = (await session.execute(m.reps.insert().values(**values).returning(m.reps))).one()
-    except IntegrityError as exc:
-        raise HTTPException(409, f"rep {body.id!r} already exists") from exc
-    return _rep_out(row)
+async def create_rep(body: RepCreate, session: SessionDep, runtime: RuntimeDep) -> RepOut:
+    # Two creates of one id within moments may both pass this check and both be
+    # published: the router applies the second as an update (the last change wins).
+    if await session.scalar(select(m.reps.c.id).where(m.reps.c.id == body.id)) is not None:
+        raise HTTPException(409, f"rep {body.id!r} already exists")
+    rep = RepChanged(change="created", **body.model_dump())
+    await publish_rep(runtime, rep)
+    return RepOut(**rep.model_dump(exclude={"change"}), position=None)
 
 
 @router.get("/reps", dependencies=[ReadAccess], tags=["reps"])
@@ -151,24 +205,31 @@ async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
     "/reps/{rep_id}",
     dependencies=[WriteAccess],
     tags=["reps"],
-    responses={**NEEDS_THE_ADMIN_TOKEN, **BAD_JSON_BODY, **not_found("rep")},
+    description="Change the fields given, keep the others. "
+    + _APPLIED_WITHIN_MOMENTS
+    + " The change is merged with the rep as the router has applied it: wait until one "
+    "change shows in GET /reps/{id} before the next of the same rep.",
+    responses={
+        **NEEDS_THE_ADMIN_TOKEN,
+        **BAD_JSON_BODY,
+        **not_found("rep"),
+        **KAFKA_DID_NOT_ACKNOWLEDGE,
+    },
 )
-async def update_rep(rep_id: StoredText, body: RepFields, session: SessionDep) -> RepOut:
+async def update_rep(
+    rep_id: StoredText, body: RepFields, session: SessionDep, runtime: RuntimeDep
+) -> RepOut:
     values = body.model_dump(exclude_unset=True)
     for name, value in values.items():
         if value is None and name in REP_FIELDS_NEVER_NULL:
             raise invalid("body", name, "may not be null")
-    row = (
-        await session.execute(
-            update(m.reps)
-            .where(m.reps.c.id == rep_id)
-            .values(**values, updated_at=func.now())
-            .returning(m.reps)
-        )
-    ).first()
+    row = (await session.execute(select(m.reps).where(m.reps.c.id == rep_id))).first()
     if row is None:
         raise HTTPException(404, f"no rep {rep_id!r}")
-    return _rep_out(row)
+    current = {name: row._mapping[name] for name in RepChanged.model_fields if name != "change"}
+    rep = RepChanged(change="updated", **{**current, **values})
+    await publish_rep(runtime, rep)
+    return RepOut(**rep.model_dump(exclude={"change"}), position=row.position)
 
 
 # --- leads -----------------------------------------------------------------------------------
