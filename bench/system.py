@@ -489,6 +489,14 @@ def add_reps(router_url: str) -> list[dict[str, object]]:
         r = httpx.post(f"{router_url}/reps", json=rep, headers=TOKEN, timeout=10)
         if r.status_code not in (201, 409):
             raise RuntimeError(f"POST /reps {rep['id']}: {r.status_code} {r.text[:300]}")
+    # The router applies each change from the roster topic a moment after the answer: the
+    # load starts once every rep is there.
+    deadline = time.monotonic() + 60
+    for rep in reps:
+        while httpx.get(f"{router_url}/reps/{rep['id']}", headers=TOKEN, timeout=10).is_error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"rep {rep['id']} was not applied within 60 s")
+            time.sleep(0.2)
     return reps
 
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -129,6 +130,16 @@ def setup_reps() -> None:
         line(f"{rep['name']:<20} {status}")
         if not response.is_success:
             failures.append(f"rep {rep['id']}: {response.status_code}")
+    # A change is published to the roster topic and the router applies it a moment later:
+    # the leads below are routed only once the team is there.
+    for rep in reps:
+        wait_for(f"rep {rep['id']} applied", partial(rep_as_sent, rep))
+    line("the router has applied the team")
+
+
+def rep_as_sent(rep: dict[str, Any]) -> bool:
+    stored = get(ROUTER, f"/reps/{rep['id']}")
+    return stored is not None and all(stored[k] == v for k, v in rep.items())
 
 
 def send_webhooks(now: datetime) -> None:

@@ -118,6 +118,11 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         },
     )
     assert response.status_code == 201, response.text
+
+    async def rep_applied() -> None:  # published on the roster topic, applied a moment later
+        assert (await system.router.get("/reps/005E2ESAM")).status_code == 200
+
+    await eventually(rep_applied, timeout_s=30)
     await post_outbound(
         system,
         "04lE2EACC0001AAA",
