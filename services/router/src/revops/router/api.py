@@ -122,8 +122,8 @@ def _rep_out(row: Row[Any]) -> RepOut:
 KAFKA_DID_NOT_ACKNOWLEDGE: Responses = {
     503: {
         "model": Refusal,
-        "description": "Kafka did not acknowledge the change in time: it was not made, send "
-        "it again after Retry-After",
+        "description": "Kafka did not acknowledge the change in time: nothing is stored, "
+        "send it again after Retry-After",
     }
 }
 
@@ -148,8 +148,8 @@ async def publish_rep(runtime: ServiceRuntime, rep: RepChanged) -> None:
     except KafkaUnavailable as exc:
         raise HTTPException(
             503,
-            f"Kafka did not acknowledge the change of rep {rep.id!r} in time, so it was not "
-            "made: send it again (a change Kafka received late may still appear)",
+            f"Kafka did not acknowledge the change of rep {rep.id!r} in time: nothing is "
+            "stored, send it again (if Kafka received it after all, it is applied as sent)",
             headers={"Retry-After": "1"},
         ) from exc
 
