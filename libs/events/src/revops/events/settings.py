@@ -61,6 +61,15 @@ class ServiceSettings(KafkaSettings):
     # After a commit wakes the relay, it waits this long so that one pass delivers the
     # rows of every batch committed meanwhile (0: a pass per commit).
     outbox_gather_ms: float = Field(default=20, ge=0, le=1000)
+    # Rows for other destinations (CRM calls) are sent this many at a time, outside any
+    # transaction: a claimed row is leased (not due again) for OUTBOX_LEASE_S, and a call
+    # is cut off at half the lease, so only a crashed instance's rows are ever re-claimed.
+    outbox_send_concurrency: int = Field(default=8, ge=1)
+    outbox_lease_s: float = Field(default=120, gt=0)
+    # A destination saying "later" (429, Retry-After) is asked again after the wait it
+    # gave, at most this long; this long when it gave none. Never counted as a failure.
+    outbox_retry_after_max_s: float = Field(default=3600, gt=0)
+    outbox_retry_later_s: float = Field(default=30, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
