@@ -1,11 +1,13 @@
 """A small HTTP server speaking the parts of HubSpot's and Salesforce's APIs the owner
-write-back uses, with their status codes and error bodies."""
+write-back uses, with their status codes and error bodies; it can rate-limit, be
+unavailable, or hold calls unanswered until released, and counts the calls in flight."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +23,56 @@ class FakeCrm:
     hubspot_owner: dict[str, str] = field(default_factory=dict)
     salesforce_owner: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    call_times: dict[str, list[float]] = field(default_factory=dict)  # id -> monotonic
     rate_limit_first: set[str] = field(default_factory=set)  # ids answered 429 once
+    rate_limited: dict[str, int] = field(default_factory=dict)  # id -> 429s still to give
+    retry_after: str = "1"
+    unavailable: dict[str, str | None] = field(default_factory=dict)  # id -> Retry-After
     salesforce_missing: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)  # ids whose calls wait for `released`
+    hold_every_call: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0
+    max_in_flight: int = 0
     url: str = ""
+
+    async def _answer(self, object_id: str, answer: Callable[[], Awaitable[Response]]) -> Response:
+        """Counts the call while it is open; a held call is answered once released."""
+        self.call_times.setdefault(object_id, []).append(time.monotonic())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.hold_every_call or object_id in self.held:
+                await self.released.wait()
+            return await answer()
+        finally:
+            self.in_flight -= 1
+
+    def _refusal(self, object_id: str) -> Response | None:
+        """A 429 or 503 this id is due, in HubSpot's words (the senders read only the status
+        and Retry-After)."""
+        if object_id in self.rate_limit_first or self.rate_limited.get(object_id, 0) > 0:
+            self.rate_limit_first.discard(object_id)
+            if object_id in self.rate_limited:
+                self.rate_limited[object_id] -= 1
+            return JSONResponse(
+                {
+                    "status": "error",
+                    "message": "You have reached your secondly limit.",
+                    "errorType": "RATE_LIMIT",
+                    "policyName": "SECONDLY",
+                },
+                status_code=429,
+                headers={"Retry-After": self.retry_after},
+            )
+        if object_id in self.unavailable:
+            wait = self.unavailable[object_id]
+            return JSONResponse(
+                {"status": "error", "message": "Service unavailable"},
+                status_code=503,
+                headers={"Retry-After": wait} if wait is not None else None,
+            )
+        return None
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -34,6 +83,9 @@ class FakeCrm:
         @app.patch("/crm/v3/objects/contacts/{contact_id}")
         async def hubspot_contact(contact_id: str, request: Request) -> Response:
             self.calls.append(("hubspot", contact_id))
+            return await self._answer(contact_id, lambda: hubspot_answer(contact_id, request))
+
+        async def hubspot_answer(contact_id: str, request: Request) -> Response:
             if not authorised(request):
                 return JSONResponse(
                     {
@@ -43,18 +95,9 @@ class FakeCrm:
                     },
                     status_code=401,
                 )
-            if contact_id in self.rate_limit_first:
-                self.rate_limit_first.discard(contact_id)
-                return JSONResponse(
-                    {
-                        "status": "error",
-                        "message": "You have reached your secondly limit.",
-                        "errorType": "RATE_LIMIT",
-                        "policyName": "SECONDLY",
-                    },
-                    status_code=429,
-                    headers={"Retry-After": "1"},
-                )
+            refusal = self._refusal(contact_id)
+            if refusal is not None:
+                return refusal
             body: dict[str, Any] = await request.json()
             owner = body["properties"]["hubspot_owner_id"]
             self.hubspot_owner[contact_id] = owner
@@ -71,11 +114,17 @@ class FakeCrm:
         @app.patch("/services/data/{version}/sobjects/Lead/{lead_id}")
         async def salesforce_lead(version: str, lead_id: str, request: Request) -> Response:
             self.calls.append(("salesforce", lead_id))
+            return await self._answer(lead_id, lambda: salesforce_answer(lead_id, request))
+
+        async def salesforce_answer(lead_id: str, request: Request) -> Response:
             if not authorised(request):
                 return JSONResponse(
                     [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
                     status_code=401,
                 )
+            refusal = self._refusal(lead_id)
+            if refusal is not None:
+                return refusal
             if lead_id in self.salesforce_missing:
                 return JSONResponse(
                     [
@@ -109,5 +158,6 @@ async def running_fake_crm() -> AsyncIterator[FakeCrm]:
     try:
         yield crm
     finally:
+        crm.released.set()  # uvicorn waits for open requests before it stops
         server.should_exit = True
         await task

@@ -2,22 +2,39 @@
 
 HubSpot: ``PATCH /crm/v3/objects/contacts/{id}`` with ``{"properties":
 {"hubspot_owner_id": ...}}``. Salesforce: ``PATCH /services/data/vXX.X/sobjects/Lead/{id}``
-with ``{"OwnerId": ...}``. A 429 (or 503) with ``Retry-After`` asks the relay to come back
-after that long; other failures back off exponentially in the relay, which finally marks
-the row failed (listed by ``GET /writebacks`` and counted in the outbox metrics). Routing
-never waits for any of it.
+with ``{"OwnerId": ...}``. The outbox row names our rep; the rep's id in that CRM
+(``reps.hubspot_owner_id`` / ``reps.salesforce_user_id``) is read when the row is sent, so
+a rep whose CRM id is set later gets the next write-back right. A rep without one (or an
+unknown rep) fails the row at once, saying what to set; ``requeue_writebacks_of`` puts the
+rep's failed rows back once it is set.
+
+A 429, or any answer with ``Retry-After``, asks the relay to come back after that long
+without counting a failure; other failures back off exponentially in the relay, which
+finally marks the row failed (listed by ``GET /writebacks`` and counted in the outbox
+metrics). Routing never waits for any of it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from revops.events.outbox import OutboxMessage, RetryLater
+from revops.events.db import Database, one_of
+from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, requeue_failed
+from revops.router import models as m
+from revops.router.consumer import HUBSPOT_OWNER, SALESFORCE_OWNER
 from revops.router.settings import RouterSettings
+
+CrmField = Literal["hubspot_owner_id", "salesforce_user_id"]
 
 
 class WritebackError(Exception):
@@ -42,24 +59,72 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+@dataclass(frozen=True)
+class CrmIds:
+    """A rep's user in each CRM (None where not set)."""
+
+    hubspot_owner_id: str | None = None
+    salesforce_user_id: str | None = None
+
+
+# Our rep id -> the rep's CRM ids, or None for an unknown rep.
+RepLookup = Callable[[str], Awaitable[CrmIds | None]]
+
+
+def reps_in(database: Database) -> RepLookup:
+    """Read a rep's CRM ids from ``router.reps``, one short query per write-back: read at
+    send time, a change through the API applies to the very next one."""
+
+    async def lookup(rep_id: str) -> CrmIds | None:
+        async with database.transaction() as session:
+            row = (
+                await session.execute(
+                    select(m.reps.c.hubspot_owner_id, m.reps.c.salesforce_user_id).where(
+                        m.reps.c.id == rep_id
+                    )
+                )
+            ).first()
+        return None if row is None else CrmIds(row.hubspot_owner_id, row.salesforce_user_id)
+
+    return lookup
+
+
 class CrmWriteback:
-    def __init__(self, settings: RouterSettings, client: httpx.AsyncClient | None = None) -> None:
+    """The outbox senders of the owner write-back. ``reps`` finds a rep's CRM ids; by
+    default a pool of two connections to the router's database of its own (the sender is
+    built before the service's runtime, whose pool the consumer keeps busy)."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        client: httpx.AsyncClient | None = None,
+        *,
+        reps: RepLookup | None = None,
+    ) -> None:
         self._settings = settings
         self._client = client or httpx.AsyncClient(timeout=settings.writeback_timeout_s)
+        self._database: Database | None = None
+        if reps is None:
+            self._database = Database(settings.resolved_database_url(), m.SCHEMA, pool_size=2)
+            reps = reps_in(self._database)
+        self._reps = reps
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._database is not None:
+            await self._database.dispose()
 
     async def hubspot_owner(self, message: OutboxMessage) -> None:
         body = json.loads(message.value)
         token = self._settings.hubspot_token
         if token is None:
             raise WritebackError("HUBSPOT_TOKEN is not configured")
+        owner = await self._crm_owner(body["owner_id"], "hubspot_owner_id")
         base = self._settings.hubspot_api_base.rstrip("/")
         url = f"{base}/crm/v3/objects/contacts/{body['object_id']}"
         response = await self._client.patch(
             url,
-            json={"properties": {"hubspot_owner_id": body["owner_id"]}},
+            json={"properties": {"hubspot_owner_id": owner}},
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
         )
         self._check(response, "HubSpot")
@@ -70,23 +135,49 @@ class CrmWriteback:
         base = self._settings.salesforce_instance_url
         if token is None or not base:
             raise WritebackError("SALESFORCE_INSTANCE_URL / SALESFORCE_TOKEN are not configured")
+        owner = await self._crm_owner(body["owner_id"], "salesforce_user_id")
         version = self._settings.salesforce_api_version
         url = f"{base.rstrip('/')}/services/data/{version}/sobjects/Lead/{body['object_id']}"
         response = await self._client.patch(
             url,
-            json={"OwnerId": body["owner_id"]},
+            json={"OwnerId": owner},
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
         )
         self._check(response, "Salesforce")
+
+    async def _crm_owner(self, rep_id: str, field: CrmField) -> str:
+        """The rep's id in the CRM; without one no retry can help, so the row fails now."""
+        ids = await self._reps(rep_id)
+        if ids is None:
+            raise Undeliverable(
+                f"rep {rep_id} is unknown: add it with POST /reps, with its {field}"
+            )
+        owner = getattr(ids, field)
+        if not owner:
+            raise Undeliverable(f"rep {rep_id} has no {field}: set it with PATCH /reps/{rep_id}")
+        return str(owner)
 
     @staticmethod
     def _check(response: httpx.Response, system: str) -> None:
         if response.is_success:
             return
         detail = response.text[:300]
-        if response.status_code in (429, 503):
-            raise RetryLater(
-                f"{system} answered {response.status_code}: {detail}",
-                retry_after_s(response.headers.get("Retry-After")),
-            )
+        wait_s = retry_after_s(response.headers.get("Retry-After"))
+        # "Later", not "failed": the relay asks again then, without counting an attempt.
+        # A 503 without a wait is an outage like any other and counts.
+        if response.status_code == 429 or wait_s is not None:
+            raise RetryLater(f"{system} answered {response.status_code}: {detail}", wait_s)
         raise WritebackError(f"{system} answered {response.status_code}: {detail}")
+
+
+async def requeue_writebacks_of(session: AsyncSession, rep_id: str) -> int:
+    """Put the rep's failed write-backs back in the queue (after its CRM ids were set);
+    returns how many. They are sent with the ids the rep has when they go out."""
+    outbox = m.metadata.tables[f"{m.SCHEMA}.outbox"]
+    owner = func.convert_from(outbox.c.value, "UTF8").cast(JSONB)["owner_id"].astext
+    return await requeue_failed(
+        session,
+        outbox,
+        one_of(outbox.c.destination, [HUBSPOT_OWNER, SALESFORCE_OWNER]),
+        owner == rep_id,
+    )
