@@ -26,12 +26,14 @@ def test_topics_ensure_creates_every_topic_once_and_lag_reads_them(infra, monkey
     try:
         first = runner.invoke(app, ["topics", "ensure"])
         assert first.exit_code == 0, first.output
-        assert "16 created" in first.output
+        # Every topic and its dead-letter topic: 9 topics with the roster.
+        assert "18 created" in first.output
         again = runner.invoke(app, ["topics", "ensure"])
         assert "0 created" in again.output
         lag = runner.invoke(app, ["lag", "router"])
         assert lag.exit_code == 0, lag.output
         assert f"{prefix}revops.forms" in lag.output
+        assert f"{prefix}revops.roster" in lag.output  # the router reads the roster too
     finally:
         asyncio.run(admin.delete_topics_with_prefix("127.0.0.1:9092", prefix))
 
