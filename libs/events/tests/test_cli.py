@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_help_lists_the_operator_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("topics", "lag", "dlq", "reset", "migrate", "revision"):
+    for command in ("topics", "lag", "dlq", "outbox", "reset", "migrate", "revision"):
         assert command in result.output
 
 
@@ -42,3 +42,49 @@ def test_reset_refuses_without_confirmation():
     result = runner.invoke(app, ["reset", "router"])
     assert result.exit_code != 0
     assert "--yes" in result.output
+
+
+def test_outbox_retry_puts_failed_rows_back_in_the_queue(infra, monkeypatch):
+    import asyncio
+
+    from sqlalchemy import select, text
+
+    from revops.events.db import Database
+    from revops.events.testing import database_url_for_tests, fresh_schema
+    from revops.router.main import SPEC
+
+    url = database_url_for_tests("router")
+    monkeypatch.setenv("ROUTER_DATABASE_URL", url)
+    outbox = SPEC.outbox
+
+    async def two_failed_one_pending() -> None:
+        await fresh_schema(SPEC, url)
+        database = Database(url, "router")
+        async with database.transaction() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO outbox (event_id, destination, topic, key, value, attempts, "
+                    "failed_at, last_error) VALUES "
+                    "('hs', 'hubspot_owner', '', 'l', '', 1, now(), 'no owner id'), "
+                    "('sf', 'salesforce_owner', '', 'l', '', 10, now(), 'answered 400'), "
+                    "('ok', 'hubspot_owner', '', 'l', '', 0, NULL, NULL)"
+                )
+            )
+        await database.dispose()
+
+    async def rows() -> dict[str, tuple[int, bool]]:
+        database = Database(url, "router")
+        async with database.transaction() as session:
+            found = await session.execute(select(outbox))
+            out = {r.event_id: (r.attempts, r.failed_at is not None) for r in found}
+        await database.dispose()
+        return out
+
+    asyncio.run(two_failed_one_pending())
+    result = runner.invoke(app, ["outbox", "retry", "router", "--destination", "hubspot_owner"])
+    assert result.exit_code == 0, result.output
+    assert "1 failed outbox row(s) queued again" in result.output
+    assert asyncio.run(rows()) == {"hs": (0, False), "sf": (10, True), "ok": (0, False)}
+    result = runner.invoke(app, ["outbox", "retry", "router"])
+    assert "1 failed outbox row(s) queued again" in result.output
+    assert asyncio.run(rows())["sf"] == (0, False)

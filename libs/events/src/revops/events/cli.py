@@ -3,6 +3,7 @@
 revops topics ensure|list        create / show the topics named in revops.events.topics
 revops lag [SERVICE ...]         consumer lag per service
 revops dlq replay TOPIC          put dead-lettered events back on their topic
+revops outbox retry SERVICE      put the outbox rows that gave up back in the queue
 revops reset SERVICE --yes       empty a service's schema and re-read its topics from
                                  the start (the service must be stopped meanwhile)
 revops migrate SERVICE           apply the service's Alembic migrations
@@ -15,7 +16,7 @@ import asyncio
 import importlib
 import os
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from revops.events import admin, migrations
+from revops.events.db import Database, one_of
+from revops.events.outbox import requeue_failed
 from revops.events.service import ServiceSpec
 from revops.events.settings import KafkaSettings
 from revops.events.topics import by_base_name
@@ -32,8 +35,10 @@ from revops.events.topics import by_base_name
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
+outbox_app = typer.Typer(help="The services' outboxes.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(outbox_app, name="outbox")
 console = Console()
 
 SERVICES = ("router", "attribution", "renewals")
@@ -160,6 +165,35 @@ async def _replay(settings: KafkaSettings, topic: str, max_records: int) -> int:
         await producer.stop()
         await consumer.stop()
     return done
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    service: str,
+    destination: Annotated[
+        list[str] | None, typer.Option(help="only rows for this destination (repeatable)")
+    ] = None,
+    event_id: Annotated[list[str] | None, typer.Option(help="only this row (repeatable)")] = None,
+) -> None:
+    """Put SERVICE's failed outbox rows back in the queue, due now with fresh attempts
+    (once what made them fail is fixed); the running relay sends them at its next poll."""
+    spec = load_spec(service)
+    where = []
+    if destination:
+        where.append(one_of(spec.outbox.c.destination, destination))
+    if event_id:
+        where.append(one_of(spec.outbox.c.event_id, event_id))
+    count = asyncio.run(_requeue(database_url(service), spec, where))
+    console.print(f"{service}: {count} failed outbox row(s) queued again")
+
+
+async def _requeue(url: str, spec: ServiceSpec, where: list[Any]) -> int:
+    database = Database(url, spec.name, pool_size=1)
+    try:
+        async with database.transaction() as session:
+            return await requeue_failed(session, spec.outbox, *where)
+    finally:
+        await database.dispose()
 
 
 @app.command()
