@@ -35,6 +35,7 @@ from revops.events.db import Database
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
 from revops.router import models as m
 from revops.router.batches import make_batch_handler
+from revops.router.causal_order import WaitingLeads
 from revops.router.consumer import ALL_QUEUES, make_handler
 from revops.router.main import SPEC, build_runtime
 from revops.router.settings import RouterSettings
@@ -114,7 +115,7 @@ async def both_paths(
     """The state after ``events`` applied one at a time, and applied as one batch (each
     on a fresh schema where ``before`` was applied first)."""
     one_at_a_time = make_handler(settings)
-    batch = make_batch_handler(settings)
+    batch = make_batch_handler(settings, WaitingLeads())
     states = []
     for apply in ("one", "batch"):
         await fresh(settings, database)
@@ -396,7 +397,7 @@ async def test_a_batch_of_changes_takes_a_few_statements(settings, database):
     events += [opportunity_change(i, f"006X{i % 30}", owner_id="AX") for i in range(100)]
     await fresh(settings, database)
     statements: list[str] = []
-    handle_batch = make_batch_handler(settings)
+    handle_batch = make_batch_handler(settings, WaitingLeads())
 
     def count(*args: Any) -> None:
         statements.append(args[2])

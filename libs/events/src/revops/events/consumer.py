@@ -7,6 +7,10 @@ Guarantees, each covered by a test in libs/events/tests:
   schema is not read with whole-table scans;
 - a batch's events are applied topic by topic in the order the service lists its topics,
   each partition's in its order (Kafka's only order);
+- where the service defines an ``applied_offsets`` table, the batch's transaction also
+  records how far each partition is applied, and handlers can ask for the partitions'
+  end offsets (``end_offsets_of``): together they tell whether every record that was in
+  Kafka at some moment has been applied, by any instance of the service;
 - Kafka offsets are committed only after that transaction committed (while the next
   batch is applied, one commit in flight at a time, so they never go backwards);
 - an event that keeps failing is retried a few times, then sent to ``<topic>.dlq`` with
@@ -28,7 +32,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from sqlalchemy import String, Table, bindparam, select
+from sqlalchemy import BigInteger, Integer, String, Table, bindparam, select
 from sqlalchemy import func as sa_func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -54,10 +58,27 @@ Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 # events one at a time when a batch failed.
 BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 Record = Any  # aiokafka.structs.ConsumerRecord (untyped upstream)
+# "topic:partition" -> offset: JSON-storable partition positions.
+Offsets = dict[str, int]
+EndOffsets = Callable[[Sequence[str]], Awaitable[Offsets]]
+_END_OFFSETS = "revops.end_offsets"
 
 
-# Connection exceptions, shutdown / starting up, too many connections.
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def end_offsets_of(session: AsyncSession) -> EndOffsets | None:
+    """The end offsets of the given topics' partitions, asked of Kafka now (read-committed:
+    every acknowledged record is below them); None outside a consumer's batch."""
+    found: EndOffsets | None = session.info.get(_END_OFFSETS)
+    return found
+
+
+# Connection exceptions, shutdown / starting up, too many connections; and a deadlock or
+# serialization failure between two instances' transactions, which is nobody's fault and
+# goes away when the batch is applied again.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40P01", "40001")
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -116,6 +137,36 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
 
 
+def applied_offsets_statement(table: Table) -> Any:
+    """Upsert the next offset of each (topic, partition) of three arrays; never backwards
+    (a redelivered batch after a rebalance writes what is already there)."""
+    rows = (
+        sa_func.unnest(
+            bindparam("topics", type_=ARRAY(String)),
+            bindparam("partitions", type_=ARRAY(Integer)),
+            bindparam("next_offsets", type_=ARRAY(BigInteger)),
+        )
+        .table_valued("topic", "partition", "next_offset")
+        .render_derived()
+    )
+    stmt = pg_insert(table).from_select(
+        ["topic", "partition", "next_offset"],
+        select(rows.c.topic, rows.c.partition, rows.c.next_offset),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["topic", "partition"],
+        set_={"next_offset": sa_func.greatest(table.c.next_offset, stmt.excluded.next_offset)},
+    )
+
+
+def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    positions: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        positions[key] = max(positions.get(key, 0), record.offset + 1)
+    return positions
+
+
 def claim_statement(inbox: Table) -> ReturningInsert[Any]:
     """INSERT the (event id, topic) pairs of two arrays into the inbox, skipping ids already
     there; RETURNING the ids that were new."""
@@ -147,12 +198,16 @@ class ConsumerRunner:
         group_id: str | None = None,
         after_commit: Callable[[], None] | None = None,
         handle_batch: BatchHandler | None = None,
+        applied_offsets: Table | None = None,
     ) -> None:
         self._settings = settings
         self._service = settings.service_name
         self._database = database
         self._inbox = inbox
         self._claim_statement = claim_statement(inbox)
+        self._offsets_statement = (
+            applied_offsets_statement(applied_offsets) if applied_offsets is not None else None
+        )
         self.statistics = Statistics(
             [t for t in inbox.metadata.tables.values() if t.schema == inbox.schema]
         )
@@ -305,13 +360,44 @@ class ConsumerRunner:
                 dead.append(DeadLetter(record, f"undecodable event: {exc}", attempts=1))
         try:
             async with self._database.transaction() as session:
+                await self._record_offsets(session, records)
                 await self._apply_all(session, decoded)
         except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
             log.warning("batch failed, applying one event at a time", exc_info=True)
-            dead.extend(await self._apply_one_by_one(decoded))
+            dead.extend(await self._apply_one_by_one(records, decoded))
         return dead
+
+    async def _record_offsets(self, session: AsyncSession, records: Sequence[Record]) -> None:
+        """Before the handlers run, so they see their own batch as applied; dead letters
+        count as applied too (they will never be)."""
+        if self._consumer is not None:
+            session.info[_END_OFFSETS] = self.end_offsets
+        if self._offsets_statement is None or not records:
+            return
+        positions = next_offsets(records)
+        await session.execute(
+            self._offsets_statement,
+            {
+                "topics": [topic for topic, _ in positions],
+                "partitions": [partition for _, partition in positions],
+                "next_offsets": list(positions.values()),
+            },
+        )
+
+    async def end_offsets(self, topics: Sequence[str]) -> Offsets:
+        """The topics' partitions' end offsets (read-committed), one request to Kafka."""
+        consumer = self._consumer
+        if consumer is None:
+            raise KafkaUnavailable("the consumer is not running")
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        return {partition_key(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
 
     async def _apply_all(self, session: AsyncSession, decoded: list[tuple[Record, Event]]) -> None:
         unique: dict[str, tuple[Record, Event]] = {}
@@ -362,10 +448,13 @@ class ConsumerRunner:
         )
         return set(result.scalars())
 
-    async def _apply_one_by_one(self, decoded: list[tuple[Record, Event]]) -> list[DeadLetter]:
+    async def _apply_one_by_one(
+        self, records: Sequence[Record], decoded: list[tuple[Record, Event]]
+    ) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
         attempts = self._settings.consumer_max_attempts
         async with self._database.transaction() as session:
+            await self._record_offsets(session, records)
             seen: set[str] = set()
             for record, event in decoded:
                 if event.id in seen:
@@ -460,4 +549,14 @@ class ConsumerRunner:
             )
 
 
-__all__ = ["BatchHandler", "ConsumerRunner", "DeadLetter", "Handler", "is_infrastructure_error"]
+__all__ = [
+    "BatchHandler",
+    "ConsumerRunner",
+    "DeadLetter",
+    "EndOffsets",
+    "Handler",
+    "Offsets",
+    "end_offsets_of",
+    "is_infrastructure_error",
+    "partition_key",
+]

@@ -46,6 +46,19 @@ def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[b
     return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
 
 
+def applied_offsets_table(metadata: MetaData) -> Table:
+    """A table of how far the service has applied each partition it reads: the consumer
+    runner writes it in every batch's transaction (a service opts in by defining it), so
+    any instance can tell what all of them have applied, as of the database's state."""
+    return Table(
+        "applied_offsets",
+        metadata,
+        Column("topic", String(255), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("next_offset", BigInteger, nullable=False),
+    )
+
+
 def service_metadata(schema: str) -> MetaData:
     """The service's MetaData, with the inbox and outbox tables every service has."""
     metadata = MetaData(schema=schema)

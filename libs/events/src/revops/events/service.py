@@ -59,6 +59,11 @@ class ServiceSpec:
     def outbox(self) -> Table:
         return self.metadata.tables[f"{self.name}.outbox"]
 
+    @property
+    def applied_offsets(self) -> Table | None:
+        """Defined by the services that need to know what every instance has applied."""
+        return self.metadata.tables.get(f"{self.name}.applied_offsets")
+
 
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
 
@@ -94,9 +99,11 @@ class ServiceRuntime:
             producer=self.producer,
             after_commit=self.relay.wake,
             handle_batch=self.handle_batch,
+            applied_offsets=self.spec.applied_offsets,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        # Set by stop(): a background loop ends its pass and returns.
+        self.stopping = asyncio.Event()
 
     async def start(self) -> None:
         await migrations.upgrade(self.database_url, self.spec.name, self.spec.migrations_dir)
@@ -126,11 +133,13 @@ class ServiceRuntime:
         return [
             t.get_name()
             for t in self._tasks
-            if t.done() and not self._stopping and (t.cancelled() or t.exception() is not None)
+            if t.done()
+            and not self.stopping.is_set()
+            and (t.cancelled() or t.exception() is not None)
         ]
 
     async def stop(self) -> None:
-        self._stopping = True
+        self.stopping.set()
         self.consumer.stop()
         self.relay.stop()
         if self._tasks:

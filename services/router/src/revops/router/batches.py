@@ -30,12 +30,12 @@ from revops.events.catalogue import (
     PersonChangedEvent,
     RepChangedEvent,
 )
-from revops.events.consumer import BatchHandler
+from revops.events.consumer import BatchHandler, Handler
 from revops.events.db import one_of
 from revops.router import models as m
+from revops.router.causal_order import WaitingLeads, leads_to_route_now
 from revops.router.consumer import (
     CLOSED_LEAD_STATUSES,
-    CURSORS_MOVED,
     LeadChanges,
     LeadState,
     NewPerson,
@@ -44,7 +44,6 @@ from revops.router.consumer import (
     add_events,
     lead_id_for,
     load_reps,
-    lock_queues,
     make_handler,
     new_person_of,
     notification,
@@ -79,34 +78,57 @@ def run_kind(event: Event) -> RunKind | None:
             return None
 
 
-def make_batch_handler(settings: RouterSettings) -> BatchHandler:
+def make_batch_handler(settings: RouterSettings, waiting: WaitingLeads) -> BatchHandler:
     """A whole batch: each run of consecutive events of one kind applied together, runs
-    and the other events (conversions) in the batch's order."""
+    and the other events (conversions) in the batch's order, which puts the CRM state
+    before the forms and sign-ups (the order of ``main.SPEC.topics``)."""
     ctx = RouterContext(settings, settings.policy(), settings.regions())
-    handle = make_handler(settings)
+    handle = make_event_handler(settings, waiting)
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
-        # The rotation rows first, before any other row: every batch of every instance
-        # takes its locks in the same order, so none can wait on another in a cycle.
-        cursors = await lock_queues(session)
         run: list[Event] = []
         kind: RunKind | None = None
         for event in events:
             this = run_kind(event)
             if this != kind or this is None:
                 if kind is not None:
-                    await apply_run(session, ctx, kind, run, cursors)
+                    await apply_run(session, ctx, kind, run, waiting)
                 run, kind = [], this
             if this is not None:
                 run.append(event)
                 continue
             await handle(session, event)
-            if session.info.pop(CURSORS_MOVED, False):
-                cursors = await lock_queues(session)
         if kind is not None:
-            await apply_run(session, ctx, kind, run, cursors)
+            await apply_run(session, ctx, kind, run, waiting)
 
     return handle_batch
+
+
+def make_event_handler(settings: RouterSettings, waiting: WaitingLeads) -> Handler:
+    """One event at a time (the runner's fallback after a failed batch): a new lead waits
+    for the CRM state as in a batch."""
+    ctx = RouterContext(settings, settings.policy(), settings.regions())
+    handle = make_handler(settings)
+
+    async def handle_event(session: AsyncSession, event: Event) -> None:
+        person = new_person_of(event)
+        if person is None:
+            await handle(session, event)
+        else:
+            await route_new_leads(session, ctx, [person], waiting)
+
+    return handle_event
+
+
+async def route_new_leads(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson], waiting: WaitingLeads
+) -> None:
+    """Forms and sign-ups: routed now if the CRM state they may need is applied, else held."""
+    now = await leads_to_route_now(session, ctx, people)
+    if len(now) < len(people):
+        waiting.expect()
+    if now:
+        await route_new_people(session, ctx, now)
 
 
 async def apply_run(
@@ -114,17 +136,17 @@ async def apply_run(
     ctx: RouterContext,
     kind: RunKind,
     run: Sequence[Event],
-    cursors: dict[str, int],
+    waiting: WaitingLeads,
 ) -> None:
     """A run of one kind (the isinstance filters only narrow the types)."""
     if kind == "lead":
         people = [p for p in (new_person_of(e) for e in run) if p is not None]
-        await route_new_people(session, ctx, people, cursors)
+        await route_new_leads(session, ctx, people, waiting)
     elif kind == "activity":
         await on_activities(session, [e for e in run if isinstance(e, ActivityLoggedEvent)])
     elif kind == "person":
         changes = [e for e in run if isinstance(e, PersonChangedEvent)]
-        await on_people_changed(session, ctx, changes, cursors)
+        await on_people_changed(session, ctx, changes)
     elif kind == "account":
         accounts = [e for e in run if isinstance(e, AccountChangedEvent)]
         await on_accounts_changed(session, ctx, accounts)
@@ -142,12 +164,11 @@ async def on_people_changed(
     session: AsyncSession,
     ctx: RouterContext,
     events: Sequence[PersonChangedEvent],
-    cursors: dict[str, int],
 ) -> None:
     """``on_person_changed`` for a run, in segments of a few statements each."""
     start = 0
     while start < len(events):
-        start = await _people_segment(session, ctx, events, start, cursors)
+        start = await _people_segment(session, ctx, events, start)
 
 
 @dataclass
@@ -163,7 +184,6 @@ async def _people_segment(
     ctx: RouterContext,
     events: Sequence[PersonChangedEvent],
     start: int,
-    cursors: dict[str, int],
 ) -> int:
     """Apply ``events[start:end]``, returns ``end``.
 
@@ -177,7 +197,7 @@ async def _people_segment(
     if plan.contacts:
         await _upsert_contacts(session, plan.contacts)
     if plan.new_people:
-        created = await route_new_people(session, ctx, plan.new_people, cursors)
+        created = await route_new_people(session, ctx, plan.new_people)
         # Again, with the new leads as routed (their owners get the write-backs).
         plan = _plan_people(ctx, events, start, plan.end, rows, created)
     await plan.changes.write(session)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -137,11 +137,6 @@ class RouterContext:
         return out
 
 
-# Set when leads were routed outside the batch's own cursors (a CRM-created lead applied
-# one at a time): the batch locks the rotation again.
-CURSORS_MOVED = "router.cursors_moved"
-
-
 def lead_id_for(email: str) -> str:
     """The router's own id of a lead: stable per email, so a replay finds the same one."""
     return "L" + derived_event_id("router-lead", email)[:23]
@@ -223,18 +218,31 @@ class NewPerson:
     is_consultant: bool
     source_ref: SourceRef | None
     created_by_id: str | None
+    # Set when the lead was routed without the CRM state it waited for (the bound).
+    waited: str | None = None
 
 
-async def lock_queues(session: AsyncSession) -> dict[str, int]:
-    """Lock every rotation row, always in the same order; returns the cursors."""
-    rows = await session.execute(
-        select(m.queues.c.name, m.queues.c.cursor).order_by(m.queues.c.name).with_for_update()
-    )
-    return {str(name): int(cursor) for name, cursor in rows}
+_HELD_QUEUES = "router.held_queues"
 
 
-async def on_new_person(session: AsyncSession, ctx: RouterContext, person: NewPerson) -> None:
-    await route_new_people(session, ctx, [person])
+async def lock_queues(session: AsyncSession, names: Iterable[str]) -> dict[str, int]:
+    """Lock the rotation rows of ``names`` not yet locked by this transaction, in name
+    order; returns the cursors of every queue the transaction holds (kept current by the
+    routing in this transaction). A batch locks only the queues it uses, and none when
+    it routes nothing: other instances' batches of CRM changes never wait on it. Two
+    transactions that lock in two steps can deadlock; Postgres then stops one, and the
+    runner applies its batch again."""
+    held: dict[str, int] = session.info.setdefault(_HELD_QUEUES, {})
+    missing = sorted({n for n in names if n not in held})
+    if missing:
+        rows = await session.execute(
+            select(m.queues.c.name, m.queues.c.cursor)
+            .where(one_of(m.queues.c.name, missing))
+            .order_by(m.queues.c.name)
+            .with_for_update()
+        )
+        held.update({str(name): int(cursor) for name, cursor in rows})
+    return held
 
 
 @dataclass
@@ -310,22 +318,15 @@ _ROUTED = _routed_statement()
 
 
 async def route_new_people(
-    session: AsyncSession,
-    ctx: RouterContext,
-    people: Sequence[NewPerson],
-    cursors: dict[str, int] | None = None,
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
 ) -> dict[str, dict[str, Any]]:
     """Route every new lead of a batch in order, sharing the batch's loads and writes;
     returns the lead rows written, by email.
 
-    The rotation rows are locked first; each decision then sees the turns and daily
-    counts of the ones before it, so a batch of N round-robin leads takes N turns.
-    ``cursors`` are the batch's, already locked (only this function moves the inbound
-    rotations, and it keeps them current); without them the rows are locked here.
+    The rotations the leads may use are locked once their accounts are known; each
+    decision then sees the turns and daily counts of the ones before it, so a batch of N
+    round-robin leads takes N turns.
     """
-    if cursors is None:
-        cursors = await lock_queues(session)
-        session.info[CURSORS_MOVED] = True
     batch = await _load_batch(session, ctx, people)
     first_of: dict[str, NewPerson] = {}
     repeats: list[NewPerson] = []
@@ -334,6 +335,7 @@ async def route_new_people(
             repeats.append(person)
         else:
             first_of[person.email] = person
+    cursors = await lock_queues(session, _queues_needed(ctx, first_of.values(), batch))
     rotations: dict[str, tuple[Member, ...]] = {}
     reps_in_order = await load_reps(session)
     leads: dict[str, dict[str, Any]] = {}
@@ -344,17 +346,12 @@ async def route_new_people(
         lead_id = lead_id_for(person.email)
         match = _match(person.email, batch.domain_owners)
         account = batch.accounts.get(match.account_id) if match.account_id else None
-        lead = Lead(
-            lead_id,
-            person.email,
-            person.occurred_at,
-            person.country,
-            person.form_type,
-            person.is_consultant,
-        )
+        lead = lead_of(person)
         decision = batch.recorded.get(lead_id) or _decide(
             ctx, person, lead, account, batch, reps_in_order, rotations, cursors
         )
+        if person.waited is not None:
+            decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
         if decision.turn is not None and decision.queue is not None:
             turn = decision.turn
             cursors[decision.queue] = max(cursors.get(decision.queue, 0), turn.cursor)
@@ -388,6 +385,35 @@ async def route_new_people(
         await _repeats(session, changes, repeats, batch.existing, leads)
     await changes.write(session)
     return leads
+
+
+def lead_of(person: NewPerson) -> Lead:
+    return Lead(
+        lead_id_for(person.email),
+        person.email,
+        person.occurred_at,
+        person.country,
+        person.form_type,
+        person.is_consultant,
+    )
+
+
+def _queues_needed(ctx: RouterContext, people: Iterable[NewPerson], batch: _Batch) -> set[str]:
+    """The rotations the batch's new leads may take a turn in (a recorded decision's too:
+    re-applying it moves its cursor)."""
+    names: set[str] = set()
+    for person in people:
+        recorded = batch.recorded.get(lead_id_for(person.email))
+        if recorded is not None:
+            if recorded.queue is not None and recorded.turn is not None:
+                names.add(recorded.queue)
+            continue
+        match = _match(person.email, batch.domain_owners)
+        account = batch.accounts.get(match.account_id) if match.account_id else None
+        name = queue_of_lead(lead_of(person), account, ctx.policy, ctx.region_map)
+        if name is not None:
+            names.add(name)
+    return names
 
 
 async def _repeats(
@@ -703,6 +729,8 @@ async def take_turn(
         .where(m.queues.c.name == queue)
         .values(cursor=func.greatest(m.queues.c.cursor, turn.cursor))
     )
+    held = await lock_queues(session, [queue])
+    held[queue] = max(held[queue], turn.cursor)
 
 
 async def load_reps(session: AsyncSession) -> list[Rep]:
@@ -1086,20 +1114,22 @@ async def on_person_changed(
         if p.email is None:
             return
         created_at = p.created_at or event.occurred_at
-        await on_new_person(
+        await route_new_people(
             session,
             ctx,
-            NewPerson(
-                event.id,
-                p.email,
-                created_at,
-                "crm",
-                None,
-                p.country,
-                bool(p.is_consultant),
-                p.source_ref,
-                p.created_by_id,
-            ),
+            [
+                NewPerson(
+                    event.id,
+                    p.email,
+                    created_at,
+                    "crm",
+                    None,
+                    p.country,
+                    bool(p.is_consultant),
+                    p.source_ref,
+                    p.created_by_id,
+                )
+            ],
         )
         lead = await find_lead(session, p.email, p.source_ref)
         if lead is None:
@@ -1343,7 +1373,6 @@ async def on_lead_converted(
     session: AsyncSession, ctx: RouterContext, event: LeadConvertedEvent
 ) -> None:
     p = event.payload
-    cursors = await lock_queues(session)
     ref = p.source_ref or SourceRef(system="salesforce", object_type="Lead", object_id=p.lead_id)
     lead = await find_lead(session, p.email, ref)
     lead_key = lead.id if lead is not None else p.lead_id
@@ -1362,6 +1391,7 @@ async def on_lead_converted(
     snapshot = None
     if region in REGIONS:
         name = ae_queue(region)
+        cursors = await lock_queues(session, [name])
         snapshot = await queue_snapshot(session, name, reps_in_order, cursors, utc_day(at))
     assignment: AeAssignment = assign_ae(account, at, reps, touches, opps, snapshot, ctx.policy)
     if assignment.turn is not None and assignment.queue is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,14 +21,16 @@ from revops.events.consumer import is_infrastructure_error
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
-from revops.router.batches import make_batch_handler
+from revops.router.batches import make_batch_handler, make_event_handler
+from revops.router.causal_order import WaitingLeads, release_waiting_leads
 from revops.router.consumer import (
     ALL_QUEUES,
     HUBSPOT_OWNER,
     JOURNAL,
     SALESFORCE_OWNER,
-    make_handler,
+    RouterContext,
     record_routes,
+    route_new_people,
 )
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmWriteback
@@ -37,15 +41,17 @@ SPEC = ServiceSpec(
     name="router",
     metadata=m.metadata,
     migrations_dir=Path(__file__).parent / "migrations",
-    # The roster first: a batch applies rep changes before the leads they may route.
+    # A batch is applied in this order: the state (the roster first, then the CRM's
+    # people, accounts, opportunities and activities) before the forms and sign-ups
+    # whose routing reads it.
     topics=[
         topics.ROSTER,
-        topics.FORMS,
-        topics.SIGNUPS,
         topics.PEOPLE,
         topics.ACCOUNTS,
         topics.OPPORTUNITIES,
         topics.ACTIVITIES,
+        topics.FORMS,
+        topics.SIGNUPS,
     ],
 )
 
@@ -62,17 +68,43 @@ def build_runtime(
             HUBSPOT_OWNER: writeback.hubspot_owner,
             SALESFORCE_OWNER: writeback.salesforce_owner,
         }
+    waiting = WaitingLeads()
     runtime = ServiceRuntime(
         spec=SPEC,
         settings=settings,
-        handle=make_handler(settings),
+        handle=make_event_handler(settings, waiting),
         # Routing 500 leads in a dozen queries instead of a dozen each is what makes the
         # rotation lock affordable; the per-event handler is the runner's fallback.
-        handle_batch=make_batch_handler(settings),
+        handle_batch=make_batch_handler(settings, waiting),
         senders=senders,
-        background=background,
+        background=[*background, partial(route_waiting_leads, waiting=waiting)],
     )
     return runtime
+
+
+async def route_waiting_leads(runtime: ServiceRuntime, waiting: WaitingLeads) -> None:
+    """Route the leads held for CRM state once every instance has applied it (or the
+    bound has passed), oldest first, each pass in a transaction of its own."""
+    settings = runtime.settings
+    assert isinstance(settings, RouterSettings)
+    ctx = RouterContext(settings, settings.policy(), settings.regions())
+    bound = timedelta(seconds=settings.crm_state_wait_s)
+    some_waiting = True
+    while not runtime.stopping.is_set():
+        try:
+            async with runtime.database.transaction() as session:
+                released = await release_waiting_leads(session, ctx, bound)
+                if released:
+                    await route_new_people(session, ctx, released)
+            some_waiting = released is not None
+            if released:
+                runtime.relay.wake()
+        except Exception as exc:
+            # Postgres away, or a deadlock with a batch: the leads stay waiting, and the
+            # next pass tries again.
+            level = logging.WARNING if is_infrastructure_error(exc) else logging.ERROR
+            log.log(level, "routing waiting leads failed", exc_info=True)
+        await waiting.sleep(some_waiting, runtime.stopping)
 
 
 async def ensure_queues(runtime: ServiceRuntime) -> None:

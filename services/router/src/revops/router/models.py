@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
 )
 
-from revops.events.db import service_metadata
+from revops.events.db import applied_offsets_table, service_metadata
 
 SCHEMA = "router"
 metadata = service_metadata(SCHEMA)
@@ -209,13 +209,7 @@ recorded_routes = Table(
 
 # How far the router has applied each partition of the topics it reads: written in the
 # batch's transaction, so every instance can tell what all of them have applied.
-applied_offsets = Table(
-    "applied_offsets",
-    metadata,
-    Column("topic", String(255), primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("next_offset", BigInteger, nullable=False),
-)
+applied_offsets = applied_offsets_table(metadata)
 
 # New leads that wait until the CRM state they may depend on has been applied: the end
 # offsets of the state partitions when they were read (``watermark``), or the bound.

@@ -19,6 +19,10 @@ class RouterSettings(ServiceSettings):
     # cheaper per lead (bench/router_throughput.py: ~800 leads/s at 500, ~1,400 at 2,000).
     consumer_batch_max: int = Field(default=2000, ge=1)
 
+    # How long a new lead may wait for the CRM changes Kafka held when it came (causal
+    # order) before it is routed without them, saying so in its reason.
+    crm_state_wait_s: float = Field(default=2.0, ge=0)
+
     recent_touch_days: int = Field(default=30, ge=0)
     closed_opportunity_days: int = Field(default=90, ge=0)
     transfer_credit_days: int = Field(default=14, ge=0)

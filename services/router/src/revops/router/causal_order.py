@@ -1,0 +1,245 @@
+"""Causal order: a new lead is routed only with the CRM state that Kafka held when it came.
+
+Ingest acknowledges a CRM change (an account, a contact, an SDR's task, an opportunity)
+once Kafka holds it. A form or sign-up sent after that must be routed with the change
+applied, whatever order the router reads its topics in and however many router instances
+share them. So when a batch holds new leads, the router asks Kafka for the end offsets of
+its state topics' partitions: every acknowledged change is below them, and they are the
+leads' *watermark*. It compares them with how far the router's instances have applied
+each partition (``applied_offsets``, written in every batch's transaction, so it is the
+database's own truth). A lead whose watermark is met is routed in its batch; the others
+wait in ``waiting_leads`` (committed with the batch: nothing acknowledged is lost) and the
+waiting-leads loop routes them, oldest first, as soon as every instance has applied up to
+their watermark, or once the bound has passed (``CRM_STATE_WAIT_S``, 2 s by default: a
+stalled partition must not hold leads for ever), saying so in the lead's reason and in
+``revops_router_leads_held_total{outcome="bound"}``.
+
+A lead whose decision is recorded (a rebuild re-applies it) never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events import topics
+from revops.events.catalogue import SourceRef
+from revops.events.consumer import Offsets, end_offsets_of, partition_key
+from revops.events.db import one_of
+from revops.router import models as m
+from revops.router.consumer import JOURNAL, NewPerson, RouterContext, lead_id_for
+
+log = logging.getLogger(__name__)
+
+# The topics whose records are the state a routing decision reads.
+STATE_TOPICS = (topics.PEOPLE, topics.ACCOUNTS, topics.OPPORTUNITIES, topics.ACTIVITIES)
+
+LEADS_HELD = Counter(
+    "revops_router_leads_held_total",
+    "New leads that waited for CRM state: held (waiting), applied (routed once the state "
+    "was applied), bound (routed after the bound, without it)",
+    ["outcome"],
+)
+HOLD_SECONDS = Histogram(
+    "revops_router_lead_hold_seconds",
+    "How long a held lead waited for the CRM state before it was routed",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+
+
+def unmet(watermark: Mapping[str, int], applied: Mapping[str, int]) -> dict[str, int]:
+    """The partitions of a watermark not applied that far yet."""
+    return {key: end for key, end in watermark.items() if applied.get(key, 0) < end}
+
+
+def state_topic_names(ctx: RouterContext) -> list[str]:
+    return [t.name(ctx.prefix) for t in STATE_TOPICS]
+
+
+async def applied_offsets(session: AsyncSession, keys: Iterable[str]) -> Offsets:
+    """How far the router's instances have applied the partitions ``keys`` name."""
+    wanted = set(keys)
+    names = sorted({key.rsplit(":", 1)[0] for key in wanted})
+    if not names:
+        return {}
+    t = m.applied_offsets
+    rows = await session.execute(
+        select(t.c.topic, t.c.partition, t.c.next_offset).where(one_of(t.c.topic, names))
+    )
+    found = {partition_key(str(a), int(b)): int(c) for a, b, c in rows}
+    return {key: offset for key, offset in found.items() if key in wanted}
+
+
+async def leads_to_route_now(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> list[NewPerson]:
+    """The batch's new leads that may be routed now; the others are held (stored in
+    ``waiting_leads`` by this transaction) until the CRM state they may need is applied.
+
+    A lead also waits behind an earlier one of its email still waiting, so the first form
+    makes the lead and a later one is its touchpoint, as without the wait.
+    """
+    if not people:
+        return []
+    end_offsets = end_offsets_of(session)
+    recorded = await _recorded(session, people)
+    may_wait = [p for p in people if lead_id_for(p.email) not in recorded]
+    if end_offsets is None or not may_wait:
+        return list(people)  # outside a consumer's batch there is nothing to compare with
+    watermark = await end_offsets(state_topic_names(ctx))
+    missing = unmet(watermark, await applied_offsets(session, watermark))
+    behind = await _emails_waiting(session, [p.email for p in may_wait])
+    held = [p for p in may_wait if missing or p.email in behind]
+    if not held:
+        return list(people)
+    await _hold(session, held, missing or watermark)
+    held_ids = {p.event_id for p in held}
+    return [p for p in people if p.event_id not in held_ids]
+
+
+async def _recorded(session: AsyncSession, people: Sequence[NewPerson]) -> set[str]:
+    if not JOURNAL.may_have_records:
+        return set()
+    ids = sorted({lead_id_for(p.email) for p in people})
+    rows = await session.execute(
+        select(m.recorded_routes.c.lead_id).where(one_of(m.recorded_routes.c.lead_id, ids))
+    )
+    return {str(lead_id) for lead_id in rows.scalars()}
+
+
+async def _emails_waiting(session: AsyncSession, emails: Sequence[str]) -> set[str]:
+    rows = await session.execute(
+        select(m.waiting_leads.c.email).where(one_of(m.waiting_leads.c.email, sorted(emails)))
+    )
+    return {str(email) for email in rows.scalars()}
+
+
+async def _hold(session: AsyncSession, people: Sequence[NewPerson], watermark: Offsets) -> None:
+    now = await _database_now(session)
+    await session.execute(
+        pg_insert(m.waiting_leads).on_conflict_do_nothing(),
+        [
+            {
+                "event_id": p.event_id,
+                "email": p.email,
+                "person": person_to_json(p),
+                "watermark": watermark,
+                "waiting_since": now,
+            }
+            for p in people
+        ],
+    )
+    LEADS_HELD.labels("held").inc(len(people))
+
+
+async def release_waiting_leads(
+    session: AsyncSession, ctx: RouterContext, bound: timedelta, limit: int = 1000
+) -> list[NewPerson] | None:
+    """The waiting leads that may be routed now, oldest first, deleted from the waiting
+    list by this transaction (the caller routes them in it); None when none waits.
+
+    Rows another instance is releasing are skipped, not waited for.
+    """
+    w = m.waiting_leads
+    rows = (
+        await session.execute(
+            select(w.c.event_id, w.c.person, w.c.watermark, w.c.waiting_since)
+            .order_by(w.c.waiting_since, w.c.event_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return None
+    now = await _database_now(session)
+    applied = await applied_offsets(session, {k for r in rows for k in r.watermark})
+    released: list[NewPerson] = []
+    kept: set[str] = set()  # emails with an earlier lead still waiting
+    for row in rows:
+        person = person_from_json(row.person)
+        missing = unmet(row.watermark, applied)
+        waited = now - row.waiting_since
+        if (missing and waited < bound) or person.email in kept:
+            kept.add(person.email)
+            continue
+        if missing:
+            LEADS_HELD.labels("bound").inc()
+            person = _routed_without(person, missing, bound)
+            log.warning(
+                "lead routed without the CRM state it waited for",
+                extra={"lead_event_id": person.event_id, "partitions": sorted(missing)},
+            )
+        else:
+            LEADS_HELD.labels("applied").inc()
+        HOLD_SECONDS.observe(waited.total_seconds())
+        released.append(person)
+    if released:
+        await session.execute(delete(w).where(one_of(w.c.event_id, [p.event_id for p in released])))
+    return released
+
+
+async def _database_now(session: AsyncSession) -> datetime:
+    """The database's clock: every instance checks the bound with the same one."""
+    now = await session.scalar(select(func.clock_timestamp()))
+    assert isinstance(now, datetime)
+    return now
+
+
+def _routed_without(person: NewPerson, missing: Mapping[str, int], bound: timedelta) -> NewPerson:
+    partitions = ", ".join(sorted(missing))
+    note = (
+        f"routed after waiting {bound.total_seconds():g} s for CRM changes not yet applied "
+        f"on {partitions}"
+    )
+    return NewPerson(**{**_fields(person), "waited": note})
+
+
+def _fields(person: NewPerson) -> dict[str, Any]:
+    return {name: getattr(person, name) for name in NewPerson.__dataclass_fields__}
+
+
+def person_to_json(person: NewPerson) -> dict[str, Any]:
+    fields = _fields(person)
+    fields["occurred_at"] = person.occurred_at.isoformat()
+    ref = person.source_ref
+    fields["source_ref"] = ref.model_dump(mode="json") if ref is not None else None
+    return fields
+
+
+def person_from_json(value: Mapping[str, Any]) -> NewPerson:
+    fields = dict(value)
+    fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+    ref = fields.get("source_ref")
+    fields["source_ref"] = SourceRef.model_validate(ref) if ref is not None else None
+    return NewPerson(**fields)
+
+
+class WaitingLeads:
+    """When the waiting-leads loop looks again: every ``poll`` while leads wait or this
+    instance has just held some (its batch may not have committed yet when it says so),
+    every ``idle`` otherwise (another instance may have stopped with leads waiting)."""
+
+    def __init__(self, poll: float = 0.02, idle: float = 1.0) -> None:
+        self.poll = poll
+        self.idle = idle
+        self._expect_until = 0.0
+
+    def expect(self) -> None:
+        """This instance holds leads: look often for the next second."""
+        self._expect_until = time.monotonic() + 1.0
+
+    async def sleep(self, some_waiting: bool, stopping: asyncio.Event) -> None:
+        """Until the next pass, or until ``stopping`` is set."""
+        often = some_waiting or time.monotonic() < self._expect_until
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), self.poll if often else self.idle)
