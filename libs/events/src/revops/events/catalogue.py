@@ -220,6 +220,10 @@ class LeadRouted(Model):
     match: str | None = None
     region: str | None = None
     review_with_sdr_id: str | None = None
+    # Set on every decision after a lead's first (routed again once someone became
+    # eligible, assigned or re-routed by an admin): the time it was made. A rebuild keeps
+    # each lead's latest decision; the first one has none and counts as the earliest.
+    decided_at: datetime | None = None
 
 
 class NotificationRequested(Model):
