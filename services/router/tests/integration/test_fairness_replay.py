@@ -4,23 +4,22 @@ turn used twice; then a rebuild from the topics gives the very same assignments.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import AsyncExitStack
 from datetime import date, timedelta
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from rep_helpers import create_reps
 from router_events import T0, form, routing_events
+from router_instances import Instances
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import ADMIN, router_settings
+from conftest import router_settings
 from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
-from revops.router.main import SPEC, build_app
+from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
 pytestmark = pytest.mark.infra
@@ -33,50 +32,6 @@ REPS = [
     {"id": "R2", "role": "SDR", "region": "AMER", "certified": True, "weight": 1},
     {"id": "R3", "role": "SDR", "region": "AMER", "certified": True, "weight": 2},
 ]
-
-
-class Instances:
-    """``n`` router processes' worth of apps in one group, each counting what it handled."""
-
-    def __init__(self, settings: RouterSettings, n: int) -> None:
-        self.apps = [build_app(settings) for _ in range(n)]
-        self.handled = [0] * n
-        for i, app in enumerate(self.apps):
-            runner = app.state.runtime.consumer
-            inner = runner._handle_batch
-
-            async def counting(session, events, _inner=inner, _i=i):
-                await _inner(session, events)
-                self.handled[_i] += len(events)
-
-            runner._handle_batch = counting
-        self.stack = AsyncExitStack()
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        for app in self.apps:
-            await self.stack.enter_async_context(
-                LifespanManager(app, startup_timeout=60, shutdown_timeout=30)
-            )
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.apps[0]),
-            base_url="http://router",
-            headers=ADMIN,
-        )
-        await self.stack.enter_async_context(client)
-        # Wait until the group has spread the partitions over every instance.
-
-        async def balanced() -> None:
-            for app in self.apps:
-                consumer = app.state.runtime.consumer._consumer
-                assert consumer is not None and consumer.assignment(), "not assigned yet"
-            total = sum(len(a.state.runtime.consumer._consumer.assignment()) for a in self.apps)
-            assert total == sum(t.partitions for t in SPEC.topics)
-
-        await eventually(balanced, timeout_s=60)
-        return client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stack.aclose()
 
 
 async def assignments(settings: RouterSettings) -> dict[str, tuple]:

@@ -112,18 +112,8 @@ async def test_rules_of_engagement_end_to_end(
             opportunity("006I", "001INIT", "005Y", T0 - timedelta(days=5)),
         ],
     )
-
-    async def accounts_loaded():
-        r = await client.get("/leads", params={"email": "probe@initech.com"})
-        assert r.status_code == 200
-
-    await eventually(accounts_loaded)
-    # Accounts, touches and opportunities are on other topics: wait until they are applied
-    # (the router decides on what it knows when a lead arrives).
-    import asyncio
-
-    await asyncio.sleep(2)
-
+    # No pause: the accounts, touches and opportunity were acknowledged before the forms
+    # were sent, so the router applies them before it routes the forms (causal order).
     await publish(
         kafka_settings,
         [
@@ -253,7 +243,6 @@ async def test_transfer_moves_leads_notifies_and_credits(
             account("001MOVE", "Movers", ["movers.com"], t - timedelta(days=10), owner="005X"),
         ],
     )
-    await eventually(lambda: _account_known(client))
     await publish(kafka_settings, [form("a@movers.com", t), form("b@movers.com", t)])
     a = await lead_of(client, "a@movers.com")
     b = await lead_of(client, "b@movers.com")
@@ -309,12 +298,6 @@ async def _all_routing(kafka_settings: KafkaSettings) -> list:
     return await eventually(enough)
 
 
-async def _account_known(client: httpx.AsyncClient) -> None:
-    import asyncio
-
-    await asyncio.sleep(1)
-
-
 async def test_signups_rep_created_leads_and_assign_ae_by_pair(
     client: httpx.AsyncClient, kafka_settings: KafkaSettings
 ):
@@ -350,7 +333,6 @@ async def test_signups_rep_created_leads_and_assign_ae_by_pair(
             account("001PAIR", "PairCo", ["pairco.com"], t - timedelta(days=100), owner="005Y"),
         ],
     )
-    await eventually(lambda: _account_known(client))
     await publish(
         kafka_settings,
         [

@@ -122,10 +122,14 @@ def in_apply_order(
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(
-        self, lock: asyncio.Lock, offsets_committed: Callable[[], Awaitable[None]]
+        self,
+        lock: asyncio.Lock,
+        offsets_committed: Callable[[], Awaitable[None]],
+        assigned: Callable[[set[TopicPartition]], Awaitable[None]],
     ) -> None:
         self._lock = lock
         self._offsets_committed = offsets_committed
+        self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Let the batch in flight commit its transaction and offsets before the
@@ -135,6 +139,7 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+        await self._assigned(assigned)
 
 
 def applied_offsets_statement(table: Table) -> Any:
@@ -245,9 +250,12 @@ class ConsumerRunner:
             fetch_min_bytes=self._settings.consumer_fetch_min_bytes,
             fetch_max_wait_ms=self._settings.consumer_fetch_wait_ms,
         )
-        consumer.subscribe(
-            self._topic_names, listener=_WaitForBatch(self._batch_lock, self._offsets_committed)
+        listener = _WaitForBatch(
+            self._batch_lock,
+            self._offsets_committed,
+            lambda assigned: self._note_committed(consumer, assigned),
         )
+        consumer.subscribe(self._topic_names, listener=listener)
         await self._start_with_retry(consumer)
         self._consumer = consumer
         self.started.set()
@@ -374,9 +382,31 @@ class ConsumerRunner:
         count as applied too (they will never be)."""
         if self._consumer is not None:
             session.info[_END_OFFSETS] = self.end_offsets
-        if self._offsets_statement is None or not records:
+        if self._offsets_statement is not None and records:
+            await self._upsert_offsets(session, next_offsets(records))
+
+    async def _note_committed(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> None:
+        """Record the group's committed offsets of newly assigned partitions as applied
+        (they are committed only after the database committed): a partition with nothing
+        new to read, or a schema that predates ``applied_offsets``, still shows how far
+        it is applied."""
+        if self._offsets_statement is None or not assigned:
             return
-        positions = next_offsets(records)
+        try:
+            committed = {tp: await consumer.committed(tp) for tp in sorted(assigned)}
+            known = {(tp.topic, tp.partition): int(o) for tp, o in committed.items() if o}
+            if known:
+                async with self._database.transaction() as session:
+                    await self._upsert_offsets(session, known)
+        except Exception as exc:  # only a waiting lead's wait depends on it: go on
+            log.warning("recording the committed offsets failed", extra={"error": str(exc)})
+
+    async def _upsert_offsets(
+        self, session: AsyncSession, positions: Mapping[tuple[str, int], int]
+    ) -> None:
+        assert self._offsets_statement is not None
         await session.execute(
             self._offsets_statement,
             {

@@ -42,7 +42,13 @@ from revops.router.consumer import JOURNAL, NewPerson, RouterContext, lead_id_fo
 log = logging.getLogger(__name__)
 
 # The topics whose records are the state a routing decision reads.
-STATE_TOPICS = (topics.PEOPLE, topics.ACCOUNTS, topics.OPPORTUNITIES, topics.ACTIVITIES)
+STATE_TOPICS = (
+    topics.ROSTER,
+    topics.PEOPLE,
+    topics.ACCOUNTS,
+    topics.OPPORTUNITIES,
+    topics.ACTIVITIES,
+)
 
 LEADS_HELD = Counter(
     "revops_router_leads_held_total",

@@ -1,0 +1,163 @@
+"""Causal order: a CRM change that Kafka acknowledged before a form was sent is applied
+before the form's lead is routed, with one router instance or two, without any pause
+between the two; and a state partition that no instance applies holds a lead only up to
+the bound, which its reason then says."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from rep_helpers import create_reps
+from router_events import T0, account, form, touch
+from router_instances import Instances
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from conftest import router_settings
+from revops.events import topics
+from revops.events.catalogue import Envelope
+from revops.events.producer import EventProducer
+from revops.events.settings import KafkaSettings
+from revops.events.testing import create_topics, eventually, fresh_schema, unique_prefix
+from revops.router import models as m
+from revops.router.main import SPEC
+from revops.router.settings import RouterSettings
+
+pytestmark = pytest.mark.infra
+
+TRIALS = 200
+REPS = [
+    {"id": "S1", "role": "SDR", "region": "AMER", "certified": True},
+    {"id": "S2", "role": "SDR", "region": "AMER", "certified": True},
+    # Not in the rotation (uncertified), so only the account's task can give it a lead.
+    {"id": "TASKER", "role": "SDR", "region": "AMER"},
+]
+
+
+@pytest.fixture
+async def fresh_kafka(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaSettings]:
+    """Topics of their own: each test starts its consumer group on empty partitions."""
+    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
+    await create_topics(settings)
+    yield settings
+
+
+async def leads(settings: RouterSettings) -> dict[str, dict[str, Any]]:
+    engine = create_async_engine(settings.resolved_database_url())
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(m.leads))
+            return {r.email: dict(r._mapping) for r in rows}
+    finally:
+        await engine.dispose()
+
+
+async def wait_for_leads(settings: RouterSettings, count: int) -> dict[str, dict[str, Any]]:
+    async def all_routed() -> dict[str, dict[str, Any]]:
+        found = await leads(settings)
+        assert len(found) == count, f"{len(found)} of {count} leads routed"
+        return found
+
+    return await eventually(all_routed, timeout_s=120, interval_s=0.2)
+
+
+def stale(found: dict[str, dict[str, Any]]) -> list[str]:
+    """The trials whose lead was decided without its account or the SDR's task."""
+    wrong = []
+    for i in range(TRIALS):
+        lead = found[f"buyer{i}@trial{i}.example"]
+        decided = (lead["account_id"], lead["rule"], lead["owner_id"])
+        if decided != (f"001T{i}", "recent_touch", "TASKER") or "waiting" in lead["reason"]:
+            wrong.append(f"trial {i}: {decided} {lead['reason']!r}")
+    return wrong
+
+
+async def run_trials(kafka: KafkaSettings, instances: int) -> list[str]:
+    """Each trial: an account and an SDR's task on it, acknowledged; then at once a form
+    from a person at that account. No pause anywhere."""
+    settings = router_settings(kafka)
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    async with Instances(settings, instances) as client:
+        await create_reps(client, REPS)
+        producer = EventProducer(kafka, client_id="trials")
+        try:
+            for i in range(TRIALS):
+                at = T0 + timedelta(minutes=i)
+                await producer.publish(
+                    [
+                        account(f"001T{i}", f"Trial {i}", [f"trial{i}.example"], at),
+                        touch("TASKER", at, account_id=f"001T{i}"),
+                    ]
+                )
+                await producer.publish([form(f"buyer{i}@trial{i}.example", at)])
+        finally:
+            await producer.stop()
+        return stale(await wait_for_leads(settings, TRIALS))
+
+
+async def test_no_lead_is_routed_on_stale_crm_state_with_one_router(fresh_kafka: KafkaSettings):
+    assert await run_trials(fresh_kafka, instances=1) == []
+
+
+async def test_no_lead_is_routed_on_stale_crm_state_with_two_routers(fresh_kafka: KafkaSettings):
+    assert await run_trials(fresh_kafka, instances=2) == []
+
+
+def partition_of(event: Envelope, spec: topics.TopicSpec) -> int:
+    every = list(range(spec.partitions))
+    return int(DefaultPartitioner()(event.key.encode(), every, every))
+
+
+async def test_a_stalled_state_partition_holds_a_lead_only_up_to_the_bound(
+    fresh_kafka: KafkaSettings,
+):
+    settings = router_settings(fresh_kafka, crm_state_wait_s=1.0)
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    instances = Instances(settings, 2)
+    async with instances as client:
+        await create_reps(client, REPS)
+        # Instance 1 stops applying its batches: the partitions it owns stall.
+        stalled = instances.apps[1].state.runtime.consumer
+        owned = stalled._consumer.assignment()
+        gate = asyncio.Event()
+        inner = stalled._handle_batch
+
+        async def stuck(session: Any, events: Any) -> None:
+            await gate.wait()
+            await inner(session, events)
+
+        stalled._handle_batch = stuck
+        accounts = topics.ACCOUNTS.name(fresh_kafka.topic_prefix)
+        forms = topics.FORMS.name(fresh_kafka.topic_prefix)
+        # An account on a partition of the stalled instance, a form the other one reads.
+        owned_by_stalled = {(tp.topic, tp.partition) for tp in owned}
+        change = next(
+            e
+            for e in (account(f"001S{i}", "Stalled", ["stalled.example"], T0) for i in range(99))
+            if (accounts, partition_of(e, topics.ACCOUNTS)) in owned_by_stalled
+        )
+        lead = next(
+            f
+            for f in (form(f"buyer{i}@stalled.example", T0) for i in range(99))
+            if (forms, partition_of(f, topics.FORMS)) not in owned_by_stalled
+        )
+        producer = EventProducer(fresh_kafka, client_id="stall")
+        try:
+            await producer.publish([change])
+            await producer.publish([lead])
+        finally:
+            await producer.stop()
+        try:
+            found = await wait_for_leads(settings, 1)
+        finally:
+            gate.set()
+    routed = found[lead.payload.email]
+    partition = f"{accounts}:{partition_of(change, topics.ACCOUNTS)}"
+    assert routed["account_id"] is None  # routed without the stalled change...
+    assert "routed after waiting 1 s for CRM changes not yet applied" in routed["reason"]
+    assert partition in routed["reason"]  # ...and saying which partition it waited for
