@@ -57,3 +57,42 @@ def test_target_is_configurable(minutes):
     policy = RoutingPolicy(first_touch_target=timedelta(minutes=minutes))
     t = LeadTimes("L", T0, T0 + timedelta(minutes=5), T0)
     assert bool(breaches(t, policy, T0)) == (minutes < 5)
+
+
+# A conversion stops the clocks: converting a lead is working it.
+
+
+def test_converted_at_5_minutes_without_a_touch_is_no_breach():
+    t = LeadTimes("L", T0, converted_at=T0 + timedelta(minutes=5))
+    assert kinds(t, T0 + timedelta(days=3)) == []
+
+
+def test_converted_just_after_5_minutes_without_a_touch_is_a_closed_breach():
+    t = LeadTimes("L", T0, converted_at=T0 + timedelta(minutes=5, seconds=1))
+    [b] = breaches(t, POLICY, T0 + timedelta(days=3))
+    assert (b.kind, b.open, b.took) == ("first_touch", False, timedelta(minutes=5, seconds=1))
+
+
+def test_a_conversion_ends_the_status_clock_too():
+    # Converted after 25 hours, never touched, status never changed: two closed breaches.
+    t = LeadTimes("L", T0, converted_at=T0 + timedelta(hours=25))
+    assert kinds(t, T0 + timedelta(days=30)) == [
+        ("first_touch", False),
+        ("first_status_change", False),
+    ]
+
+
+def test_a_touch_after_the_conversion_does_not_make_a_breach():
+    t = LeadTimes(
+        "L", T0, T0 + timedelta(hours=2), T0 + timedelta(hours=2), T0 + timedelta(minutes=3)
+    )
+    assert kinds(t) == []
+
+
+def test_a_conversion_after_as_of_is_not_known_yet():
+    t = LeadTimes("L", T0, converted_at=T0 + timedelta(minutes=3))
+    # As of 2 minutes nothing is due; as of later the conversion is in the past.
+    assert kinds(t, T0 + timedelta(minutes=2)) == []
+    late = LeadTimes("L", T0, converted_at=T0 + timedelta(minutes=8))
+    assert kinds(late, T0 + timedelta(minutes=7)) == [("first_touch", True)]
+    assert kinds(late, T0 + timedelta(minutes=9)) == [("first_touch", False)]

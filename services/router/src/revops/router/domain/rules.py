@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -12,7 +12,10 @@ from revops.router.domain.reps import Region, Rep, Role
 from revops.router.domain.rotation import Member, Turn, next_turn
 from revops.router.domain.windows import utc_day, within_days
 
-RuleName = Literal["recent_touch", "open_opportunity", "round_robin", "manual_review", "unassigned"]
+# "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
+RuleName = Literal[
+    "recent_touch", "open_opportunity", "round_robin", "manual_review", "unassigned", "manual"
+]
 OrderedRule = Literal["recent_touch", "open_opportunity", "round_robin"]
 Priority = Literal["high", "normal"]
 TouchTarget = Literal["lead", "contact", "account"]
@@ -37,6 +40,9 @@ class RoutingPolicy:
     )
     # For leads whose country (and account) says nothing: None sends them to `unassigned`.
     fallback_region: Region | None = None
+    # Who is told that a high-priority lead waits in `unassigned` or `manual_review` (rep
+    # or user ids); empty: the notice is addressed to the queue's name.
+    waiting_lead_recipients: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("recent_touch_days", "closed_opportunity_days", "transfer_credit_days"):
@@ -132,6 +138,8 @@ class Decision:
     # An open opportunity's AE and the SDR decide together who works the lead.
     review_with_sdr_id: str | None = None
     turn: Turn | None = None  # set when the rotation was used: the slot and the new cursor
+    # A high-priority lead nobody took: who must hear that it waits (``waiting_notice``).
+    notify_waiting: tuple[str, ...] = ()
 
 
 def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
@@ -164,7 +172,25 @@ def queue_of_lead(
     return inbound_queue(region) if region is not None else None
 
 
+WAITING_QUEUES = frozenset({UNASSIGNED_QUEUE, MANUAL_REVIEW_QUEUE})
+
+
+def waiting_notice(decision: Decision, policy: RoutingPolicy) -> tuple[str, ...]:
+    """Who is told that a high-priority lead was left waiting (nobody, when it was not)."""
+    if decision.priority != "high" or decision.owner_id is not None:
+        return ()
+    if decision.queue not in WAITING_QUEUES:
+        return ()
+    return policy.waiting_lead_recipients or (decision.queue,)
+
+
 def route_lead(lead: Lead, context: RoutingContext, policy: RoutingPolicy) -> Decision:
+    decision = _route_lead(lead, context, policy)
+    notify = waiting_notice(decision, policy)
+    return replace(decision, notify_waiting=notify) if notify else decision
+
+
+def _route_lead(lead: Lead, context: RoutingContext, policy: RoutingPolicy) -> Decision:
     priority: Priority = "high" if policy.is_high_priority(lead.form_type) else "normal"
     region = region_of_lead(lead, context.account, policy, context.region_map)
     if lead.is_consultant:

@@ -17,6 +17,7 @@ class LeadTimes:
     created_at: datetime
     first_touch_at: datetime | None = None
     first_status_change_at: datetime | None = None
+    converted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,27 @@ def breaches(times: LeadTimes, policy: RoutingPolicy, as_of: datetime) -> list[B
     """The SLAs this lead misses, as of ``as_of`` for the ones not met yet.
 
     Exactly at the limit is on time (5:00 meets the 5-minute target, 5:01 does not).
+    A conversion (by ``as_of``) stops both clocks: the lead has been worked, so a lead
+    converted within the limit without a touch breaches nothing, and one converted after
+    it is a closed breach that took until the conversion, never an open one.
     """
     found: list[Breach] = []
+    converted = times.converted_at
+    if converted is not None and converted > as_of:
+        converted = None  # not converted yet as of then
     checks: tuple[tuple[SlaKind, datetime | None, timedelta], ...] = (
         ("first_touch", times.first_touch_at, policy.first_touch_target),
         ("first_status_change", times.first_status_change_at, policy.first_status_change_limit),
     )
-    for kind, happened_at, allowed in checks:
+    for kind, happened, allowed in checks:
+        happened_at = _first_of(happened, converted)
         end = happened_at if happened_at is not None else as_of
         took = max(end - times.created_at, timedelta(0))
         if took > allowed:
             found.append(Breach(times.lead_id, kind, allowed, took, happened_at is None))
     return found
+
+
+def _first_of(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
