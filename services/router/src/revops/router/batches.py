@@ -151,7 +151,7 @@ async def apply_run(
         accounts = [e for e in run if isinstance(e, AccountChangedEvent)]
         await on_accounts_changed(session, ctx, accounts)
     elif kind == "rep":
-        await apply_rep_changes(session, [e for e in run if isinstance(e, RepChangedEvent)])
+        await apply_rep_changes(session, [e for e in run if isinstance(e, RepChangedEvent)], ctx)
     else:
         opportunities = [e for e in run if isinstance(e, OpportunityChangedEvent)]
         await on_opportunities_changed(session, opportunities)

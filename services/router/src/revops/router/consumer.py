@@ -197,7 +197,7 @@ def make_handler(settings: RouterSettings) -> Handler:
             case LeadConvertedEvent():
                 await on_lead_converted(session, ctx, event)
             case RepChangedEvent():
-                await apply_rep_changes(session, [event])
+                await apply_rep_changes(session, [event], ctx)
             case _:
                 pass  # derived events of other services
 
@@ -944,17 +944,38 @@ _RULES: tuple[RuleName, ...] = (
     "round_robin",
     "manual_review",
     "unassigned",
+    "manual",
 )
 
 
 async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) -> None:
-    if not decisions:
+    """Keep each lead's latest decision: one with ``decided_at`` (a re-route, an admin's)
+    replaces one without (the first) or an older one; in a tie the later on the topic."""
+    latest: dict[str, LeadRouted] = {}
+    for d in decisions:
+        known = latest.get(d.lead_id)
+        if known is None or (d.decided_at is not None and not _decided_before(d, known)):
+            latest[d.lead_id] = d
+    if not latest:
         return
-    await session.execute(
-        pg_insert(m.recorded_routes)
-        .values([{"lead_id": d.lead_id, "decision": d.model_dump(mode="json")} for d in decisions])
-        .on_conflict_do_nothing()
+    stmt = pg_insert(m.recorded_routes).values(
+        [{"lead_id": d.lead_id, "decision": d.model_dump(mode="json")} for d in latest.values()]
     )
+    stored = sa.cast(m.recorded_routes.c.decision["decided_at"].as_string(), sa.DateTime(True))
+    new = sa.cast(stmt.excluded.decision["decided_at"].as_string(), sa.DateTime(True))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["lead_id"],
+            set_={"decision": stmt.excluded.decision},
+            where=new.is_not(None) & (stored.is_(None) | (new >= stored)),
+        )
+    )
+
+
+def _decided_before(d: LeadRouted, known: LeadRouted) -> bool:
+    if known.decided_at is None or d.decided_at is None:
+        return False
+    return d.decided_at < known.decided_at
 
 
 # --- outbox ------------------------------------------------------------------------------------
@@ -991,6 +1012,17 @@ def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelo
                 "high_priority_lead",
                 [d.owner_id],
                 f"High-priority lead {lead.email} ({lead.form_type}): {d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
+        )
+    if d.notify_waiting:
+        events.append(
+            notification(
+                "high_priority_lead_waiting",
+                d.notify_waiting,
+                f"High-priority lead {lead.email} ({lead.form_type}) waits in {d.queue}: "
+                f"{d.reason}",
                 lead.lead_id,
                 lead.occurred_at,
             )

@@ -33,6 +33,9 @@ class RouterSettings(ServiceSettings):
         {"demo_request", "demo", "contact", "contact_us", "contact_sales"}
     )
     fallback_region: Region | None = None
+    # Who is told a high-priority lead waits in `unassigned` / `manual_review`: rep or
+    # user ids, WAITING_LEAD_RECIPIENTS='["mgr-1"]'; empty: addressed to the queue's name.
+    waiting_lead_recipients: tuple[str, ...] = ()
     # Country (any spelling or ISO code) -> region, over the built-in map.
     # REGION_MAP='{"MX": "EMEA"}'
     region_map: dict[str, Region] = Field(default_factory=dict)
@@ -55,6 +58,7 @@ class RouterSettings(ServiceSettings):
             rule_order=tuple(self.rule_order),
             high_priority_form_types=frozenset(t.lower() for t in self.high_priority_form_types),
             fallback_region=self.fallback_region,
+            waiting_lead_recipients=tuple(self.waiting_lead_recipients),
         )
 
     def regions(self) -> RegionMap:
