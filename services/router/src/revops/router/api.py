@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Row, case, func, or_, select
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
 from revops.events.producer import KafkaUnavailable
@@ -31,11 +31,18 @@ from revops.events.service import (
     not_found,
 )
 from revops.router import models as m
-from revops.router.consumer import ALL_QUEUES, HUBSPOT_OWNER, SALESFORCE_OWNER, rep_from_row
+from revops.router.consumer import (
+    ALL_QUEUES,
+    HUBSPOT_OWNER,
+    SALESFORCE_OWNER,
+    RouterContext,
+    rep_from_row,
+)
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
 from revops.router.domain.sla import LeadTimes, breaches
 from revops.router.settings import RouterSettings
+from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
 router = APIRouter(responses=NEEDS_A_TOKEN)
 
@@ -308,6 +315,95 @@ async def get_lead(lead_id: StoredText, session: SessionDep) -> LeadOut:
     return _lead_out(row)
 
 
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    owner_id: StoredText = Field(min_length=1, max_length=64, description="the rep's id")
+    reason: StoredText = Field(
+        min_length=1, max_length=500, description="why, kept as the lead's routing reason"
+    )
+
+
+CONVERTED_LEAD: Responses = {
+    409: {"model": Refusal, "description": "the lead is converted: its routing is over"}
+}
+
+
+def _context(runtime: ServiceRuntime) -> RouterContext:
+    settings = runtime.settings
+    assert isinstance(settings, RouterSettings)
+    return RouterContext(settings, settings.policy(), settings.regions())
+
+
+def _converted(lead_id: str) -> HTTPException:
+    return HTTPException(409, f"lead {lead_id!r} is converted: it is no longer routed")
+
+
+async def _lead_now(runtime: ServiceRuntime, lead_id: str) -> LeadOut:
+    """The lead as committed; the outbox relay is woken for its events and write-back."""
+    runtime.relay.wake()
+    async with runtime.database.transaction() as session:
+        row = await find_lead(session, lead_id)
+    assert row is not None
+    return _lead_out(row)
+
+
+@router.post(
+    "/leads/{lead_id}/assign",
+    dependencies=[WriteAccess],
+    tags=["leads"],
+    responses={
+        **NEEDS_THE_ADMIN_TOKEN,
+        **BAD_JSON_BODY,
+        **not_found("lead"),
+        **CONVERTED_LEAD,
+    },
+)
+async def assign(lead_id: StoredText, body: AssignBody, runtime: RuntimeDep) -> LeadOut:
+    """Give the lead to an active rep by hand (rule ``manual``, the reason given). No
+    rotation turn is used; a ``lead.routed`` is published and the owner written back to
+    the CRMs, as for any decision. 422 names an unknown or inactive rep."""
+    at = datetime.now(UTC)
+    async with runtime.database.transaction() as session:
+        row = await find_lead(session, lead_id, lock=True)
+        if row is None:
+            raise HTTPException(404, f"no lead {lead_id!r}")
+        if row.converted_at is not None:
+            raise _converted(lead_id)
+        rep_row = (
+            await session.execute(select(m.reps).where(m.reps.c.id == body.owner_id))
+        ).first()
+        if rep_row is None:
+            raise invalid("body", "owner_id", f"no rep {body.owner_id!r}")
+        rep = rep_from_row(rep_row)
+        if not rep.active:
+            raise invalid("body", "owner_id", f"rep {rep.id!r} is not active")
+        await assign_lead(session, _context(runtime), row, rep, body.reason, at)
+        found = str(row.id)
+    return await _lead_now(runtime, found)
+
+
+@router.post(
+    "/leads/{lead_id}/reroute",
+    dependencies=[WriteAccess],
+    tags=["leads"],
+    responses={**NEEDS_THE_ADMIN_TOKEN, **not_found("lead"), **CONVERTED_LEAD},
+)
+async def reroute(lead_id: StoredText, runtime: RuntimeDep) -> LeadOut:
+    """Send the lead through the rules of engagement again, as of now (a round-robin
+    decision takes the rotation's next turn). When the rules decide what the lead has
+    (still nobody eligible, the same owner by the same rule) nothing changes."""
+    at = datetime.now(UTC)
+    async with runtime.database.transaction() as session:
+        row = await reroute_lead(session, _context(runtime), lead_id, at)
+        if row is None:
+            raise HTTPException(404, f"no lead {lead_id!r}")
+        if row.converted_at is not None:
+            raise _converted(lead_id)
+        found = str(row.id)
+    return await _lead_now(runtime, found)
+
+
 class ConversionOut(BaseModel):
     lead_id: str
     account_id: str
@@ -448,22 +544,26 @@ async def sla_breaches(
     offset: Offset = 0,
 ) -> list[BreachOut]:
     """Leads that missed the first-touch target or the first-status-change limit; leads
-    still waiting count as of ``as_of`` (default: now)."""
+    still waiting count as of ``as_of`` (default: now). A conversion stops both clocks:
+    a lead converted within the limit breaches nothing, one converted after it is a
+    closed breach (``open`` false) that took until the conversion."""
     settings = runtime.settings
     assert isinstance(settings, RouterSettings)
     policy = settings.policy()
     now = as_of or datetime.now(UTC)
     if now.tzinfo is None:
         raise invalid("query", "as_of", "needs a time zone")
+    # What ended each clock: the first touch (status change), or the conversion by then.
+    converted = case((m.leads.c.converted_at <= now, m.leads.c.converted_at))
+    touched = func.least(m.leads.c.first_touch_at, converted)
+    changed = func.least(m.leads.c.first_status_change_at, converted)
     first_touch_late = or_(
-        m.leads.c.first_touch_at.is_(None)
-        & (m.leads.c.created_at < now - policy.first_touch_target),
-        m.leads.c.first_touch_at - m.leads.c.created_at > policy.first_touch_target,
+        touched.is_(None) & (m.leads.c.created_at < now - policy.first_touch_target),
+        touched - m.leads.c.created_at > policy.first_touch_target,
     )
     status_late = or_(
-        m.leads.c.first_status_change_at.is_(None)
-        & (m.leads.c.created_at < now - policy.first_status_change_limit),
-        m.leads.c.first_status_change_at - m.leads.c.created_at > policy.first_status_change_limit,
+        changed.is_(None) & (m.leads.c.created_at < now - policy.first_status_change_limit),
+        changed - m.leads.c.created_at > policy.first_status_change_limit,
     )
     query = (
         select(m.leads)
@@ -476,7 +576,13 @@ async def sla_breaches(
         query = query.where(m.leads.c.created_at >= since)
     out: list[BreachOut] = []
     for row in await session.execute(query):
-        times = LeadTimes(row.id, row.created_at, row.first_touch_at, row.first_status_change_at)
+        times = LeadTimes(
+            row.id,
+            row.created_at,
+            row.first_touch_at,
+            row.first_status_change_at,
+            row.converted_at,
+        )
         for b in breaches(times, policy, now):
             out.append(
                 BreachOut(

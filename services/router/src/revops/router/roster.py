@@ -9,14 +9,22 @@ comes from the clocks of several API instances.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import RepChanged, RepChangedEvent
+from revops.events.db import one_of
 from revops.router import models as m
+from revops.router.domain.eligibility import regions_gaining_reps
+from revops.router.domain.reps import Rep
+
+if TYPE_CHECKING:
+    from revops.router.consumer import RouterContext
 
 # Where consumer.load_reps keeps the reps it loaded for the rest of a batch.
 REPS_CACHE = "router.reps"
@@ -26,7 +34,9 @@ REP_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
-async def apply_rep_changes(session: AsyncSession, events: Sequence[RepChangedEvent]) -> None:
+async def apply_rep_changes(
+    session: AsyncSession, events: Sequence[RepChangedEvent], ctx: RouterContext | None = None
+) -> None:
     """Store the reps as their newest changes in ``events`` leave them, in one upsert.
 
     A rep new to the table is inserted in the order of its first change in ``events``,
@@ -34,6 +44,10 @@ async def apply_rep_changes(session: AsyncSession, events: Sequence[RepChangedEv
     reps were created); a known rep keeps its position and its ``created_at``. A second
     ``created`` of a known id (two concurrent creates both published) is applied as an
     update: the last acknowledged change wins, as for any two changes.
+
+    With ``ctx``, a change that lets a rep take inbound leads they could not take before
+    routes the leads waiting in ``unassigned`` for nobody eligible in that region, in
+    this transaction (``waiting.route_waiting_leads_of``).
     """
     if not events:
         return
@@ -56,7 +70,43 @@ async def apply_rep_changes(session: AsyncSession, events: Sequence[RepChangedEv
             if column != "id"
         },
     )
+    before = await _reps_before(session, rows) if ctx is not None else {}
     # Many rows, one statement each, in order: a new rep's position is drawn in turn.
     await session.execute(stmt, list(rows.values()))
     # Routing later in this batch must see the reps as they are now.
     session.info.pop(REPS_CACHE, None)
+    if ctx is not None:
+        after = {rep_id: _rep(row) for rep_id, row in rows.items()}
+        gained = regions_gaining_reps(before, after)
+        if gained:
+            # Imported here: ``waiting`` builds on ``consumer``, which imports this module.
+            from revops.router.waiting import route_waiting_leads_of
+
+            # Decided as of the newest of the changes that let someone take leads.
+            at: datetime = max(rows[i]["updated_at"] for ids in gained.values() for i in ids)
+            await route_waiting_leads_of(session, ctx, sorted(gained), at)
+
+
+async def _reps_before(
+    session: AsyncSession, rows: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Rep]:
+    """The reps about to change, as they are before the change (new reps are absent)."""
+    found = await session.execute(select(m.reps).where(one_of(m.reps.c.id, sorted(rows))))
+    return {str(r.id): _rep(r._mapping) for r in found}
+
+
+def _rep(row: Mapping[Any, Any]) -> Rep:
+    return Rep(
+        id=row["id"],
+        role=row["role"],
+        region=row["region"],
+        name=row["name"] or "",
+        active=row["active"],
+        certified=row["certified"],
+        consultant=row["consultant"],
+        paused=row["paused"],
+        out_of_office=row["out_of_office"],
+        weight=row["weight"],
+        daily_cap=row["daily_cap"],
+        paired_sdr_id=row["paired_sdr_id"],
+    )
