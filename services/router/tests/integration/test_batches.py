@@ -1,6 +1,6 @@
-"""The batch path (``batches``) against the per-event handlers (``consumer``, the runner's
-fallback): the same events end in the same rows either way, in a few statements per batch,
-and a redelivered batch changes nothing. Real Postgres, no Kafka (the handlers are called
+"""A batch applied whole against the same events applied one at a time (the runner's
+fallback, each a run of one): the same events end in the same rows either way, in a few
+statements per batch, and a redelivered batch changes nothing. Real Postgres, no Kafka (the handlers are called
 as the runner calls them, in one transaction)."""
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from revops.events.codec import encode_event
 from revops.events.db import Database
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
 from revops.router import models as m
-from revops.router.batches import make_batch_handler
+from revops.router.batches import make_batch_handler, make_event_handler
 from revops.router.causal_order import WaitingLeads
-from revops.router.consumer import ALL_QUEUES, make_handler
+from revops.router.consumer import ALL_QUEUES
 from revops.router.main import SPEC, build_runtime
 from revops.router.settings import RouterSettings
 
@@ -114,7 +114,7 @@ async def both_paths(
 ) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]]]:
     """The state after ``events`` applied one at a time, and applied as one batch (each
     on a fresh schema where ``before`` was applied first)."""
-    one_at_a_time = make_handler(settings)
+    one_at_a_time = make_event_handler(settings, WaitingLeads())
     batch = make_batch_handler(settings, WaitingLeads())
     states = []
     for apply in ("one", "batch"):

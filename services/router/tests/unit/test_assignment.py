@@ -2,6 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from revops.router.domain.assignment import assign_ae
 from revops.router.domain.reps import Rep
+from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import (
     Account,
     Opportunity,
@@ -20,10 +21,11 @@ AE_RR1 = Rep("005R", "AE", "EMEA", certified=True)
 AE_UNCERT = Rep("005U", "AE", "EMEA", certified=False)
 REPS = {r.id: r for r in (SDR, AE_PAIR, AE_CLOSER, AE_RR1, AE_UNCERT)}
 ACC = Account("001", "Initech", "EMEA")
+START = RotationState()
 
 
-def ae_queue(cursor=0):
-    return QueueSnapshot("ae-EMEA", members_of([AE_UNCERT, AE_RR1, AE_CLOSER], "AE"), cursor)
+def ae_queue(state=START):
+    return QueueSnapshot("ae-EMEA", members_of([AE_UNCERT, AE_RR1, AE_CLOSER], "AE"), state)
 
 
 def closed(days, owner="005C", oid="006"):
@@ -77,15 +79,15 @@ def test_open_or_other_account_opportunities_do_not_count():
 
 
 def test_round_robin_over_certified_aes_only():
-    a = assign(queue=ae_queue(0))
+    a = assign(queue=ae_queue())
     assert (a.rule, a.ae_id, a.queue) == ("round_robin", "005R", "ae-EMEA")
-    b = assign(queue=ae_queue(a.turn.cursor))
+    b = assign(queue=ae_queue(a.turn.after))
     assert b.ae_id == "005C"
-    c = assign(queue=ae_queue(b.turn.cursor))
+    c = assign(queue=ae_queue(b.turn.after))
     assert c.ae_id == "005R"  # the uncertified AE keeps a place but never takes it
 
 
 def test_no_eligible_ae_is_unassigned():
-    empty = QueueSnapshot("ae-EMEA", members_of([AE_UNCERT], "AE"), 0)
+    empty = QueueSnapshot("ae-EMEA", members_of([AE_UNCERT], "AE"), START)
     a = assign(queue=empty)
     assert (a.rule, a.ae_id) == ("unassigned", None)

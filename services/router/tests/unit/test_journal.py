@@ -9,7 +9,7 @@ from revops.events.catalogue import LeadRoutedEvent, NotificationRequestedEvent
 from revops.events.codec import decode_event, encode_event
 from revops.router.consumer import decision_events, decision_from_record, lead_id_for
 from revops.router.domain.matching import AccountMatch
-from revops.router.domain.rotation import Turn
+from revops.router.domain.rotation import RotationState, Turn
 from revops.router.domain.rules import Decision, Lead
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -26,7 +26,7 @@ DECISIONS = [
         "Round robin...",
         "AMER",
         None,
-        Turn("005A", 41, 42),
+        Turn("005A", 41, RotationState(42, 1, 7)),
     ),
     Decision("recent_touch", "005B", "SDR", None, "normal", "SDR 005B touched...", "EMEA"),
     Decision("open_opportunity", "005X", "AE", None, "normal", "Acme has...", "AMER", "005A"),

@@ -4,6 +4,7 @@ import pytest
 
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import Rep
+from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import (
     Account,
     Lead,
@@ -28,8 +29,8 @@ REPS = {r.id: r for r in (SDR_A, SDR_B, SDR_C, AE_X)}
 ACME = Account("001ACME", "Acme", "AMER", owner_id="005X")
 
 
-def queue(cursor=0, reps=(SDR_A, SDR_B, SDR_C), name="inbound-AMER", today=None):
-    return QueueSnapshot(name, members_of(list(reps), "SDR"), cursor, today or {})
+def queue(state=None, reps=(SDR_A, SDR_B, SDR_C), name="inbound-AMER", today=None):
+    return QueueSnapshot(name, members_of(list(reps), "SDR"), state or RotationState(), today or {})
 
 
 def lead(**kw):
@@ -157,7 +158,8 @@ def test_owning_the_account_alone_gives_no_claim():
 
 
 def test_round_robin_of_the_region_queue_takes_a_turn():
-    d = route_lead(lead(), ctx(queue=queue(cursor=2)), POLICY)
+    # B (place 1) had the last turn, slot 1: C comes next, in slot 2.
+    d = route_lead(lead(), ctx(queue=queue(RotationState(2, 0, 1))), POLICY)
     assert (d.rule, d.owner_id, d.queue) == ("round_robin", "005C", "inbound-AMER")
     assert d.turn is not None and (d.turn.slot, d.turn.cursor) == (2, 3)
     assert d.reason == "Round robin of inbound-AMER: turn 2 to SDR 005C"

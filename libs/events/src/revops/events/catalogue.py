@@ -217,6 +217,10 @@ class LeadRouted(Model):
     # The rotation slot a round-robin decision took, the account match and the region:
     # the router re-applies recorded decisions when it rebuilds its schema from history.
     turn: int | None = None
+    # Where that turn left the rotation's pointer (its round and the place of the rep
+    # served), so a rebuild puts the rotation back where it was.
+    turn_round: int | None = Field(default=None, ge=0)
+    turn_place: int | None = Field(default=None, ge=-1)
     match: str | None = None
     region: str | None = None
     review_with_sdr_id: str | None = None

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy import delete, false, func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,7 @@ from revops.router.consumer import (
     route_new_people,
 )
 from revops.router.domain.matching import normalise_domain
+from revops.router.domain.merge import merge_fields, stamp, stamps_of
 from revops.router.domain.reps import REGIONS, Rep
 from revops.router.domain.transfers import transfer_account
 from revops.router.roster import apply_rep_changes
@@ -105,17 +106,17 @@ def make_batch_handler(settings: RouterSettings, waiting: WaitingLeads) -> Batch
 
 
 def make_event_handler(settings: RouterSettings, waiting: WaitingLeads) -> Handler:
-    """One event at a time (the runner's fallback after a failed batch): a new lead waits
-    for the CRM state as in a batch."""
+    """One event at a time (the runner's fallback after a failed batch): a run of one, by
+    the batch path's code."""
     ctx = RouterContext(settings, settings.policy(), settings.regions())
     handle = make_handler(settings)
 
     async def handle_event(session: AsyncSession, event: Event) -> None:
-        person = new_person_of(event)
-        if person is None:
+        kind = run_kind(event)
+        if kind is None:
             await handle(session, event)
         else:
-            await route_new_leads(session, ctx, [person], waiting)
+            await apply_run(session, ctx, kind, [event], waiting)
 
     return handle_event
 
@@ -384,9 +385,10 @@ class _Transfer:
 async def on_accounts_changed(
     session: AsyncSession, ctx: RouterContext, events: Sequence[AccountChangedEvent]
 ) -> None:
-    """``on_account_changed`` for a run: the accounts loaded once, each change applied in
-    order in memory (a stale change skipped, an owner change a transfer), then the
-    accounts, their domains, the moved leads and the notifications written."""
+    """A run of account changes: the accounts loaded once, each change merged field by
+    field in memory (``domain.merge``: the newest change of each field wins, whatever
+    the arrival order; an owner change that wins is a transfer), then the accounts, their
+    domains, the moved leads and the notifications written."""
     ids = sorted({e.payload.account_id for e in events if e.payload.change != "deleted"})
     if not ids:
         return
@@ -394,54 +396,61 @@ async def on_accounts_changed(
         row.id: dict(row._mapping)
         for row in await session.execute(select(m.accounts).where(one_of(m.accounts.c.id, ids)))
     }
+    stamps = {a: stamps_of(row["field_times"]) for a, row in accounts.items()}
     reps = {r.id: r for r in await load_reps(session)}
-    touched: set[str] = set()
     domains: dict[str, list[str]] = {}
     transfers: list[_Transfer] = []
     for event in events:
         p = event.payload
         if p.change == "deleted":
             continue
-        at = event.occurred_at
-        row = accounts.get(p.account_id)
-        if row is not None and row["updated_at"] is not None and at < row["updated_at"]:
-            continue  # an older change arriving late: the stored state is newer
-        region = (
-            p.region.upper() if p.region and p.region.upper() in REGIONS else None
-        ) or ctx.region_map.region_of(p.country)
-        values: dict[str, Any] = {"updated_at": at}
-        for column, value in (("name", p.name), ("country", p.country), ("region", region)):
-            if value is not None:
-                values[column] = value
-        if p.owner_id is not None:
-            values["owner_id"] = p.owner_id
-        if row is None:
-            sdr = reps[p.owner_id].paired_sdr_id if p.owner_id in reps else None
-            row = accounts[p.account_id] = {
-                **dict.fromkeys(c.name for c in m.accounts.c),
-                "id": p.account_id,
-                "sdr_id": sdr,
-            }
-        elif p.owner_id is not None and p.owner_id != row["owner_id"]:
-            label = row["name"] or row["id"]
+        created = p.account_id not in accounts
+        row = accounts.setdefault(
+            p.account_id, {**dict.fromkeys(c.name for c in m.accounts.c), "id": p.account_id}
+        )
+        fields = stamps.setdefault(p.account_id, {})
+        before = (row["owner_id"], row["sdr_id"], row["name"] or row["id"])
+        at = stamp(event.occurred_at, event.id)
+        taken = merge_fields(row, fields, _account_fields(ctx, p), at)
+        named = [*(p.domains or []), *([p.website] if p.website else [])]
+        clean = sorted({d for d in (normalise_domain(x) for x in named) if d}) if named else None
+        if merge_fields({}, fields, {"domains": clean}, at):
+            domains[p.account_id] = clean or []
+        if "owner_id" in taken and created:
+            owner = reps.get(row["owner_id"])
+            row["sdr_id"] = owner.paired_sdr_id if owner is not None else None
+        elif "owner_id" in taken and row["owner_id"] != before[0]:
+            previous_owner, previous_sdr, label = before
             outcome = transfer_account(
-                label, row["owner_id"], p.owner_id, reps, [], at, row["sdr_id"]
+                label, previous_owner, row["owner_id"], reps, [], event.occurred_at, previous_sdr
             )
-            values["sdr_id"] = outcome.new_sdr_id
+            row["sdr_id"] = outcome.new_sdr_id
             if outcome.notify:
                 transfers.append(
-                    _Transfer(p.account_id, label, row["owner_id"], row["sdr_id"], p.owner_id, at)
+                    _Transfer(
+                        p.account_id,
+                        label,
+                        previous_owner,
+                        previous_sdr,
+                        row["owner_id"],
+                        event.occurred_at,
+                    )
                 )
-        row.update(values)
-        touched.add(p.account_id)
-        named = list(p.domains or [])
-        if p.website:
-            named.append(p.website)
-        if named:
-            domains[p.account_id] = sorted({d for d in (normalise_domain(x) for x in named) if d})
-    await _store_accounts(session, [accounts[a] for a in sorted(touched)], domains)
+        latest = row["updated_at"]
+        row["updated_at"] = event.occurred_at if latest is None else max(latest, event.occurred_at)
+        row["field_times"] = {name: list(s) for name, s in sorted(fields.items())}
+    touched = sorted({e.payload.account_id for e in events if e.payload.change != "deleted"})
+    await _store_accounts(session, [accounts[a] for a in touched], domains)
     if transfers:
         await _transfer_leads(session, ctx, transfers, reps)
+
+
+def _account_fields(ctx: RouterContext, p: Any) -> dict[str, Any]:
+    """The account fields a change carries (None: not carried)."""
+    region = (
+        p.region.upper() if p.region and p.region.upper() in REGIONS else None
+    ) or ctx.region_map.region_of(p.country)
+    return {"name": p.name, "country": p.country, "region": region, "owner_id": p.owner_id}
 
 
 async def _store_accounts(
@@ -534,43 +543,44 @@ _OPPORTUNITY_COLUMNS = ("account_id", "owner_id", "is_closed", "is_won", "create
 async def on_opportunities_changed(
     session: AsyncSession, events: Sequence[OpportunityChangedEvent]
 ) -> None:
-    """``on_opportunity_changed`` for a run, in two statements: the opportunities deleted
-    (or deleted and created again) in the run, then one upsert per opportunity with the
-    columns its changes carried since, the later ones winning."""
-    reset: set[str] = set()
-    values: dict[str, dict[str, Any]] = {}
+    """A run of opportunity changes, merged field by field with what is stored (the
+    newest change of each field wins, whatever the arrival order): the opportunities
+    deleted in the run are deleted, then every other one touched is written whole."""
+    ids = sorted({e.payload.opportunity_id for e in events})
+    table = m.opportunities
+    rows: dict[str, dict[str, Any] | None] = {
+        row.id: dict(row._mapping)
+        for row in await session.execute(select(table).where(one_of(table.c.id, ids)))
+    }
+    stamps = {o: stamps_of(row["field_times"]) for o, row in rows.items() if row is not None}
+    deleted: set[str] = set()
     for event in events:
         p = event.payload
         if p.change == "deleted":
-            reset.add(p.opportunity_id)
-            values.pop(p.opportunity_id, None)
+            rows[p.opportunity_id] = None
+            stamps[p.opportunity_id] = {}
+            deleted.add(p.opportunity_id)
             continue
-        carried = values.setdefault(p.opportunity_id, {})
-        for column in _OPPORTUNITY_COLUMNS:
-            value = getattr(p, column)
-            if value is not None:
-                carried[column] = value
-    if reset:
+        row = rows.get(p.opportunity_id)
+        if row is None:
+            row = rows[p.opportunity_id] = {
+                **dict.fromkeys(c.name for c in table.c),
+                "id": p.opportunity_id,
+                "is_closed": False,
+            }
+        fields = stamps.setdefault(p.opportunity_id, {})
+        change = {c: getattr(p, c) for c in _OPPORTUNITY_COLUMNS}
+        merge_fields(row, fields, change, stamp(event.occurred_at, event.id))
+        row["field_times"] = {name: list(s) for name, s in sorted(fields.items())}
+    if deleted:
+        await session.execute(delete(table).where(one_of(table.c.id, sorted(deleted))))
+    written = [row for row in rows.values() if row is not None and row["id"] in ids]
+    if written:
+        stmt = pg_insert(table)
         await session.execute(
-            delete(m.opportunities).where(one_of(m.opportunities.c.id, sorted(reset)))
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "id"},
+            ),
+            written,
         )
-    if not values:
-        return
-    table = m.opportunities
-    new = {c: sa.bindparam(f"new_{c}", type_=table.c[c].type) for c in _OPPORTUNITY_COLUMNS}
-    # A column a change did not carry is None: the stored value stays (the column's
-    # default for a new row), as one at a time.
-    stmt = pg_insert(table).values(
-        id=sa.bindparam("new_id"), **{**new, "is_closed": func.coalesce(new["is_closed"], false())}
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["id"],
-        set_={c: func.coalesce(new[c], table.c[c]) for c in _OPPORTUNITY_COLUMNS},
-    )
-    await session.execute(
-        stmt,
-        [
-            {"new_id": opp_id, **{f"new_{c}": carried.get(c) for c in _OPPORTUNITY_COLUMNS}}
-            for opp_id, carried in values.items()
-        ],
-    )

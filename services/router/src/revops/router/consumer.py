@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy import (
     Row,
     and_,
-    delete,
     func,
     or_,
     select,
@@ -35,7 +34,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
-    AccountChangedEvent,
     ActivityLoggedEvent,
     Envelope,
     Event,
@@ -45,9 +43,6 @@ from revops.events.catalogue import (
     LeadRoutedEvent,
     NotificationRequested,
     NotificationRequestedEvent,
-    OpportunityChangedEvent,
-    PersonChangedEvent,
-    RepChangedEvent,
     SignupCreatedEvent,
     SourceRef,
     derived_event_id,
@@ -56,7 +51,7 @@ from revops.events.catalogue import (
 from revops.events.codec import encode_event
 from revops.events.consumer import Handler
 from revops.events.db import one_of
-from revops.events.outbox import KAFKA, add_message
+from revops.events.outbox import KAFKA
 from revops.router import models as m
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
 from revops.router.domain.matching import (
@@ -65,11 +60,10 @@ from revops.router.domain.matching import (
     candidate_domains,
     email_domain,
     match_account,
-    normalise_domain,
 )
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import REGIONS, Region, Rep, Role
-from revops.router.domain.rotation import Member, Turn
+from revops.router.domain.rotation import Member, RotationState, Turn
 from revops.router.domain.rules import (
     Account,
     Decision,
@@ -86,9 +80,8 @@ from revops.router.domain.rules import (
     queue_of_lead,
     route_lead,
 )
-from revops.router.domain.transfers import LeadMove, sao_credit, transfer_account
+from revops.router.domain.transfers import LeadMove, sao_credit
 from revops.router.domain.windows import utc_day
-from revops.router.roster import apply_rep_changes
 from revops.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -177,29 +170,14 @@ def new_person_of(event: Event) -> NewPerson | None:
 
 
 def make_handler(settings: RouterSettings) -> Handler:
-    """One event at a time (the runner's slow path, after a failed batch)."""
+    """The events applied one at a time, in the batch's order: conversions (each takes a
+    turn of an AE rotation). Every other event goes through ``batches.apply_run``, alone
+    or in a run."""
     ctx = RouterContext(settings, settings.policy(), settings.regions())
 
     async def handle(session: AsyncSession, event: Event) -> None:
-        person = new_person_of(event)
-        if person is not None:
-            await route_new_people(session, ctx, [person])
-            return
-        match event:
-            case PersonChangedEvent():
-                await on_person_changed(session, ctx, event)
-            case ActivityLoggedEvent():
-                await on_activity(session, event)
-            case AccountChangedEvent():
-                await on_account_changed(session, ctx, event)
-            case OpportunityChangedEvent():
-                await on_opportunity_changed(session, event)
-            case LeadConvertedEvent():
-                await on_lead_converted(session, ctx, event)
-            case RepChangedEvent():
-                await apply_rep_changes(session, [event], ctx)
-            case _:
-                pass  # derived events of other services
+        if isinstance(event, LeadConvertedEvent):
+            await on_lead_converted(session, ctx, event)
 
     return handle
 
@@ -225,24 +203,33 @@ class NewPerson:
 _HELD_QUEUES = "router.held_queues"
 
 
-async def lock_queues(session: AsyncSession, names: Iterable[str]) -> dict[str, int]:
+async def lock_queues(session: AsyncSession, names: Iterable[str]) -> dict[str, RotationState]:
     """Lock the rotation rows of ``names`` not yet locked by this transaction, in name
-    order; returns the cursors of every queue the transaction holds (kept current by the
-    routing in this transaction). A batch locks only the queues it uses, and none when
-    it routes nothing: other instances' batches of CRM changes never wait on it. Two
+    order; returns the state of every rotation the transaction holds (kept current by
+    the routing in this transaction). A batch locks only the rotations it uses, and none
+    when it routes nothing: other instances' batches of CRM changes never wait on it. Two
     transactions that lock in two steps can deadlock; Postgres then stops one, and the
     runner applies its batch again."""
-    held: dict[str, int] = session.info.setdefault(_HELD_QUEUES, {})
+    held: dict[str, RotationState] = session.info.setdefault(_HELD_QUEUES, {})
     missing = sorted({n for n in names if n not in held})
     if missing:
+        q = m.queues
         rows = await session.execute(
-            select(m.queues.c.name, m.queues.c.cursor)
-            .where(one_of(m.queues.c.name, missing))
-            .order_by(m.queues.c.name)
+            select(q.c.name, q.c.cursor, q.c.rotation)
+            .where(one_of(q.c.name, missing))
+            .order_by(q.c.name)
             .with_for_update()
         )
-        held.update({str(name): int(cursor) for name, cursor in rows})
+        held.update(
+            {str(name): RotationState.from_json(int(cursor), value) for name, cursor, value in rows}
+        )
     return held
+
+
+def later(a: RotationState | None, b: RotationState) -> RotationState:
+    """The state after the later of two turns (a recorded decision re-applied on rebuild
+    never moves a rotation back)."""
+    return b if a is None or b.next_slot > a.next_slot else a
 
 
 @dataclass
@@ -291,27 +278,41 @@ _TOUCH_INSERT = tuple(c.name for c in m.touches.c)
 
 def _routed_statement() -> Any:
     """A batch's routing written in one statement (one round trip, whatever its size):
-    the leads, the turns they took, the rotations' cursors moved to the last turn, and
-    their events in the outbox (the last three may be empty)."""
+    the leads, the turns they took, the rotations moved to their last turn, and their
+    events in the outbox (the last three may be empty)."""
     leads = insert_from_arrays(m.leads, _LEAD_INSERT, "lead_").cte("routed_leads")
     turns = insert_from_arrays(m.queue_turns, _TURN_INSERT, "turn_").cte("taken_turns")
     moved = (
         func.unnest(
-            sa.bindparam("cursor_queue", type_=ARRAY(m.queues.c.name.type)),
-            sa.bindparam("cursor_to", type_=ARRAY(m.queues.c.cursor.type)),
+            sa.bindparam("moved_queue", type_=ARRAY(m.queues.c.name.type)),
+            sa.bindparam("moved_slot", type_=ARRAY(m.queues.c.cursor.type)),
+            sa.bindparam("moved_round", type_=ARRAY(sa.Integer)),
+            sa.bindparam("moved_after", type_=ARRAY(sa.BigInteger)),
         )
-        .table_valued("name", "cursor")
+        .table_valued("name", "cursor", "round", "after")
         .render_derived()
     )
-    # greatest(): a recorded decision re-applied on rebuild never moves a cursor back.
-    cursors = (
+    rotations = (
         update(m.queues)
         .where(m.queues.c.name == moved.c.name)
-        .values(cursor=func.greatest(m.queues.c.cursor, moved.c.cursor))
-        .cte("moved_cursors")
+        .values(_moved_rotation(moved.c.cursor, moved.c["round"], moved.c.after))
+        .cte("moved_rotations")
     )
     outbox = insert_from_arrays(_OUTBOX, _OUTBOX_INSERT, "outbox_")
-    return outbox.on_conflict_do_nothing(index_elements=["event_id"]).add_cte(leads, turns, cursors)
+    return outbox.on_conflict_do_nothing(index_elements=["event_id"]).add_cte(
+        leads, turns, rotations
+    )
+
+
+def _moved_rotation(slot: Any, round_: Any, after: Any) -> dict[str, Any]:
+    """A rotation row's new values: only a later state moves it (a recorded decision
+    re-applied on rebuild never moves a rotation back)."""
+    q = m.queues
+    pointer = func.json_build_object("round", round_, "after", after)
+    return {
+        "cursor": func.greatest(q.c.cursor, slot),
+        "rotation": sa.case((slot > q.c.cursor, pointer), else_=q.c.rotation),
+    }
 
 
 _ROUTED = _routed_statement()
@@ -335,7 +336,7 @@ async def route_new_people(
             repeats.append(person)
         else:
             first_of[person.email] = person
-    cursors = await lock_queues(session, _queues_needed(ctx, first_of.values(), batch))
+    states = await lock_queues(session, _queues_needed(ctx, first_of.values(), batch))
     rotations: dict[str, tuple[Member, ...]] = {}
     reps_in_order = await load_reps(session)
     leads: dict[str, dict[str, Any]] = {}
@@ -348,13 +349,13 @@ async def route_new_people(
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
         decision = batch.recorded.get(lead_id) or _decide(
-            ctx, person, lead, account, batch, reps_in_order, rotations, cursors
+            ctx, person, lead, account, batch, reps_in_order, rotations, states
         )
         if person.waited is not None:
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
         if decision.turn is not None and decision.queue is not None:
             turn = decision.turn
-            cursors[decision.queue] = max(cursors.get(decision.queue, 0), turn.cursor)
+            states[decision.queue] = later(states.get(decision.queue), turn.after)
             day = utc_day(person.occurred_at)
             counts = batch.counts.setdefault((decision.queue, day), {})
             counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
@@ -376,8 +377,10 @@ async def route_new_people(
         parameters = {
             **as_arrays(list(leads.values()), _LEAD_INSERT, "lead_"),
             **as_arrays(turns, _TURN_INSERT, "turn_"),
-            "cursor_queue": moved,
-            "cursor_to": [cursors[name] for name in moved],
+            "moved_queue": moved,
+            "moved_slot": [states[name].next_slot for name in moved],
+            "moved_round": [states[name].round for name in moved],
+            "moved_after": [states[name].after for name in moved],
             **as_arrays(outbox_rows(ctx, events), _OUTBOX_INSERT, "outbox_"),
         }
         await session.execute(_ROUTED, parameters)
@@ -400,7 +403,7 @@ def lead_of(person: NewPerson) -> Lead:
 
 def _queues_needed(ctx: RouterContext, people: Iterable[NewPerson], batch: _Batch) -> set[str]:
     """The rotations the batch's new leads may take a turn in (a recorded decision's too:
-    re-applying it moves its cursor)."""
+    re-applying it moves its rotation)."""
     names: set[str] = set()
     for person in people:
         recorded = batch.recorded.get(lead_id_for(person.email))
@@ -456,7 +459,7 @@ def _decide(
     batch: _Batch,
     reps_in_order: Sequence[Rep],
     rotations: dict[str, tuple[Member, ...]],
-    cursors: Mapping[str, int],
+    states: Mapping[str, RotationState],
 ) -> Decision:
     queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
     snapshot = None
@@ -468,7 +471,7 @@ def _decide(
         snapshot = QueueSnapshot(
             queue_name,
             rotations[queue_name],
-            cursors.get(queue_name, 0),
+            states.get(queue_name, RotationState()),
             batch.counts.get((queue_name, utc_day(lead.occurred_at)), {}),
         )
     context = RoutingContext(
@@ -695,7 +698,7 @@ async def queue_snapshot(
     session: AsyncSession,
     name: str,
     reps_in_order: Sequence[Rep],
-    cursors: Mapping[str, int],
+    states: Mapping[str, RotationState],
     day: date,
 ) -> QueueSnapshot:
     role, region = _queue_shape(name)
@@ -705,7 +708,8 @@ async def queue_snapshot(
         .where(m.queue_turns.c.queue == name, m.queue_turns.c.day == day)
         .group_by(m.queue_turns.c.rep_id)
     )
-    return QueueSnapshot(name, members, cursors.get(name, 0), {str(r): int(n) for r, n in counts})
+    state = states.get(name, RotationState())
+    return QueueSnapshot(name, members, state, {str(r): int(n) for r, n in counts})
 
 
 def _queue_shape(name: str) -> tuple[Role, Region]:
@@ -723,14 +727,37 @@ async def take_turn(
             queue=queue, slot=turn.slot, rep_id=turn.rep_id, subject_id=subject_id, day=utc_day(at)
         )
     )
-    # greatest(): a recorded decision re-applied on rebuild never moves the cursor back.
+    await move_rotations(session, {queue: turn.after})
+
+
+async def move_rotations(session: AsyncSession, moved: Mapping[str, RotationState]) -> None:
+    """Store the rotations' states after turns taken outside ``route_new_people`` (which
+    writes its own in its one statement), and keep the transaction's held states."""
+    if not moved:
+        return
     await session.execute(
         update(m.queues)
-        .where(m.queues.c.name == queue)
-        .values(cursor=func.greatest(m.queues.c.cursor, turn.cursor))
+        .where(m.queues.c.name == sa.bindparam("moved_name"))
+        .values(
+            _moved_rotation(
+                sa.bindparam("moved_slot", type_=sa.BigInteger),
+                sa.bindparam("moved_round", type_=sa.Integer),
+                sa.bindparam("moved_after", type_=sa.BigInteger),
+            )
+        ),
+        [
+            {
+                "moved_name": n,
+                "moved_slot": s.next_slot,
+                "moved_round": s.round,
+                "moved_after": s.after,
+            }
+            for n, s in sorted(moved.items())
+        ],
     )
-    held = await lock_queues(session, [queue])
-    held[queue] = max(held[queue], turn.cursor)
+    held = await lock_queues(session, moved)
+    for name, state in moved.items():
+        held[name] = later(held.get(name), state)
 
 
 async def load_reps(session: AsyncSession) -> list[Rep]:
@@ -758,21 +785,8 @@ def rep_from_row(row: Row[Any]) -> Rep:
         weight=row.weight,
         daily_cap=row.daily_cap,
         paired_sdr_id=row.paired_sdr_id,
+        position=row.position,
     )
-
-
-async def match_lead_account(session: AsyncSession, email: str) -> AccountMatch:
-    domain = email_domain(email)
-    candidates = candidate_domains(domain) if domain else []
-    if not candidates:
-        return match_account(email, [])
-    rows = await session.execute(
-        select(m.account_domains.c.account_id, m.account_domains.c.domain).where(
-            one_of(m.account_domains.c.domain, candidates)
-        )
-    )
-    accounts = [AccountDomains(str(a), (str(d),)) for a, d in rows]
-    return match_account(email, accounts)
 
 
 async def load_account(session: AsyncSession, account_id: str) -> Account | None:
@@ -791,18 +805,6 @@ def _ref_columns(ref: SourceRef | None) -> dict[str, str | None]:
     if ref.system == "salesforce" and ref.object_type.lower() == "lead":
         return {"salesforce_id": ref.object_id}
     return {}
-
-
-async def attach_source(
-    session: AsyncSession, ctx: RouterContext, lead: Row[Any], ref: SourceRef | None
-) -> None:
-    """Remember the lead's id in a CRM, and write the owner back there if not done yet."""
-    columns = {k: v for k, v in _ref_columns(ref).items() if getattr(lead, k) is None}
-    if not columns:
-        return
-    await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**columns))
-    if ref is not None and lead.owner_id is not None:
-        await queue_writeback(session, ctx, lead.id, ref, lead.owner_id)
 
 
 @dataclass
@@ -922,7 +924,8 @@ def decision_from_record(value: Any) -> Decision:
     p = LeadRouted.model_validate(value)
     turn = None
     if p.turn is not None and p.owner_id is not None:
-        turn = Turn(p.owner_id, p.turn, p.turn + 1)
+        place = p.turn_place if p.turn_place is not None else -1
+        turn = Turn(p.owner_id, p.turn, RotationState(p.turn + 1, p.turn_round or 0, place))
     rule: RuleName = next((r for r in _RULES if r == p.rule), "unassigned")
     region = next((r for r in REGIONS if r == p.region), None)
     return Decision(
@@ -993,6 +996,8 @@ def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelo
         priority=d.priority,
         account_id=match.account_id,
         turn=d.turn.slot if d.turn else None,
+        turn_round=d.turn.after.round if d.turn else None,
+        turn_place=d.turn.after.after if d.turn else None,
         match=match.how,
         region=d.region,
         review_with_sdr_id=d.review_with_sdr_id,
@@ -1095,81 +1100,7 @@ async def notify(
     await add_events(session, ctx, [notification(kind, recipients, message, subject_id, at)])
 
 
-async def queue_writeback(
-    session: AsyncSession, ctx: RouterContext, lead_id: str, ref: SourceRef, owner_id: str
-) -> None:
-    destination = ctx.writeback_destinations().get(ref.system)
-    if destination is None:
-        return
-    await add_message(
-        session,
-        m.metadata.tables["router.outbox"],
-        event_id=derived_event_id("router", destination, ref.object_id, owner_id),
-        destination=destination,
-        key=lead_id,
-        value=json.dumps(
-            {"object_type": ref.object_type, "object_id": ref.object_id, "owner_id": owner_id}
-        ).encode(),
-    )
-
-
 # --- people, touches, accounts, opportunities ------------------------------------------------
-
-
-async def on_person_changed(
-    session: AsyncSession, ctx: RouterContext, event: PersonChangedEvent
-) -> None:
-    p = event.payload
-    if p.person_type == "contact":
-        values = {"email": p.email, "account_id": p.account_id}
-        values = {k: v for k, v in values.items() if v is not None}
-        stmt = pg_insert(m.contacts).values(id=p.source_ref.object_id, **values)
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=["id"], set_=values)
-            if values
-            else (stmt.on_conflict_do_nothing())
-        )
-        await session.execute(stmt)
-        if p.source_ref.system == "hubspot":
-            # A HubSpot contact is our lead before it is qualified: its id and its lead
-            # status (the SLA's first status change) belong to the lead with its email.
-            known = await find_lead(session, p.email, p.source_ref)
-            if known is not None:
-                await attach_source(session, ctx, known, p.source_ref)
-                if p.status is not None:
-                    await record_status(session, known, p.status, event.occurred_at)
-        return
-    if p.change in ("deleted", "merged"):
-        return
-    lead = await find_lead(session, p.email, p.source_ref)
-    if lead is None:
-        if p.email is None:
-            return
-        created_at = p.created_at or event.occurred_at
-        await route_new_people(
-            session,
-            ctx,
-            [
-                NewPerson(
-                    event.id,
-                    p.email,
-                    created_at,
-                    "crm",
-                    None,
-                    p.country,
-                    bool(p.is_consultant),
-                    p.source_ref,
-                    p.created_by_id,
-                )
-            ],
-        )
-        lead = await find_lead(session, p.email, p.source_ref)
-        if lead is None:
-            return
-    else:
-        await attach_source(session, ctx, lead, p.source_ref)
-    if p.status is not None:
-        await record_status(session, lead, p.status, event.occurred_at)
 
 
 async def find_lead(
@@ -1180,14 +1111,6 @@ async def find_lead(
     if not about:
         return None
     return (await session.execute(select(m.leads).where(or_(*about)).limit(1))).first()
-
-
-async def record_status(session: AsyncSession, lead: Row[Any], status: str, at: datetime) -> None:
-    values: dict[str, Any] = {"status": status}
-    if status.strip().lower() != "new" and at >= lead.created_at:
-        first = lead.first_status_change_at
-        values["first_status_change_at"] = at if first is None else min(first, at)
-    await session.execute(update(m.leads).where(m.leads.c.id == lead.id).values(**values))
 
 
 async def on_activities(session: AsyncSession, events: Sequence[ActivityLoggedEvent]) -> None:
@@ -1249,155 +1172,6 @@ async def on_activities(session: AsyncSession, events: Sequence[ActivityLoggedEv
     )
 
 
-async def on_activity(session: AsyncSession, event: ActivityLoggedEvent) -> None:
-    p = event.payload
-    await session.execute(
-        pg_insert(m.touches)
-        .values(
-            activity_id=p.activity_id,
-            rep_id=p.rep_id,
-            kind=p.kind,
-            at=event.occurred_at,
-            lead_ref=p.lead_id,
-            contact_id=p.contact_id,
-            account_id=p.account_id,
-            email=p.email,
-        )
-        .on_conflict_do_nothing()
-    )
-    about = []
-    if p.email:
-        about.append(m.leads.c.email == p.email)
-    if p.lead_id:
-        about += [m.leads.c.salesforce_id == p.lead_id, m.leads.c.hubspot_id == p.lead_id]
-    if not about:
-        return
-    at = event.occurred_at
-    await session.execute(
-        update(m.leads)
-        .where(or_(*about), m.leads.c.created_at <= at)
-        .values(first_touch_at=func.least(func.coalesce(m.leads.c.first_touch_at, at), at))
-    )
-
-
-async def on_account_changed(
-    session: AsyncSession, ctx: RouterContext, event: AccountChangedEvent
-) -> None:
-    p = event.payload
-    if p.change == "deleted":
-        return
-    row = (await session.execute(select(m.accounts).where(m.accounts.c.id == p.account_id))).first()
-    if row is not None and row.updated_at is not None and event.occurred_at < row.updated_at:
-        return  # an older change arriving late: the stored state is newer
-    region = (
-        p.region.upper() if p.region and p.region.upper() in REGIONS else None
-    ) or ctx.region_map.region_of(p.country)
-    values: dict[str, Any] = {"updated_at": event.occurred_at}
-    for column, value in (("name", p.name), ("country", p.country), ("region", region)):
-        if value is not None:
-            values[column] = value
-    if p.owner_id is not None:
-        values["owner_id"] = p.owner_id
-    if row is None:
-        reps = {r.id: r for r in await load_reps(session)}
-        sdr = reps[p.owner_id].paired_sdr_id if p.owner_id in reps else None
-        await session.execute(m.accounts.insert().values(id=p.account_id, sdr_id=sdr, **values))
-    else:
-        if p.owner_id is not None and p.owner_id != row.owner_id:
-            values["sdr_id"] = await transfer(session, ctx, row, p.owner_id, event.occurred_at)
-        await session.execute(
-            update(m.accounts).where(m.accounts.c.id == p.account_id).values(**values)
-        )
-    domains = list(p.domains or [])
-    if p.website:
-        domains.append(p.website)
-    if domains:
-        await session.execute(
-            delete(m.account_domains).where(m.account_domains.c.account_id == p.account_id)
-        )
-        clean = sorted({d for d in (normalise_domain(x) for x in domains) if d})
-        if clean:
-            await session.execute(
-                pg_insert(m.account_domains)
-                .values([{"domain": d, "account_id": p.account_id} for d in clean])
-                .on_conflict_do_nothing()
-            )
-
-
-async def transfer(
-    session: AsyncSession, ctx: RouterContext, account: Row[Any], new_owner: str, at: datetime
-) -> str | None:
-    reps = {r.id: r for r in await load_reps(session)}
-    open_leads = (
-        await session.execute(
-            select(m.leads.c.id).where(
-                m.leads.c.account_id == account.id,
-                m.leads.c.converted_at.is_(None),
-                or_(
-                    m.leads.c.status.is_(None),
-                    func.lower(m.leads.c.status).not_in(CLOSED_LEAD_STATUSES),
-                ),
-            )
-        )
-    ).scalars()
-    outcome = transfer_account(
-        account.name or account.id,
-        account.owner_id,
-        new_owner,
-        reps,
-        list(open_leads),
-        at,
-        account.sdr_id,
-    )
-    for move in outcome.moves:
-        await session.execute(
-            update(m.leads)
-            .where(m.leads.c.id == move.lead_id)
-            .values(owner_id=move.to_sdr_id, owner_role="SDR")
-        )
-        await session.execute(
-            pg_insert(m.lead_moves)
-            .values(
-                lead_id=move.lead_id,
-                transferred_at=move.transferred_at,
-                account_id=account.id,
-                from_sdr_id=move.from_sdr_id,
-                to_sdr_id=move.to_sdr_id,
-            )
-            .on_conflict_do_nothing()
-        )
-    if outcome.notify:
-        await notify(
-            session, ctx, "account_transfer", outcome.notify, outcome.message, account.id, at
-        )
-    return outcome.new_sdr_id
-
-
-async def on_opportunity_changed(session: AsyncSession, event: OpportunityChangedEvent) -> None:
-    p = event.payload
-    if p.change == "deleted":
-        await session.execute(
-            delete(m.opportunities).where(m.opportunities.c.id == p.opportunity_id)
-        )
-        return
-    values: dict[str, Any] = {}
-    for column, value in (
-        ("account_id", p.account_id),
-        ("owner_id", p.owner_id),
-        ("is_closed", p.is_closed),
-        ("is_won", p.is_won),
-        ("created_at", p.created_at),
-        ("close_date", p.close_date),
-    ):
-        if value is not None:
-            values[column] = value
-    stmt = pg_insert(m.opportunities).values(id=p.opportunity_id, **values)
-    if values:
-        await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
-    else:
-        await session.execute(stmt.on_conflict_do_nothing())
-
-
 # --- conversion: Assign AE and SAO credit ----------------------------------------------------
 
 
@@ -1423,8 +1197,8 @@ async def on_lead_converted(
     snapshot = None
     if region in REGIONS:
         name = ae_queue(region)
-        cursors = await lock_queues(session, [name])
-        snapshot = await queue_snapshot(session, name, reps_in_order, cursors, utc_day(at))
+        states = await lock_queues(session, [name])
+        snapshot = await queue_snapshot(session, name, reps_in_order, states, utc_day(at))
     assignment: AeAssignment = assign_ae(account, at, reps, touches, opps, snapshot, ctx.policy)
     if assignment.turn is not None and assignment.queue is not None:
         await take_turn(session, assignment.queue, assignment.turn, lead_key, at)

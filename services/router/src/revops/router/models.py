@@ -57,7 +57,8 @@ reps = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# One row per rotation; the cursor is locked (FOR UPDATE) while a turn is taken.
+# One row per rotation, locked (FOR UPDATE) while a turn is taken: ``cursor`` is the next
+# slot (turns are numbered per queue) and ``rotation`` the pointer over the roster.
 queues = Table(
     "queues",
     metadata,
@@ -65,8 +66,8 @@ queues = Table(
     Column("role", String(3), nullable=False),
     Column("region", String(4), nullable=False),
     Column("cursor", BigInteger, nullable=False, server_default="0"),
-    # The rotation's place of each member (domain.rotation.RotationState): rep id -> credit.
-    Column("credits", JSON, nullable=False, server_default="{}"),
+    # The rotation's pointer beside the slot counter (domain.rotation.RotationState).
+    Column("rotation", JSON, nullable=False, server_default="{}"),
 )
 
 # Every turn ever taken: (queue, slot) is the primary key, so no turn can be used twice.
@@ -92,6 +93,9 @@ accounts = Table(
     Column("region", String(4)),
     Column("country", String(100)),
     _at("updated_at"),
+    # Each field's winning change (domain.merge): an older change arriving late keeps
+    # only what nobody changed since. "domains" stands for the account_domains rows.
+    Column("field_times", JSON, nullable=False, server_default="{}"),
 )
 
 account_domains = Table(
@@ -119,6 +123,7 @@ opportunities = Table(
     Column("is_won", Boolean),
     _at("created_at"),
     Column("close_date", Date),
+    Column("field_times", JSON, nullable=False, server_default="{}"),
 )
 
 touches = Table(

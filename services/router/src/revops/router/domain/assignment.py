@@ -68,7 +68,7 @@ def assign_ae(
         return by_closed
     if queue is None:
         return AeAssignment("unassigned", None, f"No AE rotation for {account.label}'s region")
-    turn = next_turn(queue.members, queue.cursor, queue.assigned_today)
+    turn = next_turn(queue.members, queue.state, queue.assigned_today)
     if turn is None:
         return AeAssignment("unassigned", None, f"Nobody eligible in {queue.name}", queue.name)
     return AeAssignment(

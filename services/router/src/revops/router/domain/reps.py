@@ -24,6 +24,9 @@ class Rep:
     weight: int = 1
     daily_cap: int | None = None
     paired_sdr_id: str | None = None  # only meaningful for an AE
+    # The rep's fixed place in the roster (the order reps were added); 0: not known, the
+    # order of the list they come in stands for it.
+    position: int = 0
 
     def __post_init__(self) -> None:
         if self.weight < 0:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from revops.router.domain.regions import DEFAULT_REGION_MAP, RegionMap
 from revops.router.domain.reps import Region, Rep, Role
-from revops.router.domain.rotation import Member, Turn, next_turn
+from revops.router.domain.rotation import Member, RotationState, Turn, next_turn
 from revops.router.domain.windows import utc_day, within_days
 
 # "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
@@ -108,11 +108,12 @@ class Opportunity:
 
 @dataclass(frozen=True)
 class QueueSnapshot:
-    """A rotation as loaded (and locked) by the caller: members in order and the cursor."""
+    """A rotation as loaded (and locked) by the caller: members in place order and the
+    pointer."""
 
     name: str
     members: tuple[Member, ...]
-    cursor: int = 0
+    state: RotationState = field(default_factory=RotationState)
     assigned_today: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -137,7 +138,7 @@ class Decision:
     region: Region | None = None
     # An open opportunity's AE and the SDR decide together who works the lead.
     review_with_sdr_id: str | None = None
-    turn: Turn | None = None  # set when the rotation was used: the slot and the new cursor
+    turn: Turn | None = None  # set when the rotation was used: the slot and the new state
     # A high-priority lead nobody took: who must hear that it waits (``waiting_notice``).
     notify_waiting: tuple[str, ...] = ()
 
@@ -146,7 +147,7 @@ def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
     """A rotation's members from its reps in rotation order, unavailable ones included so
     they keep their place."""
     return tuple(
-        Member(rep.id, rep.weight, rep.in_rotation(role), rep.daily_cap)
+        Member(rep.id, rep.weight, rep.in_rotation(role), rep.daily_cap, rep.position or None)
         for rep in reps
         if not rep.consultant  # consultants are never in a rotation, not even as a place
     )
@@ -328,7 +329,7 @@ def _round_robin(
     queue = context.queue
     if queue is None or queue.name != name:
         raise ValueError(f"round robin needs the snapshot of queue {name!r}; got {queue!r}")
-    turn = next_turn(queue.members, queue.cursor, queue.assigned_today)
+    turn = next_turn(queue.members, queue.state, queue.assigned_today)
     if turn is None:
         return Decision(
             "unassigned",

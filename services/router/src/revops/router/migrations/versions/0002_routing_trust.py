@@ -1,4 +1,4 @@
-"""routing you can trust: applied offsets, leads waiting for CRM state, rotation credits,
+"""routing you can trust: applied offsets, leads waiting for CRM state, the rotation pointer,
 the reps' CRM owner ids
 
 Revision ID: 0002_routing_trust
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.add_column("reps", sa.Column("hubspot_owner_id", sa.String(64)), schema="router")
     op.add_column(
         "queues",
-        sa.Column("credits", sa.JSON(), nullable=False, server_default="{}"),
+        sa.Column("rotation", sa.JSON(), nullable=False, server_default="{}"),
         schema="router",
     )
     op.create_table(
@@ -50,6 +50,6 @@ def downgrade() -> None:
     op.drop_index("ix_waiting_leads_since", table_name="waiting_leads", schema="router")
     op.drop_table("waiting_leads", schema="router")
     op.drop_table("applied_offsets", schema="router")
-    op.drop_column("queues", "credits", schema="router")
+    op.drop_column("queues", "rotation", schema="router")
     op.drop_column("reps", "hubspot_owner_id", schema="router")
     op.drop_column("reps", "salesforce_user_id", schema="router")
