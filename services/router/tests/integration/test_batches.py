@@ -315,7 +315,8 @@ async def test_changes_of_one_account_in_a_batch_end_as_one_at_a_time(settings, 
         account_change(1, "001A", 10, name="Acme Corp"),
         # AX (SDR SA) -> AY (SDR SB): Acme's open leads move to SB, both SDRs told.
         account_change(2, "001A", 20, owner_id="AY"),
-        # Older than what is stored now: skipped, domains and owner included.
+        # Older than the owner change before it: its owner is not taken, its domains
+        # are (nobody changed them since), until change 4 sets them again.
         account_change(3, "001A", 15, owner_id="AX", domains=["stale.com"]),
         # AY -> AZ share their SDR: nothing moves; then back to AX: the leads move again.
         account_change(4, "001A", 30, owner_id="AZ", domains=["acme.com", "www.Acme.io"]),
@@ -335,6 +336,32 @@ async def test_changes_of_one_account_in_a_batch_end_as_one_at_a_time(settings, 
     assert {row[4] for row in moves} == {"SB", "SA"}  # moved to SB, then back to SA
     # Acme twice (AY and AZ share their SDR: no news), Newco once (no open lead to move).
     assert sum(1 for row in batch["outbox"] if b"account_transfer" in row[4]) == 3
+
+
+def by_id(rows: list[tuple[Any, ...]], table: Any) -> dict[str, dict[str, Any]]:
+    names = [c.name for c in table.c]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+
+
+async def test_an_older_change_arriving_late_is_merged_field_by_field(settings, database):
+    events = [
+        account_change(1, "001A", 20, owner_id="AY"),
+        # Older: its owner lost to change 1, its name and domains changed by nobody since.
+        account_change(2, "001A", 10, owner_id="AX", name="Acme Holdings", domains=["ah.com"]),
+        opportunity_change(3, "006A", is_closed=True, owner_id="AY"),
+        # Older than change 3 (an opportunity change's time is its number of minutes).
+        opportunity_change(1, "006A", is_closed=False, close_date=T0.date()),
+    ]
+    before = [*BEFORE, opportunity("006A", "001A", "AX", T0 - timedelta(days=5))]
+    one, batch = await both_paths(settings, database, before, events)
+    assert_same(one, batch)
+    acme = by_id(batch["accounts"], m.accounts)["001A"]
+    assert (acme["owner_id"], acme["name"]) == ("AY", "Acme Holdings")
+    assert ("ah.com", "001A") in batch["account_domains"]
+    assert ("acme.com", "001A") not in batch["account_domains"]
+    assert {row[4] for row in batch["lead_moves"]} == {"SB"}  # moved once, never back
+    opp = by_id(batch["opportunities"], m.opportunities)["006A"]
+    assert (opp["is_closed"], opp["owner_id"], opp["close_date"]) == (True, "AY", T0.date())
 
 
 async def test_changes_of_one_opportunity_in_a_batch_end_as_one_at_a_time(settings, database):
