@@ -1,7 +1,7 @@
 """A batch applied whole against the same events applied one at a time (the runner's
 fallback, each a run of one): the same events end in the same rows either way, in a few
-statements per batch, and a redelivered batch changes nothing. Real Postgres, no Kafka (the handlers are called
-as the runner calls them, in one transaction)."""
+statements per batch, and a redelivered batch changes nothing. Real Postgres, no Kafka
+(the handlers are called as the runner calls them, in one transaction)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ from revops.events.codec import encode_event
 from revops.events.db import Database
 from revops.events.testing import fresh_schema, service_settings, unique_prefix
 from revops.router import models as m
-from revops.router.batches import make_batch_handler, make_event_handler
-from revops.router.causal_order import WaitingLeads
-from revops.router.consumer import ALL_QUEUES
+from revops.router.consumer import make_batch_handler, make_event_handler
+from revops.router.context import RouterContext
 from revops.router.main import SPEC, build_runtime
+from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 
 pytestmark = pytest.mark.infra
@@ -114,8 +114,8 @@ async def both_paths(
 ) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]]]:
     """The state after ``events`` applied one at a time, and applied as one batch (each
     on a fresh schema where ``before`` was applied first)."""
-    one_at_a_time = make_event_handler(settings, WaitingLeads())
-    batch = make_batch_handler(settings, WaitingLeads())
+    one_at_a_time = make_event_handler(RouterContext.of(settings))
+    batch = make_batch_handler(RouterContext.of(settings))
     states = []
     for apply in ("one", "batch"):
         await fresh(settings, database)
@@ -424,7 +424,7 @@ async def test_a_batch_of_changes_takes_a_few_statements(settings, database):
     events += [opportunity_change(i, f"006X{i % 30}", owner_id="AX") for i in range(100)]
     await fresh(settings, database)
     statements: list[str] = []
-    handle_batch = make_batch_handler(settings, WaitingLeads())
+    handle_batch = make_batch_handler(RouterContext.of(settings))
 
     def count(*args: Any) -> None:
         statements.append(args[2])

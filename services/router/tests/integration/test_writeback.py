@@ -27,7 +27,7 @@ from revops.events.service import ServiceRuntime
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
-from revops.router.consumer import HUBSPOT_OWNER, SALESFORCE_OWNER
+from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 from revops.router.writeback import (

@@ -30,7 +30,7 @@ from revops.events.producer import EventProducer
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
-from revops.router.consumer import HUBSPOT_OWNER
+from revops.router.context import HUBSPOT_OWNER
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmIds, CrmWriteback

@@ -7,10 +7,11 @@ import pytest
 
 from revops.events.catalogue import LeadRoutedEvent, NotificationRequestedEvent
 from revops.events.codec import decode_event, encode_event
-from revops.router.consumer import decision_events, decision_from_record, lead_id_for
 from revops.router.domain.matching import AccountMatch
 from revops.router.domain.rotation import RotationState, Turn
 from revops.router.domain.rules import Decision, Lead
+from revops.router.journal import decision_events, decision_from_record
+from revops.router.leads import lead_id_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEAD = Lead(lead_id_for("jane@acme.com"), "jane@acme.com", T0, "US", "demo_request")

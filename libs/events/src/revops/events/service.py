@@ -76,6 +76,8 @@ class ServiceRuntime:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     handle_batch: BatchHandler | None = None
     background: Sequence[BackgroundTask] = ()
+    # The service's own context, shared by its handlers and background tasks.
+    context: Any = None
 
     def __post_init__(self) -> None:
         self.database_url = self.settings.resolved_database_url()

@@ -31,17 +31,13 @@ from revops.events.service import (
     not_found,
 )
 from revops.router import models as m
-from revops.router.consumer import (
-    ALL_QUEUES,
-    HUBSPOT_OWNER,
-    SALESFORCE_OWNER,
-    RouterContext,
-    rep_from_row,
-)
+from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
 from revops.router.domain.sla import LeadTimes, breaches
+from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
+from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
 router = APIRouter(responses=NEEDS_A_TOKEN)
@@ -330,9 +326,9 @@ CONVERTED_LEAD: Responses = {
 
 
 def _context(runtime: ServiceRuntime) -> RouterContext:
-    settings = runtime.settings
-    assert isinstance(settings, RouterSettings)
-    return RouterContext(settings, settings.policy(), settings.regions())
+    ctx = runtime.context
+    assert isinstance(ctx, RouterContext)
+    return ctx
 
 
 def _converted(lead_id: str) -> HTTPException:
@@ -465,8 +461,8 @@ class QueuesOut(BaseModel):
 
 @router.get("/queues", dependencies=[ReadAccess], tags=["queues"])
 async def list_queues(session: SessionDep, day: date | None = None) -> QueuesOut:
-    """The rotations (members in order, turn cursor, counts of the day, UTC) and the leads
-    waiting in the unassigned and manual review queues."""
+    """The rotations (members in place order, the next turn's number, counts of the day,
+    UTC) and the leads waiting in the unassigned and manual review queues."""
     day = day or datetime.now(UTC).date()
     rep_rows = await session.execute(select(m.reps).order_by(m.reps.c.position))
     reps = [rep_from_row(r) for r in rep_rows]

@@ -8,8 +8,8 @@ its state topics' partitions: every acknowledged change is below them, and they 
 leads' *watermark*. It compares them with how far the router's instances have applied
 each partition (``applied_offsets``, written in every batch's transaction, so it is the
 database's own truth). A lead whose watermark is met is routed in its batch; the others
-wait in ``waiting_leads`` (committed with the batch: nothing acknowledged is lost) and the
-waiting-leads loop routes them, oldest first, as soon as every instance has applied up to
+are held in ``held_leads`` (committed with the batch: nothing acknowledged is lost) and
+the held-leads loop routes them, oldest first, as soon as every instance has applied up to
 their watermark, or once the bound has passed (``CRM_STATE_WAIT_S``, 2 s by default: a
 stalled partition must not hold leads for ever), saying so in the lead's reason and in
 ``revops_router_leads_held_total{outcome="bound"}``.
@@ -19,10 +19,7 @@ A lead whose decision is recorded (a rebuild re-applies it) never waits.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +34,8 @@ from revops.events.catalogue import SourceRef
 from revops.events.consumer import Offsets, end_offsets_of, partition_key
 from revops.events.db import one_of
 from revops.router import models as m
-from revops.router.consumer import JOURNAL, NewPerson, RouterContext, lead_id_for
+from revops.router.context import RouterContext
+from revops.router.leads import NewPerson, lead_id_for
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ STATE_TOPICS = (
 
 LEADS_HELD = Counter(
     "revops_router_leads_held_total",
-    "New leads that waited for CRM state: held (waiting), applied (routed once the state "
+    "New leads that waited for CRM state: held, applied (routed once the state "
     "was applied), bound (routed after the bound, without it)",
     ["outcome"],
 )
@@ -90,21 +88,21 @@ async def leads_to_route_now(
     session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
 ) -> list[NewPerson]:
     """The batch's new leads that may be routed now; the others are held (stored in
-    ``waiting_leads`` by this transaction) until the CRM state they may need is applied.
+    ``held_leads`` by this transaction) until the CRM state they may need is applied.
 
-    A lead also waits behind an earlier one of its email still waiting, so the first form
+    A lead also waits behind an earlier one of its email still held, so the first form
     makes the lead and a later one is its touchpoint, as without the wait.
     """
     if not people:
         return []
     end_offsets = end_offsets_of(session)
-    recorded = await _recorded(session, people)
+    recorded = await _recorded(session, ctx, people)
     may_wait = [p for p in people if lead_id_for(p.email) not in recorded]
     if end_offsets is None or not may_wait:
         return list(people)  # outside a consumer's batch there is nothing to compare with
     watermark = await end_offsets(state_topic_names(ctx))
     missing = unmet(watermark, await applied_offsets(session, watermark))
-    behind = await _emails_waiting(session, [p.email for p in may_wait])
+    behind = await _emails_held(session, [p.email for p in may_wait])
     held = [p for p in may_wait if missing or p.email in behind]
     if not held:
         return list(people)
@@ -113,8 +111,10 @@ async def leads_to_route_now(
     return [p for p in people if p.event_id not in held_ids]
 
 
-async def _recorded(session: AsyncSession, people: Sequence[NewPerson]) -> set[str]:
-    if not JOURNAL.may_have_records:
+async def _recorded(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> set[str]:
+    if not ctx.journal.may_have_records:
         return set()
     ids = sorted({lead_id_for(p.email) for p in people})
     rows = await session.execute(
@@ -123,9 +123,9 @@ async def _recorded(session: AsyncSession, people: Sequence[NewPerson]) -> set[s
     return {str(lead_id) for lead_id in rows.scalars()}
 
 
-async def _emails_waiting(session: AsyncSession, emails: Sequence[str]) -> set[str]:
+async def _emails_held(session: AsyncSession, emails: Sequence[str]) -> set[str]:
     rows = await session.execute(
-        select(m.waiting_leads.c.email).where(one_of(m.waiting_leads.c.email, sorted(emails)))
+        select(m.held_leads.c.email).where(one_of(m.held_leads.c.email, sorted(emails)))
     )
     return {str(email) for email in rows.scalars()}
 
@@ -133,14 +133,14 @@ async def _emails_waiting(session: AsyncSession, emails: Sequence[str]) -> set[s
 async def _hold(session: AsyncSession, people: Sequence[NewPerson], watermark: Offsets) -> None:
     now = await _database_now(session)
     await session.execute(
-        pg_insert(m.waiting_leads).on_conflict_do_nothing(),
+        pg_insert(m.held_leads).on_conflict_do_nothing(),
         [
             {
                 "event_id": p.event_id,
                 "email": p.email,
                 "person": person_to_json(p),
                 "watermark": watermark,
-                "waiting_since": now,
+                "held_since": now,
             }
             for p in people
         ],
@@ -148,19 +148,19 @@ async def _hold(session: AsyncSession, people: Sequence[NewPerson], watermark: O
     LEADS_HELD.labels("held").inc(len(people))
 
 
-async def release_waiting_leads(
+async def release_held_leads(
     session: AsyncSession, ctx: RouterContext, bound: timedelta, limit: int = 1000
 ) -> list[NewPerson] | None:
-    """The waiting leads that may be routed now, oldest first, deleted from the waiting
-    list by this transaction (the caller routes them in it); None when none waits.
+    """The held leads that may be routed now, oldest first, deleted from ``held_leads`` by
+    this transaction (the caller routes them in it); None when none is held.
 
     Rows another instance is releasing are skipped, not waited for.
     """
-    w = m.waiting_leads
+    w = m.held_leads
     rows = (
         await session.execute(
-            select(w.c.event_id, w.c.person, w.c.watermark, w.c.waiting_since)
-            .order_by(w.c.waiting_since, w.c.event_id)
+            select(w.c.event_id, w.c.person, w.c.watermark, w.c.held_since)
+            .order_by(w.c.held_since, w.c.event_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -170,11 +170,11 @@ async def release_waiting_leads(
     now = await _database_now(session)
     applied = await applied_offsets(session, {k for r in rows for k in r.watermark})
     released: list[NewPerson] = []
-    kept: set[str] = set()  # emails with an earlier lead still waiting
+    kept: set[str] = set()  # emails with an earlier lead still held
     for row in rows:
         person = person_from_json(row.person)
         missing = unmet(row.watermark, applied)
-        waited = now - row.waiting_since
+        waited = now - row.held_since
         if (missing and waited < bound) or person.email in kept:
             kept.add(person.email)
             continue
@@ -228,24 +228,3 @@ def person_from_json(value: Mapping[str, Any]) -> NewPerson:
     ref = fields.get("source_ref")
     fields["source_ref"] = SourceRef.model_validate(ref) if ref is not None else None
     return NewPerson(**fields)
-
-
-class WaitingLeads:
-    """When the waiting-leads loop looks again: every ``poll`` while leads wait or this
-    instance has just held some (its batch may not have committed yet when it says so),
-    every ``idle`` otherwise (another instance may have stopped with leads waiting)."""
-
-    def __init__(self, poll: float = 0.02, idle: float = 1.0) -> None:
-        self.poll = poll
-        self.idle = idle
-        self._expect_until = 0.0
-
-    def expect(self) -> None:
-        """This instance holds leads: look often for the next second."""
-        self._expect_until = time.monotonic() + 1.0
-
-    async def sleep(self, some_waiting: bool, stopping: asyncio.Event) -> None:
-        """Until the next pass, or until ``stopping`` is set."""
-        often = some_waiting or time.monotonic() < self._expect_until
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), self.poll if often else self.idle)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,17 +20,12 @@ from revops.events.consumer import is_infrastructure_error
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
-from revops.router.batches import make_batch_handler, make_event_handler
-from revops.router.causal_order import WaitingLeads, release_waiting_leads
-from revops.router.consumer import (
-    ALL_QUEUES,
-    HUBSPOT_OWNER,
-    JOURNAL,
-    SALESFORCE_OWNER,
-    RouterContext,
-    record_routes,
-    route_new_people,
-)
+from revops.router.causal_order import release_held_leads
+from revops.router.consumer import make_batch_handler, make_event_handler
+from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
+from revops.router.journal import record_routes
+from revops.router.leads import route_new_people
+from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmWriteback
 
@@ -68,43 +62,47 @@ def build_runtime(
             HUBSPOT_OWNER: writeback.hubspot_owner,
             SALESFORCE_OWNER: writeback.salesforce_owner,
         }
-    waiting = WaitingLeads()
-    runtime = ServiceRuntime(
+    ctx = RouterContext.of(settings)
+    return ServiceRuntime(
         spec=SPEC,
         settings=settings,
-        handle=make_event_handler(settings, waiting),
+        handle=make_event_handler(ctx),
         # Routing 500 leads in a dozen queries instead of a dozen each is what makes the
-        # rotation lock affordable; the per-event handler is the runner's fallback.
-        handle_batch=make_batch_handler(settings, waiting),
+        # rotation lock affordable; one event at a time is the runner's fallback.
+        handle_batch=make_batch_handler(ctx),
         senders=senders,
-        background=[*background, partial(route_waiting_leads, waiting=waiting)],
+        background=background,
+        context=ctx,
     )
-    return runtime
 
 
-async def route_waiting_leads(runtime: ServiceRuntime, waiting: WaitingLeads) -> None:
+def context_of(runtime: ServiceRuntime) -> RouterContext:
+    ctx = runtime.context
+    assert isinstance(ctx, RouterContext)
+    return ctx
+
+
+async def route_held_leads(runtime: ServiceRuntime) -> None:
     """Route the leads held for CRM state once every instance has applied it (or the
     bound has passed), oldest first, each pass in a transaction of its own."""
-    settings = runtime.settings
-    assert isinstance(settings, RouterSettings)
-    ctx = RouterContext(settings, settings.policy(), settings.regions())
-    bound = timedelta(seconds=settings.crm_state_wait_s)
-    some_waiting = True
+    ctx = context_of(runtime)
+    bound = timedelta(seconds=ctx.settings.crm_state_wait_s)
+    some_held = True
     while not runtime.stopping.is_set():
         try:
             async with runtime.database.transaction() as session:
-                released = await release_waiting_leads(session, ctx, bound)
+                released = await release_held_leads(session, ctx, bound)
                 if released:
                     await route_new_people(session, ctx, released)
-            some_waiting = released is not None
+            some_held = released is not None
             if released:
                 runtime.relay.wake()
         except Exception as exc:
-            # Postgres away, or a deadlock with a batch: the leads stay waiting, and the
+            # Postgres away, or a deadlock with a batch: the leads stay held, and the
             # next pass tries again.
             level = logging.WARNING if is_infrastructure_error(exc) else logging.ERROR
-            log.log(level, "routing waiting leads failed", exc_info=True)
-        await waiting.sleep(some_waiting, runtime.stopping)
+            log.log(level, "routing held leads failed", exc_info=True)
+        await ctx.held_leads.sleep(some_held, runtime.stopping)
 
 
 async def ensure_queues(runtime: ServiceRuntime) -> None:
@@ -181,7 +179,7 @@ async def prepare(runtime: ServiceRuntime) -> None:
     await restore_decisions(runtime)
     async with runtime.database.transaction() as session:
         any_recorded = await session.scalar(select(m.recorded_routes.c.lead_id).limit(1))
-    JOURNAL.may_have_records = any_recorded is not None
+    context_of(runtime).journal.may_have_records = any_recorded is not None
 
 
 async def consume(runtime: ServiceRuntime) -> None:
@@ -206,7 +204,7 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or RouterSettings()
     # The runtime's own consumer loop is off: ``consume`` starts it after the restore.
     runtime_settings = settings.model_copy(update={"consumer_enabled": False})
-    background = [consume] if settings.consumer_enabled else [ensure_queues]
+    background = [consume, route_held_leads] if settings.consumer_enabled else [ensure_queues]
     writeback = CrmWriteback(settings)
     runtime = build_runtime(runtime_settings, writeback=writeback, background=background)
 

@@ -216,17 +216,17 @@ recorded_routes = Table(
 # batch's transaction, so every instance can tell what all of them have applied.
 applied_offsets = applied_offsets_table(metadata)
 
-# New leads that wait until the CRM state they may depend on has been applied: the end
+# New leads held until the CRM state they may depend on has been applied: the end
 # offsets of the state partitions when they were read (``watermark``), or the bound.
-waiting_leads = Table(
-    "waiting_leads",
+held_leads = Table(
+    "held_leads",
     metadata,
     Column("event_id", String(200), primary_key=True),
     Column("email", String(254), nullable=False),
     Column("person", JSON, nullable=False),
     Column("watermark", JSON, nullable=False),
-    Column("waiting_since", DateTime(timezone=True), nullable=False),
-    Index("ix_waiting_leads_since", "waiting_since"),
+    Column("held_since", DateTime(timezone=True), nullable=False),
+    Index("ix_held_leads_since", "held_since"),
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.

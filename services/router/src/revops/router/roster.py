@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events.catalogue import RepChanged, RepChangedEvent
 from revops.events.db import one_of
 from revops.router import models as m
+from revops.router.context import RouterContext
 from revops.router.domain.eligibility import regions_gaining_reps
 from revops.router.domain.reps import Rep
-
-if TYPE_CHECKING:
-    from revops.router.consumer import RouterContext
+from revops.router.waiting import route_waiting_leads_of
 
 # Where consumer.load_reps keeps the reps it loaded for the rest of a batch.
 REPS_CACHE = "router.reps"
@@ -79,9 +78,6 @@ async def apply_rep_changes(
         after = {rep_id: _rep(row) for rep_id, row in rows.items()}
         gained = regions_gaining_reps(before, after)
         if gained:
-            # Imported here: ``waiting`` builds on ``consumer``, which imports this module.
-            from revops.router.waiting import route_waiting_leads_of
-
             # Decided as of the newest of the changes that let someone take leads.
             at: datetime = max(rows[i]["updated_at"] for ids in gained.values() for i in ids)
             await route_waiting_leads_of(session, ctx, sorted(gained), at)

@@ -7,11 +7,11 @@ A lead waits in ``unassigned`` when the rules found nobody eligible in its regio
 inbound queue. When a rep change lets a rep take leads of that queue (``roster``), the
 region's waiting leads are routed oldest first, in the change's transaction, by the same
 rules and rotation as a new lead, decided as of the change: each round-robin lead takes a
-turn and moves the cursor. Every later decision of a lead (these, and the admin's) is a
+turn and moves the rotation. Every later decision of a lead (these, and the admin's) is a
 new ``lead.routed`` with ``decided_at`` and an id of its own (from the lead, the time and
 the turn or owner, so a replay derives the same), the owner written back to the CRMs the
 lead is known in, and the usual notifications. A rebuild keeps each lead's latest decision
-(``consumer.record_routes``).
+(``journal.record_routes``).
 """
 
 from __future__ import annotations
@@ -28,22 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events.catalogue import Envelope, LeadRoutedEvent, SourceRef, derived_event_id
 from revops.events.db import one_of
 from revops.router import models as m
-from revops.router.consumer import (
-    CLOSED_LEAD_STATUSES,
-    JOURNAL,
-    LeadChanges,
-    NewPerson,
-    RouterContext,
-    _Batch,
-    _decide,
-    _load_touches,
-    _match,
-    add_events,
-    decision_events,
-    load_reps,
-    lock_queues,
-    take_turn,
-)
+from revops.router.context import CLOSED_LEAD_STATUSES, RouterContext
 from revops.router.domain.matching import AccountMatch, candidate_domains, email_domain
 from revops.router.domain.reps import REGIONS, Region, Rep
 from revops.router.domain.rotation import Member
@@ -58,6 +43,11 @@ from revops.router.domain.rules import (
     queue_of_lead,
 )
 from revops.router.domain.windows import utc_day
+from revops.router.journal import add_events, decision_events
+from revops.router.lead_changes import LeadChanges
+from revops.router.leads import NewPerson, RoutingBatch, decide, load_touches, match_email
+from revops.router.rotations import lock_queues, take_turn
+from revops.router.store import load_reps
 
 MANUAL: RuleName = "manual"
 
@@ -90,7 +80,7 @@ async def route_waiting_leads_of(
         .order_by(leads.c.created_at, leads.c.id)
         .with_for_update()
     )
-    if JOURNAL.may_have_records:
+    if ctx.journal.may_have_records:
         recorded = m.recorded_routes
         decided = func.coalesce(
             sa.cast(recorded.c.decision["decided_at"].as_string(), sa.DateTime(timezone=True)),
@@ -170,7 +160,7 @@ async def reroute_rows(
     reps_in_order = await load_reps(session)
     needed: set[str] = set()
     for row, person in zip(rows, people, strict=True):
-        match = _match(person.email, batch.domain_owners)
+        match = match_email(person.email, batch.domain_owners)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         name = queue_of_lead(_lead_of(row, person), account, ctx.policy, ctx.region_map)
         if name is not None:
@@ -180,14 +170,14 @@ async def reroute_rows(
     changed: list[_Rerouted] = []
     for row, person in zip(rows, people, strict=True):
         lead = _lead_of(row, person)
-        match = _match(person.email, batch.domain_owners)
+        match = match_email(person.email, batch.domain_owners)
         account = batch.accounts.get(match.account_id) if match.account_id else None
-        decision = _decide(ctx, person, lead, account, batch, reps_in_order, rotations, cursors)
+        decision = decide(ctx, person, lead, account, batch, reps_in_order, rotations, cursors)
         if _same(row, decision):
             continue
         decision = replace(decision, reason=f"{decision.reason} ({note})")
         if decision.turn is not None and decision.queue is not None:
-            # Taken now, as ``consumer`` takes any turn: the next lead of this pass sees
+            # Taken now, as a conversion takes its turn: the next lead of this pass sees
             # the rotation moved (``take_turn`` keeps the locked state current) and the
             # day's count of the rep (caps).
             await take_turn(session, decision.queue, decision.turn, row.id, person.occurred_at)
@@ -338,11 +328,11 @@ def _lead_of(row: Row[Any], person: NewPerson) -> Lead:
 
 async def load_routing_state(
     session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
-) -> _Batch:
-    """What ``consumer._decide`` needs for leads that already exist: ``_load_batch`` loads
+) -> RoutingBatch:
+    """What ``consumer._decide`` needs for leads that already exist: ``load_routing_batch`` loads
     it only for new ones (its accounts, open opportunities, touches and day counts,
     without the recorded decisions, which only a rebuild's new leads use)."""
-    batch = _Batch({}, {}, {}, {}, {}, {}, {}, [])
+    batch = RoutingBatch({}, {}, {}, {}, {}, {}, {}, [])
     if not people:
         return batch
     emails = sorted({p.email for p in people})
@@ -380,7 +370,7 @@ async def load_routing_state(
             batch.opportunities.setdefault(r.account_id, []).append(
                 Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
             )
-    await _load_touches(session, ctx, people, emails, account_ids, batch)
+    await load_touches(session, ctx, people, emails, account_ids, batch)
     days = sorted({utc_day(p.occurred_at) for p in people})
     for queue, day, rep_id, n in await session.execute(
         select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events.db import Database, one_of
 from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, requeue_failed
 from revops.router import models as m
-from revops.router.consumer import HUBSPOT_OWNER, SALESFORCE_OWNER
+from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER
 from revops.router.settings import RouterSettings
 
 CrmField = Literal["hubspot_owner_id", "salesforce_user_id"]

@@ -1,4 +1,4 @@
-"""routing you can trust: applied offsets, leads waiting for CRM state, the rotation pointer,
+"""routing you can trust: applied offsets, leads held for CRM state, the rotation pointer,
 the reps' CRM owner ids
 
 Revision ID: 0002_routing_trust
@@ -34,21 +34,21 @@ def upgrade() -> None:
         schema="router",
     )
     op.create_table(
-        "waiting_leads",
+        "held_leads",
         sa.Column("event_id", sa.String(200), nullable=False),
         sa.Column("email", sa.String(254), nullable=False),
         sa.Column("person", sa.JSON(), nullable=False),
         sa.Column("watermark", sa.JSON(), nullable=False),
-        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("held_since", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id"),
         schema="router",
     )
-    op.create_index("ix_waiting_leads_since", "waiting_leads", ["waiting_since"], schema="router")
+    op.create_index("ix_held_leads_since", "held_leads", ["held_since"], schema="router")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_waiting_leads_since", table_name="waiting_leads", schema="router")
-    op.drop_table("waiting_leads", schema="router")
+    op.drop_index("ix_held_leads_since", table_name="held_leads", schema="router")
+    op.drop_table("held_leads", schema="router")
     op.drop_table("applied_offsets", schema="router")
     op.drop_column("queues", "rotation", schema="router")
     op.drop_column("reps", "hubspot_owner_id", schema="router")

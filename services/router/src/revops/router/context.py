@@ -1,0 +1,75 @@
+"""What every part of the router shares, one per process: its settings, policy and region
+map, the CRM write-back destinations, whether recorded decisions may be waiting to be
+re-applied, and when the held-leads loop looks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from revops.router.domain.regions import RegionMap
+from revops.router.domain.rules import RoutingPolicy
+from revops.router.settings import RouterSettings
+
+HUBSPOT_OWNER = "hubspot_owner"
+SALESFORCE_OWNER = "salesforce_owner"
+CLOSED_LEAD_STATUSES = frozenset({"converted", "unqualified", "bad-data", "bad data"})
+
+
+@dataclass
+class Journal:
+    """Whether ``recorded_routes`` may hold decisions to re-apply. Rows only arrive there
+    when an instance starts on an empty schema, before it consumes; an instance that found
+    the table empty after that step skips the look-up for good."""
+
+    may_have_records: bool = True
+
+
+class HeldLeadsPace:
+    """When the held-leads loop looks again: every ``poll`` while leads are held or this
+    instance has just held some (its batch may not have committed yet when it says so),
+    every ``idle`` otherwise (another instance may have stopped with leads held)."""
+
+    def __init__(self, poll: float = 0.02, idle: float = 1.0) -> None:
+        self.poll = poll
+        self.idle = idle
+        self._expect_until = 0.0
+
+    def expect(self) -> None:
+        """This instance holds leads: look often for the next second."""
+        self._expect_until = time.monotonic() + 1.0
+
+    async def sleep(self, some_held: bool, stopping: asyncio.Event) -> None:
+        """Until the next pass, or until ``stopping`` is set."""
+        often = some_held or time.monotonic() < self._expect_until
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), self.poll if often else self.idle)
+
+
+@dataclass(frozen=True)
+class RouterContext:
+    settings: RouterSettings
+    policy: RoutingPolicy
+    region_map: RegionMap
+    journal: Journal = field(default_factory=Journal)
+    held_leads: HeldLeadsPace = field(default_factory=HeldLeadsPace)
+
+    @classmethod
+    def of(cls, settings: RouterSettings) -> RouterContext:
+        return cls(settings, settings.policy(), settings.regions())
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.topic_prefix
+
+    def writeback_destinations(self) -> dict[str, str]:
+        """Which CRM systems get the owner written back: system -> outbox destination."""
+        out: dict[str, str] = {}
+        if self.settings.hubspot_token is not None:
+            out["hubspot"] = HUBSPOT_OWNER
+        if self.settings.salesforce_token is not None and self.settings.salesforce_instance_url:
+            out["salesforce"] = SALESFORCE_OWNER
+        return out

@@ -1,0 +1,220 @@
+"""Decisions as events: ``lead.routed`` and notifications in the outbox, and the
+recorded decisions a rebuild re-applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events.catalogue import (
+    Envelope,
+    LeadRouted,
+    LeadRoutedEvent,
+    NotificationRequested,
+    NotificationRequestedEvent,
+    derived_event_id,
+    make_event,
+)
+from revops.events.codec import encode_event
+from revops.events.outbox import KAFKA
+from revops.router import models as m
+from revops.router.context import RouterContext
+from revops.router.domain.matching import (
+    AccountMatch,
+)
+from revops.router.domain.reps import REGIONS
+from revops.router.domain.rotation import RotationState, Turn
+from revops.router.domain.rules import (
+    Decision,
+    Lead,
+    RuleName,
+)
+from revops.router.store import as_arrays, insert_from_arrays
+
+OUTBOX_INSERT = ("event_id", "destination", "topic", "key", "value")
+
+
+OUTBOX = m.metadata.tables["router.outbox"]
+
+
+def decision_from_record(value: Any) -> Decision:
+    p = LeadRouted.model_validate(value)
+    turn = None
+    if p.turn is not None and p.owner_id is not None:
+        place = p.turn_place if p.turn_place is not None else -1
+        turn = Turn(p.owner_id, p.turn, RotationState(p.turn + 1, p.turn_round or 0, place))
+    rule: RuleName = next((r for r in _RULES if r == p.rule), "unassigned")
+    region = next((r for r in REGIONS if r == p.region), None)
+    return Decision(
+        rule,
+        p.owner_id,
+        p.owner_role,
+        p.queue,
+        p.priority,
+        p.reason,
+        region,
+        p.review_with_sdr_id,
+        turn,
+    )
+
+
+_RULES: tuple[RuleName, ...] = (
+    "recent_touch",
+    "open_opportunity",
+    "round_robin",
+    "manual_review",
+    "unassigned",
+    "manual",
+)
+
+
+async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) -> None:
+    """Keep each lead's latest decision: one with ``decided_at`` (a re-route, an admin's)
+    replaces one without (the first) or an older one; in a tie the later on the topic."""
+    latest: dict[str, LeadRouted] = {}
+    for d in decisions:
+        known = latest.get(d.lead_id)
+        if known is None or (d.decided_at is not None and not _decided_before(d, known)):
+            latest[d.lead_id] = d
+    if not latest:
+        return
+    stmt = pg_insert(m.recorded_routes).values(
+        [{"lead_id": d.lead_id, "decision": d.model_dump(mode="json")} for d in latest.values()]
+    )
+    stored = sa.cast(m.recorded_routes.c.decision["decided_at"].as_string(), sa.DateTime(True))
+    new = sa.cast(stmt.excluded.decision["decided_at"].as_string(), sa.DateTime(True))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["lead_id"],
+            set_={"decision": stmt.excluded.decision},
+            where=new.is_not(None) & (stored.is_(None) | (new >= stored)),
+        )
+    )
+
+
+def _decided_before(d: LeadRouted, known: LeadRouted) -> bool:
+    if known.decided_at is None or d.decided_at is None:
+        return False
+    return d.decided_at < known.decided_at
+
+
+def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelope]:
+    payload = LeadRouted(
+        lead_id=lead.lead_id,
+        email=lead.email,
+        owner_id=d.owner_id,
+        owner_role=d.owner_role,
+        rule=d.rule,
+        queue=d.queue,
+        reason=d.reason,
+        priority=d.priority,
+        account_id=match.account_id,
+        turn=d.turn.slot if d.turn else None,
+        turn_round=d.turn.after.round if d.turn else None,
+        turn_place=d.turn.after.after if d.turn else None,
+        match=match.how,
+        region=d.region,
+        review_with_sdr_id=d.review_with_sdr_id,
+    )
+    events: list[Envelope] = [
+        make_event(
+            LeadRoutedEvent,
+            id=derived_event_id("router", "lead.routed", lead.lead_id),
+            source="router",
+            occurred_at=lead.occurred_at,
+            payload=payload,
+        )
+    ]
+    if d.priority == "high" and d.owner_id is not None:
+        events.append(
+            notification(
+                "high_priority_lead",
+                [d.owner_id],
+                f"High-priority lead {lead.email} ({lead.form_type}): {d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
+        )
+    if d.notify_waiting:
+        events.append(
+            notification(
+                "high_priority_lead_waiting",
+                d.notify_waiting,
+                f"High-priority lead {lead.email} ({lead.form_type}) waits in {d.queue}: "
+                f"{d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
+        )
+    if d.rule == "open_opportunity" and d.owner_id is not None:
+        recipients = [d.owner_id, *([d.review_with_sdr_id] if d.review_with_sdr_id else [])]
+        events.append(
+            notification(
+                "open_opportunity_review",
+                recipients,
+                f"Lead {lead.email}: {d.reason}",
+                lead.lead_id,
+                lead.occurred_at,
+            )
+        )
+    return events
+
+
+def notification(
+    kind: str, recipients: Sequence[str], message: str, subject_id: str, at: datetime
+) -> NotificationRequestedEvent:
+    return make_event(
+        NotificationRequestedEvent,
+        id=derived_event_id("router", kind, subject_id, at.isoformat()),
+        source="router",
+        occurred_at=at,
+        payload=NotificationRequested(
+            kind=kind, recipients=list(recipients), message=message, subject_id=subject_id
+        ),
+    )
+
+
+async def add_events(session: AsyncSession, ctx: RouterContext, events: Sequence[Envelope]) -> None:
+    """Queue derived events in the outbox, in one statement."""
+    if events:
+        await add_to_outbox(session, outbox_rows(ctx, events))
+
+
+def outbox_rows(ctx: RouterContext, events: Sequence[Envelope]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": e.id,
+            "destination": KAFKA,
+            "topic": e.topic.name(ctx.prefix),
+            "key": e.key,
+            "value": encode_event(e),
+        }
+        for e in events
+    ]
+
+
+async def add_to_outbox(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Outbox rows in one statement, in order (ids follow it); an id already there is
+    queued once."""
+    statement = insert_from_arrays(OUTBOX, OUTBOX_INSERT).on_conflict_do_nothing(
+        index_elements=["event_id"]
+    )
+    await session.execute(statement, as_arrays(rows, OUTBOX_INSERT))
+
+
+async def notify(
+    session: AsyncSession,
+    ctx: RouterContext,
+    kind: str,
+    recipients: Sequence[str],
+    message: str,
+    subject_id: str,
+    at: datetime,
+) -> None:
+    await add_events(session, ctx, [notification(kind, recipients, message, subject_id, at)])

@@ -1,0 +1,553 @@
+"""New leads: routed a batch at a time by the rules of engagement, sharing the
+batch's loads and writes (load, decide with the domain, store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import (
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events.catalogue import (
+    Envelope,
+    Event,
+    FormSubmittedEvent,
+    SignupCreatedEvent,
+    SourceRef,
+    derived_event_id,
+)
+from revops.events.db import one_of
+from revops.router import models as m
+from revops.router.context import RouterContext
+from revops.router.domain.matching import (
+    AccountDomains,
+    AccountMatch,
+    candidate_domains,
+    email_domain,
+    match_account,
+)
+from revops.router.domain.reps import REGIONS, Rep
+from revops.router.domain.rotation import Member, RotationState
+from revops.router.domain.rules import (
+    Account,
+    Decision,
+    Lead,
+    Opportunity,
+    QueueSnapshot,
+    RoutingContext,
+    Touch,
+    TouchTarget,
+    members_of,
+    queue_of_lead,
+    route_lead,
+)
+from revops.router.domain.windows import utc_day
+from revops.router.journal import (
+    OUTBOX,
+    OUTBOX_INSERT,
+    decision_events,
+    decision_from_record,
+    outbox_rows,
+)
+from revops.router.lead_changes import LeadChanges, LeadState
+from revops.router.rotations import later, lock_queues, moved_rotation, queue_shape
+from revops.router.store import as_arrays, insert_from_arrays, load_reps, ref_columns
+
+
+def lead_id_for(email: str) -> str:
+    """The router's own id of a lead: stable per email, so a replay finds the same one."""
+    return "L" + derived_event_id("router-lead", email)[:23]
+
+
+def new_person_of(event: Event) -> NewPerson | None:
+    """The new lead an inbound form or sign-up may create."""
+    match event:
+        case FormSubmittedEvent():
+            p = event.payload
+            return NewPerson(
+                event.id,
+                p.email,
+                event.occurred_at,
+                "form",
+                p.form_type,
+                p.country,
+                p.is_consultant,
+                p.source_ref,
+                None,
+            )
+        case SignupCreatedEvent():
+            s = event.payload
+            ref = SourceRef(system="product", object_type="user", object_id=s.user_id)
+            return NewPerson(
+                event.id,
+                s.email,
+                event.occurred_at,
+                "signup",
+                f"signup_{s.signup_type}",
+                s.country,
+                False,
+                ref,
+                None,
+            )
+        case _:
+            return None
+
+
+@dataclass(frozen=True)
+class NewPerson:
+    event_id: str
+    email: str
+    occurred_at: datetime
+    kind: str  # form, signup, crm
+    form_type: str | None
+    country: str | None
+    is_consultant: bool
+    source_ref: SourceRef | None
+    created_by_id: str | None
+    # Set when the lead was routed without the CRM state it waited for (the bound).
+    waited: str | None = None
+
+
+@dataclass
+class RoutingBatch:
+    """What a batch of new people needs from the database, loaded in a few queries."""
+
+    existing: dict[str, Row[Any]]
+    domain_owners: dict[str, list[str]]
+    accounts: dict[str, Account]
+    recorded: dict[str, Decision]
+    # Touches by what a lead can be touched through: ("email" | "lead_ref" | "account" |
+    # "contact_email", value); "contact_email" is the email of the touched contact.
+    touch_index: dict[tuple[str, str], list[Row[Any]]]
+    opportunities: dict[str, list[Opportunity]]
+    counts: dict[tuple[str, date], dict[str, int]]
+    later_touches: list[Row[Any]]
+
+
+LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
+
+
+_TURN_INSERT = ("queue", "slot", "rep_id", "subject_id", "day")
+
+
+def _routed_statement() -> Any:
+    """A batch's routing written in one statement (one round trip, whatever its size):
+    the leads, the turns they took, the rotations moved to their last turn, and their
+    events in the outbox (the last three may be empty)."""
+    leads = insert_from_arrays(m.leads, LEAD_INSERT, "lead_").cte("routed_leads")
+    turns = insert_from_arrays(m.queue_turns, _TURN_INSERT, "turn_").cte("taken_turns")
+    moved = (
+        func.unnest(
+            sa.bindparam("moved_queue", type_=ARRAY(m.queues.c.name.type)),
+            sa.bindparam("moved_slot", type_=ARRAY(m.queues.c.cursor.type)),
+            sa.bindparam("moved_round", type_=ARRAY(sa.Integer)),
+            sa.bindparam("moved_after", type_=ARRAY(sa.BigInteger)),
+        )
+        .table_valued("name", "cursor", "round", "after")
+        .render_derived()
+    )
+    rotations = (
+        update(m.queues)
+        .where(m.queues.c.name == moved.c.name)
+        .values(moved_rotation(moved.c.cursor, moved.c["round"], moved.c.after))
+        .cte("moved_rotations")
+    )
+    outbox = insert_from_arrays(OUTBOX, OUTBOX_INSERT, "outbox_")
+    return outbox.on_conflict_do_nothing(index_elements=["event_id"]).add_cte(
+        leads, turns, rotations
+    )
+
+
+_ROUTED = _routed_statement()
+
+
+async def route_new_people(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> dict[str, dict[str, Any]]:
+    """Route every new lead of a batch in order, sharing the batch's loads and writes;
+    returns the lead rows written, by email.
+
+    The rotations the leads may use are locked once their accounts are known; each
+    decision then sees the turns and daily counts of the ones before it, so a batch of N
+    round-robin leads takes N turns.
+    """
+    batch = await load_routing_batch(session, ctx, people)
+    first_of: dict[str, NewPerson] = {}
+    repeats: list[NewPerson] = []
+    for person in people:
+        if person.email in batch.existing or person.email in first_of:
+            repeats.append(person)
+        else:
+            first_of[person.email] = person
+    states = await lock_queues(session, _queues_needed(ctx, first_of.values(), batch))
+    rotations: dict[str, tuple[Member, ...]] = {}
+    reps_in_order = await load_reps(session)
+    leads: dict[str, dict[str, Any]] = {}
+    turns: list[dict[str, Any]] = []
+    events: list[Envelope] = []
+    changes = LeadChanges(ctx)
+    for person in first_of.values():
+        lead_id = lead_id_for(person.email)
+        match = match_email(person.email, batch.domain_owners)
+        account = batch.accounts.get(match.account_id) if match.account_id else None
+        lead = lead_of(person)
+        decision = batch.recorded.get(lead_id) or decide(
+            ctx, person, lead, account, batch, reps_in_order, rotations, states
+        )
+        if person.waited is not None:
+            decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
+        if decision.turn is not None and decision.queue is not None:
+            turn = decision.turn
+            states[decision.queue] = later(states.get(decision.queue), turn.after)
+            day = utc_day(person.occurred_at)
+            counts = batch.counts.setdefault((decision.queue, day), {})
+            counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
+            turns.append(
+                {
+                    "queue": decision.queue,
+                    "slot": turn.slot,
+                    "rep_id": turn.rep_id,
+                    "subject_id": lead_id,
+                    "day": day,
+                }
+            )
+        leads[person.email] = _lead_row(person, lead_id, match, decision, batch)
+        events.extend(decision_events(lead, match, decision))
+        if decision.owner_id is not None and person.source_ref is not None:
+            changes.writeback(lead_id, person.source_ref, decision.owner_id)
+    if leads:
+        moved = sorted({t["queue"] for t in turns})
+        parameters = {
+            **as_arrays(list(leads.values()), LEAD_INSERT, "lead_"),
+            **as_arrays(turns, _TURN_INSERT, "turn_"),
+            "moved_queue": moved,
+            "moved_slot": [states[name].next_slot for name in moved],
+            "moved_round": [states[name].round for name in moved],
+            "moved_after": [states[name].after for name in moved],
+            **as_arrays(outbox_rows(ctx, events), OUTBOX_INSERT, "outbox_"),
+        }
+        await session.execute(_ROUTED, parameters)
+    if repeats:
+        await _repeats(session, changes, repeats, batch.existing, leads)
+    await changes.write(session)
+    return leads
+
+
+def lead_of(person: NewPerson) -> Lead:
+    return Lead(
+        lead_id_for(person.email),
+        person.email,
+        person.occurred_at,
+        person.country,
+        person.form_type,
+        person.is_consultant,
+    )
+
+
+def _queues_needed(
+    ctx: RouterContext, people: Iterable[NewPerson], batch: RoutingBatch
+) -> set[str]:
+    """The rotations the batch's new leads may take a turn in (a recorded decision's too:
+    re-applying it moves its rotation)."""
+    names: set[str] = set()
+    for person in people:
+        recorded = batch.recorded.get(lead_id_for(person.email))
+        if recorded is not None:
+            if recorded.queue is not None and recorded.turn is not None:
+                names.add(recorded.queue)
+            continue
+        match = match_email(person.email, batch.domain_owners)
+        account = batch.accounts.get(match.account_id) if match.account_id else None
+        name = queue_of_lead(lead_of(person), account, ctx.policy, ctx.region_map)
+        if name is not None:
+            names.add(name)
+    return names
+
+
+async def _repeats(
+    session: AsyncSession,
+    changes: LeadChanges,
+    repeats: Sequence[NewPerson],
+    existing: Mapping[str, Row[Any]],
+    inserted: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Repeat forms and sign-ups: a touchpoint each on the lead, which keeps its owner
+    (its ids in the CRMs are remembered: ``LeadChanges.attach``)."""
+    states: dict[str, LeadState] = {}
+    for person in repeats:
+        if person.email not in states:
+            known = existing.get(person.email)
+            states[person.email] = LeadState.of(
+                known._mapping if known is not None else inserted[person.email]
+            )
+        changes.attach(states[person.email], person.source_ref)
+    await session.execute(
+        pg_insert(m.touchpoints).on_conflict_do_nothing(),
+        [
+            {
+                "event_id": p.event_id,
+                "lead_id": states[p.email].id,
+                "kind": p.kind,
+                "form_type": p.form_type,
+                "at": p.occurred_at,
+            }
+            for p in repeats
+        ],
+    )
+
+
+def decide(
+    ctx: RouterContext,
+    person: NewPerson,
+    lead: Lead,
+    account: Account | None,
+    batch: RoutingBatch,
+    reps_in_order: Sequence[Rep],
+    rotations: dict[str, tuple[Member, ...]],
+    states: Mapping[str, RotationState],
+) -> Decision:
+    queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
+    snapshot = None
+    if queue_name is not None:
+        if queue_name not in rotations:
+            role, region = queue_shape(queue_name)
+            in_queue = [r for r in reps_in_order if r.role == role and r.region == region]
+            rotations[queue_name] = members_of(in_queue, role)
+        snapshot = QueueSnapshot(
+            queue_name,
+            rotations[queue_name],
+            states.get(queue_name, RotationState()),
+            batch.counts.get((queue_name, utc_day(lead.occurred_at)), {}),
+        )
+    context = RoutingContext(
+        {r.id: r for r in reps_in_order},
+        account,
+        _touches_of(person, lead, account, batch),
+        batch.opportunities.get(account.account_id, []) if account else [],
+        snapshot,
+        ctx.region_map,
+    )
+    return route_lead(lead, context, ctx.policy)
+
+
+def _lead_row(
+    person: NewPerson, lead_id: str, match: AccountMatch, decision: Decision, batch: RoutingBatch
+) -> dict[str, Any]:
+    refs = ref_columns(person.source_ref)
+    return {
+        "id": lead_id,
+        "email": person.email,
+        "hubspot_id": refs.get("hubspot_id"),
+        "salesforce_id": refs.get("salesforce_id"),
+        "account_id": match.account_id,
+        "match": match.how,
+        "country": person.country,
+        "region": decision.region,
+        "form_type": person.form_type,
+        "is_consultant": person.is_consultant,
+        "status": "New",
+        "owner_id": decision.owner_id,
+        "owner_role": decision.owner_role,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "queue": decision.queue,
+        "turn": decision.turn.slot if decision.turn else None,
+        "priority": decision.priority,
+        "review_with_sdr_id": decision.review_with_sdr_id,
+        "created_at": person.occurred_at,
+        "first_touch_at": _first_touch(person, batch.later_touches),
+        "source_event_id": person.event_id,
+    }
+
+
+async def load_routing_batch(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> RoutingBatch:
+    emails = sorted({p.email for p in people})
+    existing = {
+        r.email: r
+        for r in await session.execute(select(m.leads).where(one_of(m.leads.c.email, emails)))
+    }
+    fresh = [p for p in people if p.email not in existing]
+    batch = RoutingBatch(existing, {}, {}, {}, {}, {}, {}, [])
+    if not fresh:
+        return batch
+    domains = sorted({d for p in fresh for d in candidate_domains(email_domain(p.email) or "")})
+    if domains:
+        # The accounts come with their domains (outer join: a domain whose account row is
+        # missing still matches, as an account nobody knows more about).
+        rows = await session.execute(
+            select(
+                m.account_domains.c.domain,
+                m.account_domains.c.account_id,
+                m.accounts.c.id,
+                m.accounts.c.name,
+                m.accounts.c.region,
+                m.accounts.c.owner_id,
+            )
+            .select_from(
+                m.account_domains.outerjoin(
+                    m.accounts, m.accounts.c.id == m.account_domains.c.account_id
+                )
+            )
+            .where(one_of(m.account_domains.c.domain, domains))
+        )
+        for domain, account_id, known, name, region, owner_id in rows:
+            batch.domain_owners.setdefault(str(domain), []).append(str(account_id))
+            if known is not None:
+                in_region = next((r for r in REGIONS if r == region), None)
+                batch.accounts[known] = Account(known, name or "", in_region, owner_id)
+    account_ids = sorted({a for ids in batch.domain_owners.values() for a in ids})
+    if account_ids:
+        for r in await session.execute(
+            select(m.opportunities).where(
+                one_of(m.opportunities.c.account_id, account_ids),
+                m.opportunities.c.is_closed.is_(False),
+            )
+        ):
+            batch.opportunities.setdefault(r.account_id, []).append(
+                Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
+            )
+    lead_ids = [lead_id_for(p.email) for p in fresh]
+    if ctx.journal.may_have_records:
+        for lead_id, value in await session.execute(
+            select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
+                one_of(m.recorded_routes.c.lead_id, lead_ids)
+            )
+        ):
+            batch.recorded[str(lead_id)] = decision_from_record(value)
+    await load_touches(session, ctx, fresh, emails, account_ids, batch)
+    if not any(rep.daily_cap is not None for rep in await load_reps(session)):
+        return batch  # the day's counts only matter to caps
+    days = sorted({utc_day(p.occurred_at) for p in fresh})
+    for queue, day, rep_id, n in await session.execute(
+        select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
+        .where(one_of(m.queue_turns.c.day, days))
+        .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
+    ):
+        batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
+    return batch
+
+
+async def load_touches(
+    session: AsyncSession,
+    ctx: RouterContext,
+    fresh: Sequence[NewPerson],
+    emails: Sequence[str],
+    account_ids: Sequence[str],
+    batch: RoutingBatch,
+) -> None:
+    """In one query: the touches the rules may count (within the window before a lead,
+    on the lead, a contact with its email or its account), and the touches logged on a
+    lead at or after its event (first touch; topics are not ordered)."""
+    refs = sorted({v for p in fresh for v in ref_columns(p.source_ref).values() if v})
+    earliest = min(p.occurred_at for p in fresh)
+    latest = max(p.occurred_at for p in fresh)
+    since = earliest - timedelta(days=ctx.policy.recent_touch_days + 1)
+    t = m.touches
+    contact = m.contacts.alias("contact")
+    on_person = [one_of(t.c.email, emails)]
+    if refs:
+        on_person.append(one_of(t.c.lead_ref, refs))
+    # The contacts with a batch's email, as an array the touches' index is searched with.
+    contacts = select(m.contacts.c.id).where(one_of(m.contacts.c.email, emails))
+    around = [t.c.contact_id == sa.any_(func.array(contacts.scalar_subquery()))]
+    if account_ids:
+        around.append(one_of(t.c.account_id, account_ids))
+    rows = await session.execute(
+        select(t, contact.c.email.label("contact_email"))
+        .select_from(
+            t.outerjoin(
+                contact, and_(contact.c.id == t.c.contact_id, one_of(contact.c.email, emails))
+            )
+        )
+        # Each alternative on an index of its own (a bitmap OR); the windows are
+        # checked again below.
+        .where(t.c.at >= since, or_(*on_person, and_(t.c.at <= latest, or_(*around))))
+    )
+    email_set, ref_set, account_set = set(emails), set(refs), set(account_ids)
+    for row in rows:
+        about_person = row.email in email_set or row.lead_ref in ref_set
+        if about_person and row.at >= earliest:
+            batch.later_touches.append(row)
+        if not since <= row.at <= latest:
+            continue
+        if about_person or row.contact_email is not None or row.account_id in account_set:
+            # Indexed by what a lead can be touched through, so each lead reads only its own.
+            for key in (
+                ("email", row.email),
+                ("contact_email", row.contact_email),
+                ("lead_ref", row.lead_ref),
+                ("account", row.account_id),
+            ):
+                if key[1] is not None:
+                    batch.touch_index.setdefault(key, []).append(row)
+
+
+def match_email(email: str, domain_owners: Mapping[str, list[str]]) -> AccountMatch:
+    domain = email_domain(email)
+    candidates = candidate_domains(domain) if domain else []
+    accounts = [
+        AccountDomains(account_id, (d,))
+        for d in candidates
+        for account_id in domain_owners.get(d, [])
+    ]
+    return match_account(email, accounts)
+
+
+def _touches_of(
+    person: NewPerson, lead: Lead, account: Account | None, batch: RoutingBatch
+) -> list[Touch]:
+    refs = {v for v in ref_columns(person.source_ref).values() if v}
+    index = batch.touch_index
+    rows = {
+        row.activity_id: row
+        for key in (
+            ("email", lead.email),
+            ("contact_email", lead.email),
+            *(("lead_ref", r) for r in refs),
+            *((("account", account.account_id),) if account is not None else ()),
+        )
+        for row in index.get(key, ())
+    }
+    found: list[Touch] = []
+    for row in rows.values():
+        if row.rep_id is None:
+            continue
+        target: TouchTarget
+        if row.contact_id is not None and row.contact_email == lead.email:
+            target, subject = "contact", lead.email
+        elif row.email == lead.email or (row.lead_ref is not None and row.lead_ref in refs):
+            target, subject = "lead", ""
+        else:
+            target, subject = "account", account.label if account else ""
+        found.append(Touch(row.rep_id, row.at, target, subject))
+    if person.created_by_id:
+        # A rep creating the lead is working it: their claim is a touch on the lead.
+        found.append(Touch(person.created_by_id, lead.occurred_at, "lead"))
+    return found
+
+
+def _first_touch(person: NewPerson, later: Sequence[Row[Any]]) -> datetime | None:
+    """A touch logged before the lead's event reached us (topics are not ordered)."""
+    refs = {v for v in ref_columns(person.source_ref).values() if v}
+    times = [
+        row.at
+        for row in later
+        if row.at >= person.occurred_at and (row.email == person.email or row.lead_ref in refs)
+    ]
+    return min(times) if times else None
