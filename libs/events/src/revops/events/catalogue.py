@@ -230,6 +230,41 @@ class LeadRouted(Model):
     decided_at: datetime | None = None
 
 
+class LeadAeAssigned(Model):
+    """Assign AE on a lead's conversion, as decided: the router re-applies it when it
+    rebuilds its schema (an AE round robin depends on the order conversions arrived in)."""
+
+    lead_id: str  # the router's lead, else the CRM lead id of a lead it never saw
+    account_id: str
+    opportunity_id: str | None = None
+    ae_id: str | None = None
+    rule: str
+    reason: str
+    sao_sdr_id: str | None = None  # the SDR credited with the SAO
+    converted_at: UtcDatetime
+    queue: str | None = None
+    # The AE rotation's turn and where it left the pointer, as ``lead.routed`` has them.
+    turn: int | None = None
+    turn_round: int | None = Field(default=None, ge=0)
+    turn_place: int | None = Field(default=None, ge=-1)
+    source_ref: SourceRef | None = None  # the converted lead in its CRM
+
+
+class AccountTransferred(Model):
+    """An account's owner change as the router applied it, and the open leads it moved to
+    the new owner's SDR (none when the SDR stays): a rebuild re-applies it instead of
+    moving whichever leads are open when the change is replayed."""
+
+    account_id: str
+    change_id: str  # the account.changed event that changed the owner
+    transferred_at: UtcDatetime
+    previous_owner_id: str | None = None
+    owner_id: str
+    from_sdr_id: str | None = None
+    to_sdr_id: str | None = None
+    lead_ids: list[str] = Field(default_factory=list)
+
+
 class NotificationRequested(Model):
     kind: str  # high_priority_lead, account_transfer, ...
     recipients: list[str]
@@ -375,6 +410,26 @@ class LeadRoutedEvent(Envelope):
         return payload.email
 
 
+class LeadAeAssignedEvent(Envelope):
+    type: Literal["lead.ae_assigned"] = "lead.ae_assigned"
+    payload: LeadAeAssigned
+    topic = topics.ROUTING
+
+    @classmethod
+    def key_of(cls, payload: LeadAeAssigned) -> str:
+        return payload.account_id
+
+
+class AccountTransferredEvent(Envelope):
+    type: Literal["account.transferred"] = "account.transferred"
+    payload: AccountTransferred
+    topic = topics.ROUTING
+
+    @classmethod
+    def key_of(cls, payload: AccountTransferred) -> str:
+        return payload.account_id
+
+
 class NotificationRequestedEvent(Envelope):
     type: Literal["notification.requested"] = "notification.requested"
     payload: NotificationRequested
@@ -415,6 +470,8 @@ Event = Annotated[
     | ActivityLoggedEvent
     | RepChangedEvent
     | LeadRoutedEvent
+    | LeadAeAssignedEvent
+    | AccountTransferredEvent
     | NotificationRequestedEvent
     | RenewalCreatedEvent
     | SnapshotTakenEvent,
@@ -433,6 +490,8 @@ EVENT_CLASSES: dict[str, type[Envelope]] = {
         ActivityLoggedEvent,
         RepChangedEvent,
         LeadRoutedEvent,
+        LeadAeAssignedEvent,
+        AccountTransferredEvent,
         NotificationRequestedEvent,
         RenewalCreatedEvent,
         SnapshotTakenEvent,
