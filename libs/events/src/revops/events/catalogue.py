@@ -234,6 +234,7 @@ class LeadAeAssigned(Model):
     """Assign AE on a lead's conversion, as decided: the router re-applies it when it
     rebuilds its schema (an AE round robin depends on the order conversions arrived in)."""
 
+    conversion_id: str  # the lead.converted event decided
     lead_id: str  # the router's lead, else the CRM lead id of a lead it never saw
     account_id: str
     opportunity_id: str | None = None
