@@ -34,7 +34,6 @@ from revops.router.writeback import (
     CrmIds,
     CrmWriteback,
     WritebackError,
-    requeue_writebacks_of,
     retry_after_s,
 )
 
@@ -247,11 +246,9 @@ async def test_a_rep_without_a_crm_id_fails_at_once_and_is_sent_once_set(
         assert "rep ghost is unknown" in rows["wb-ghost"]["last_error"]
         assert crm.calls == []
 
-        # The HubSpot owner is set later: the rep's rows go again, with the id it has now.
+        # The HubSpot owner is set later: applying that change puts the rep's failed rows
+        # back in the queue, and they go with the id it has now.
         await patch_rep(client, "sdr-1", hubspot_owner_id="hs-owner-31")
-        async with runtime.database.transaction() as session:
-            assert await requeue_writebacks_of(session, "sdr-1") == 2
-        runtime.relay.wake()
 
         async def hubspot_sent():
             assert crm.hubspot_owner == {"hs-31": "hs-owner-31"}
@@ -261,6 +258,16 @@ async def test_a_rep_without_a_crm_id_fails_at_once_and_is_sent_once_set(
 
         await eventually(hubspot_sent, timeout_s=15)
         assert (await outbox_row(runtime, "wb-ghost")).failed_at is not None  # not the rep's
+        assert crm.calls == [("hubspot", "hs-31")]
+
+        # An unknown rep added with its CRM id: its write-backs go too.
+        await add_rep(client, "ghost", hubspot_owner_id="hs-owner-32")
+
+        async def ghost_sent():
+            assert crm.hubspot_owner == {"hs-31": "hs-owner-31", "hs-32": "hs-owner-32"}
+            assert (await outbox_row(runtime, "wb-ghost")).sent_at is not None
+
+        await eventually(ghost_sent, timeout_s=15)
 
 
 def sf_lead(email: str, lead_id: str, at: datetime) -> PersonChangedEvent:

@@ -24,6 +24,7 @@ from revops.router.context import RouterContext
 from revops.router.domain.eligibility import regions_gaining_reps
 from revops.router.domain.reps import Rep
 from revops.router.waiting import route_waiting_leads_of
+from revops.router.writeback import requeue_writebacks_of
 
 # Where consumer.load_reps keeps the reps it loaded for the rest of a batch.
 REPS_CACHE = "router.reps"
@@ -69,12 +70,16 @@ async def apply_rep_changes(
             if column != "id"
         },
     )
-    before = await _reps_before(session, rows) if ctx is not None else {}
+    stored = await _stored_reps(session, rows)
     # Many rows, one statement each, in order: a new rep's position is drawn in turn.
     await session.execute(stmt, list(rows.values()))
     # Routing later in this batch must see the reps as they are now.
     session.info.pop(REPS_CACHE, None)
+    for rep_id in crm_ids_set(stored, rows):
+        # Sent once this batch commits: the relay wakes on every commit of the consumer.
+        await requeue_writebacks_of(session, rep_id)
     if ctx is not None:
+        before = {rep_id: _rep(row) for rep_id, row in stored.items()}
         after = {rep_id: _rep(row) for rep_id, row in rows.items()}
         gained = regions_gaining_reps(before, after)
         if gained:
@@ -83,12 +88,29 @@ async def apply_rep_changes(
             await route_waiting_leads_of(session, ctx, sorted(gained), at)
 
 
-async def _reps_before(
+async def _stored_reps(
     session: AsyncSession, rows: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Rep]:
+) -> dict[str, Mapping[str, Any]]:
     """The reps about to change, as they are before the change (new reps are absent)."""
     found = await session.execute(select(m.reps).where(one_of(m.reps.c.id, sorted(rows))))
-    return {str(r.id): _rep(r._mapping) for r in found}
+    return {str(r.id): dict(r._mapping) for r in found}
+
+
+CRM_ID_COLUMNS = ("hubspot_owner_id", "salesforce_user_id")
+
+
+def crm_ids_set(
+    stored: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The reps given a user in a CRM they did not have (a new rep with one, too): their
+    failed write-backs ("has no hubspot_owner_id", "is unknown") can go now."""
+    return [
+        rep_id
+        for rep_id, row in rows.items()
+        if any(
+            row[c] and (rep_id not in stored or stored[rep_id][c] != row[c]) for c in CRM_ID_COLUMNS
+        )
+    ]
 
 
 def _rep(row: Mapping[Any, Any]) -> Rep:
