@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
     AccountChangedEvent,
+    AccountTransferred,
     Envelope,
 )
 from revops.events.db import one_of
@@ -31,14 +32,16 @@ from revops.router.domain.matching import (
 )
 from revops.router.domain.merge import merge_fields, stamp, stamps_of
 from revops.router.domain.reps import REGIONS, Rep
-from revops.router.domain.transfers import transfer_account
-from revops.router.journal import add_events, notification
+from revops.router.domain.transfers import transfer_account, transfer_message
+from revops.router.journal import add_events, notification, transferred_event
+from revops.router.lead_changes import LeadChanges, lead_refs
 from revops.router.store import load_reps
 
 
 @dataclass
 class _Transfer:
-    """An owner change that may move leads (``transfer``), as the account was before it."""
+    """An owner change of a known account (``transfer``), as the account was before it;
+    ``recorded``: as the journal has it (a rebuild), else decided now."""
 
     account_id: str
     label: str
@@ -46,6 +49,8 @@ class _Transfer:
     previous_sdr: str | None
     new_owner: str
     at: datetime
+    change_id: str
+    recorded: AccountTransferred | None = None
 
 
 async def on_accounts_changed(
@@ -64,6 +69,7 @@ async def on_accounts_changed(
     }
     stamps = {a: stamps_of(row["field_times"]) for a, row in accounts.items()}
     reps = {r.id: r for r in await load_reps(session)}
+    recorded = await _recorded_transfers(session, ctx, ids)
     domains: dict[str, list[str]] = {}
     transfers: list[_Transfer] = []
     for event in events:
@@ -86,22 +92,18 @@ async def on_accounts_changed(
             owner = reps.get(row["owner_id"])
             row["sdr_id"] = owner.paired_sdr_id if owner is not None else None
         elif "owner_id" in taken and row["owner_id"] != before[0]:
-            previous_owner, previous_sdr, label = before
-            outcome = transfer_account(
-                label, previous_owner, row["owner_id"], reps, [], event.occurred_at, previous_sdr
+            transfer = _Transfer(
+                p.account_id,
+                before[2],
+                before[0],
+                before[1],
+                row["owner_id"],
+                event.occurred_at,
+                event.id,
+                recorded.get(event.id),
             )
-            row["sdr_id"] = outcome.new_sdr_id
-            if outcome.notify:
-                transfers.append(
-                    _Transfer(
-                        p.account_id,
-                        label,
-                        previous_owner,
-                        previous_sdr,
-                        row["owner_id"],
-                        event.occurred_at,
-                    )
-                )
+            row["sdr_id"] = _sdr_after(transfer, reps)
+            transfers.append(transfer)
         latest = row["updated_at"]
         row["updated_at"] = event.occurred_at if latest is None else max(latest, event.occurred_at)
         row["field_times"] = {name: list(s) for name, s in sorted(fields.items())}
@@ -109,6 +111,32 @@ async def on_accounts_changed(
     await _store_accounts(session, [accounts[a] for a in touched], domains)
     if transfers:
         await _transfer_leads(session, ctx, transfers, reps)
+
+
+async def _recorded_transfers(
+    session: AsyncSession, ctx: RouterContext, account_ids: Sequence[str]
+) -> dict[str, AccountTransferred]:
+    """The journal's owner changes of these accounts, by the change that made them (only
+    a rebuilt schema has any)."""
+    if not ctx.journal.may_have_records:
+        return {}
+    rows = await session.execute(
+        select(m.recorded_transfers.c.change_id, m.recorded_transfers.c.transfer).where(
+            one_of(m.recorded_transfers.c.account_id, account_ids)
+        )
+    )
+    return {str(c): AccountTransferred.model_validate(v) for c, v in rows}
+
+
+def _sdr_after(t: _Transfer, reps: Mapping[str, Rep]) -> str | None:
+    """The account's SDR after the owner change: as recorded, else the new owner's pair
+    (the previous SDR stays while nobody new takes over)."""
+    if t.recorded is not None:
+        return t.recorded.to_sdr_id
+    outcome = transfer_account(
+        t.label, t.previous_owner, t.new_owner, reps, [], t.at, t.previous_sdr
+    )
+    return outcome.new_sdr_id
 
 
 def _account_fields(ctx: RouterContext, p: Any) -> dict[str, Any]:
@@ -147,55 +175,107 @@ async def _transfer_leads(
     reps: Mapping[str, Rep],
 ) -> None:
     """``transfer`` for every owner change of the run: the open leads move to the new
-    SDR (the last move wins), each move is recorded, both SDRs are told."""
-    open_leads: dict[str, list[str]] = {}
-    for lead_id, account_id in await session.execute(
-        select(m.leads.c.id, m.leads.c.account_id).where(
-            one_of(m.leads.c.account_id, sorted({t.account_id for t in transfers})),
+    SDR (the last move wins), each move is recorded and written back to the CRMs the
+    lead is known in, both SDRs are told, and the change is journaled
+    (``account.transferred``). A recorded change (a rebuild) moves nothing here: its
+    leads take their recorded moves when they are routed again (``leads``)."""
+    live = [t for t in transfers if t.recorded is None]
+    open_leads = await _open_leads(session, sorted({t.account_id for t in live}))
+    owners: dict[str, str] = {}
+    moves: list[dict[str, Any]] = []
+    changes = LeadChanges(ctx)
+    events: list[Envelope] = []
+    for t in transfers:
+        record = t.recorded or _decide_transfer(t, reps, open_leads.get(t.account_id, []))
+        for lead_id in record.lead_ids if t.recorded is None else ():
+            assert record.to_sdr_id is not None  # leads move only to an SDR
+            owners[lead_id] = record.to_sdr_id
+            moves.append(_move_row(record, lead_id))
+            lead = next(x for x in open_leads[t.account_id] if x.id == lead_id)
+            for ref in lead_refs(lead.hubspot_id, lead.salesforce_id):
+                changes.writeback(lead_id, ref, record.to_sdr_id, record.transferred_at)
+        events.append(transferred_event(record))
+        if record.from_sdr_id and record.to_sdr_id and record.from_sdr_id != record.to_sdr_id:
+            message = transfer_message(
+                t.label,
+                t.previous_owner,
+                t.new_owner,
+                t.at,
+                record.from_sdr_id,
+                record.to_sdr_id,
+                record.lead_ids,
+            )
+            recipients = (record.from_sdr_id, record.to_sdr_id)
+            events.append(notification("account_transfer", recipients, message, t.account_id, t.at))
+    if owners:
+        await move_leads(session, owners, moves)
+    await add_events(session, ctx, events)
+    await changes.write(session)
+
+
+async def _open_leads(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The accounts' open leads (not converted, status not closed), with their CRM ids."""
+    if not account_ids:
+        return {}
+    found: dict[str, list[Any]] = {}
+    for row in await session.execute(
+        select(m.leads.c.id, m.leads.c.account_id, m.leads.c.hubspot_id, m.leads.c.salesforce_id)
+        .where(
+            one_of(m.leads.c.account_id, account_ids),
             m.leads.c.converted_at.is_(None),
             or_(
                 m.leads.c.status.is_(None),
                 func.lower(m.leads.c.status).not_in(CLOSED_LEAD_STATUSES),
             ),
         )
+        .order_by(m.leads.c.id)
     ):
-        open_leads.setdefault(str(account_id), []).append(str(lead_id))
-    owners: dict[str, str] = {}
-    moves: list[dict[str, Any]] = []
-    notifications: list[Envelope] = []
-    for t in transfers:
-        outcome = transfer_account(
-            t.label,
-            t.previous_owner,
-            t.new_owner,
-            reps,
-            open_leads.get(t.account_id, []),
-            t.at,
-            t.previous_sdr,
-        )
-        for move in outcome.moves:
-            owners[move.lead_id] = move.to_sdr_id
-            moves.append(
-                {
-                    "lead_id": move.lead_id,
-                    "transferred_at": move.transferred_at,
-                    "account_id": t.account_id,
-                    "from_sdr_id": move.from_sdr_id,
-                    "to_sdr_id": move.to_sdr_id,
-                }
-            )
-        if outcome.notify:
-            notifications.append(
-                notification(
-                    "account_transfer", outcome.notify, outcome.message, t.account_id, t.at
-                )
-            )
-    if owners:
-        await session.execute(
-            sa.update(m.leads)
-            .where(m.leads.c.id == sa.bindparam("moved_id"))
-            .values(owner_id=sa.bindparam("moved_to"), owner_role="SDR"),
-            [{"moved_id": lead, "moved_to": sdr} for lead, sdr in owners.items()],
-        )
-        await session.execute(pg_insert(m.lead_moves).on_conflict_do_nothing(), moves)
-    await add_events(session, ctx, notifications)
+        found.setdefault(str(row.account_id), []).append(row)
+    return found
+
+
+def _decide_transfer(
+    t: _Transfer, reps: Mapping[str, Rep], open_leads: Sequence[Any]
+) -> AccountTransferred:
+    outcome = transfer_account(
+        t.label,
+        t.previous_owner,
+        t.new_owner,
+        reps,
+        [x.id for x in open_leads],
+        t.at,
+        t.previous_sdr,
+    )
+    return AccountTransferred(
+        account_id=t.account_id,
+        change_id=t.change_id,
+        transferred_at=t.at,
+        previous_owner_id=t.previous_owner,
+        owner_id=t.new_owner,
+        from_sdr_id=outcome.previous_sdr_id,
+        to_sdr_id=outcome.new_sdr_id,
+        lead_ids=[move.lead_id for move in outcome.moves],
+    )
+
+
+def _move_row(record: AccountTransferred, lead_id: str) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "transferred_at": record.transferred_at,
+        "account_id": record.account_id,
+        "from_sdr_id": record.from_sdr_id,
+        "to_sdr_id": record.to_sdr_id,
+    }
+
+
+async def move_leads(
+    session: AsyncSession, owners: Mapping[str, str], moves: Sequence[Mapping[str, Any]]
+) -> None:
+    """The leads to their new SDRs, and the moves recorded in ``lead_moves``."""
+    await session.execute(
+        sa.update(m.leads)
+        .where(m.leads.c.id == sa.bindparam("moved_id"))
+        .values(owner_id=sa.bindparam("moved_to"), owner_role="SDR"),
+        [{"moved_id": lead, "moved_to": sdr} for lead, sdr in owners.items()],
+    )
+    await session.execute(pg_insert(m.lead_moves).on_conflict_do_nothing(), list(moves))

@@ -21,9 +21,10 @@ CLOSED_LEAD_STATUSES = frozenset({"converted", "unqualified", "bad-data", "bad d
 
 @dataclass
 class Journal:
-    """Whether ``recorded_routes`` may hold decisions to re-apply. Rows only arrive there
-    when an instance starts on an empty schema, before it consumes; an instance that found
-    the table empty after that step skips the look-up for good."""
+    """Whether ``recorded_routes``, ``recorded_conversions`` or ``recorded_transfers`` may
+    hold decisions to re-apply. Rows only arrive there when an instance starts on an empty
+    schema, before it consumes; an instance that found them empty after that step skips
+    the look-ups for good."""
 
     may_have_records: bool = True
 

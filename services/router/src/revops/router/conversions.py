@@ -4,6 +4,7 @@ the SAO credit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
     Event,
+    LeadAeAssigned,
+    LeadConverted,
     LeadConvertedEvent,
     SourceRef,
 )
 from revops.events.consumer import Handler
+from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import RouterContext
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
@@ -33,7 +37,15 @@ from revops.router.domain.rules import (
 )
 from revops.router.domain.transfers import LeadMove, sao_credit
 from revops.router.domain.windows import utc_day
-from revops.router.journal import notify
+from revops.router.journal import (
+    add_events,
+    add_to_outbox,
+    ae_assigned_event,
+    ae_assignment_of,
+    assignment_from_record,
+    notify,
+)
+from revops.router.lead_changes import opportunity_owner_writebacks
 from revops.router.rotations import lock_queues, queue_snapshot, take_turn
 from revops.router.store import find_lead, load_account, load_reps
 
@@ -53,17 +65,65 @@ def make_handler(ctx: RouterContext) -> Handler:
 async def on_lead_converted(
     session: AsyncSession, ctx: RouterContext, event: LeadConvertedEvent
 ) -> None:
+    """Assign AE and the SAO credit, journaled as ``lead.ae_assigned``; on a rebuild the
+    recorded decision is applied again (its turn moves the AE rotation as it did)."""
     p = event.payload
     ref = p.source_ref or SourceRef(system="salesforce", object_type="Lead", object_id=p.lead_id)
     lead = await find_lead(session, p.email, ref)
-    lead_key = lead.id if lead is not None else p.lead_id
+    at = event.occurred_at
+    recorded = await recorded_conversion(session, ctx, event.id)
+    if recorded is not None:
+        lead_key, sao_sdr = recorded.lead_id, recorded.sao_sdr_id
+        assignment = assignment_from_record(recorded)
+    else:
+        lead_key = lead.id if lead is not None else p.lead_id
     done = await session.scalar(
         select(m.conversions.c.lead_id).where(m.conversions.c.lead_id == lead_key)
     )
     if done is not None:
         return
-    at = event.occurred_at
-    account = await load_account(session, p.account_id) or Account(p.account_id)
+    if recorded is None:
+        assignment = await decide_ae(session, ctx, lead, p.account_id, at)
+        sao_sdr = await sao_sdr_of(session, ctx, lead, at)
+    elif assignment.queue is not None and assignment.turn is not None:
+        await lock_queues(session, [assignment.queue])
+    if assignment.turn is not None and assignment.queue is not None:
+        await take_turn(session, assignment.queue, assignment.turn, lead_key, at)
+    await _store_conversion(session, lead_key, p, assignment, sao_sdr, at)
+    if lead is not None and lead.id == lead_key:
+        await mark_converted(session, [lead_key])
+    record = ae_assignment_of(event.id, lead_key, p, assignment, sao_sdr, at)
+    await add_events(session, ctx, [ae_assigned_event(record)])
+    await add_to_outbox(session, opportunity_owner_writebacks(ctx, record))
+    recipients = [r for r in (assignment.ae_id, sao_sdr) if r]
+    if recipients:
+        await notify(session, ctx, "ae_assigned", recipients, assignment.reason, lead_key, at)
+
+
+async def recorded_conversion(
+    session: AsyncSession, ctx: RouterContext, conversion_id: str
+) -> LeadAeAssigned | None:
+    """The decision a rebuild re-applies (None: decide it now)."""
+    if not ctx.journal.may_have_records:
+        return None
+    value = await session.scalar(
+        select(m.recorded_conversions.c.assignment).where(
+            m.recorded_conversions.c.conversion_id == conversion_id
+        )
+    )
+    return None if value is None else LeadAeAssigned.model_validate(value)
+
+
+async def decide_ae(
+    session: AsyncSession,
+    ctx: RouterContext,
+    lead: Row[Any] | None,
+    account_id: str,
+    at: datetime,
+) -> AeAssignment:
+    """Assign AE by the rules, as of the conversion (a round robin locks the region's AE
+    rotation and takes its next turn)."""
+    account = await load_account(session, account_id) or Account(account_id)
     region = account.region or (lead.region if lead is not None else None)
     reps_in_order = await load_reps(session)
     reps = {r.id: r for r in reps_in_order}
@@ -74,10 +134,17 @@ async def on_lead_converted(
         name = ae_queue(region)
         states = await lock_queues(session, [name])
         snapshot = await queue_snapshot(session, name, reps_in_order, states, utc_day(at))
-    assignment: AeAssignment = assign_ae(account, at, reps, touches, opps, snapshot, ctx.policy)
-    if assignment.turn is not None and assignment.queue is not None:
-        await take_turn(session, assignment.queue, assignment.turn, lead_key, at)
-    sao_sdr = await sao_sdr_of(session, ctx, lead, at)
+    return assign_ae(account, at, reps, touches, opps, snapshot, ctx.policy)
+
+
+async def _store_conversion(
+    session: AsyncSession,
+    lead_key: str,
+    p: LeadConverted,
+    assignment: AeAssignment,
+    sao_sdr: str | None,
+    at: datetime,
+) -> None:
     await session.execute(
         m.conversions.insert().values(
             lead_id=lead_key,
@@ -90,15 +157,17 @@ async def on_lead_converted(
             converted_at=at,
         )
     )
-    if lead is not None:
-        await session.execute(
-            update(m.leads)
-            .where(m.leads.c.id == lead.id)
-            .values(converted_at=at, status="Converted", account_id=p.account_id)
-        )
-    recipients = [r for r in (assignment.ae_id, sao_sdr) if r]
-    if recipients:
-        await notify(session, ctx, "ae_assigned", recipients, assignment.reason, lead_key, at)
+
+
+async def mark_converted(session: AsyncSession, lead_ids: Sequence[str]) -> None:
+    """The leads as their conversions leave them (on a rebuild a lead may be routed again
+    after its conversion was: it is marked then)."""
+    c = m.conversions
+    await session.execute(
+        update(m.leads)
+        .where(m.leads.c.id == c.c.lead_id, one_of(m.leads.c.id, list(lead_ids)))
+        .values(converted_at=c.c.converted_at, status="Converted", account_id=c.c.account_id)
+    )
 
 
 async def sao_sdr_of(

@@ -13,7 +13,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
+    AccountTransferred,
+    AccountTransferredEvent,
     Envelope,
+    LeadAeAssigned,
+    LeadAeAssignedEvent,
+    LeadConverted,
     LeadRouted,
     LeadRoutedEvent,
     NotificationRequested,
@@ -25,6 +30,7 @@ from revops.events.codec import encode_event
 from revops.events.outbox import KAFKA
 from revops.router import models as m
 from revops.router.context import RouterContext
+from revops.router.domain.assignment import AeAssignment, AeRule
 from revops.router.domain.matching import (
     AccountMatch,
 )
@@ -43,12 +49,19 @@ OUTBOX_INSERT = ("event_id", "destination", "topic", "key", "value")
 OUTBOX = m.metadata.tables["router.outbox"]
 
 
+def turn_of(
+    rep_id: str | None, slot: int | None, round_: int | None, place: int | None
+) -> Turn | None:
+    """A recorded turn and the rotation's pointer after it (as published)."""
+    if slot is None or rep_id is None:
+        return None
+    after = place if place is not None else -1
+    return Turn(rep_id, slot, RotationState(slot + 1, round_ or 0, after))
+
+
 def decision_from_record(value: Any) -> Decision:
     p = LeadRouted.model_validate(value)
-    turn = None
-    if p.turn is not None and p.owner_id is not None:
-        place = p.turn_place if p.turn_place is not None else -1
-        turn = Turn(p.owner_id, p.turn, RotationState(p.turn + 1, p.turn_round or 0, place))
+    turn = turn_of(p.owner_id, p.turn, p.turn_round, p.turn_place)
     rule: RuleName = next((r for r in _RULES if r == p.rule), "unassigned")
     region = next((r for r in REGIONS if r == p.region), None)
     return Decision(
@@ -102,6 +115,118 @@ def _decided_before(d: LeadRouted, known: LeadRouted) -> bool:
     if known.decided_at is None or d.decided_at is None:
         return False
     return d.decided_at < known.decided_at
+
+
+_AE_RULES: tuple[AeRule, ...] = ("pair_touch", "closed_opportunity", "round_robin", "unassigned")
+
+
+def ae_assigned_event(
+    assigned: LeadAeAssigned,
+) -> LeadAeAssignedEvent:
+    """A conversion's Assign AE as journaled: its id from the conversion's, so a replay
+    derives the same."""
+    return make_event(
+        LeadAeAssignedEvent,
+        id=derived_event_id("router", "lead.ae_assigned", assigned.conversion_id),
+        source="router",
+        occurred_at=assigned.converted_at,
+        payload=assigned,
+    )
+
+
+def ae_assignment_of(
+    conversion_id: str,
+    lead_id: str,
+    converted: LeadConverted,
+    assignment: AeAssignment,
+    sao_sdr_id: str | None,
+    at: datetime,
+) -> LeadAeAssigned:
+    """The journal's record of a conversion's decision."""
+    turn = assignment.turn
+    return LeadAeAssigned(
+        conversion_id=conversion_id,
+        lead_id=lead_id,
+        account_id=converted.account_id,
+        opportunity_id=converted.opportunity_id,
+        ae_id=assignment.ae_id,
+        rule=assignment.rule,
+        reason=assignment.reason,
+        sao_sdr_id=sao_sdr_id,
+        converted_at=at,
+        queue=assignment.queue,
+        turn=turn.slot if turn else None,
+        turn_round=turn.after.round if turn else None,
+        turn_place=turn.after.after if turn else None,
+        source_ref=converted.source_ref,
+    )
+
+
+def assignment_from_record(p: LeadAeAssigned) -> AeAssignment:
+    """A recorded Assign AE, turn and all."""
+    rule: AeRule = next((r for r in _AE_RULES if r == p.rule), "unassigned")
+    turn = turn_of(p.ae_id, p.turn, p.turn_round, p.turn_place)
+    return AeAssignment(rule, p.ae_id, p.reason, p.queue, turn)
+
+
+async def record_conversions(session: AsyncSession, assigned: Sequence[LeadAeAssigned]) -> None:
+    """Each conversion's recorded decision (a replayed one is the same)."""
+    rows = {a.conversion_id: a.model_dump(mode="json") for a in assigned}
+    if rows:
+        await session.execute(
+            pg_insert(m.recorded_conversions)
+            .values([{"conversion_id": k, "assignment": v} for k, v in rows.items()])
+            .on_conflict_do_nothing()
+        )
+
+
+def transferred_event(transfer: AccountTransferred) -> AccountTransferredEvent:
+    """An account owner change as applied, with the leads it moved; one per change."""
+    return make_event(
+        AccountTransferredEvent,
+        id=derived_event_id("router", "account.transferred", transfer.change_id),
+        source="router",
+        occurred_at=transfer.transferred_at,
+        payload=transfer,
+    )
+
+
+async def record_transfers(session: AsyncSession, transfers: Sequence[AccountTransferred]) -> None:
+    """The recorded owner changes, and their moves by lead."""
+    by_change = {t.change_id: t for t in transfers}
+    if not by_change:
+        return
+    await session.execute(
+        pg_insert(m.recorded_transfers)
+        .values(
+            [
+                {
+                    "change_id": t.change_id,
+                    "account_id": t.account_id,
+                    "transferred_at": t.transferred_at,
+                    "transfer": t.model_dump(mode="json"),
+                }
+                for t in by_change.values()
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    moves = {
+        (lead_id, t.transferred_at): {
+            "lead_id": lead_id,
+            "transferred_at": t.transferred_at,
+            "account_id": t.account_id,
+            "from_sdr_id": t.from_sdr_id,
+            "to_sdr_id": t.to_sdr_id,
+        }
+        for t in by_change.values()
+        if t.to_sdr_id is not None
+        for lead_id in t.lead_ids
+    }
+    if moves:
+        await session.execute(
+            pg_insert(m.recorded_moves).values(list(moves.values())).on_conflict_do_nothing()
+        )
 
 
 def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelope]:

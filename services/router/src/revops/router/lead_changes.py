@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
+    LeadAeAssigned,
     SourceRef,
     derived_event_id,
 )
@@ -92,21 +93,18 @@ class LeadChanges:
             lead.changed.add("first_status_change_at")
         self.leads[lead.id] = lead
 
-    def writeback(self, lead_id: str, ref: SourceRef, owner_id: str) -> None:
-        """The owner to the CRM the lead is known in, if write-back to it is configured."""
+    def writeback(
+        self, lead_id: str, ref: SourceRef, owner_id: str, at: datetime | None = None
+    ) -> None:
+        """The owner to the CRM the lead is known in, if write-back to it is configured.
+        ``at``: when a later owner change (a transfer, a re-route) was made, so each
+        change is a row of its own while a replay of it is the same row."""
         destination = self.ctx.writeback_destinations().get(ref.system)
         if destination is None:
             return
-        value = {"object_type": ref.object_type, "object_id": ref.object_id, "owner_id": owner_id}
-        self.writebacks.append(
-            {
-                "event_id": derived_event_id("router", destination, ref.object_id, owner_id),
-                "destination": destination,
-                "topic": "",
-                "key": lead_id,
-                "value": json.dumps(value).encode(),
-            }
-        )
+        when = () if at is None else (at.isoformat(),)
+        event_id = derived_event_id("router", destination, ref.object_id, owner_id, *when)
+        self.writebacks.append(owner_writeback(event_id, destination, ref, owner_id, lead_id))
 
     async def write(self, session: AsyncSession) -> None:
         if self.leads:
@@ -136,3 +134,53 @@ class LeadChanges:
         if self.writebacks:
             await add_to_outbox(session, self.writebacks)
         self.leads, self.writebacks = {}, []
+
+
+def owner_writeback(
+    event_id: str, destination: str, ref: SourceRef, owner_id: str, key: str
+) -> dict[str, Any]:
+    """An outbox row setting the owner of the CRM record ``ref`` to our rep ``owner_id``
+    (the sender puts the rep's user in that CRM)."""
+    value = {"object_type": ref.object_type, "object_id": ref.object_id, "owner_id": owner_id}
+    return {
+        "event_id": event_id,
+        "destination": destination,
+        "topic": "",
+        "key": key,
+        "value": json.dumps(value).encode(),
+    }
+
+
+def lead_refs(hubspot_id: str | None, salesforce_id: str | None) -> list[SourceRef]:
+    """The CRM records a lead is known as (its owner is written to each)."""
+    refs = []
+    if hubspot_id:
+        refs.append(SourceRef(system="hubspot", object_type="contact", object_id=hubspot_id))
+    if salesforce_id:
+        refs.append(SourceRef(system="salesforce", object_type="Lead", object_id=salesforce_id))
+    return refs
+
+
+def opportunity_owner_writebacks(
+    ctx: RouterContext, assigned: LeadAeAssigned
+) -> list[dict[str, Any]]:
+    """The converted opportunity's owner set to the AE assigned, in the CRM the conversion
+    came from: a Salesforce Opportunity, or a HubSpot deal. Nothing without an AE or an
+    opportunity, or when write-back to that CRM is not configured."""
+    if assigned.ae_id is None or assigned.opportunity_id is None:
+        return []
+    system = assigned.source_ref.system if assigned.source_ref is not None else "salesforce"
+    destination = ctx.writeback_destinations().get(system)
+    if destination is None:
+        return []
+    object_type = "deal" if system == "hubspot" else "Opportunity"
+    ref = SourceRef(system=system, object_type=object_type, object_id=assigned.opportunity_id)
+    event_id = derived_event_id(
+        "router",
+        destination,
+        object_type,
+        assigned.opportunity_id,
+        assigned.ae_id,
+        assigned.conversion_id,
+    )
+    return [owner_writeback(event_id, destination, ref, assigned.ae_id, assigned.lead_id)]

@@ -5,7 +5,7 @@ batch's loads and writes (load, decide with the domain, store).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from revops.events.catalogue import (
     Envelope,
     Event,
     FormSubmittedEvent,
+    LeadRouted,
     SignupCreatedEvent,
     SourceRef,
     derived_event_id,
@@ -33,6 +34,7 @@ from revops.events.catalogue import (
 from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import RouterContext
+from revops.router.conversions import mark_converted
 from revops.router.domain.matching import (
     AccountDomains,
     AccountMatch,
@@ -88,6 +90,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 p.is_consultant,
                 p.source_ref,
                 None,
+                state_offsets=event.state_offsets,
             )
         case SignupCreatedEvent():
             s = event.payload
@@ -102,6 +105,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 False,
                 ref,
                 None,
+                state_offsets=event.state_offsets,
             )
         case _:
             return None
@@ -120,6 +124,8 @@ class NewPerson:
     created_by_id: str | None
     # Set when the lead was routed without the CRM state it waited for (the bound).
     waited: str | None = None
+    # The CRM state topics' end offsets when ingest accepted the lead (None: not known).
+    state_offsets: Mapping[str, int] | None = None
 
 
 @dataclass
@@ -136,6 +142,10 @@ class RoutingBatch:
     opportunities: dict[str, list[Opportunity]]
     counts: dict[tuple[str, date], dict[str, int]]
     later_touches: list[Row[Any]]
+    # A rebuild's: when each recorded decision was made (None: the lead's first), and the
+    # moves the journal has for the lead (account transfers), oldest first.
+    decided_at: dict[str, datetime | None] = field(default_factory=dict)
+    recorded_moves: dict[str, list[Row[Any]]] = field(default_factory=dict)
 
 
 LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
@@ -227,8 +237,7 @@ async def route_new_people(
             )
         leads[person.email] = _lead_row(person, lead_id, match, decision, batch)
         events.extend(decision_events(lead, match, decision))
-        if decision.owner_id is not None and person.source_ref is not None:
-            changes.writeback(lead_id, person.source_ref, decision.owner_id)
+        _settle_owner(batch, changes, leads[person.email], person.source_ref)
     if leads:
         moved = sorted({t["queue"] for t in turns})
         parameters = {
@@ -241,10 +250,56 @@ async def route_new_people(
             **as_arrays(outbox_rows(ctx, events), OUTBOX_INSERT, "outbox_"),
         }
         await session.execute(_ROUTED, parameters)
+        if batch.decided_at:
+            await _apply_recorded_facts(session, batch, [row["id"] for row in leads.values()])
     if repeats:
         await _repeats(session, changes, repeats, batch.existing, leads)
     await changes.write(session)
     return leads
+
+
+def _settle_owner(
+    batch: RoutingBatch, changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None
+) -> None:
+    """The owner written back to the CRM the lead came from. On a rebuild, a lead the
+    first run moved after this decision (an account transfer) has the moved owner, and
+    only that one is written back (two write-backs at once may land in either order)."""
+    moved = _moved_since(batch, row["id"])
+    if moved is not None:
+        row.update(owner_id=moved.to_sdr_id, owner_role="SDR")
+    if row["owner_id"] is None or ref is None:
+        return
+    at = moved.transferred_at if moved is not None else None
+    changes.writeback(row["id"], ref, row["owner_id"], at)
+
+
+def _moved_since(batch: RoutingBatch, lead_id: str) -> Row[Any] | None:
+    """The lead's latest recorded move, if it came after its recorded decision (a lead's
+    first decision comes before any move; a later one is compared by time)."""
+    moves = batch.recorded_moves.get(lead_id)
+    if not moves:
+        return None
+    decided = batch.decided_at.get(lead_id)
+    latest = moves[-1]
+    return latest if decided is None or latest.transferred_at > decided else None
+
+
+async def _apply_recorded_facts(
+    session: AsyncSession, batch: RoutingBatch, lead_ids: Sequence[str]
+) -> None:
+    """On a rebuild, what the first run did to these leads after routing them: their
+    moves (``lead_moves``) and their conversion, if it was replayed before them."""
+    moves = [
+        {
+            c: getattr(move, c)
+            for c in ("lead_id", "transferred_at", "account_id", "from_sdr_id", "to_sdr_id")
+        }
+        for lead_id in lead_ids
+        for move in batch.recorded_moves.get(lead_id, ())
+    ]
+    if moves:
+        await session.execute(pg_insert(m.lead_moves).on_conflict_do_nothing(), moves)
+    await mark_converted(session, lead_ids)
 
 
 def lead_of(person: NewPerson) -> Lead:
@@ -424,12 +479,7 @@ async def load_routing_batch(
             )
     lead_ids = [lead_id_for(p.email) for p in fresh]
     if ctx.journal.may_have_records:
-        for lead_id, value in await session.execute(
-            select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
-                one_of(m.recorded_routes.c.lead_id, lead_ids)
-            )
-        ):
-            batch.recorded[str(lead_id)] = decision_from_record(value)
+        await load_recorded(session, lead_ids, batch)
     await load_touches(session, ctx, fresh, emails, account_ids, batch)
     if not any(rep.daily_cap is not None for rep in await load_reps(session)):
         return batch  # the day's counts only matter to caps
@@ -441,6 +491,28 @@ async def load_routing_batch(
     ):
         batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
     return batch
+
+
+async def load_recorded(
+    session: AsyncSession, lead_ids: Sequence[str], batch: RoutingBatch
+) -> None:
+    """A rebuild's recorded decisions of these leads, and their recorded moves."""
+    for lead_id, value in await session.execute(
+        select(m.recorded_routes.c.lead_id, m.recorded_routes.c.decision).where(
+            one_of(m.recorded_routes.c.lead_id, lead_ids)
+        )
+    ):
+        batch.recorded[str(lead_id)] = decision_from_record(value)
+        batch.decided_at[str(lead_id)] = LeadRouted.model_validate(value).decided_at
+    if not batch.recorded:
+        return
+    moves = m.recorded_moves
+    for move in await session.execute(
+        select(moves)
+        .where(one_of(moves.c.lead_id, sorted(batch.recorded)))
+        .order_by(moves.c.lead_id, moves.c.transferred_at)
+    ):
+        batch.recorded_moves.setdefault(str(move.lead_id), []).append(move)
 
 
 async def load_touches(

@@ -10,11 +10,19 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import topics
-from revops.events.catalogue import LeadRoutedEvent
+from revops.events.catalogue import (
+    AccountTransferred,
+    AccountTransferredEvent,
+    LeadAeAssigned,
+    LeadAeAssignedEvent,
+    LeadRouted,
+    LeadRoutedEvent,
+)
 from revops.events.codec import UndecodableEvent, decode_event
 from revops.events.consumer import is_infrastructure_error
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
@@ -23,7 +31,7 @@ from revops.router.api import router as api_router
 from revops.router.causal_order import release_held_leads
 from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
-from revops.router.journal import record_routes
+from revops.router.journal import record_conversions, record_routes, record_transfers
 from revops.router.leads import route_new_people
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
@@ -117,9 +125,11 @@ async def ensure_queues(runtime: ServiceRuntime) -> None:
 async def restore_decisions(runtime: ServiceRuntime) -> int:
     """On an empty schema (a rebuild), read back the decisions on the routing topic.
 
-    Which rep gets a round-robin turn depends on the order leads arrived in, which a
-    replay does not reproduce across partitions; so the first run's decisions, published
-    as ``lead.routed``, are re-applied instead of re-decided.
+    Which rep gets a round-robin turn depends on the order leads (and conversions) arrived
+    in, and which open leads a transfer moves on when the account change was applied
+    relative to them, none of which a replay reproduces across partitions; so the first
+    run's decisions, published as ``lead.routed``, ``lead.ae_assigned`` and
+    ``account.transferred``, are re-applied instead of re-decided.
     """
     async with runtime.database.transaction() as session:
         if await session.scalar(select(func.count()).select_from(m.leads)):
@@ -143,24 +153,50 @@ async def restore_decisions(runtime: ServiceRuntime) -> int:
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-            decisions = []
+            journal = _Journaled()
             for tp, records in batches.items():
                 for record in records:
-                    try:
-                        event = decode_event(record.value)
-                    except UndecodableEvent:
-                        continue
-                    if isinstance(event, LeadRoutedEvent):
-                        decisions.append(event.payload)
+                    journal.add(record.value)
                 if records and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
             async with runtime.database.transaction() as session:
-                await record_routes(session, decisions)
-            restored += len(decisions)
+                await journal.record(session)
+            restored += journal.count
     finally:
         await _stop_quietly(consumer)
     log.info("restored recorded routing decisions", extra={"count": restored})
     return restored
+
+
+class _Journaled:
+    """The decisions of a slice of the routing topic, to record: lead routing, Assign AE
+    on conversion, account owner changes with the leads they moved."""
+
+    def __init__(self) -> None:
+        self.routes: list[LeadRouted] = []
+        self.conversions: list[LeadAeAssigned] = []
+        self.transfers: list[AccountTransferred] = []
+
+    def add(self, value: bytes | None) -> None:
+        try:
+            event = decode_event(value)
+        except UndecodableEvent:
+            return
+        if isinstance(event, LeadRoutedEvent):
+            self.routes.append(event.payload)
+        elif isinstance(event, LeadAeAssignedEvent):
+            self.conversions.append(event.payload)
+        elif isinstance(event, AccountTransferredEvent):
+            self.transfers.append(event.payload)
+
+    @property
+    def count(self) -> int:
+        return len(self.routes) + len(self.conversions) + len(self.transfers)
+
+    async def record(self, session: AsyncSession) -> None:
+        await record_routes(session, self.routes)
+        await record_conversions(session, self.conversions)
+        await record_transfers(session, self.transfers)
 
 
 async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
@@ -177,9 +213,17 @@ async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
 async def prepare(runtime: ServiceRuntime) -> None:
     await ensure_queues(runtime)
     await restore_decisions(runtime)
+    context_of(runtime).journal.may_have_records = await any_recorded(runtime)
+
+
+async def any_recorded(runtime: ServiceRuntime) -> bool:
+    """Whether a rebuild left recorded decisions to re-apply."""
+    tables = (m.recorded_routes, m.recorded_conversions, m.recorded_transfers)
     async with runtime.database.transaction() as session:
-        any_recorded = await session.scalar(select(m.recorded_routes.c.lead_id).limit(1))
-    context_of(runtime).journal.may_have_records = any_recorded is not None
+        for table in tables:
+            if await session.scalar(select(literal(1)).select_from(table).limit(1)):
+                return True
+    return False
 
 
 async def consume(runtime: ServiceRuntime) -> None:

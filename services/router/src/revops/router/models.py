@@ -212,6 +212,40 @@ recorded_routes = Table(
     Column("decision", JSON, nullable=False),
 )
 
+# Assign AE of each conversion (``lead.ae_assigned``), read back on a rebuild: an AE round
+# robin depends on the order conversions arrived in, so the recorded one is re-applied.
+# By the conversion event: on a rebuild its lead may not be routed yet when it is replayed.
+recorded_conversions = Table(
+    "recorded_conversions",
+    metadata,
+    Column("conversion_id", String(200), primary_key=True),
+    Column("assignment", JSON, nullable=False),
+)
+
+# Account owner changes (``account.transferred``) read back on a rebuild, by the change
+# that made them: which leads a transfer moves depends on when the change was applied
+# relative to the leads' routing, so the recorded moves are re-applied.
+recorded_transfers = Table(
+    "recorded_transfers",
+    metadata,
+    Column("change_id", String(200), primary_key=True),
+    _id("account_id", nullable=False, index=True),
+    _at("transferred_at", nullable=False),
+    Column("transfer", JSON, nullable=False),
+)
+
+# The moves of the recorded transfers, by lead: a lead routed on a rebuild takes its
+# recorded moves at once, whether its account's change was replayed before or after it.
+recorded_moves = Table(
+    "recorded_moves",
+    metadata,
+    _id("lead_id", primary_key=True),
+    Column("transferred_at", DateTime(timezone=True), primary_key=True),
+    _id("account_id", nullable=False),
+    _id("from_sdr_id"),
+    _id("to_sdr_id", nullable=False),
+)
+
 # How far the router has applied each partition of the topics it reads: written in the
 # batch's transaction, so every instance can tell what all of them have applied.
 applied_offsets = applied_offsets_table(metadata)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import Row, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from revops.events.catalogue import Envelope, LeadRoutedEvent, SourceRef, derived_event_id
+from revops.events.catalogue import Envelope, LeadRoutedEvent, derived_event_id
 from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import CLOSED_LEAD_STATUSES, RouterContext
@@ -44,7 +44,7 @@ from revops.router.domain.rules import (
 )
 from revops.router.domain.windows import utc_day
 from revops.router.journal import add_events, decision_events
-from revops.router.lead_changes import LeadChanges
+from revops.router.lead_changes import LeadChanges, lead_refs
 from revops.router.leads import NewPerson, RoutingBatch, decide, load_touches, match_email
 from revops.router.rotations import lock_queues, take_turn
 from revops.router.store import load_reps
@@ -232,8 +232,8 @@ async def _store(session: AsyncSession, ctx: RouterContext, changed: Sequence[_R
     for c in changed:
         events.extend(later_decision_events(_lead_of(c.row, c.person), c.match, c.decision))
         if c.decision.owner_id is not None:
-            for ref in _refs_of(c.row):
-                _writeback(changes, c.row.id, ref, c.decision.owner_id, c.person.occurred_at)
+            for ref in lead_refs(c.row.hubspot_id, c.row.salesforce_id):
+                changes.writeback(c.row.id, ref, c.decision.owner_id, c.person.occurred_at)
     await add_events(session, ctx, events)
     await changes.write(session)
 
@@ -270,28 +270,6 @@ def later_decision_events(lead: Lead, match: AccountMatch, decision: Decision) -
     return [routed.model_copy(update={"id": event_id, "payload": payload}), *others]
 
 
-def _writeback(
-    changes: LeadChanges, lead_id: str, ref: SourceRef, owner_id: str, at: datetime
-) -> None:
-    """``LeadChanges.writeback`` with an id of this decision: the id it gives is the same
-    for one owner, so giving a lead back to an earlier owner would be dropped as a repeat."""
-    already = len(changes.writebacks)
-    changes.writeback(lead_id, ref, owner_id)
-    for row in changes.writebacks[already:]:
-        row["event_id"] = derived_event_id(
-            "router", row["destination"], ref.object_id, owner_id, at.isoformat()
-        )
-
-
-def _refs_of(row: Row[Any]) -> list[SourceRef]:
-    refs = []
-    if row.hubspot_id:
-        refs.append(SourceRef(system="hubspot", object_type="contact", object_id=row.hubspot_id))
-    if row.salesforce_id:
-        refs.append(SourceRef(system="salesforce", object_type="Lead", object_id=row.salesforce_id))
-    return refs
-
-
 def _still_open() -> sa.ColumnElement[bool]:
     status = m.leads.c.status
     return or_(status.is_(None), func.lower(status).not_in(CLOSED_LEAD_STATUSES))
@@ -301,7 +279,7 @@ def _person_of(row: Row[Any], at: datetime) -> NewPerson:
     """The lead as the rules see a new one, as of ``at``: touches up to then count, and a
     turn is taken on that day."""
     # The rules look for touches on one CRM id: Salesforce's (activities name its leads).
-    refs = _refs_of(row)[::-1]
+    refs = lead_refs(row.hubspot_id, row.salesforce_id)[::-1]
     return NewPerson(
         row.source_event_id,
         row.email,

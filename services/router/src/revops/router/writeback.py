@@ -1,7 +1,9 @@
-"""Owner write-back to the CRM a lead came from, delivered from the outbox.
+"""Owner write-back to the CRMs, delivered from the outbox: a lead's owner (routed,
+re-routed, moved by a transfer) and a converted opportunity's AE.
 
-HubSpot: ``PATCH /crm/v3/objects/contacts/{id}`` with ``{"properties":
-{"hubspot_owner_id": ...}}``. Salesforce: ``PATCH /services/data/vXX.X/sobjects/Lead/{id}``
+HubSpot: ``PATCH /crm/v3/objects/contacts/{id}`` (a deal: ``.../deals/{id}``) with
+``{"properties": {"hubspot_owner_id": ...}}``. Salesforce:
+``PATCH /services/data/vXX.X/sobjects/Lead/{id}`` (an opportunity: ``.../Opportunity/{id}``)
 with ``{"OwnerId": ...}``. The outbox row names our rep; the rep's id in that CRM
 (``reps.hubspot_owner_id`` / ``reps.salesforce_user_id``) is read when the row is sent, so
 a rep whose CRM id is set later gets the next write-back right. A rep without one (or an
@@ -121,7 +123,9 @@ class CrmWriteback:
             raise WritebackError("HUBSPOT_TOKEN is not configured")
         owner = await self._crm_owner(body["owner_id"], "hubspot_owner_id")
         base = self._settings.hubspot_api_base.rstrip("/")
-        url = f"{base}/crm/v3/objects/contacts/{body['object_id']}"
+        # A converted opportunity's owner is the deal's; a lead's, the contact's.
+        kind = "deals" if body["object_type"].lower() in ("deal", "deals") else "contacts"
+        url = f"{base}/crm/v3/objects/{kind}/{body['object_id']}"
         response = await self._client.patch(
             url,
             json={"properties": {"hubspot_owner_id": owner}},
@@ -137,7 +141,9 @@ class CrmWriteback:
             raise WritebackError("SALESFORCE_INSTANCE_URL / SALESFORCE_TOKEN are not configured")
         owner = await self._crm_owner(body["owner_id"], "salesforce_user_id")
         version = self._settings.salesforce_api_version
-        url = f"{base.rstrip('/')}/services/data/{version}/sobjects/Lead/{body['object_id']}"
+        # A converted opportunity's owner is the Opportunity's; a lead's, the Lead's.
+        kind = "Opportunity" if body["object_type"].lower() == "opportunity" else "Lead"
+        url = f"{base.rstrip('/')}/services/data/{version}/sobjects/{kind}/{body['object_id']}"
         response = await self._client.patch(
             url,
             json={"OwnerId": owner},

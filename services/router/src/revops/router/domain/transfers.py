@@ -56,11 +56,24 @@ def transfer_account(
         kept = before if after is None else after
         return TransferOutcome(before, kept, (), (), "")
     moves = tuple(LeadMove(lead_id, before, after, at) for lead_id in sorted(open_lead_ids))
-    message = (
-        f"{account_label} moved from AE {previous_ae_id or '(none)'} to AE {new_ae_id} on "
-        f"{utc_day(at)}: SDR {before} hands {len(moves)} open lead(s) to SDR {after}"
-    )
+    message = transfer_message(account_label, previous_ae_id, new_ae_id, at, before, after, moves)
     return TransferOutcome(before, after, (before, after), moves, message)
+
+
+def transfer_message(
+    account_label: str,
+    previous_ae_id: str | None,
+    new_ae_id: str,
+    at: datetime,
+    from_sdr_id: str,
+    to_sdr_id: str,
+    moves: Sequence[object],
+) -> str:
+    """What both SDRs are told of a transfer."""
+    return (
+        f"{account_label} moved from AE {previous_ae_id or '(none)'} to AE {new_ae_id} on "
+        f"{utc_day(at)}: SDR {from_sdr_id} hands {len(moves)} open lead(s) to SDR {to_sdr_id}"
+    )
 
 
 def sao_credit(move: LeadMove, sao_created_at: datetime, policy: RoutingPolicy) -> str:
