@@ -22,6 +22,8 @@ TOKEN = "crm-test-token"
 class FakeCrm:
     hubspot_owner: dict[str, str] = field(default_factory=dict)
     salesforce_owner: dict[str, str] = field(default_factory=dict)
+    salesforce_opportunity_owner: dict[str, str] = field(default_factory=dict)
+    hubspot_deal_owner: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     call_times: dict[str, list[float]] = field(default_factory=dict)  # id -> monotonic
     rate_limit_first: set[str] = field(default_factory=set)  # ids answered 429 once
@@ -110,6 +112,26 @@ class FakeCrm:
                     "archived": False,
                 }
             )
+
+        @app.patch("/crm/v3/objects/deals/{deal_id}")
+        async def hubspot_deal(deal_id: str, request: Request) -> Response:
+            self.calls.append(("hubspot_deal", deal_id))
+            if not authorised(request):
+                return JSONResponse({"status": "error"}, status_code=401)
+            body: dict[str, Any] = await request.json()
+            self.hubspot_deal_owner[deal_id] = body["properties"]["hubspot_owner_id"]
+            return JSONResponse({"id": deal_id, "properties": body["properties"]})
+
+        @app.patch("/services/data/{version}/sobjects/Opportunity/{opportunity_id}")
+        async def salesforce_opportunity(
+            version: str, opportunity_id: str, request: Request
+        ) -> Response:
+            self.calls.append(("salesforce_opportunity", opportunity_id))
+            if not authorised(request):
+                return JSONResponse([{"errorCode": "INVALID_SESSION_ID"}], status_code=401)
+            body = await request.json()
+            self.salesforce_opportunity_owner[opportunity_id] = body["OwnerId"]
+            return Response(status_code=204)
 
         @app.patch("/services/data/{version}/sobjects/Lead/{lead_id}")
         async def salesforce_lead(version: str, lead_id: str, request: Request) -> Response:
