@@ -21,7 +21,7 @@ from revops.events import topics
 from revops.events.catalogue import Envelope
 from revops.events.codec import decode_event
 from revops.events.settings import KafkaSettings
-from revops.events.testing import create_topics, unique_prefix
+from revops.events.testing import create_topics, read_records, unique_prefix
 from revops.ingest.main import build_app
 from revops.ingest.settings import IngestSettings
 
@@ -228,3 +228,30 @@ async def test_unreachable_broker_is_503_within_2s_and_nothing_published(
 async def test_readyz_with_the_broker(client: httpx.AsyncClient) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"] == {"kafka": "ok"}
+
+
+async def test_a_new_lead_carries_the_crm_state_offsets_that_cover_every_change_before_it(
+    client: httpx.AsyncClient, kafka: KafkaSettings
+) -> None:
+    # CRM changes acknowledged first (people, opportunities), then a form and a sign-up.
+    await accepted(client, "/webhooks/hubspot", BATCH, lambda: Signer.hubspot(BATCH, HUBSPOT_URL))
+    await accepted(client, "/webhooks/salesforce/outbound", OUTBOUND, Signer.soap)
+    path = "/webhooks/hubspot/forms?form_type=demo_request"
+    await accepted(client, path, FORM, lambda: Signer.hubspot(FORM, BASE + path))
+    before = [
+        *await read_records(kafka, topics.PEOPLE.name(kafka.topic_prefix), 2),
+        *await read_records(kafka, topics.OPPORTUNITIES.name(kafka.topic_prefix), 2),
+    ]
+    [(_, form)] = distinct(await on_topic(kafka, topics.FORMS, expected=1))
+    offsets = form.state_offsets
+    assert offsets is not None
+    every_partition = {
+        f"{spec.name(kafka.topic_prefix)}:{p}"
+        for spec in topics.CRM_STATE
+        for p in range(spec.partitions)
+    }
+    assert set(offsets) == every_partition
+    for record in before:
+        assert record.offset < offsets[f"{record.topic}:{record.partition}"], record
+    # The CRM changes themselves carry none.
+    assert all(decode_event(r.value).state_offsets is None for r in before)

@@ -13,7 +13,7 @@ import pytest
 from revops.events.catalogue import Envelope
 from revops.events.producer import KafkaUnavailable
 from revops.ingest.domain.product import parse_signup
-from revops.ingest.publishing import Coalescer, KafkaGate
+from revops.ingest.publishing import Coalescer, KafkaGate, StateOffsets
 
 
 class SlowBroker:
@@ -105,3 +105,61 @@ async def test_coalesced_calls_are_capped_without_splitting_a_request() -> None:
     await asyncio.gather(*(coalescer.publish(EVENTS * n) for n in (3, 1, 2, 5, 1)))
     # 5 >= the cap: published at once, on its own; the others grouped up to 4.
     assert broker.calls == [5, 4, 3]
+
+
+async def turns(n: int) -> None:
+    """Let the event loop run ``n`` turns (no time passes)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+class Reads:
+    """A read of the end offsets that finishes when told: each read returns its number."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.release = asyncio.Event()
+
+    async def read(self) -> dict[str, int]:
+        self.started += 1
+        number = self.started
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.release.wait()
+        finally:
+            self.in_flight -= 1
+        return {"read": number}
+
+
+async def test_a_lead_never_takes_offsets_read_before_it_arrived_and_waiting_leads_share_one():
+    reads = Reads()
+    state = StateOffsets(reads.read)
+    first = asyncio.ensure_future(state.now())
+    await turns(5)  # the first read is on its way
+    assert reads.started == 1
+    later = [asyncio.ensure_future(state.now()) for _ in range(5)]
+    await turns(5)
+    assert reads.started == 1  # they wait for the next read, not this one
+    reads.release.set()
+    assert await first == {"read": 1}
+    assert [await f for f in later] == [{"read": 2}] * 5
+    assert reads.started == 2 and reads.most_in_flight == 1
+
+
+async def test_a_failed_read_fails_its_requests_and_the_next_request_reads_again():
+    calls = 0
+
+    async def read() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("broker away")
+        return {"t:0": 7}
+
+    state = StateOffsets(read)
+    with pytest.raises(OSError):
+        await state.now()
+    assert await state.now() == {"t:0": 7}

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from rep_helpers import create_reps
 from router_events import T0, account, form, touch
@@ -77,14 +78,29 @@ def stale(found: dict[str, dict[str, Any]]) -> list[str]:
     return wrong
 
 
-async def run_trials(kafka: KafkaSettings, instances: int) -> list[str]:
+async def state_offsets_now(kafka: KafkaSettings, reader: AIOKafkaConsumer) -> dict[str, int]:
+    """What ingest stamps on a new lead: the CRM state topics' end offsets, read now."""
+    names = [t.name(kafka.topic_prefix) for t in topics.CRM_STATE]
+    partitions = [
+        TopicPartition(name, p)
+        for name, spec in zip(names, topics.CRM_STATE, strict=True)
+        for p in range(spec.partitions)
+    ]
+    ends = await reader.end_offsets(partitions)
+    return {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
+
+
+async def run_trials(kafka: KafkaSettings, instances: int, *, stamped: bool = False) -> list[str]:
     """Each trial: an account and an SDR's task on it, acknowledged; then at once a form
-    from a person at that account. No pause anywhere."""
+    from a person at that account. No pause anywhere. ``stamped``: the form carries the
+    state offsets as ingest stamps them; else the router reads them itself."""
     settings = router_settings(kafka)
     await fresh_schema(SPEC, settings.resolved_database_url())
     async with Instances(settings, instances) as client:
         await create_reps(client, REPS)
         producer = EventProducer(kafka, client_id="trials")
+        reader = AIOKafkaConsumer(bootstrap_servers=kafka.kafka_bootstrap_servers)
+        await reader.start()
         try:
             for i in range(TRIALS):
                 at = T0 + timedelta(minutes=i)
@@ -94,9 +110,14 @@ async def run_trials(kafka: KafkaSettings, instances: int) -> list[str]:
                         touch("TASKER", at, account_id=f"001T{i}"),
                     ]
                 )
-                await producer.publish([form(f"buyer{i}@trial{i}.example", at)])
+                lead = form(f"buyer{i}@trial{i}.example", at)
+                if stamped:
+                    offsets = await state_offsets_now(kafka, reader)
+                    lead = lead.model_copy(update={"state_offsets": offsets})
+                await producer.publish([lead])
         finally:
             await producer.stop()
+            await reader.stop()
         return stale(await wait_for_leads(settings, TRIALS))
 
 
@@ -106,6 +127,18 @@ async def test_no_lead_is_routed_on_stale_crm_state_with_one_router(fresh_kafka:
 
 async def test_no_lead_is_routed_on_stale_crm_state_with_two_routers(fresh_kafka: KafkaSettings):
     assert await run_trials(fresh_kafka, instances=2) == []
+
+
+async def test_no_lead_stamped_as_ingest_stamps_it_is_routed_on_stale_state_one_router(
+    fresh_kafka: KafkaSettings,
+):
+    assert await run_trials(fresh_kafka, instances=1, stamped=True) == []
+
+
+async def test_no_lead_stamped_as_ingest_stamps_it_is_routed_on_stale_state_two_routers(
+    fresh_kafka: KafkaSettings,
+):
+    assert await run_trials(fresh_kafka, instances=2, stamped=True) == []
 
 
 def partition_of(event: Envelope, spec: topics.TopicSpec) -> int:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy import BigInteger, Integer, String, Table, bindparam, select
@@ -162,6 +163,40 @@ def applied_offsets_statement(table: Table) -> Any:
         index_elements=["topic", "partition"],
         set_={"next_offset": sa_func.greatest(table.c.next_offset, stmt.excluded.next_offset)},
     )
+
+
+# How long a batch may wait to read the state its events need (a fetch round trip or two).
+_READ_UP_TO_STATE_S = 0.1
+
+
+def _state_offsets_needed(batches: Mapping[TopicPartition, Sequence[Record]]) -> dict[str, int]:
+    """The highest state offset each partition has in the batch's events (only the records
+    that carry some are parsed)."""
+    needed: dict[str, int] = {}
+    for records in batches.values():
+        for record in records:
+            if record.value is None or b'"state_offsets":{' not in record.value:
+                continue
+            try:
+                offsets = orjson.loads(record.value).get("state_offsets") or {}
+            except orjson.JSONDecodeError:
+                continue  # the batch dead-letters it
+            for key, end in offsets.items():
+                if isinstance(end, int) and end > needed.get(key, 0):
+                    needed[key] = end
+    return needed
+
+
+async def _next_offset(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    batches: Mapping[TopicPartition, Sequence[Record]],
+) -> int:
+    """The offset after the batch's last record of ``tp``, else the consumer's position."""
+    records = batches.get(tp)
+    if records:
+        return int(records[-1].offset) + 1
+    return int(await consumer.position(tp))
 
 
 def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
@@ -307,7 +342,38 @@ class ConsumerRunner:
             poll.cancel()
             return {}
         result: dict[TopicPartition, list[Record]] = poll.result()
+        if result and self._offsets_statement is not None:
+            await self._read_up_to_state_offsets(consumer, result)
         return result
+
+    async def _read_up_to_state_offsets(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Record]]
+    ) -> None:
+        """Events that carry state offsets (a new lead, stamped by ingest) need every record
+        below them applied first. Of the partitions this consumer owns, read what the
+        fetch left out (the fetcher skips a partition while records of it wait in its
+        buffer) up to those offsets, into this batch: it applies them before the events
+        that need them, instead of holding those events until the next batch. Bounded in
+        time: what is not read by then is the next batch's."""
+        needed = _state_offsets_needed(batches)
+        if not needed:
+            return
+        deadline = time.monotonic() + _READ_UP_TO_STATE_S
+        try:
+            while True:
+                behind = []
+                for tp in consumer.assignment():
+                    end = needed.get(partition_key(tp.topic, tp.partition), 0)
+                    if end > 0 and end > await _next_offset(consumer, tp, batches):
+                        behind.append(tp)
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if not behind or left_ms <= 0:
+                    return
+                more = await consumer.getmany(*behind, timeout_ms=left_ms)
+                for tp, records in more.items():
+                    batches.setdefault(tp, []).extend(records)
+        except (IllegalStateError, KafkaError):  # a rebalance took them away: next batch
+            return
 
     # --- one batch -------------------------------------------------------------------
 

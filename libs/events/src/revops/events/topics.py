@@ -62,6 +62,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ROUTING,
     RENEWALS,
 )
+# The CRM state a lead's routing reads: a form or sign-up is routed once every record of
+# these that Kafka held when ingest accepted it is applied (the router's causal order).
+CRM_STATE: tuple[TopicSpec, ...] = (ROSTER, PEOPLE, ACCOUNTS, OPPORTUNITIES, ACTIVITIES)
 HISTORY_TOPICS: tuple[TopicSpec, ...] = tuple(t for t in ALL_TOPICS if t.history)
 
 # Dead letters are kept until an operator replays or discards them.

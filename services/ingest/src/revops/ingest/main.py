@@ -13,16 +13,19 @@ only add memory (about 92 MB each at rest).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 
 from fastapi import FastAPI
 
+from revops.events import topics
 from revops.events.logs import configure_logging
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
 from revops.ingest.api import build_router, document_bodies, serving_routes
-from revops.ingest.publishing import Coalescer, KafkaGate
+from revops.ingest.publishing import Coalescer, EndOffsetsReader, KafkaGate, StateOffsets
 from revops.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     producer = EventProducer(settings, client_id="ingest")
     gate = KafkaGate()
+    crm_state = [t.name(settings.topic_prefix) for t in topics.CRM_STATE]
+    offsets_reader = EndOffsetsReader(settings, crm_state)
 
     async def start_producer(app: FastAPI) -> None:
         try:
@@ -40,6 +45,10 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
             gate.down = True
             # Start anyway: /readyz says not ready and webhooks get 503 until Kafka is back.
             log.warning("kafka unavailable at startup; webhooks answer 503 until it is back")
+        else:
+            # Connected and the partitions looked up before the first form needs them.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(offsets_reader.read(), 5)
 
         # Everything built so far (FastAPI, pydantic schemas, the producer) lives as long
         # as the process: out of the collector's sight, every full collection is cheap.
@@ -49,6 +58,7 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
 
     async def stop_producer(app: FastAPI) -> None:
         await producer.stop()
+        await offsets_reader.stop()
 
     router = build_router(settings, gate)
     app = create_app(
@@ -63,6 +73,7 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     app.router.routes[:0] = serving_routes(router)
     app.state.producer = producer
     app.state.publisher = Coalescer(lambda: app.state.producer)
+    app.state.state_offsets = StateOffsets(offsets_reader.read)
     document_bodies(app)
     return app
 

@@ -1,14 +1,20 @@
 """Handing a request's events to Kafka: requests in flight at the same moment share one
-publish call, and while Kafka is unreachable one request at a time probes it."""
+publish call, and while Kafka is unreachable one request at a time probes it; a new lead
+carries the CRM state topics' end offsets as they were when it was accepted."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from revops.events import admin
 from revops.events.catalogue import Envelope
+from revops.events.consumer import partition_key
 from revops.events.producer import KafkaUnavailable
+from revops.events.settings import KafkaSettings
 
 
 class Publisher(Protocol):
@@ -117,3 +123,105 @@ class KafkaGate:
             self.down = False
         finally:
             self._probing = False
+
+
+class StateOffsets:
+    """The end offsets of the CRM state topics' partitions, stamped on a new lead so the
+    router can route it once every CRM change acknowledged before it is applied.
+
+    The offsets must be read after the request arrived (a change acknowledged just before
+    it is then below them), so a request never takes a read that was already on its way;
+    requests arriving while one is on its way share the next. At most one read is on its
+    way at a time: under a burst of forms, one Kafka round trip serves them all.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[dict[str, int]]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[dict[str, int]] | None = None  # not on its way yet
+        self._reading: asyncio.Task[None] | None = None
+
+    async def now(self) -> dict[str, int]:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(self._read_all())
+        return await asyncio.shield(self._next)
+
+    async def _read_all(self) -> None:
+        """Serve the waiting requests, one read each round, until nobody waits."""
+        try:
+            while self._next is not None:
+                serving, self._next = self._next, None
+                try:
+                    serving.set_result(await self._read())
+                except Exception as exc:
+                    serving.set_exception(exc)
+        finally:
+            self._reading = None
+
+
+class EndOffsetsReader:
+    """Reads the end offsets of some topics' partitions with a group-less consumer, started
+    on first use (Kafka may be away when ingest starts) and again after a failed start.
+    The topics' partitions are looked up again every ``PARTITIONS_MAX_AGE_S``: a partition
+    an operator adds is read from then on."""
+
+    PARTITIONS_MAX_AGE_S = 30.0
+
+    def __init__(self, settings: KafkaSettings, topic_names: Sequence[str]) -> None:
+        self._settings = settings
+        self._topic_names = list(topic_names)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._partitions: list[TopicPartition] = []
+        self._partitions_at = 0.0
+        self._looking_up: asyncio.Future[None] | None = None
+
+    async def read(self) -> dict[str, int]:
+        """``topic:partition`` -> end offset (read-committed) of every partition."""
+        consumer = await self._started()
+        if not self._partitions:
+            await self._look_up_partitions()
+        elif self._stale() and self._looking_up is None:
+            # Looked up beside the reads (an admin round trip): the last list serves.
+            self._looking_up = asyncio.ensure_future(self._look_up_partitions())
+        ends = await consumer.end_offsets(self._partitions)
+        return {partition_key(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
+    def _stale(self) -> bool:
+        age = asyncio.get_running_loop().time() - self._partitions_at
+        return age >= self.PARTITIONS_MAX_AGE_S
+
+    async def _look_up_partitions(self) -> None:
+        try:
+            self._partitions = await admin.partitions_of(
+                self._settings.kafka_bootstrap_servers, self._topic_names
+            )
+            self._partitions_at = asyncio.get_running_loop().time()
+        finally:
+            self._looking_up = None
+
+    async def _started(self) -> AIOKafkaConsumer:
+        async with self._lock:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                    client_id="ingest-offsets",
+                    group_id=None,
+                    enable_auto_commit=False,
+                    isolation_level="read_committed",
+                    request_timeout_ms=int(self._settings.kafka_publish_timeout_s * 1000),
+                    metadata_max_age_ms=30_000,
+                )
+                try:
+                    await consumer.start()
+                except BaseException:
+                    await consumer.stop()
+                    raise
+                self._consumer = consumer
+            return self._consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

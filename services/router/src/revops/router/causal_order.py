@@ -1,18 +1,21 @@
 """Causal order: a new lead is routed only with the CRM state that Kafka held when it came.
 
-Ingest acknowledges a CRM change (an account, a contact, an SDR's task, an opportunity)
-once Kafka holds it. A form or sign-up sent after that must be routed with the change
-applied, whatever order the router reads its topics in and however many router instances
-share them. So when a batch holds new leads, the router asks Kafka for the end offsets of
-its state topics' partitions: every acknowledged change is below them, and they are the
-leads' *watermark*. It compares them with how far the router's instances have applied
-each partition (``applied_offsets``, written in every batch's transaction, so it is the
-database's own truth). A lead whose watermark is met is routed in its batch; the others
-are held in ``held_leads`` (committed with the batch: nothing acknowledged is lost) and
-the held-leads loop routes them, oldest first, as soon as every instance has applied up to
-their watermark, or once the bound has passed (``CRM_STATE_WAIT_S``, 2 s by default: a
-stalled partition must not hold leads for ever), saying so in the lead's reason and in
-``revops_router_leads_held_total{outcome="bound"}``.
+Ingest acknowledges a CRM change (an account, a contact, an SDR's task, an opportunity, a
+rep change) once Kafka holds it. A form or sign-up sent after that must be routed with the
+change applied, whatever order the router reads its topics in and however many router
+instances share them. So every new lead has a *watermark*: the end offsets of the CRM
+state topics' partitions (``topics.CRM_STATE``) at a moment after it was sent, below which
+every change acknowledged before it lies. Ingest stamps them on the lead when it accepts
+the request (``Envelope.state_offsets``: the tightest watermark, nothing later to wait
+for); for a lead without them, the router asks Kafka when its batch is applied. The
+router compares the watermark with how far its instances have applied each partition
+(``applied_offsets``, written in every batch's transaction, so it is the database's own
+truth). A lead whose watermark is met is routed in its batch; the others are held in
+``held_leads`` (committed with the batch: nothing acknowledged is lost) and the
+held-leads loop of any instance routes them, oldest first, as soon as every instance has
+applied up to their watermark, or once the bound has passed (``CRM_STATE_WAIT_S``, 2 s by
+default: a stalled partition must not hold leads for ever), saying so in the lead's
+reason and in ``revops_router_leads_held_total{outcome="bound"}``.
 
 A lead whose decision is recorded (a rebuild re-applies it) never waits.
 """
@@ -40,13 +43,7 @@ from revops.router.leads import NewPerson, lead_id_for
 log = logging.getLogger(__name__)
 
 # The topics whose records are the state a routing decision reads.
-STATE_TOPICS = (
-    topics.ROSTER,
-    topics.PEOPLE,
-    topics.ACCOUNTS,
-    topics.OPPORTUNITIES,
-    topics.ACTIVITIES,
-)
+STATE_TOPICS = topics.CRM_STATE
 
 LEADS_HELD = Counter(
     "revops_router_leads_held_total",
@@ -95,20 +92,41 @@ async def leads_to_route_now(
     """
     if not people:
         return []
-    end_offsets = end_offsets_of(session)
     recorded = await _recorded(session, ctx, people)
     may_wait = [p for p in people if lead_id_for(p.email) not in recorded]
-    if end_offsets is None or not may_wait:
-        return list(people)  # outside a consumer's batch there is nothing to compare with
-    watermark = await end_offsets(state_topic_names(ctx))
-    missing = unmet(watermark, await applied_offsets(session, watermark))
+    watermarks = await _watermarks(session, ctx, may_wait)
+    if not watermarks:
+        return list(people)
+    applied = await applied_offsets(session, {k for w in watermarks.values() for k in w})
     behind = await _emails_held(session, [p.email for p in may_wait])
-    held = [p for p in may_wait if missing or p.email in behind]
+    held: list[tuple[NewPerson, Offsets]] = []
+    for person in may_wait:
+        watermark = watermarks.get(person.event_id)
+        if watermark is None:
+            continue
+        missing = unmet(watermark, applied)
+        if missing or person.email in behind:
+            held.append((person, missing or watermark))
     if not held:
         return list(people)
-    await _hold(session, held, missing or watermark)
-    held_ids = {p.event_id for p in held}
+    await _hold(session, held)
+    held_ids = {p.event_id for p, _ in held}
     return [p for p in people if p.event_id not in held_ids]
+
+
+async def _watermarks(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
+) -> dict[str, Offsets]:
+    """Each lead's watermark: the offsets ingest stamped on it when it accepted it (the
+    tightest: nothing later to wait for), else the end offsets now, one request for the
+    batch (outside a consumer's batch there are none: the lead is not held)."""
+    found = {p.event_id: dict(p.state_offsets) for p in people if p.state_offsets is not None}
+    unstamped = [p for p in people if p.state_offsets is None]
+    end_offsets = end_offsets_of(session)
+    if unstamped and end_offsets is not None:
+        now = await end_offsets(state_topic_names(ctx))
+        found.update({p.event_id: now for p in unstamped})
+    return found
 
 
 async def _recorded(
@@ -130,7 +148,7 @@ async def _emails_held(session: AsyncSession, emails: Sequence[str]) -> set[str]
     return {str(email) for email in rows.scalars()}
 
 
-async def _hold(session: AsyncSession, people: Sequence[NewPerson], watermark: Offsets) -> None:
+async def _hold(session: AsyncSession, held: Sequence[tuple[NewPerson, Offsets]]) -> None:
     now = await _database_now(session)
     await session.execute(
         pg_insert(m.held_leads).on_conflict_do_nothing(),
@@ -142,10 +160,10 @@ async def _hold(session: AsyncSession, people: Sequence[NewPerson], watermark: O
                 "watermark": watermark,
                 "held_since": now,
             }
-            for p in people
+            for p, watermark in held
         ],
     )
-    LEADS_HELD.labels("held").inc(len(people))
+    LEADS_HELD.labels("held").inc(len(held))
 
 
 async def release_held_leads(
@@ -219,6 +237,7 @@ def person_to_json(person: NewPerson) -> dict[str, Any]:
     fields["occurred_at"] = person.occurred_at.isoformat()
     ref = person.source_ref
     fields["source_ref"] = ref.model_dump(mode="json") if ref is not None else None
+    fields["state_offsets"] = None  # the held row's watermark says what is still needed
     return fields
 
 
