@@ -195,6 +195,7 @@ async def run_phase(
         return done
 
     cpu_before = system.cpu_seconds()
+    held_before = await held_leads(system)
     t0_wall = time.time()
     t0_perf = time.perf_counter()
     lag_task = asyncio.create_task(sample_lag(t0_wall))
@@ -225,6 +226,7 @@ async def run_phase(
     await lag_task
     drained_at = time.time() - t0_wall
     cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in system.cpu_seconds().items()}
+    held = {k: v - held_before.get(k, 0.0) for k, v in (await held_leads(system)).items()}
     await lag_reader.stop()
     seen = await commit_times(system.consumers, since=t0_wall - 5)
 
@@ -287,6 +289,9 @@ async def run_phase(
         "e2e": {k: pct(h) for k, h in e2e.items()},
         "e2e_unseen": dict(unseen),
         "lead_committed_before_2xx": early,
+        # Leads the router held for CRM state in this phase, by how they were released
+        # (empty for a version without causal order).
+        "router_leads_held": {k: int(v) for k, v in held.items()},
         "lag_max": lag_max,
         "consumer_events_per_s": consumer_rate,
         # Where the 2 cores went from the first send until every lag was 0: CPU seconds
@@ -301,6 +306,19 @@ async def run_phase(
         "e2e_timeline": e2e_timeline,
     }
     return result, first_n + count
+
+
+async def held_leads(system: System) -> dict[str, float]:
+    """revops_router_leads_held_total by outcome, summed over the router instances."""
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in system.urls("router"):
+            text = (await client.get(f"{url}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("revops_router_leads_held_total{"):
+                    outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                    out[outcome] = out.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:

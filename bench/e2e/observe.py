@@ -7,9 +7,13 @@ one query per table, as each service's own role, reads:
   router.leads (email)          -> "lead:<email>"      the routed lead
   <svc>.inbox (event_id)        -> "<svc>:<event id>"  the event applied by that service
 
-A lead's time is its creating transaction's, taken from the inbox row of the event that
-created it (leads.source_event_id, claimed in the same transaction): the lead's own xmin
-moves whenever a later event updates it, an inbox row is never updated.
+A lead's time is its creating transaction's: the lead's own xmin moves whenever a later
+event updates it, so it is read from rows that are never updated. A lead routed in its
+batch is created with the inbox row of its event (leads.source_event_id). A lead held for
+CRM state is created later, by the held-leads loop: then the turn it took (queue_turns,
+subject_id) was written in that transaction, and where it took none, the transaction's
+start (leads.routed_at), a few milliseconds before its commit, is the best there is. The
+latest of the three is the lead's time.
 
 The time is the one Postgres stamps on the commit record, just before the record is
 flushed; the rows become visible once the flush returns, a WAL fsync later.
@@ -29,9 +33,13 @@ QUERIES = {
         (
             "lead",
             """SELECT l.email,
-                      extract(epoch FROM pg_xact_commit_timestamp(coalesce(i.xmin, l.xmin)))
+                      extract(epoch FROM greatest(
+                          pg_xact_commit_timestamp(coalesce(i.xmin, l.xmin)),
+                          pg_xact_commit_timestamp(t.xmin),
+                          l.routed_at))
                  FROM router.leads l
                  LEFT JOIN router.inbox i ON i.event_id = l.source_event_id
+                 LEFT JOIN router.queue_turns t ON t.subject_id = l.id
                 WHERE l.routed_at >= to_timestamp($1)""",
         ),
     ],
