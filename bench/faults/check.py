@@ -243,6 +243,27 @@ async def _faults(
     await asyncio.sleep(5)
 
 
+async def until_no_lead_is_held(system: System, timeout_s: float) -> float | None:
+    """Seconds until the router holds no lead for CRM state (it routes one at the latest
+    after CRM_STATE_WAIT_S), None after ``timeout_s``; a version without held leads: 0."""
+    import asyncpg
+
+    started = time.monotonic()
+    conn = await asyncpg.connect("postgresql://router:router@127.0.0.1:5432/revops_bench")
+    try:
+        while time.monotonic() - started < timeout_s:
+            try:
+                held = await conn.fetchval("SELECT count(*) FROM router.held_leads")
+            except asyncpg.UndefinedTableError:
+                return 0.0
+            if held == 0:
+                return round(time.monotonic() - started, 1)
+            await asyncio.sleep(0.2)
+        return None
+    finally:
+        await conn.close()
+
+
 async def stored(system: System) -> dict[str, Any]:
     import asyncpg
 
@@ -471,6 +492,8 @@ async def main_async(args: argparse.Namespace) -> int:
         drained = await lag.until(0, args.recovery_timeout * 2)
         print(f"load stopped after {load_s:.0f} s; every lag 0 after {drained} s", flush=True)
         await asyncio.sleep(2)
+        held = await until_no_lead_is_held(system, timeout_s=30)
+        print(f"no lead held for CRM state after {held} s", flush=True)
         db = await stored(system)
         dlq = await dead_letters(system)
         result = verdict(rec, db, system.consumers, log)
