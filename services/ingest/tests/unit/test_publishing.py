@@ -163,3 +163,16 @@ async def test_a_failed_read_fails_its_requests_and_the_next_request_reads_again
     with pytest.raises(OSError):
         await state.now()
     assert await state.now() == {"t:0": 7}
+
+
+async def test_reads_start_at_most_once_per_gather_and_who_arrives_meanwhile_joins():
+    reads = Reads()
+    reads.release.set()
+    state = StateOffsets(reads.read, gather_s=0.05)
+    assert await state.now() == {"read": 1}
+    started = time.monotonic()
+    second = [asyncio.ensure_future(state.now()) for _ in range(3)]
+    await turns(5)
+    third = asyncio.ensure_future(state.now())  # arrives while the next read waits
+    assert [await f for f in [*second, third]] == [{"read": 2}] * 4
+    assert time.monotonic() - started >= 0.04

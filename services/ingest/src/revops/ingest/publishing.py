@@ -132,11 +132,16 @@ class StateOffsets:
     The offsets must be read after the request arrived (a change acknowledged just before
     it is then below them), so a request never takes a read that was already on its way;
     requests arriving while one is on its way share the next. At most one read is on its
-    way at a time: under a burst of forms, one Kafka round trip serves them all.
+    way at a time, and one starts at most every ``gather_s``: under a burst of forms, one
+    Kafka round trip serves them all.
     """
 
-    def __init__(self, read: Callable[[], Awaitable[dict[str, int]]]) -> None:
+    def __init__(
+        self, read: Callable[[], Awaitable[dict[str, int]]], gather_s: float = 0.0
+    ) -> None:
         self._read = read
+        self._gather_s = gather_s
+        self._last_read_at = -gather_s
         self._next: asyncio.Future[dict[str, int]] | None = None  # not on its way yet
         self._reading: asyncio.Task[None] | None = None
 
@@ -149,9 +154,14 @@ class StateOffsets:
 
     async def _read_all(self) -> None:
         """Serve the waiting requests, one read each round, until nobody waits."""
+        loop = asyncio.get_running_loop()
         try:
             while self._next is not None:
+                wait = self._last_read_at + self._gather_s - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # who arrives meanwhile joins this read
                 serving, self._next = self._next, None
+                self._last_read_at = loop.time()
                 try:
                     serving.set_result(await self._read())
                 except Exception as exc:

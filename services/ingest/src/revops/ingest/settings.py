@@ -48,6 +48,9 @@ class IngestSettings(KafkaSettings):
     # with 1.9 s, 113 of 1,534 answers took over 2 s on a CPU-starved machine (faults run).
     publish_deadline_s: float = Field(default=1.5, gt=0)
     retry_after_s: int = Field(default=1, ge=0)
+    # A new lead's CRM state offsets are read at most once per this many ms per worker:
+    # the new leads that arrive meanwhile share the next read (a Kafka round trip each).
+    state_offsets_gather_ms: int = Field(default=10, ge=0, le=1000)
 
     # --- HubSpot ---
     hubspot_client_secrets: list[SecretStr] = Field(
