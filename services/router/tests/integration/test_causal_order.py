@@ -78,7 +78,7 @@ def stale(found: dict[str, dict[str, Any]]) -> list[str]:
     return wrong
 
 
-async def state_offsets_now(kafka: KafkaSettings, reader: AIOKafkaConsumer) -> dict[str, int]:
+async def state_offsets_now(kafka: KafkaSettings, reader: AIOKafkaConsumer) -> dict[str, list[int]]:
     """What ingest stamps on a new lead: the CRM state topics' end offsets, read now."""
     names = [t.name(kafka.topic_prefix) for t in topics.CRM_STATE]
     partitions = [
@@ -87,7 +87,10 @@ async def state_offsets_now(kafka: KafkaSettings, reader: AIOKafkaConsumer) -> d
         for p in range(spec.partitions)
     ]
     ends = await reader.end_offsets(partitions)
-    return {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
+    return {
+        name: [ends[TopicPartition(name, p)] for p in range(spec.partitions)]
+        for name, spec in zip(names, topics.CRM_STATE, strict=True)
+    }
 
 
 async def run_trials(kafka: KafkaSettings, instances: int, *, stamped: bool = False) -> list[str]:

@@ -47,10 +47,6 @@ def as_utc(value: datetime) -> datetime:
 
 Email = Annotated[str, AfterValidator(normalise_email)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
-# "<topic>:<partition>", as revops.events.consumer.partition_key writes it.
-StateKey = Annotated[
-    str, Field(min_length=3, max_length=300, pattern=r"^[A-Za-z0-9._-]+:[0-9]{1,6}$")
-]
 
 
 class Model(BaseModel):
@@ -315,10 +311,17 @@ class Envelope(Model):
     received_at: UtcDatetime
     key: str = Field(min_length=1, max_length=500)
     # Set by ingest on a new lead (a form, a sign-up): the end offsets of the CRM state
-    # topics' partitions ("<topic>:<partition>" -> offset) when it accepted the request.
-    # Every CRM change acknowledged before is below them, so the router routes the lead
-    # once they are applied (topics.CRM_STATE). None: the router asks Kafka itself.
-    state_offsets: dict[StateKey, NonNegativeInt] | None = Field(default=None, max_length=1000)
+    # topics' partitions when it accepted the request (topic -> the end offset of each
+    # partition, by partition number). Every CRM change acknowledged before is below them,
+    # so the router routes the lead once they are applied (topics.CRM_STATE). None: the
+    # router asks Kafka itself.
+    state_offsets: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=249)],
+            Annotated[list[NonNegativeInt], Field(max_length=10_000)],
+        ]
+        | None
+    ) = Field(default=None, max_length=100)
 
     topic: ClassVar[TopicSpec]
 

@@ -69,6 +69,18 @@ def partition_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+def partition_offsets(state_offsets: Mapping[str, Sequence[Any]]) -> Offsets:
+    """An event's state offsets (topic -> each partition's end offset) by partition key;
+    entries that are not offsets are left out."""
+    return {
+        partition_key(topic, partition): end
+        for topic, ends in state_offsets.items()
+        if isinstance(ends, list | tuple)
+        for partition, end in enumerate(ends)
+        if isinstance(end, int) and end > 0
+    }
+
+
 def end_offsets_of(session: AsyncSession) -> EndOffsets | None:
     """The end offsets of the given topics' partitions, asked of Kafka now (read-committed:
     every acknowledged record is below them); None outside a consumer's batch."""
@@ -181,8 +193,8 @@ def _state_offsets_needed(batches: Mapping[TopicPartition, Sequence[Record]]) ->
                 offsets = orjson.loads(record.value).get("state_offsets") or {}
             except orjson.JSONDecodeError:
                 continue  # the batch dead-letters it
-            for key, end in offsets.items():
-                if isinstance(end, int) and end > needed.get(key, 0):
+            for key, end in partition_offsets(offsets).items():
+                if end > needed.get(key, 0):
                     needed[key] = end
     return needed
 

@@ -243,11 +243,16 @@ async def with_state_offsets(request: Request, events: list[Envelope]) -> list[E
     state: StateOffsets | None = getattr(request.app.state, "state_offsets", None)
     if state is None:
         return events
-    try:
-        offsets = await asyncio.wait_for(state.now(), _STATE_OFFSETS_WAIT_S)
-    except Exception as exc:  # the stamp only saves the router a wait: answer without it
-        log.warning("CRM state offsets not read: the router reads them", extra={"error": str(exc)})
+    read = state.next_read()
+    # asyncio.wait: no task per request, and a timeout leaves the shared read alone.
+    done, _ = await asyncio.wait((read,), timeout=_STATE_OFFSETS_WAIT_S)
+    error = read.exception() if done else TimeoutError("no answer in time")
+    if error is not None:  # the stamp only saves the router a wait: answer without it
+        log.warning(
+            "CRM state offsets not read: the router reads them", extra={"error": str(error)}
+        )
         return events
+    offsets = read.result()
     return [
         e.model_copy(update={"state_offsets": offsets}) if e.type in _NEW_LEADS else e
         for e in events

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from revops.events import admin
 from revops.events.catalogue import Envelope
-from revops.events.consumer import partition_key
 from revops.events.producer import KafkaUnavailable
 from revops.events.settings import KafkaSettings
 
@@ -125,6 +124,9 @@ class KafkaGate:
             self._probing = False
 
 
+StateOffsetsRead = Any  # what the read returns: topic -> each partition's end offset
+
+
 class StateOffsets:
     """The end offsets of the CRM state topics' partitions, stamped on a new lead so the
     router can route it once every CRM change acknowledged before it is applied.
@@ -137,20 +139,24 @@ class StateOffsets:
     """
 
     def __init__(
-        self, read: Callable[[], Awaitable[dict[str, int]]], gather_s: float = 0.0
+        self, read: Callable[[], Awaitable[StateOffsetsRead]], gather_s: float = 0.0
     ) -> None:
         self._read = read
         self._gather_s = gather_s
         self._last_read_at = -gather_s
-        self._next: asyncio.Future[dict[str, int]] | None = None  # not on its way yet
+        self._next: asyncio.Future[StateOffsetsRead] | None = None  # not on its way yet
         self._reading: asyncio.Task[None] | None = None
 
-    async def now(self) -> dict[str, int]:
+    def next_read(self) -> asyncio.Future[StateOffsetsRead]:
+        """The read that serves a request arriving now (shared: never cancel it)."""
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
             if self._reading is None:
                 self._reading = asyncio.ensure_future(self._read_all())
-        return await asyncio.shield(self._next)
+        return self._next
+
+    async def now(self) -> StateOffsetsRead:
+        return await asyncio.shield(self.next_read())
 
     async def _read_all(self) -> None:
         """Serve the waiting requests, one read each round, until nobody waits."""
@@ -187,8 +193,8 @@ class EndOffsetsReader:
         self._partitions_at = 0.0
         self._looking_up: asyncio.Future[None] | None = None
 
-    async def read(self) -> dict[str, int]:
-        """``topic:partition`` -> end offset (read-committed) of every partition."""
+    async def read(self) -> dict[str, list[int]]:
+        """Each topic's partitions' end offsets (read-committed), by partition number."""
         consumer = await self._started()
         if not self._partitions:
             await self._look_up_partitions()
@@ -196,7 +202,12 @@ class EndOffsetsReader:
             # Looked up beside the reads (an admin round trip): the last list serves.
             self._looking_up = asyncio.ensure_future(self._look_up_partitions())
         ends = await consumer.end_offsets(self._partitions)
-        return {partition_key(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        out: dict[str, list[int]] = {}
+        for tp in sorted(ends, key=lambda tp: (tp.topic, tp.partition)):
+            offsets = out.setdefault(tp.topic, [])
+            offsets.extend([0] * (tp.partition - len(offsets)))  # a partition not described
+            offsets.append(int(ends[tp]))
+        return out
 
     def _stale(self) -> bool:
         age = asyncio.get_running_loop().time() - self._partitions_at

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import topics
 from revops.events.catalogue import SourceRef
-from revops.events.consumer import Offsets, end_offsets_of, partition_key
+from revops.events.consumer import Offsets, end_offsets_of, partition_key, partition_offsets
 from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import RouterContext
@@ -120,7 +120,11 @@ async def _watermarks(
     """Each lead's watermark: the offsets ingest stamped on it when it accepted it (the
     tightest: nothing later to wait for), else the end offsets now, one request for the
     batch (outside a consumer's batch there are none: the lead is not held)."""
-    found = {p.event_id: dict(p.state_offsets) for p in people if p.state_offsets is not None}
+    found = {
+        p.event_id: partition_offsets(p.state_offsets)
+        for p in people
+        if p.state_offsets is not None
+    }
     unstamped = [p for p in people if p.state_offsets is None]
     end_offsets = end_offsets_of(session)
     if unstamped and end_offsets is not None:

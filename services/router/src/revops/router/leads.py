@@ -124,8 +124,9 @@ class NewPerson:
     created_by_id: str | None
     # Set when the lead was routed without the CRM state it waited for (the bound).
     waited: str | None = None
-    # The CRM state topics' end offsets when ingest accepted the lead (None: not known).
-    state_offsets: Mapping[str, int] | None = None
+    # The CRM state topics' end offsets when ingest accepted the lead, each topic's by
+    # partition number (None: not known).
+    state_offsets: Mapping[str, Sequence[int]] | None = None
 
 
 @dataclass
