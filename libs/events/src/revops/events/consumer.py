@@ -372,11 +372,12 @@ class ConsumerRunner:
             return
         deadline = time.monotonic() + _READ_UP_TO_STATE_S
         try:
+            owned = {partition_key(tp.topic, tp.partition): tp for tp in consumer.assignment()}
             while True:
                 behind = []
-                for tp in consumer.assignment():
-                    end = needed.get(partition_key(tp.topic, tp.partition), 0)
-                    if end > 0 and end > await _next_offset(consumer, tp, batches):
+                for key, end in needed.items():
+                    tp = owned.get(key)
+                    if tp is not None and end > await _next_offset(consumer, tp, batches):
                         behind.append(tp)
                 left_ms = int((deadline - time.monotonic()) * 1000)
                 if not behind or left_ms <= 0:

@@ -9,7 +9,6 @@ One bad event refuses the whole request: senders resend whole requests.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -43,7 +42,7 @@ from revops.ingest.domain.signatures import (
     verify_relay,
     verify_standard_webhook,
 )
-from revops.ingest.publishing import KafkaGate, StateOffsets
+from revops.ingest.publishing import KafkaGate
 from revops.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -230,39 +229,6 @@ def _secrets(values: Sequence[Any]) -> list[str]:
 Work = Callable[[Request, datetime], Awaitable[list[Envelope]]]
 
 
-_NEW_LEADS = ("form.submitted", "signup.created")
-
-
-async def with_state_offsets(request: Request, events: list[Envelope]) -> list[Envelope]:
-    """New leads stamped with the CRM state topics' end offsets as they are now (after the
-    request arrived): the router routes them once everything below is applied. Without
-    the offsets (Kafka slow to answer them) the router reads them itself, later: still
-    every change acknowledged before, and perhaps a few more to wait for."""
-    if not any(e.type in _NEW_LEADS for e in events):
-        return events
-    state: StateOffsets | None = getattr(request.app.state, "state_offsets", None)
-    if state is None:
-        return events
-    read = state.next_read()
-    # asyncio.wait: no task per request, and a timeout leaves the shared read alone.
-    done, _ = await asyncio.wait((read,), timeout=_STATE_OFFSETS_WAIT_S)
-    error = read.exception() if done else TimeoutError("no answer in time")
-    if error is not None:  # the stamp only saves the router a wait: answer without it
-        log.warning(
-            "CRM state offsets not read: the router reads them", extra={"error": str(error)}
-        )
-        return events
-    offsets = read.result()
-    return [
-        e.model_copy(update={"state_offsets": offsets}) if e.type in _NEW_LEADS else e
-        for e in events
-    ]
-
-
-# Well under the publish deadline: the offsets are worth little next to an answer in time.
-_STATE_OFFSETS_WAIT_S = 0.3
-
-
 class Webhooks:
     def __init__(self, settings: IngestSettings, gate: KafkaGate) -> None:
         self.settings = settings
@@ -302,7 +268,6 @@ class Webhooks:
                 )
                 return (failure or _json_failure)(status, exc.message, exc, request_id)
             try:
-                events = await with_state_offsets(request, events)
                 await self.gate.publish(
                     request.app.state.publisher, events, self.settings.publish_deadline_s
                 )

@@ -72,10 +72,8 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     )
     app.router.routes[:0] = serving_routes(router)
     app.state.producer = producer
-    app.state.publisher = Coalescer(lambda: app.state.producer)
-    app.state.state_offsets = StateOffsets(
-        offsets_reader.read, settings.state_offsets_gather_ms / 1000
-    )
+    state_offsets = StateOffsets(offsets_reader.read, settings.state_offsets_gather_ms / 1000)
+    app.state.publisher = Coalescer(lambda: app.state.producer, state_offsets=state_offsets)
     document_bodies(app)
     return app
 

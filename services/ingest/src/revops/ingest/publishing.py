@@ -5,6 +5,7 @@ carries the CRM state topics' end offsets as they were when it was accepted."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -14,6 +15,8 @@ from revops.events import admin
 from revops.events.catalogue import Envelope
 from revops.events.producer import KafkaUnavailable
 from revops.events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
@@ -30,8 +33,15 @@ class Coalescer:
     is unavailable (503), which is safe -- senders resend, and event ids are stable.
     """
 
-    def __init__(self, producer: Callable[[], Publisher], max_events: int = 100) -> None:
+    def __init__(
+        self,
+        producer: Callable[[], Publisher],
+        max_events: int = 100,
+        state_offsets: StateOffsets | None = None,
+    ) -> None:
         self._producer = producer  # looked up per call: tests swap the app's producer
+        # Read once per publish call, after every request in it arrived: new leads carry them.
+        self.state_offsets = state_offsets
         # A bigger call takes longer to acknowledge and, when it misses the publish
         # timeout, fails more requests at once; a request this big gains nothing from
         # company and is published on its own.
@@ -44,7 +54,7 @@ class Coalescer:
         if not events:
             return
         if len(events) >= self._max_events:
-            await self._producer().publish(events)
+            await self._send(events)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((events, done))
@@ -75,7 +85,7 @@ class Coalescer:
     async def _publish(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
         events = [event for request_events, _ in batch for event in request_events]
         try:
-            await self._producer().publish(events)
+            await self._send(events)
         except BaseException as exc:
             for _, done in batch:
                 if not done.done():
@@ -88,6 +98,39 @@ class Coalescer:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+    async def _send(self, events: Sequence[Envelope]) -> None:
+        if self.state_offsets is not None:
+            events = await with_state_offsets(self.state_offsets, events)
+        await self._producer().publish(events)
+
+
+NEW_LEADS = ("form.submitted", "signup.created")
+# Well under the publish deadline: the offsets are worth little next to an answer in time.
+STATE_OFFSETS_WAIT_S = 0.3
+
+
+async def with_state_offsets(state: StateOffsets, events: Sequence[Envelope]) -> Sequence[Envelope]:
+    """New leads stamped with the CRM state topics' end offsets as they are now (after
+    their requests arrived): the router routes them once everything below is applied.
+    Without the offsets (Kafka slow to answer them) the router reads them itself, later:
+    still every change acknowledged before, and perhaps a few more to wait for."""
+    if not any(e.type in NEW_LEADS for e in events):
+        return events
+    read = state.next_read()
+    # asyncio.wait: a timeout leaves the shared read alone.
+    done, _ = await asyncio.wait((read,), timeout=STATE_OFFSETS_WAIT_S)
+    error = read.exception() if done else TimeoutError("no answer in time")
+    if error is not None:  # the stamp only saves the router a wait: publish without it
+        log.warning(
+            "CRM state offsets not read: the router reads them", extra={"error": str(error)}
+        )
+        return events
+    offsets = read.result()
+    return [
+        e.model_copy(update={"state_offsets": offsets}) if e.type in NEW_LEADS else e
+        for e in events
+    ]
 
 
 class KafkaGate:

@@ -50,7 +50,7 @@ class IngestSettings(KafkaSettings):
     retry_after_s: int = Field(default=1, ge=0)
     # A new lead's CRM state offsets are read at most once per this many ms per worker:
     # the new leads that arrive meanwhile share the next read (a Kafka round trip each).
-    state_offsets_gather_ms: int = Field(default=10, ge=0, le=1000)
+    state_offsets_gather_ms: int = Field(default=25, ge=0, le=1000)
 
     # --- HubSpot ---
     hubspot_client_secrets: list[SecretStr] = Field(

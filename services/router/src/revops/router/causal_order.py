@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -97,8 +98,8 @@ async def leads_to_route_now(
     watermarks = await _watermarks(session, ctx, may_wait)
     if not watermarks:
         return list(people)
-    applied = await applied_offsets(session, {k for w in watermarks.values() for k in w})
-    behind = await _emails_held(session, [p.email for p in may_wait])
+    keys = {k for w in watermarks.values() for k in w}
+    applied, behind = await _applied_and_held(session, keys, [p.email for p in may_wait])
     held: list[tuple[NewPerson, Offsets]] = []
     for person in may_wait:
         watermark = watermarks.get(person.event_id)
@@ -145,11 +146,31 @@ async def _recorded(
     return {str(lead_id) for lead_id in rows.scalars()}
 
 
-async def _emails_held(session: AsyncSession, emails: Sequence[str]) -> set[str]:
-    rows = await session.execute(
-        select(m.held_leads.c.email).where(one_of(m.held_leads.c.email, sorted(emails)))
+async def _applied_and_held(
+    session: AsyncSession, keys: Iterable[str], emails: Sequence[str]
+) -> tuple[Offsets, set[str]]:
+    """In one round trip: how far the partitions ``keys`` name are applied, and which of
+    ``emails`` have a lead held."""
+    wanted = set(keys)
+    t, h = m.applied_offsets, m.held_leads
+    names = sorted({key.rsplit(":", 1)[0] for key in wanted})
+    offsets = select(
+        sa.literal("offset").label("kind"),
+        t.c.topic.label("name"),
+        t.c.partition.label("number"),
+        t.c.next_offset.label("value"),
+    ).where(one_of(t.c.topic, names))
+    held = select(sa.literal("held"), h.c.email, sa.literal(0), sa.literal(0, sa.BigInteger)).where(
+        one_of(h.c.email, sorted(emails))
     )
-    return {str(email) for email in rows.scalars()}
+    applied: Offsets = {}
+    behind: set[str] = set()
+    for kind, name, number, value in await session.execute(sa.union_all(offsets, held)):
+        if kind == "held":
+            behind.add(str(name))
+        elif (key := partition_key(str(name), int(number))) in wanted:
+            applied[key] = int(value)
+    return applied, behind
 
 
 async def _hold(session: AsyncSession, held: Sequence[tuple[NewPerson, Offsets]]) -> None:
