@@ -73,7 +73,10 @@ def build_app(settings: IngestSettings | None = None) -> FastAPI:
     app.router.routes[:0] = serving_routes(router)
     app.state.producer = producer
     state_offsets = StateOffsets(offsets_reader.read, settings.state_offsets_gather_ms / 1000)
-    app.state.publisher = Coalescer(lambda: app.state.producer, state_offsets=state_offsets)
+    app.state.publisher = Coalescer(
+        lambda: app.state.producer,
+        state_offsets=state_offsets if settings.stamp_state_offsets else None,
+    )
     document_bodies(app)
     return app
 

@@ -51,6 +51,9 @@ class IngestSettings(KafkaSettings):
     # A new lead's CRM state offsets are read at most once per this many ms per worker:
     # the new leads that arrive meanwhile share the next read (a Kafka round trip each).
     state_offsets_gather_ms: int = Field(default=25, ge=0, le=1000)
+    # Off: new leads go without state offsets (the router reads them itself when it
+    # routes, or routes at once with CRM_STATE_WAIT_S=0).
+    stamp_state_offsets: bool = True
 
     # --- HubSpot ---
     hubspot_client_secrets: list[SecretStr] = Field(

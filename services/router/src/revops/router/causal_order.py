@@ -91,8 +91,8 @@ async def leads_to_route_now(
     A lead also waits behind an earlier one of its email still held, so the first form
     makes the lead and a later one is its touchpoint, as without the wait.
     """
-    if not people:
-        return []
+    if not people or ctx.settings.crm_state_wait_s <= 0:
+        return list(people)  # 0: causal order turned off, every lead routed at once
     recorded = await _recorded(session, ctx, people)
     may_wait = [p for p in people if lead_id_for(p.email) not in recorded]
     watermarks = await _watermarks(session, ctx, may_wait)
