@@ -360,9 +360,10 @@ async def test_a_table_that_outgrew_its_statistics_is_analysed_beside_the_batche
         assert analysed_at is None, "analysed before the check point"
 
     async def analysed() -> None:
-        changed, analysed_at = await _statistics_of(database, "applied")
+        # Not "changed < 40": Postgres flushes other sessions' counts up to a second
+        # late, so an earlier test's rows may still land in n_mod_since_analyze.
+        _, analysed_at = await _statistics_of(database, "applied")
         assert analysed_at is not None
-        assert changed < 40
 
     producer = EventProducer(settings)
     r = runner(settings, database, producer)
