@@ -442,7 +442,27 @@ async def load_routing_batch(
     batch = RoutingBatch(existing, {}, {}, {}, {}, {}, {}, [])
     if not fresh:
         return batch
-    domains = sorted({d for p in fresh for d in candidate_domains(email_domain(p.email) or "")})
+    lead_ids = [lead_id_for(p.email) for p in fresh]
+    if ctx.journal.may_have_records:
+        await load_recorded(session, lead_ids, batch)
+    caps = any(rep.daily_cap is not None for rep in await load_reps(session))
+    await load_routing_state(session, ctx, fresh, batch, day_counts=caps)
+    return batch
+
+
+async def load_routing_state(
+    session: AsyncSession,
+    ctx: RouterContext,
+    people: Sequence[NewPerson],
+    batch: RoutingBatch,
+    *,
+    day_counts: bool = True,
+) -> None:
+    """What the rules read to decide for ``people``, into ``batch``: the accounts their
+    domains match, those accounts' open opportunities, the touches, and (``day_counts``:
+    only caps need them) each rotation's turns on their days."""
+    emails = sorted({p.email for p in people})
+    domains = sorted({d for p in people for d in candidate_domains(email_domain(p.email) or "")})
     if domains:
         # The accounts come with their domains (outer join: a domain whose account row is
         # missing still matches, as an account nobody knows more about).
@@ -478,20 +498,16 @@ async def load_routing_batch(
             batch.opportunities.setdefault(r.account_id, []).append(
                 Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
             )
-    lead_ids = [lead_id_for(p.email) for p in fresh]
-    if ctx.journal.may_have_records:
-        await load_recorded(session, lead_ids, batch)
-    await load_touches(session, ctx, fresh, emails, account_ids, batch)
-    if not any(rep.daily_cap is not None for rep in await load_reps(session)):
-        return batch  # the day's counts only matter to caps
-    days = sorted({utc_day(p.occurred_at) for p in fresh})
+    await load_touches(session, ctx, people, emails, account_ids, batch)
+    if not day_counts:
+        return
+    days = sorted({utc_day(p.occurred_at) for p in people})
     for queue, day, rep_id, n in await session.execute(
         select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
         .where(one_of(m.queue_turns.c.day, days))
         .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
     ):
         batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
-    return batch
 
 
 async def load_recorded(

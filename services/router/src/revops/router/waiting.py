@@ -29,15 +29,13 @@ from revops.events.catalogue import Envelope, LeadRoutedEvent, derived_event_id
 from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import CLOSED_LEAD_STATUSES, RouterContext
-from revops.router.domain.matching import AccountMatch, candidate_domains, email_domain
+from revops.router.domain.matching import AccountMatch, email_domain
 from revops.router.domain.reps import REGIONS, Region, Rep
 from revops.router.domain.rotation import Member
 from revops.router.domain.rules import (
     UNASSIGNED_QUEUE,
-    Account,
     Decision,
     Lead,
-    Opportunity,
     RuleName,
     inbound_queue,
     queue_of_lead,
@@ -45,7 +43,7 @@ from revops.router.domain.rules import (
 from revops.router.domain.windows import utc_day
 from revops.router.journal import add_events, decision_events
 from revops.router.lead_changes import LeadChanges, lead_refs
-from revops.router.leads import NewPerson, RoutingBatch, decide, load_touches, match_email
+from revops.router.leads import NewPerson, RoutingBatch, decide, load_routing_state, match_email
 from revops.router.rotations import lock_queues, take_turn
 from revops.router.store import load_reps
 
@@ -156,7 +154,7 @@ async def reroute_rows(
     if not rows:
         return []
     people = [_person_of(row, max(at, row.created_at)) for row in rows]
-    batch = await load_routing_state(session, ctx, people)
+    batch = await load_routing_state_of(session, ctx, people)
     reps_in_order = await load_reps(session)
     needed: set[str] = set()
     for row, person in zip(rows, people, strict=True):
@@ -304,56 +302,13 @@ def _lead_of(row: Row[Any], person: NewPerson) -> Lead:
     )
 
 
-async def load_routing_state(
+async def load_routing_state_of(
     session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
 ) -> RoutingBatch:
-    """What ``consumer._decide`` needs for leads that already exist: ``load_routing_batch`` loads
-    it only for new ones (its accounts, open opportunities, touches and day counts,
-    without the recorded decisions, which only a rebuild's new leads use)."""
+    """What the rules read to decide for leads that already exist (``load_routing_batch``
+    loads it only for new ones), without the recorded decisions, which only a rebuild's
+    new leads use."""
     batch = RoutingBatch({}, {}, {}, {}, {}, {}, {}, [])
-    if not people:
-        return batch
-    emails = sorted({p.email for p in people})
-    domains = sorted({d for p in people for d in candidate_domains(email_domain(p.email) or "")})
-    if domains:
-        rows = await session.execute(
-            select(
-                m.account_domains.c.domain,
-                m.account_domains.c.account_id,
-                m.accounts.c.id,
-                m.accounts.c.name,
-                m.accounts.c.region,
-                m.accounts.c.owner_id,
-            )
-            .select_from(
-                m.account_domains.outerjoin(
-                    m.accounts, m.accounts.c.id == m.account_domains.c.account_id
-                )
-            )
-            .where(one_of(m.account_domains.c.domain, domains))
-        )
-        for domain, account_id, known, name, region, owner_id in rows:
-            batch.domain_owners.setdefault(str(domain), []).append(str(account_id))
-            if known is not None:
-                in_region = next((r for r in REGIONS if r == region), None)
-                batch.accounts[known] = Account(known, name or "", in_region, owner_id)
-    account_ids = sorted({a for ids in batch.domain_owners.values() for a in ids})
-    if account_ids:
-        for r in await session.execute(
-            select(m.opportunities).where(
-                one_of(m.opportunities.c.account_id, account_ids),
-                m.opportunities.c.is_closed.is_(False),
-            )
-        ):
-            batch.opportunities.setdefault(r.account_id, []).append(
-                Opportunity(r.id, r.account_id, r.owner_id, r.is_closed, r.created_at, r.close_date)
-            )
-    await load_touches(session, ctx, people, emails, account_ids, batch)
-    days = sorted({utc_day(p.occurred_at) for p in people})
-    for queue, day, rep_id, n in await session.execute(
-        select(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id, func.count())
-        .where(one_of(m.queue_turns.c.day, days))
-        .group_by(m.queue_turns.c.queue, m.queue_turns.c.day, m.queue_turns.c.rep_id)
-    ):
-        batch.counts.setdefault((str(queue), day), {})[str(rep_id)] = int(n)
+    if people:
+        await load_routing_state(session, ctx, people, batch)
     return batch
