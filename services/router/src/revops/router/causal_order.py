@@ -43,8 +43,6 @@ from revops.router.leads import NewPerson, lead_id_for
 
 log = logging.getLogger(__name__)
 
-# The topics whose records are the state a routing decision reads.
-STATE_TOPICS = topics.CRM_STATE
 
 LEADS_HELD = Counter(
     "revops_router_leads_held_total",
@@ -65,21 +63,13 @@ def unmet(watermark: Mapping[str, int], applied: Mapping[str, int]) -> dict[str,
 
 
 def state_topic_names(ctx: RouterContext) -> list[str]:
-    return [t.name(ctx.prefix) for t in STATE_TOPICS]
+    return [t.name(ctx.prefix) for t in topics.CRM_STATE]
 
 
 async def applied_offsets(session: AsyncSession, keys: Iterable[str]) -> Offsets:
     """How far the router's instances have applied the partitions ``keys`` name."""
-    wanted = set(keys)
-    names = sorted({key.rsplit(":", 1)[0] for key in wanted})
-    if not names:
-        return {}
-    t = m.applied_offsets
-    rows = await session.execute(
-        select(t.c.topic, t.c.partition, t.c.next_offset).where(one_of(t.c.topic, names))
-    )
-    found = {partition_key(str(a), int(b)): int(c) for a, b, c in rows}
-    return {key: offset for key, offset in found.items() if key in wanted}
+    applied, _ = await _applied_and_held(session, keys, [])
+    return applied
 
 
 async def leads_to_route_now(

@@ -180,15 +180,21 @@ touchpoints = Table(
     _at("at", nullable=False),
 )
 
-lead_moves = Table(
-    "lead_moves",
-    metadata,
-    _id("lead_id", primary_key=True),
-    Column("transferred_at", DateTime(timezone=True), primary_key=True),
-    _id("account_id", nullable=False),
-    _id("from_sdr_id"),
-    _id("to_sdr_id", nullable=False),
-)
+
+def _moves(name: str) -> Table:
+    """Leads moved to another SDR by an account's owner change, one row per move."""
+    return Table(
+        name,
+        metadata,
+        _id("lead_id", primary_key=True),
+        Column("transferred_at", DateTime(timezone=True), primary_key=True),
+        _id("account_id", nullable=False),
+        _id("from_sdr_id"),
+        _id("to_sdr_id", nullable=False),
+    )
+
+
+lead_moves = _moves("lead_moves")
 
 conversions = Table(
     "conversions",
@@ -236,15 +242,7 @@ recorded_transfers = Table(
 
 # The moves of the recorded transfers, by lead: a lead routed on a rebuild takes its
 # recorded moves at once, whether its account's change was replayed before or after it.
-recorded_moves = Table(
-    "recorded_moves",
-    metadata,
-    _id("lead_id", primary_key=True),
-    Column("transferred_at", DateTime(timezone=True), primary_key=True),
-    _id("account_id", nullable=False),
-    _id("from_sdr_id"),
-    _id("to_sdr_id", nullable=False),
-)
+recorded_moves = _moves("recorded_moves")
 
 # How far the router has applied each partition of the topics it reads: written in the
 # batch's transaction, so every instance can tell what all of them have applied.
