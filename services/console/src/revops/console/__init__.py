@@ -1,0 +1,1 @@
+"""The web console: what the services know, for people, read through their APIs."""
