@@ -8,6 +8,7 @@ inbox rows and the outbox rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from revops.events.catalogue import (
 from revops.events.consumer import BatchHandler, Handler
 from revops.router.accounts import on_accounts_changed
 from revops.router.activities import on_activities
-from revops.router.causal_order import leads_to_route_now
+from revops.router.causal_order import leads_to_route_now, release_held_leads
 from revops.router.context import RouterContext
 from revops.router.conversions import make_handler
 from revops.router.leads import NewPerson, new_person_of, route_new_people
@@ -96,12 +97,23 @@ def make_event_handler(ctx: RouterContext) -> Handler:
 async def route_new_leads(
     session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson]
 ) -> None:
-    """Forms and sign-ups: routed now if the CRM state they may need is applied, else held."""
+    """Forms and sign-ups: routed now if the CRM state they may need is applied, else held.
+    Held leads whose state is applied now go first (they are older), in this transaction."""
+    released = await _held_leads_released(session, ctx)
     now = await leads_to_route_now(session, ctx, people)
     if len(now) < len(people):
         ctx.held_leads.expect()
-    if now:
-        await route_new_people(session, ctx, now)
+    if released or now:
+        await route_new_people(session, ctx, [*released, *now])
+
+
+async def _held_leads_released(session: AsyncSession, ctx: RouterContext) -> list[NewPerson]:
+    if ctx.settings.crm_state_wait_s <= 0 or not ctx.held_leads.batch_should_look():
+        return []
+    bound = timedelta(seconds=ctx.settings.crm_state_wait_s)
+    released = await release_held_leads(session, ctx, bound)
+    ctx.held_leads.batch_looked(some_held=released is not None)
+    return released or []
 
 
 async def apply_run(

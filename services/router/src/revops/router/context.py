@@ -30,24 +30,46 @@ class Journal:
 
 
 class HeldLeadsPace:
-    """When the held-leads loop looks again: every ``poll`` while leads are held or this
-    instance has just held some (its batch may not have committed yet when it says so),
-    every ``idle`` otherwise (another instance may have stopped with leads held)."""
+    """Who routes held leads, and when the held-leads loop looks again.
 
-    def __init__(self, poll: float = 0.02, idle: float = 1.0) -> None:
+    While batches of new leads flow, each batch routes the held leads whose state is
+    applied, with its own leads, in its own transaction: a held lead costs no transaction
+    of its own. The loop is for the quiet moments: every ``poll`` while leads are held or
+    this instance has just held some (its batch may not have committed yet), every
+    ``idle`` otherwise (another instance may have stopped with leads held), and every
+    ``batch_window`` while batches look for themselves."""
+
+    def __init__(self, poll: float = 0.02, idle: float = 1.0, batch_window: float = 0.1) -> None:
         self.poll = poll
         self.idle = idle
+        self.batch_window = batch_window
         self._expect_until = 0.0
+        self._batch_looked_at = -batch_window
+        self._some_held = True  # until a look finds none: another instance may hold some
 
     def expect(self) -> None:
         """This instance holds leads: look often for the next second."""
         self._expect_until = time.monotonic() + 1.0
+        self._some_held = True
+
+    def batch_should_look(self) -> bool:
+        """Whether a batch of new leads should release held leads first."""
+        return self._some_held or time.monotonic() < self._expect_until
+
+    def batch_looked(self, some_held: bool) -> None:
+        self._batch_looked_at = time.monotonic()
+        self._some_held = some_held
 
     async def sleep(self, some_held: bool, stopping: asyncio.Event) -> None:
-        """Until the next pass, or until ``stopping`` is set."""
-        often = some_held or time.monotonic() < self._expect_until
+        """Until the loop's next pass, or until ``stopping`` is set."""
+        now = time.monotonic()
+        self._some_held = some_held or now < self._expect_until
+        if now - self._batch_looked_at < self.batch_window:
+            delay = self.batch_window
+        else:
+            delay = self.poll if self._some_held else self.idle
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), self.poll if often else self.idle)
+            await asyncio.wait_for(stopping.wait(), delay)
 
 
 @dataclass(frozen=True)
