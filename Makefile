@@ -30,13 +30,13 @@ compose-check: ## validate docker-compose.yml (no container engine needed)
 	uv run --frozen pytest -q tests/test_compose.py
 
 .PHONY: up
-up: ## start Kafka, Postgres and the four services in the background, then run the demo
+up: ## start Kafka, Postgres, the four services and the console in the background, then run the demo
 	deploy/local/infra.sh up
 	deploy/local/services.sh start
 	uv run --frozen python deploy/local/demo.py
 
 .PHONY: down
-down: ## stop the four services, then Kafka and Postgres
+down: ## stop the console and the four services, then Kafka and Postgres
 	deploy/local/services.sh stop
 	deploy/local/infra.sh down
 

@@ -147,3 +147,20 @@ def test_each_dockerfile_installs_only_its_package_and_runs_unprivileged(name: s
     assert f"uv sync --frozen --no-dev --package revops-{name}" in text
     assert "\nUSER " in text and "\nUSER root" not in text
     assert f'CMD ["revops-{name}"]' in text
+
+
+def test_the_console_is_built_published_and_reads_the_services_by_name() -> None:
+    console = service("console")
+    assert console["build"]["dockerfile"] == "services/console/Dockerfile"
+    assert console["command"] == ["revops-console"]
+    assert ("127.0.0.1", 8004, 8004) in published_ports(console)
+    assert "127.0.0.1:8004/healthz" in healthcheck_text(console)
+    env = console["environment"]
+    for name, port in APP_PORTS.items():
+        assert env[f"{name.upper()}_URL"] == f"http://{name}:{port}"
+        assert name in console["depends_on"]
+    # It reads APIs only: no database and no broker to reach.
+    assert "DATABASE_URL" not in env and "KAFKA_BOOTSTRAP_SERVERS" not in env
+    text = (ROOT / "services" / "console" / "Dockerfile").read_text()
+    assert "uv sync --frozen --no-dev --package revops-console" in text
+    assert "\nUSER " in text and "\nUSER root" not in text

@@ -4,6 +4,7 @@
 #   - PostgreSQL (the services' database),
 #   - docker-compose (Debian's v1: validates docker-compose.yml without an engine;
 #     skipped when the `docker compose` plugin works),
+#   - chromium (Debian's: the console's browser tests drive it; nothing downloads one),
 #   - uv (from PyPI), then the Python workspace (`uv sync`).
 # Idempotent; on a machine that has everything it prints one line and takes ~1 s.
 #   deploy/local/bootstrap.sh
@@ -19,6 +20,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || m
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   missing+=(docker-compose)
 fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -41,5 +43,6 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 # --frozen: install exactly uv.lock, never rewrite it (several people edit pyprojects).
-(cd "$ROOT" && uv sync --frozen --quiet) || die "uv sync failed (see above)"
-say "bootstrap: java, mvn, postgresql, $(command -v docker-compose >/dev/null && echo docker-compose || echo 'docker compose'), uv and the workspace are installed"
+# Playwright (the browser tests' driver) never fetches a browser: it drives chromium.
+(cd "$ROOT" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 uv sync --frozen --quiet) || die "uv sync failed (see above)"
+say "bootstrap: java, mvn, postgresql, $(command -v docker-compose >/dev/null && echo docker-compose || echo 'docker compose'), chromium, uv and the workspace are installed"

@@ -32,6 +32,7 @@ INGEST = os.environ.get("INGEST_URL", "http://127.0.0.1:8000")
 ROUTER = os.environ.get("ROUTER_URL", "http://127.0.0.1:8001")
 ATTRIBUTION = os.environ.get("ATTRIBUTION_URL", "http://127.0.0.1:8002")
 RENEWALS = os.environ.get("RENEWALS_URL", "http://127.0.0.1:8003")
+CONSOLE = os.environ.get("CONSOLE_URL", "http://127.0.0.1:8004")
 TOKEN = {"Authorization": f"Bearer {os.environ.get('API_TOKEN', 'dev-admin-token')}"}
 HUBSPOT_SECRET = "dev-hubspot-secret"
 RELAY_SECRET = "dev-salesforce-events-secret"
@@ -410,6 +411,10 @@ def main() -> int:
     print(
         "\n\033[32mAll four services answered.\033[0m Try: uv run revops lag; "
         "open http://127.0.0.1:8001/docs; make down to stop."
+    )
+    print(
+        f"The console: {CONSOLE} (sign in with the admin token, API_TOKEN, "
+        "dev-admin-token unless you set your own)"
     )
     return 0
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Start, stop or show the four services on this machine, in the background.
+# Start, stop or show the four services and the web console on this machine, in the
+# background.
 #   deploy/local/services.sh start|stop|status
-# Each service is one process (its API and its consumer); logs in .state/logs/<svc>.log.
+# Each service is one process (its API and its consumer), the console one more (it reads
+# the services' APIs); logs in .state/logs/<svc>.log.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE="$ROOT/.state"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
-SERVICES=(ingest:8000 router:8001 attribution:8002 renewals:8003)
+SERVICES=(ingest:8000 router:8001 attribution:8002 renewals:8003 console:8004)
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-90}"
 
 mkdir -p "$RUN" "$LOGS"

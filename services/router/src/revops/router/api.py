@@ -275,8 +275,12 @@ async def list_leads(
     owner_id: StoredText | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
+    newest_first: bool = False,
 ) -> list[LeadOut]:
-    query = select(m.leads).order_by(m.leads.c.created_at, m.leads.c.id).limit(limit).offset(offset)
+    """Leads by the time they arrived, the oldest first unless ``newest_first``."""
+    columns = (m.leads.c.created_at, m.leads.c.id)
+    order = [c.desc() if newest_first else c.asc() for c in columns]
+    query = select(m.leads).order_by(*order).limit(limit).offset(offset)
     if email:
         query = query.where(m.leads.c.email == email.strip().lower())
     if rule:

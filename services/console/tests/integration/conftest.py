@@ -1,0 +1,76 @@
+"""The console's tests run against the whole system as processes: the four services
+(each its real consumer, its schema in the test database, on a topic prefix of the
+module's own) and the console on free ports, then the demo's data and a few weeks of
+forecast."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from revops.attribution.main import SPEC as ATTRIBUTION_SPEC
+from revops.events.settings import KafkaSettings
+from revops.events.testing import (
+    create_topics,
+    database_url_for_tests,
+    fresh_schema,
+    unique_prefix,
+)
+from revops.renewals.main import SPEC as RENEWALS_SPEC
+from revops.router.main import SPEC as ROUTER_SPEC
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import console_seed as seed
+from console_system import SERVICES, Processes, System, free_port, poll
+
+CONSUMERS = {"router": ROUTER_SPEC, "attribution": ATTRIBUTION_SPEC, "renewals": RENEWALS_SPEC}
+
+
+@pytest.fixture(scope="module")
+def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    prefix = unique_prefix()
+    asyncio.run(create_topics(KafkaSettings(topic_prefix=prefix)))
+    for name, spec in CONSUMERS.items():
+        asyncio.run(fresh_schema(spec, database_url_for_tests(name)))
+    ports = {name: free_port() for name in SERVICES}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    processes = Processes(tmp_path_factory.mktemp("console-system"))
+    base = {**os.environ, "TOPIC_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
+    try:
+        for name in SERVICES:
+            env = {**base, "HTTP_PORT": str(ports[name])}
+            if name in CONSUMERS:
+                env["DATABASE_URL"] = database_url_for_tests(name)
+            if name == "ingest":
+                env["HTTP_WORKERS"] = "1"
+            if name == "renewals":
+                env["SCHEDULER_ENABLED"] = "false"  # the tests' snapshots only
+            if name == "console":
+                env.update({f"{s.upper()}_URL": urls[s] for s in SERVICES if s != "console"})
+            processes.start(name, env)
+        for name in SERVICES:
+            processes.wait_ready(name, urls[name])
+        system = System(urls=urls, prefix=prefix)
+        system.demo_output = seed.run_demo(urls)
+        system.open_deals = seed.send_open_deals(urls["ingest"], seed.now())
+        for deal in system.open_deals:
+            poll(
+                lambda d=deal: _at_proposal(system, d),
+                timeout_s=60,
+                what=f"renewals applied {deal}",
+            )
+        system.snapshots = seed.take_snapshots(urls["renewals"], seed.now())
+        yield system
+    finally:
+        processes.stop_all()
+
+
+def _at_proposal(system: System, deal: str) -> None:
+    opportunity = system.api("renewals", f"/opportunities/{deal}")
+    assert opportunity["stage"] == "3 - Proposal", opportunity
