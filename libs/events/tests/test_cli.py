@@ -38,12 +38,6 @@ def test_topics_ensure_creates_every_topic_once_and_lag_reads_them(infra, monkey
         asyncio.run(admin.delete_topics_with_prefix("127.0.0.1:9092", prefix))
 
 
-def test_reset_refuses_without_confirmation():
-    result = runner.invoke(app, ["reset", "router"])
-    assert result.exit_code != 0
-    assert "--yes" in result.output
-
-
 def test_outbox_retry_puts_failed_rows_back_in_the_queue(infra, monkeypatch):
     import asyncio
 

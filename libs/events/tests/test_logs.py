@@ -1,7 +1,17 @@
 import json
 import logging
+from datetime import UTC, datetime
+
+import httpx
+from fastapi import FastAPI
 
 from revops.events.logs import configure_logging, event_context
+from revops.events.service import create_app
+from revops.events.settings import KafkaSettings
+
+
+def lines_of(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def test_log_lines_are_json_with_the_service_and_the_event_id(capsys):
@@ -10,9 +20,72 @@ def test_log_lines_are_json_with_the_service_and_the_event_id(capsys):
     with event_context("evt-42"):
         log.info("lead routed", extra={"rule": "round_robin"})
     log.info("between events")
-    first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    captured = capsys.readouterr()
+    assert captured.err == ""  # stdout only
+    first, second = lines_of(captured.out)
     assert first["event_id"] == "evt-42"
     assert first["service"] == "router"
     assert first["rule"] == "round_robin"
     assert first["message"] == "lead routed"
     assert "event_id" not in second
+
+
+def test_times_are_rfc3339_in_utc(capsys):
+    configure_logging("router", "INFO")
+    before = datetime.now(UTC)
+    logging.getLogger("revops.test").info("now")
+    [line] = lines_of(capsys.readouterr().out)
+    assert line["time"].endswith("Z")
+    moment = datetime.fromisoformat(line["time"])
+    assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+    assert abs((moment - before).total_seconds()) < 5
+
+
+def test_no_colour_codes(capsys):
+    configure_logging("router", "INFO")
+    # What uvicorn logs: a plain message, and a coloured copy in `color_message`.
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    logging.getLogger("revops.test").info("\x1b[1mbold\x1b[0m claim")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\u001b" not in out
+    first, second = lines_of(out)
+    assert "color_message" not in first
+    assert first["message"] == "Started server process [42]"
+    assert second["message"] == "bold claim"
+
+
+async def test_each_request_is_one_access_line_with_its_request_id(capsys):
+    configure_logging("router", "DEBUG")
+    app: FastAPI = create_app(title="t", settings=KafkaSettings())
+
+    @app.get("/things/{thing}")
+    async def thing(thing: str) -> dict[str, str]:
+        logging.getLogger("revops.test").info("looking", extra={"thing": thing})
+        return {"thing": thing}
+
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        ok = await client.get("/things/a", headers={"X-Request-ID": "req-7"})
+        missing = await client.get("/nowhere")
+        health = await client.get("/healthz")
+    assert ok.headers["x-request-id"] == "req-7"
+    assert len(missing.headers["x-request-id"]) == 32  # made up when none was sent
+    assert health.json()["version"]
+    lines = lines_of(capsys.readouterr().out)
+    looking = next(line for line in lines if line["message"] == "looking")
+    assert looking["request_id"] == "req-7"  # every line of the request carries it
+    access = [line for line in lines if line["logger"] == "revops.access"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("GET", "/things/a", 200),
+        ("GET", "/nowhere", 404),
+        ("GET", "/healthz", 200),
+    ]
+    assert access[0]["request_id"] == "req-7"
+    assert access[1]["request_id"] == missing.headers["x-request-id"]
+    assert access[0]["client"] == "10.1.2.3"
+    assert all(isinstance(a["duration_ms"], float) and a["duration_ms"] >= 0 for a in access)
+    assert access[0]["level"] == "INFO" and access[2]["level"] == "DEBUG"

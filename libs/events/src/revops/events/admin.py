@@ -177,3 +177,33 @@ async def reset_group_to_start(bootstrap: str, group: str, topic_names: Sequence
         return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         await consumer.stop()
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    member_id: str
+    client_id: str
+    host: str
+
+    def __str__(self) -> str:
+        return f"{self.client_id} on {self.host.lstrip('/')}"
+
+
+async def live_members(bootstrap: str, group: str) -> list[GroupMember]:
+    """The consumers currently in ``group``: running instances of the service."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    members = []
+    for response in responses:
+        for described in response.to_object()["groups"]:
+            if described["group"] != group:
+                continue
+            for member in described["members"]:
+                members.append(
+                    GroupMember(member["member_id"], member["client_id"], member["client_host"])
+                )
+    return members

@@ -4,8 +4,9 @@ revops topics ensure|list        create / show the topics named in revops.events
 revops lag [SERVICE ...]         consumer lag per service
 revops dlq replay TOPIC          put dead-lettered events back on their topic
 revops outbox retry SERVICE      put the outbox rows that gave up back in the queue
-revops reset SERVICE --yes       empty a service's schema and re-read its topics from
-                                 the start (the service must be stopped meanwhile)
+revops reset SERVICE             DESTRUCTIVE: drop a service's schema and re-read its
+                                 topics from the start; refuses while the service runs
+                                 (--force), asks first (--yes)
 revops migrate SERVICE           apply the service's Alembic migrations
 revops revision SERVICE -m MSG   autogenerate a migration from the service's models
 """
@@ -27,12 +28,21 @@ from rich.table import Table
 
 from revops.events import admin, migrations
 from revops.events.db import Database, one_of
+from revops.events.destructive import Target, announce_and_confirm, refuse_while_running
+from revops.events.operator import operator_app, version_option
 from revops.events.outbox import requeue_failed
 from revops.events.service import ServiceSpec
 from revops.events.settings import KafkaSettings
 from revops.events.topics import by_base_name
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = operator_app("revops", __doc__)
+
+
+@app.callback(no_args_is_help=True)
+def _revops(version: bool = version_option("revops")) -> None:
+    """The operators' command line."""
+
+
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
 outbox_app = typer.Typer(help="The services' outboxes.", no_args_is_help=True)
@@ -199,18 +209,33 @@ async def _requeue(url: str, spec: ServiceSpec, where: list[Any]) -> int:
 @app.command()
 def reset(
     service: str,
-    yes: Annotated[bool, typer.Option("--yes", help="confirm: the schema is emptied")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask before dropping")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="go on even while instances of SERVICE run")
+    ] = False,
     follow: Annotated[bool, typer.Option(help="show the rebuild's progress until done")] = False,
 ) -> None:
-    """Empty SERVICE's schema and make it re-read its topics from the start.
+    """DESTRUCTIVE: drop SERVICE's schema and make it re-read its topics from the start.
 
-    Stop every instance of the service first; start it again afterwards and it rebuilds
-    its schema from the history (--follow shows the progress)."""
-    if not yes:
-        raise typer.BadParameter("this empties the service's schema: pass --yes")
+    Refuses while any instance of SERVICE runs (its consumer group has live members)
+    unless --force; prints the tables and row counts it drops and asks unless --yes.
+    Start the service again afterwards and it rebuilds its schema from what the topics
+    still hold (--follow shows the progress)."""
     settings = KafkaSettings()
     spec = load_spec(service)
     url = database_url(service)
+    target = Target(
+        service=service,
+        schema=spec.name,
+        database_url=url,
+        bootstrap=settings.kafka_bootstrap_servers,
+        group=f"{settings.topic_prefix}{service}",
+        topics=[t.name(settings.topic_prefix) for t in spec.topics],
+    )
+    refuse_while_running(target, force=force)
+    announce_and_confirm(target, yes=yes)
+    if not yes:
+        refuse_while_running(target, force=force)  # it may have started while we asked
     asyncio.run(migrations.drop_all(url, spec.name))
     asyncio.run(migrations.upgrade(url, spec.name, spec.migrations_dir))
     names = [t.name(settings.topic_prefix) for t in spec.topics]

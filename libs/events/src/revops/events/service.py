@@ -33,11 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events import metrics, migrations
 from revops.events.consumer import BatchHandler, ConsumerRunner, Handler
 from revops.events.db import Database
-from revops.events.logs import configure_logging
+from revops.events.logs import AccessLog, configure_logging
 from revops.events.outbox import OutboxRelay, Sender
 from revops.events.producer import EventProducer
+from revops.events.production import check_production
 from revops.events.settings import KafkaSettings, ServiceSettings
 from revops.events.topics import TopicSpec
+from revops.events.version import project_version
 
 log = logging.getLogger(__name__)
 
@@ -339,20 +341,23 @@ def create_app(
                 await runtime.stop()
 
     metrics.watch_gc_pauses()  # here, not in serve(): every uvicorn worker builds its app
+    version = project_version()
     app = FastAPI(
         title=title,
         description=description,
         lifespan=lifespan,
-        version="0.1.0",
+        version=project_version(),
         telemetry=None if settings.http_telemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    if settings.http_access_log:
+        app.add_middleware(AccessLog)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
+        """The process is alive (and which version it runs)."""
+        return {"status": "ok", "version": version}
 
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
     async def readyz(response: Response) -> dict[str, Any]:
@@ -384,9 +389,12 @@ def create_app(
 def serve(
     app: FastAPI | str, settings: ServiceSettings | KafkaSettings, *, port: int, **kw: Any
 ) -> None:
-    """Run the service with uvicorn, JSON logs, graceful shutdown on SIGTERM."""
+    """Run the service with uvicorn, JSON logs, graceful shutdown on SIGTERM; refuse the
+    public development secrets where the service is exposed (``production``)."""
+    check_production(settings)
     name = getattr(settings, "service_name", "service")
     level = getattr(settings, "log_level", "INFO")
     configure_logging(name, level)
     host = getattr(settings, "http_host", "127.0.0.1")
+    kw.setdefault("access_log", False)  # AccessLog logs each request as JSON instead
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=20, **kw)

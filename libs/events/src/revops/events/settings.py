@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # "production": the service refuses the public development secrets even on a
+    # loopback address (it does on any other address whatever this says).
+    revops_env: str = "development"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Prefix of every topic and consumer group name, to share one broker between
     # environments (tests use a unique one per run).
@@ -27,6 +30,9 @@ class KafkaSettings(BaseSettings):
     # every request (bench/app_overhead.py: /healthz through the app 35-36 -> 31-32 us).
     # Prometheus metrics (/metrics) are served either way.
     http_telemetry: bool = False
+    # One JSON line per request (method, path, status, duration, request id); uvicorn's
+    # own free-text access log is always off.
+    http_access_log: bool = True
 
 
 class ServiceSettings(KafkaSettings):

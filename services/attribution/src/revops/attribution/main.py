@@ -1,5 +1,6 @@
 """`revops-attribution`: the service (API on :8002 and the consumer, in one process), and
-`revops-attribution recompute --yes` to rebuild its schema from the topics."""
+`revops-attribution recompute` to rebuild its schema from the topics (destructive: it
+refuses while the service runs and asks first)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from revops.attribution.recompute import recompute
 from revops.attribution.settings import AttributionSettings
 from revops.attribution.show import show
 from revops.events import topics
+from revops.events.destructive import Target, announce_and_confirm, refuse_while_running
 from revops.events.logs import configure_logging
+from revops.events.operator import service_cli
 from revops.events.service import ServiceRuntime, ServiceSpec, create_app, serve
 
 SPEC = ServiceSpec(
@@ -47,28 +50,40 @@ def build_app(settings: AttributionSettings | None = None) -> FastAPI:
     )
 
 
-cli = typer.Typer(add_completion=False, help=__doc__)
+def serve_attribution(settings: AttributionSettings) -> None:
+    serve(build_app(settings), settings, port=settings.http_port)
 
 
-@cli.callback(invoke_without_command=True)
-def run(ctx: typer.Context) -> None:
-    """Serve the API and consume the topics."""
-    if ctx.invoked_subcommand is None:
-        settings = AttributionSettings()
-        serve(build_app(settings), settings, port=settings.http_port)
+cli = service_cli(
+    "attribution", __doc__, settings=AttributionSettings, serve=serve_attribution, spec=SPEC
+)
 
 
 @cli.command("recompute")
 def recompute_command(
-    yes: Annotated[bool, typer.Option("--yes", help="confirm: the schema is emptied")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask before dropping")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="go on even while instances of the service run")
+    ] = False,
 ) -> None:
-    """Empty the schema and decide everything again from the topics, from the start.
+    """DESTRUCTIVE: drop the schema and decide everything again from the topics.
 
-    Stop the running service first; start it again afterwards (it carries on from where
-    the recompute stopped)."""
-    if not yes:
-        raise typer.BadParameter("this empties attribution's schema: pass --yes")
+    Refuses while any instance of the service runs (its consumer group has live members)
+    unless --force; prints the tables and row counts it drops and asks unless --yes.
+    Start the service again afterwards (it carries on from where the recompute stopped)."""
     settings = AttributionSettings()
+    target = Target(
+        service="attribution",
+        schema=SPEC.name,
+        database_url=settings.resolved_database_url(),
+        bootstrap=settings.kafka_bootstrap_servers,
+        group=f"{settings.topic_prefix}{settings.service_name}",
+        topics=[t.name(settings.topic_prefix) for t in SPEC.topics],
+    )
+    refuse_while_running(target, force=force)
+    announce_and_confirm(target, yes=yes)
+    if not yes:
+        refuse_while_running(target, force=force)  # it may have started while we asked
     configure_logging(settings.service_name, "WARNING")
     console = Console()
     with Progress(

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from revops.events import topics
 from revops.events.logs import configure_logging
+from revops.events.operator import service_cli
 from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.service import create_app, serve
 from revops.ingest.api import build_router, document_bodies, serving_routes
@@ -89,8 +90,7 @@ def build_worker_app() -> FastAPI:
     return build_app(settings)
 
 
-def main() -> None:
-    settings = IngestSettings()
+def serve_ingest(settings: IngestSettings) -> None:
     if settings.http_workers > 1:
         # Several processes need an import string: each worker builds its own app.
         serve(
@@ -108,6 +108,20 @@ def main() -> None:
         # No access log: "webhook accepted/refused" already logs every request with its
         # id, source and event count.
         serve(build_app(settings), settings, port=settings.http_port, access_log=False)
+
+
+# Ingest has no database: nothing to migrate.
+cli = service_cli(
+    "ingest",
+    "`revops-ingest`: the webhook API (HubSpot, Salesforce, product sign-ups) and its Kafka "
+    "producer.",
+    settings=IngestSettings,
+    serve=serve_ingest,
+)
+
+
+def main() -> None:
+    cli()
 
 
 if __name__ == "__main__":

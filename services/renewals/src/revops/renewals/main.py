@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from revops.events import topics
+from revops.events.operator import service_cli
 from revops.events.outbox import OutboxMessage, Sender
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.renewals.api import router
@@ -71,6 +72,12 @@ def build_app(
     )
 
 
-def main() -> None:
-    settings = RenewalsSettings()
+def serve_renewals(settings: RenewalsSettings) -> None:
     serve(build_app(settings), settings, port=settings.http_port)
+
+
+cli = service_cli("renewals", __doc__, settings=RenewalsSettings, serve=serve_renewals, spec=SPEC)
+
+
+def main() -> None:
+    cli()

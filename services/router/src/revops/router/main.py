@@ -25,6 +25,7 @@ from revops.events.catalogue import (
 )
 from revops.events.codec import UndecodableEvent, decode_event
 from revops.events.consumer import is_infrastructure_error
+from revops.events.operator import service_cli
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
 from revops.router.api import router as api_router
@@ -265,9 +266,15 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
     )
 
 
-def main() -> None:
-    settings = RouterSettings()
+def serve_router(settings: RouterSettings) -> None:
     serve(build_app(settings), settings, port=settings.http_port)
+
+
+cli = service_cli("router", __doc__, settings=RouterSettings, serve=serve_router, spec=SPEC)
+
+
+def main() -> None:
+    cli()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""`revops reset` and `revops-attribution recompute` against a live consumer group: they
+refuse while an instance runs, say what they drop, and ask before dropping it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
+
+from revops.events.cli import app
+from revops.events.settings import KafkaSettings
+from revops.events.testing import database_url_for_tests, fresh_schema
+
+runner = CliRunner()
+
+
+async def count_queues(url: str) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return int(
+                (await connection.execute(text("SELECT count(*) FROM router.queues"))).scalar_one()
+            )
+    finally:
+        await engine.dispose()
+
+
+async def seeded_router_schema(url: str) -> None:
+    from revops.router.main import SPEC
+
+    await fresh_schema(SPEC, url)
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO router.queues (name, role, region) VALUES ('q1', 'sdr', 'NA')")
+        )
+    await engine.dispose()
+
+
+async def member_of(settings: KafkaSettings, group: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer that has joined ``group`` (has partitions): a running instance."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 30
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, "the consumer never joined its group"
+        await consumer.getmany(timeout_ms=200)
+    return consumer
+
+
+@pytest.fixture
+async def router_env(kafka_settings: KafkaSettings, monkeypatch) -> AsyncIterator[str]:
+    url = database_url_for_tests("router")
+    monkeypatch.setenv("ROUTER_DATABASE_URL", url)
+    monkeypatch.setenv("TOPIC_PREFIX", kafka_settings.topic_prefix)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_settings.kafka_bootstrap_servers)
+    await seeded_router_schema(url)
+    yield url
+
+
+async def test_reset_refuses_while_the_service_runs(kafka_settings, router_env):
+    prefix = kafka_settings.topic_prefix
+    live = await member_of(kafka_settings, f"{prefix}router", f"{prefix}revops.forms")
+    try:
+        for extra in ([], ["--yes"]):
+            result = await asyncio.to_thread(runner.invoke, app, ["reset", "router", *extra])
+            assert result.exit_code == 1, result.output
+            [line] = result.stderr.strip().splitlines()
+            assert line.startswith("error: router is running")
+            assert "1 live member(s)" in line
+            assert "--force" in line
+        assert await count_queues(router_env) == 1  # nothing dropped
+    finally:
+        await live.stop()
+
+
+async def test_reset_says_what_it_drops_and_asks(kafka_settings, router_env):
+    declined = await asyncio.to_thread(runner.invoke, app, ["reset", "router"], input="n\n")
+    assert declined.exit_code == 1
+    assert "This drops schema 'router'" in declined.stdout
+    assert "queues 1" in declined.stdout
+    assert "Drop 'router'?" in declined.stdout
+    assert declined.stderr.startswith("error: aborted")
+    assert await count_queues(router_env) == 1
+
+    confirmed = await asyncio.to_thread(runner.invoke, app, ["reset", "router"], input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "schema emptied, consumer reset" in confirmed.stdout
+    assert await count_queues(router_env) == 0
+
+
+async def test_reset_with_yes_does_not_ask(kafka_settings, router_env):
+    # No input at all: a question would abort.
+    result = await asyncio.to_thread(runner.invoke, app, ["reset", "router", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Drop 'router'?" not in result.stdout
+    assert await count_queues(router_env) == 0
+
+
+async def test_recompute_refuses_while_attribution_runs(kafka_settings, monkeypatch):
+    from revops.attribution.main import cli
+
+    prefix = kafka_settings.topic_prefix
+    monkeypatch.setenv("DATABASE_URL", database_url_for_tests("attribution"))
+    monkeypatch.setenv("TOPIC_PREFIX", prefix)
+    live = await member_of(kafka_settings, f"{prefix}attribution", f"{prefix}revops.signups")
+    try:
+        result = await asyncio.to_thread(runner.invoke, cli, ["recompute", "--yes"])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith("error: attribution is running")
+        assert "recomputed" not in result.stdout
+    finally:
+        await live.stop()

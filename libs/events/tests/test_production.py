@@ -1,0 +1,73 @@
+"""The production guard, on settings alone (no process, no network)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from revops.events.production import (
+    UnsafeSettings,
+    check_production,
+    development_secrets,
+    is_loopback,
+)
+from revops.events.settings import ServiceSettings
+from revops.ingest.settings import IngestSettings
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_addresses(host):
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "example.com"])
+def test_other_addresses_are_exposed(host):
+    assert not is_loopback(host)
+
+
+def test_the_development_tokens_are_named():
+    assert development_secrets(ServiceSettings()) == ["API_TOKEN", "API_READ_TOKEN"]
+    own = ServiceSettings(api_token=SecretStr("a-real-one"))
+    assert development_secrets(own) == ["API_READ_TOKEN"]
+
+
+def test_a_development_secret_among_rotated_ones_is_still_named():
+    settings = IngestSettings(
+        hubspot_client_secrets=[SecretStr("new-secret"), SecretStr("dev-hubspot-secret")],
+    )
+    assert "HUBSPOT_CLIENT_SECRETS" in development_secrets(settings)
+
+
+def test_a_loopback_service_may_keep_the_development_secrets():
+    check_production(ServiceSettings(http_host="127.0.0.1"))
+
+
+def test_an_exposed_service_may_not():
+    with pytest.raises(UnsafeSettings, match=r"HTTP_HOST=0\.0\.0\.0.*API_TOKEN, API_READ_TOKEN"):
+        check_production(ServiceSettings(http_host="0.0.0.0"))
+
+
+def test_production_on_loopback_may_not_either():
+    with pytest.raises(UnsafeSettings, match=r"REVOPS_ENV=production.*API_READ_TOKEN"):
+        check_production(
+            ServiceSettings(revops_env="production", api_token=SecretStr("own-admin-token"))
+        )
+
+
+def test_own_secrets_pass_everywhere():
+    check_production(
+        ServiceSettings(
+            http_host="0.0.0.0",
+            revops_env="production",
+            api_token=SecretStr("own-admin"),
+            api_read_token=SecretStr("own-read"),
+        )
+    )
+
+
+def test_ingest_names_each_webhook_secret():
+    with pytest.raises(UnsafeSettings) as refused:
+        check_production(IngestSettings(http_host="0.0.0.0"))
+    message = str(refused.value)
+    for name in ("HUBSPOT_CLIENT_SECRETS", "SALESFORCE_EVENTS_SECRETS", "PRODUCT_WEBHOOK_SECRETS"):
+        assert name in message
