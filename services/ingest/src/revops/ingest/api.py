@@ -3,7 +3,9 @@ publish, and answer 2xx only once Kafka acknowledged every event of the request.
 
 Answers: 401 bad or missing signature, 403 sender not allowed, 400 not JSON/XML,
 422 invalid content (the message names the field and the event's index), 413 too large,
-415 wrong content type, 503 with ``Retry-After`` when Kafka did not acknowledge in time.
+415 wrong content type, 429 with ``Retry-After`` when the source has too many webhooks in
+flight (``WEBHOOK_MAX_CONCURRENT``), 503 with ``Retry-After`` when Kafka did not
+acknowledge in time.
 One bad event refuses the whole request: senders resend whole requests.
 """
 
@@ -51,6 +53,11 @@ REQUESTS = Counter(
     "revops_ingest_requests_total", "Webhook requests answered", ["source", "status"]
 )
 EVENTS = Counter("revops_ingest_events_total", "Events published to Kafka", ["source"])
+THROTTLED = Counter(
+    "revops_ingest_webhooks_throttled_total",
+    "Webhook requests answered 429: the source's concurrent webhooks were at the limit",
+    ["source"],
+)
 LATENCY = Histogram(
     "revops_ingest_request_seconds",
     "Time to answer a webhook, publication included",
@@ -115,6 +122,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"model": Refused, "description": "body over the size limit"},
     415: {"model": Refused, "description": "wrong content type"},
     422: {"model": Refused, "description": "invalid content: the field and event index"},
+    429: {"model": Refused, "description": "too many webhooks in flight: retry after Retry-After"},
     503: {"model": Refused, "description": "Kafka unavailable: retry after Retry-After"},
 }
 
@@ -212,6 +220,10 @@ def signed_uri(request: Request, public_base_url: str) -> str:
 
 
 def _request_id(request: Request) -> str:
+    # The access log's id (the same headers' choice), so every line of a request agrees.
+    already = current_request_id.get()
+    if already is not None:
+        return already
     supplied = headers_of(request).get("x-request-id") or headers_of(request).get(
         "x-hubspot-request-id"
     )
@@ -236,6 +248,7 @@ class Webhooks:
         self.signup_keys = [
             standard_webhooks_key(s) for s in _secrets(settings.product_webhook_secrets)
         ]
+        self.in_flight: dict[str, int] = {}
         self.custom = salesforce.CustomFields(
             contract_end=settings.salesforce_contract_end_field,
             consultant=settings.salesforce_consultant_field,
@@ -244,6 +257,45 @@ class Webhooks:
         )
 
     async def handle(
+        self,
+        request: Request,
+        source: str,
+        work: Work,
+        *,
+        success: Callable[[int, str], Response] | None = None,
+        failure: Callable[[int, str, IngestError | None, str], Response] | None = None,
+    ) -> Response:
+        """Handle the request unless the source already has the most webhooks in flight
+        allowed: then 429 at once, before anything is read, so a refusal never concerns
+        events that were published (and an admitted request is never cut short)."""
+        limit = self.settings.webhook_max_concurrent
+        in_flight = self.in_flight.get(source, 0)
+        if limit and in_flight >= limit:
+            return self._busy(request, source, limit, failure)
+        self.in_flight[source] = in_flight + 1
+        try:
+            return await self._handle(request, source, work, success=success, failure=failure)
+        finally:
+            self.in_flight[source] -= 1
+
+    def _busy(
+        self,
+        request: Request,
+        source: str,
+        limit: int,
+        failure: Callable[[int, str, IngestError | None, str], Response] | None,
+    ) -> Response:
+        THROTTLED.labels(source).inc()
+        _requests(source, 429).inc()
+        request_id = _request_id(request)
+        log.warning("webhook refused: too many in flight", extra={"source": source, "limit": limit})
+        response = (failure or _json_failure)(
+            429, f"{limit} {source} webhooks are in flight already; resend later", None, request_id
+        )
+        response.headers["Retry-After"] = str(self.settings.webhook_busy_retry_after_s)
+        return response
+
+    async def _handle(
         self,
         request: Request,
         source: str,

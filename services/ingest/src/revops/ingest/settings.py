@@ -48,6 +48,13 @@ class IngestSettings(KafkaSettings):
     # with 1.9 s, 113 of 1,534 answers took over 2 s on a CPU-starved machine (faults run).
     publish_deadline_s: float = Field(default=1.5, gt=0)
     retry_after_s: int = Field(default=1, ge=0)
+    # Webhooks of one source (hubspot, hubspot_forms, salesforce_outbound,
+    # salesforce_events, product) handled at once by one worker process; past it a request
+    # is answered 429 with Retry-After before anything of it is read or published (the
+    # CRMs retry). 0: no limit. Well above what a steady load needs (64 connections
+    # shared by 2 workers in the benchmarks); a flood queues at the sender instead of here.
+    webhook_max_concurrent: int = Field(default=256, ge=0)
+    webhook_busy_retry_after_s: int = Field(default=2, ge=0)
     # A new lead's CRM state offsets are read at most once per this many ms per worker:
     # the new leads that arrive meanwhile share the next read (a Kafka round trip each).
     state_offsets_gather_ms: int = Field(default=25, ge=0, le=1000)
