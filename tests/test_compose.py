@@ -19,6 +19,7 @@ import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
 APP_PORTS = {"ingest": 8000, "router": 8001, "attribution": 8002, "renewals": 8003}
 CONSUMERS = ("router", "attribution", "renewals")
 
@@ -40,9 +41,10 @@ def compose_command() -> tuple[str, ...]:
     )
 
 
-def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+def run_compose(*args: str, env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedProcess[str]:
+    # The example's values, not a developer's own .env: the same answer on every machine.
     return subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE_FILE), *args],
+        [*compose_command(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -87,6 +89,41 @@ def healthcheck_text(svc: dict[str, Any]) -> str:
 def test_compose_file_is_valid() -> None:
     result = run_compose("config", "-q")
     assert result.returncode == 0, f"{' '.join(compose_command())} config -q: {result.stderr}"
+
+
+def example_values() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def test_the_services_secrets_come_from_the_env_file() -> None:
+    """They listen on 0.0.0.0 in their containers: with the public development tokens they
+    would refuse to start (the production guard), so every one is set from .env."""
+    values = example_values()
+    for name in ("router", "attribution", "renewals", "console"):  # the console calls them
+        env = service(name)["environment"]
+        assert env["API_TOKEN"] == values["API_TOKEN"]
+        assert env["API_READ_TOKEN"] == values["API_READ_TOKEN"]
+    ingest = service("ingest")["environment"]
+    for secret in (
+        "HUBSPOT_CLIENT_SECRETS",
+        "SALESFORCE_EVENTS_SECRETS",
+        "PRODUCT_WEBHOOK_SECRETS",
+    ):
+        assert ingest[secret] == values[secret]
+        assert "dev-" not in ingest[secret]
+
+
+def test_without_an_env_file_compose_says_which_secret_is_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = run_compose("config", "-q", env_file=empty)
+    assert result.returncode != 0
+    assert "set " in result.stderr and "in .env (see .env.example)" in result.stderr
 
 
 def test_kafka_is_a_single_kraft_node_on_loopback() -> None:
