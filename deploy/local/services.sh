@@ -29,7 +29,10 @@ start_one() {
     return
   fi
   if port_busy "$port"; then
-    echo "error: port $port (for $name) is taken by another process; stop it first" >&2
+    # Who holds it, when ss can tell (e.g. "python",pid=123,fd=6): the thing to stop.
+    local owner
+    owner="$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -n 1 || true)"
+    echo "error: port $port (for $name) is taken by another process${owner:+ ($owner)}; stop it first" >&2
     exit 1
   fi
   # setsid: the service outlives this script and gets its own process group.
