@@ -249,19 +249,39 @@ async def last_scheduled(runtime: ServiceRuntime) -> datetime | None:
         return value
 
 
+async def first_recorded(runtime: ServiceRuntime) -> datetime | None:
+    """When the earliest change in the stored history happened."""
+    async with runtime.database.transaction() as session:
+        found = await session.execute(select(func.min(m.opportunity_history.c.at)))
+        value: datetime | None = found.scalar()
+        return value
+
+
 async def catch_up(
     runtime: ServiceRuntime, settings: RenewalsSettings, now: datetime
 ) -> list[datetime]:
-    """Take every scheduled snapshot missed up to ``now``, each as of its own time."""
+    """Take every scheduled snapshot missed up to ``now``, each as of its own time.
+
+    With no snapshot stored (the first start, or a rebuild from the topics), every
+    scheduled time since the first recorded change is taken: a rebuild gives back the
+    whole weekly history, not only the last weeks."""
     schedule = settings.schedule()
     last = await last_scheduled(runtime)
+    rebuilding = last is None
     if last is None:
         weeks = settings.snapshot_first_catch_up_weeks
         if weeks == 0:
             return []
+        first = await first_recorded(runtime)
         last = now - timedelta(weeks=weeks)
+        if first is not None:
+            last = min(last, first)
     missed = schedule.scheduled_times_between(last, now)
-    if len(missed) > settings.snapshot_catch_up_max:
+    if rebuilding and missed:
+        log.info(
+            "taking every weekly snapshot since the history begins", extra={"count": len(missed)}
+        )
+    elif len(missed) > settings.snapshot_catch_up_max:
         log.warning(
             "too many missed snapshots: taking the latest only",
             extra={"missed": len(missed), "max": settings.snapshot_catch_up_max},

@@ -48,7 +48,9 @@ class RenewalsSettings(ServiceSettings):
     # At start-up, missed snapshots are taken as of their time, at most this many
     # (the oldest beyond it are left out and logged).
     snapshot_catch_up_max: int = Field(default=26, ge=0)
-    # A service with no snapshot yet starts counting from this many weeks back.
+    # A service with no snapshot yet (its first start, or a rebuild) takes every scheduled
+    # snapshot since the first change in its history, and at least this many weeks back;
+    # 0 takes none.
     snapshot_first_catch_up_weeks: int = Field(default=1, ge=0)
     # How long start-up waits for the consumer to apply the backlog before catching up.
     snapshot_catch_up_wait_s: float = Field(default=120, ge=0)
