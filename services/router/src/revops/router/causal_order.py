@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,21 +164,68 @@ async def _applied_and_held(
 
 
 async def _hold(session: AsyncSession, held: Sequence[tuple[NewPerson, Offsets]]) -> None:
-    now = await _database_now(session)
     await session.execute(
-        pg_insert(m.held_leads).on_conflict_do_nothing(),
+        # The database's clock: every instance checks the bound with the same one.
+        pg_insert(m.held_leads).values(held_since=func.clock_timestamp()).on_conflict_do_nothing(),
         [
             {
                 "event_id": p.event_id,
                 "email": p.email,
                 "person": person_to_json(p),
                 "watermark": watermark,
-                "held_since": now,
             }
             for p, watermark in held
         ],
     )
     LEADS_HELD.labels("held").inc(len(held))
+
+
+# One round trip, so that a batch can look at every turn: lock the oldest held leads (the
+# oldest of each email only: a later one waits behind it), delete those whose watermark
+# every instance has applied or whose bound has passed, and say how many were looked at.
+# Topic names cannot hold a colon, so a partition key splits at its only one.
+_RELEASE = sa.text(
+    """
+    WITH candidates AS (
+        SELECT h.event_id,
+               NOT EXISTS (
+                   SELECT 1
+                   FROM json_each_text(h.watermark) AS w(key, value)
+                   LEFT JOIN applied_offsets AS a
+                     ON a.topic = split_part(w.key, ':', 1)
+                    AND a.partition = split_part(w.key, ':', 2)::int
+                   WHERE COALESCE(a.next_offset, 0) < w.value::bigint
+               ) AS applied
+        FROM held_leads AS h
+        WHERE NOT EXISTS (
+            SELECT 1 FROM held_leads AS e
+            WHERE e.email = h.email AND (e.held_since, e.event_id) < (h.held_since, h.event_id)
+        )
+        ORDER BY h.held_since, h.event_id
+        LIMIT :limit
+        FOR UPDATE OF h SKIP LOCKED
+    ),
+    released AS (
+        DELETE FROM held_leads AS d
+        USING candidates AS c
+        WHERE d.event_id = c.event_id
+          AND (c.applied OR d.held_since <= clock_timestamp() - make_interval(secs => :bound))
+        RETURNING d.event_id, d.person, d.watermark, d.held_since, c.applied,
+                  extract(epoch FROM clock_timestamp() - d.held_since)::float AS waited
+    )
+    SELECT n.looked_at, r.*
+    FROM (SELECT count(*) AS looked_at FROM candidates) AS n
+    LEFT JOIN released AS r ON true
+    """
+).columns(
+    sa.column("looked_at", sa.Integer),
+    sa.column("event_id", sa.String),
+    sa.column("person", sa.JSON),
+    sa.column("watermark", sa.JSON),
+    sa.column("held_since", sa.DateTime(timezone=True)),
+    sa.column("applied", sa.Boolean),
+    sa.column("waited", sa.Float),
+)
 
 
 async def release_held_leads(
@@ -189,49 +236,30 @@ async def release_held_leads(
 
     Rows another instance is releasing are skipped, not waited for.
     """
-    w = m.held_leads
-    rows = (
-        await session.execute(
-            select(w.c.event_id, w.c.person, w.c.watermark, w.c.held_since)
-            .order_by(w.c.held_since, w.c.event_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if not rows:
+    rows = (await session.execute(_RELEASE, {"limit": limit, "bound": bound.total_seconds()})).all()
+    if not rows or not rows[0].looked_at:
         return None
-    now = await _database_now(session)
-    applied = await applied_offsets(session, {k for r in rows for k in r.watermark})
-    released: list[NewPerson] = []
-    kept: set[str] = set()  # emails with an earlier lead still held
-    for row in rows:
+    released = sorted((r for r in rows if r.event_id is not None), key=_held_order)
+    people: list[NewPerson] = []
+    for row in released:
         person = person_from_json(row.person)
-        missing = unmet(row.watermark, applied)
-        waited = now - row.held_since
-        if (missing and waited < bound) or person.email in kept:
-            kept.add(person.email)
-            continue
-        if missing:
+        if row.applied:
+            LEADS_HELD.labels("applied").inc()
+        else:
+            missing = unmet(row.watermark, await applied_offsets(session, row.watermark))
             LEADS_HELD.labels("bound").inc()
-            person = _routed_without(person, missing, bound)
+            person = _routed_without(person, missing or row.watermark, bound)
             log.warning(
                 "lead routed without the CRM state it waited for",
                 extra={"lead_event_id": person.event_id, "partitions": sorted(missing)},
             )
-        else:
-            LEADS_HELD.labels("applied").inc()
-        HOLD_SECONDS.observe(waited.total_seconds())
-        released.append(person)
-    if released:
-        await session.execute(delete(w).where(one_of(w.c.event_id, [p.event_id for p in released])))
-    return released
+        HOLD_SECONDS.observe(row.waited)
+        people.append(person)
+    return people
 
 
-async def _database_now(session: AsyncSession) -> datetime:
-    """The database's clock: every instance checks the bound with the same one."""
-    now = await session.scalar(select(func.clock_timestamp()))
-    assert isinstance(now, datetime)
-    return now
+def _held_order(row: Any) -> tuple[datetime, str]:
+    return row.held_since, row.event_id
 
 
 def _routed_without(person: NewPerson, missing: Mapping[str, int], bound: timedelta) -> NewPerson:
