@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,12 +34,19 @@ from console_system import SERVICES, Processes, System, free_port, poll
 CONSUMERS = {"router": ROUTER_SPEC, "attribution": ATTRIBUTION_SPEC, "renewals": RENEWALS_SPEC}
 
 
+def run_apart(work: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine in a thread of its own: this thread may have a loop running
+    (Playwright's sync API keeps one)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, work).result()
+
+
 @pytest.fixture(scope="module")
 def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     prefix = unique_prefix()
-    asyncio.run(create_topics(KafkaSettings(topic_prefix=prefix)))
+    run_apart(create_topics(KafkaSettings(topic_prefix=prefix)))
     for name, spec in CONSUMERS.items():
-        asyncio.run(fresh_schema(spec, database_url_for_tests(name)))
+        run_apart(fresh_schema(spec, database_url_for_tests(name)))
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     processes = Processes(tmp_path_factory.mktemp("console-system"))

@@ -12,6 +12,7 @@ import pytest
 
 from revops.console.main import build_app
 from revops.console.settings import ConsoleSettings
+from revops.events.production import UnsafeSettings, check_production
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -112,3 +113,13 @@ async def test_sign_out_ends_the_session(console):
     out = await console.post("/signout", data={"csrf": csrf.group(1)})
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     assert (await console.get("/health")).status_code == 303
+
+
+def test_an_exposed_console_refuses_the_public_development_tokens():
+    exposed = ConsoleSettings(http_host="0.0.0.0")
+    with pytest.raises(UnsafeSettings) as refused:
+        check_production(exposed)
+    assert "API_TOKEN" in str(refused.value) and "API_READ_TOKEN" in str(refused.value)
+    assert "SESSION_SECRET" not in str(refused.value)  # a new random one by default
+    check_production(ConsoleSettings(http_host="0.0.0.0", api_token="a", api_read_token="b"))
+    check_production(ConsoleSettings())  # loopback, development: the defaults are fine

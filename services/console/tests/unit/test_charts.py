@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 
@@ -87,3 +88,14 @@ def test_one_snapshot_is_drawn_as_a_point_and_none_as_no_data():
     svg = parsed(line_chart(["1 Dec"], {"Pipeline": [10]}, title="t"))
     assert len(svg.findall(f"{SVG}circle")) == 1
     assert "No data" in str(line_chart([], {}, title="t"))
+
+
+def test_a_year_of_weeks_gets_few_uncrowded_labels_the_ends_inside_the_chart():
+    weeks = [f"w{i}" for i in range(52)]
+    markup = str(line_chart(weeks, {"Commit": list(range(52))}, title="t"))
+    shown = re.findall(r'text-anchor="(\w+)" class="axis">(w\d+)<', markup)
+    names = [name for _, name in shown]
+    assert names[0] == "w0" and names[-1] == "w51" and len(names) <= 9
+    positions = [int(n[1:]) for n in names]
+    assert min(b - a for a, b in itertools.pairwise(positions)) >= 7
+    assert shown[0][0] == "start" and shown[-1][0] == "end"

@@ -123,10 +123,13 @@ def line_chart(
             f"{escape(value_format(tick))}</text>"
         )
     every = max(1, math.ceil(len(x_labels) / 8))  # at most ~8 labels under the axis
+    last = len(x_labels) - 1
     for i, name in enumerate(x_labels):
-        if i % every == 0 or i == len(x_labels) - 1:
+        if i == last or (i % every == 0 and last - i >= every):  # the last never crowded
+            # The end labels lean inwards, so that none is cut at the chart's edges.
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
             parts.append(
-                f'<text x="{x_at(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" '
+                f'<text x="{x_at(i):.1f}" y="{top + plot_h + 18}" text-anchor="{anchor}" '
                 f'class="axis">{escape(name)}</text>'
             )
     for n, (name, values) in enumerate(series.items()):

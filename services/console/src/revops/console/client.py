@@ -194,12 +194,19 @@ class Services:
     async def waiting_leads(
         self, token: str, queues: Mapping[str, Any], per_queue: int
     ) -> dict[str, list[dict[str, Any]]]:
-        """The first leads waiting in each waiting queue, with their details."""
+        """The first leads waiting in each waiting queue, with their details (the queue
+        lists only ids), all read at once."""
+        names = [str(q.get("name")) for q in queues.get("waiting", [])]
+        ids = [
+            [str(i) for i in q.get("lead_ids", [])[:per_queue]] for q in queues.get("waiting", [])
+        ]
+        found = await asyncio.gather(*(self.lead(token, i) for chunk in ids for i in chunk))
         out: dict[str, list[dict[str, Any]]] = {}
-        for queue in queues.get("waiting", []):
-            ids = [str(i) for i in queue.get("lead_ids", [])[:per_queue]]
-            found = await asyncio.gather(*(self.lead(token, i) for i in ids))
-            out[str(queue.get("name"))] = [lead for lead in found if lead is not None]
+        start = 0
+        for name, chunk in zip(names, ids, strict=True):
+            leads = found[start : start + len(chunk)]
+            out[name] = [lead for lead in leads if lead is not None]
+            start += len(chunk)
         return out
 
     async def breaches(self, token: str, since: str, limit: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ router's API with the admin token."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from revops.console.inputs import InputRefused
 from revops.console.pages import render, router, signin_redirect
 from revops.console.settings import ConsoleSettings
 from revops.events.logs import configure_logging
+from revops.events.production import UnsafeSettings, check_production
 
 STATIC = Path(__file__).parent / "static"
 
@@ -123,6 +125,10 @@ def _handle_errors(app: FastAPI) -> None:
 
 def main() -> None:
     settings = ConsoleSettings()
+    try:
+        check_production(settings)
+    except UnsafeSettings as exc:
+        sys.exit(f"error: {exc}")
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(
         build_app(settings),

@@ -12,6 +12,9 @@ class ConsoleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     service_name: str = "console"
+    # "production": refuse the public development tokens even on a loopback address (as
+    # the services do; on any other address they are refused whatever this says).
+    revops_env: str = "development"
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8004
