@@ -20,7 +20,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || m
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   missing+=(docker-compose)
 fi
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# With a font: recommended by chromium, not pulled in without the recommendations.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
