@@ -3,11 +3,23 @@ import logging
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from revops.events.logs import configure_logging, event_context
 from revops.events.service import create_app
 from revops.events.settings import KafkaSettings
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was():
+    """configure_logging binds the root handler to this test's captured stdout, which
+    pytest closes afterwards: later tests' log lines would fail to write there."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def lines_of(out: str) -> list[dict]:
