@@ -4,7 +4,6 @@ router's API with the admin token."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,8 @@ from revops.console.inputs import InputRefused
 from revops.console.pages import render, router, signin_redirect
 from revops.console.settings import ConsoleSettings
 from revops.events.logs import configure_logging
-from revops.events.production import UnsafeSettings, check_production
+from revops.events.operator import service_cli
+from revops.events.production import check_production
 
 STATIC = Path(__file__).parent / "static"
 
@@ -123,12 +123,8 @@ def _handle_errors(app: FastAPI) -> None:
         return render(request, "error.html", exc.status_code, title=title, message=str(exc.detail))
 
 
-def main() -> None:
-    settings = ConsoleSettings()
-    try:
-        check_production(settings)
-    except UnsafeSettings as exc:
-        sys.exit(f"error: {exc}")
+def serve_console(settings: ConsoleSettings) -> None:
+    check_production(settings)  # an UnsafeSettings is the command line's one-line error
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(
         build_app(settings),
@@ -137,3 +133,11 @@ def main() -> None:
         log_config=None,
         timeout_graceful_shutdown=10,
     )
+
+
+# Arguments first (--help and --version touch nothing), then serve; also check-config.
+cli = service_cli("console", __doc__, settings=ConsoleSettings, serve=serve_console)
+
+
+def main() -> None:
+    cli()
