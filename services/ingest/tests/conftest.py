@@ -17,7 +17,7 @@ from revops.ingest.domain.signatures import hubspot_v3, relay_sign, standard_web
 from revops.ingest.main import build_app
 from revops.ingest.settings import DEV_SIGNUP_KEY, IngestSettings
 
-# Copies of ../shared/formats (NOTES.md): the bytes are exactly the signed bodies.
+# Real wire formats (HubSpot, Salesforce): the bytes are exactly the signed bodies.
 FORMATS = Path(__file__).parent / "formats"
 
 HUBSPOT_SECRET = "dev-hubspot-secret"

@@ -1,5 +1,5 @@
-"""Signatures: our checks against the vectors of NOTES.md and against code we did not
-write (hubspot-api-client, standardwebhooks)."""
+"""Signatures: our checks against published test vectors, vectors computed for the sample
+bodies in tests/formats, and code we did not write (hubspot-api-client, standardwebhooks)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from revops.ingest.domain.signatures import (
 
 FORMATS = Path(__file__).parent.parent / "formats"
 
-# --- HubSpot: the SDK's own test vectors (NOTES.md §2) -------------------------------------
+# --- HubSpot: the SDK's own test vectors ---------------------------------------------------
 
 SDK_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 SDK_BODY = b"{'example_field':'example_value'}"
@@ -50,7 +50,7 @@ def test_sdk_vectors() -> None:
     )
 
 
-# --- HubSpot: the sample batch's vectors (NOTES.md §7) -------------------------------------
+# --- HubSpot: the sample batch's vectors (computed with hubspot-api-client 12.0.0) ---------
 
 BATCH = (FORMATS / "hubspot_webhook_batch.json").read_bytes()
 SECRET = "11111111-2222-3333-4444-555555555555"

@@ -1,6 +1,6 @@
 """Original source: the first page seen and its referrer, bucketed as HubSpot does.
 
-HubSpot's buckets (NOTES.md §3, `hs_analytics_source`): a tracking URL's UTM
+HubSpot's buckets (its `hs_analytics_source` property): a tracking URL's UTM
 parameters decide first (email, paid search, paid social, organic social, other
 campaigns); without them the referrer decides (search engine, social network, any
 other site); nothing at all is direct traffic; a record created in the CRM, by an

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from revops.ingest.domain.errors import SignatureInvalid
 
-# HubSpot's list of the characters to decode in the URI before a v3 check (NOTES.md §2).
+# HubSpot's list of the characters to decode in the URI before a v3 check (as its Python
+# SDK, hubspot-api-client, decodes them).
 # The "?" that starts the query string is never encoded, so decoding it is harmless.
 _HUBSPOT_DECODED = {
     "%3A": ":",
