@@ -74,10 +74,22 @@ def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sy
                 timeout_s=60,
                 what=f"renewals applied {deal}",
             )
+        # The attribution page charts the open deals: attribution applies them on its own
+        # time, so the pages are looked at once it has.
+        poll(
+            lambda: _attributed(system, len(system.open_deals)),
+            timeout_s=60,
+            what="attribution applied the open deals",
+        )
         system.snapshots = seed.take_snapshots(urls["renewals"], seed.now())
         yield system
     finally:
         processes.stop_all()
+
+
+def _attributed(system: System, deals: int) -> None:
+    report = system.api("attribution", "/reports/pipeline-by-source")
+    assert report["opportunities"] >= deals, report
 
 
 def _at_proposal(system: System, deal: str) -> None:
