@@ -80,6 +80,21 @@ def published_ports(svc: dict[str, Any]) -> set[tuple[str, int, int]]:
     return found
 
 
+def named_volumes(svc: dict[str, Any]) -> dict[str, str]:
+    """Target folder -> named volume, in either Compose's notation (a bind mount's source
+    is a path, a named volume's is a name)."""
+    found = {}
+    for volume in svc.get("volumes", []):
+        if isinstance(volume, dict):  # compose v2: long syntax
+            if volume.get("type") == "volume":
+                found[str(volume["target"])] = str(volume["source"])
+        else:  # compose v1: "kafka-data:/var/lib/kafka/data:rw"
+            source, target = str(volume).split(":")[:2]
+            if not source.startswith(("/", ".")):
+                found[target] = source
+    return found
+
+
 def healthcheck_text(svc: dict[str, Any]) -> str:
     test = svc.get("healthcheck", {}).get("test")
     assert test, "no health check"
@@ -134,6 +149,18 @@ def test_kafka_is_a_single_kraft_node_on_loopback() -> None:
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
     assert ("127.0.0.1", 9092, 9092) in published_ports(kafka)
     assert "kafka-broker-api-versions" in healthcheck_text(kafka)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [("kafka", "/var/lib/kafka/data"), ("postgres", "/var/lib/postgresql/data")],
+)
+def test_kafka_and_postgres_keep_their_data_in_named_volumes(name: str, folder: str) -> None:
+    named = named_volumes(service(name))
+    assert folder in named, f"{name}: no named volume at {folder} (down would lose its data)"
+    assert named[folder] in normalised().get("volumes", {})
+    if name == "kafka":
+        assert service(name)["environment"]["KAFKA_LOG_DIRS"] == folder
 
 
 def test_postgres_runs_the_same_init_script_as_the_local_setup() -> None:
