@@ -34,9 +34,10 @@ def poll(check: Callable[[], T], *, timeout_s: float = 30, what: str = "conditio
     while True:
         try:
             return check()
-        except (AssertionError, httpx.HTTPError):
+        except (AssertionError, httpx.HTTPError) as exc:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout_s:.0f}s") from None
+                last = f"{exc.__class__.__name__}: {exc}"[:500]
+                raise AssertionError(f"{what}: not within {timeout_s:.0f}s ({last})") from None
         time.sleep(0.2)
 
 
