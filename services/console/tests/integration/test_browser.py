@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from console_system import System, poll
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    sync_playwright,
+)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 HOW_TO_INSTALL = (
@@ -51,11 +58,17 @@ class Problems:
         self.found: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.found.append(f"page error: {error}"))
-        page.on("requestfailed", lambda r: self.found.append(f"request failed: {r.url}"))
+        page.on("requestfailed", self._request_failed)
         page.on(
             "response",
             lambda r: self.found.append(f"{r.status} {r.url}") if r.status >= 400 else None,
         )
+
+    def _request_failed(self, request: Request) -> None:
+        # The browser cancels what the page it leaves still loads (its favicon, say) when
+        # the test goes to the next page: not a failure of either page.
+        if request.failure != "net::ERR_ABORTED":
+            self.found.append(f"request failed: {request.url} ({request.failure})")
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type in ("error", "warning"):
