@@ -4,7 +4,7 @@ the roster's and waiting leads' admin actions (forms, then a redirect to the pag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,21 +191,34 @@ _DONE = {
 _APPLIED_SOON = "the roster shows it once the router has applied the change (a moment)"
 
 
+async def _admin_action(
+    request: Request, subject: str, action: Callable[[], Awaitable[str]]
+) -> None:
+    """Run an admin action and say on the next page what came of it: what was done, or why
+    the input or the router refused it."""
+    try:
+        done = await action()
+    except InputRefused as refused:
+        auth.flash(request, "error", f"{subject}: {refused}")
+    except ApiRefused as refused:
+        auth.flash(request, "error", f"{subject}: the router refused: {refused.message}")
+    else:
+        auth.flash(request, "ok", done)
+
+
 @router.post("/routing/reps/{rep_id}")
 async def change_rep(request: Request, rep_id: str) -> Response:
     auth.require_admin(request)
     values = await posted(request)
-    try:
+
+    async def action() -> str:
         rep = parse(PathId, {"id": rep_id}).id
         change = parse(RepChange, values)
         fields = _changes_of(change)
         await services_of(request).change_rep(auth.token_for(request), rep, fields)
-    except InputRefused as refused:
-        auth.flash(request, "error", f"Rep {rep_id}: {refused}")
-    except ApiRefused as refused:
-        auth.flash(request, "error", f"Rep {rep_id}: the router refused: {refused.message}")
-    else:
-        auth.flash(request, "ok", f"Rep {rep}: {_DONE[change.action]}; {_APPLIED_SOON}.")
+        return f"Rep {rep}: {_DONE[change.action]}; {_APPLIED_SOON}."
+
+    await _admin_action(request, f"Rep {rep_id}", action)
     return back_to("/routing", "roster")
 
 
@@ -213,17 +226,15 @@ async def change_rep(request: Request, rep_id: str) -> Response:
 async def add_rep(request: Request) -> Response:
     auth.require_admin(request)
     values = await posted(request)
-    try:
+
+    async def action() -> str:
         rep = parse(NewRep, values)
         await services_of(request).add_rep(
             auth.token_for(request), rep.model_dump(exclude_none=True)
         )
-    except InputRefused as refused:
-        auth.flash(request, "error", f"New rep: {refused}")
-    except ApiRefused as refused:
-        auth.flash(request, "error", f"New rep: the router refused: {refused.message}")
-    else:
-        auth.flash(request, "ok", f"Rep {rep.id} added; {_APPLIED_SOON}.")
+        return f"Rep {rep.id} added; {_APPLIED_SOON}."
+
+    await _admin_action(request, "New rep", action)
     return back_to("/routing", "roster")
 
 
@@ -231,18 +242,16 @@ async def add_rep(request: Request) -> Response:
 async def assign_lead(request: Request, lead_id: str) -> Response:
     auth.require_admin(request)
     values = await posted(request)
-    try:
+
+    async def action() -> str:
         lead = parse(PathId, {"id": lead_id}).id
         assignment = parse(Assignment, values)
         await services_of(request).assign(
             auth.token_for(request), lead, assignment.owner_id, assignment.reason
         )
-    except InputRefused as refused:
-        auth.flash(request, "error", f"Lead {lead_id}: {refused}")
-    except ApiRefused as refused:
-        auth.flash(request, "error", f"Lead {lead_id}: the router refused: {refused.message}")
-    else:
-        auth.flash(request, "ok", f"Lead {lead} assigned to {assignment.owner_id}.")
+        return f"Lead {lead} assigned to {assignment.owner_id}."
+
+    await _admin_action(request, f"Lead {lead_id}", action)
     return back_to("/routing", "waiting")
 
 
@@ -250,16 +259,14 @@ async def assign_lead(request: Request, lead_id: str) -> Response:
 async def reroute_lead(request: Request, lead_id: str) -> Response:
     auth.require_admin(request)
     await posted(request)
-    try:
+
+    async def action() -> str:
         lead = parse(PathId, {"id": lead_id}).id
         routed = await services_of(request).reroute(auth.token_for(request), lead)
-    except InputRefused as refused:
-        auth.flash(request, "error", f"Lead {lead_id}: {refused}")
-    except ApiRefused as refused:
-        auth.flash(request, "error", f"Lead {lead_id}: the router refused: {refused.message}")
-    else:
         owner = routed.get("owner_id") or "nobody yet"
-        auth.flash(request, "ok", f"Lead {lead} routed again: {owner} ({routed.get('reason')}).")
+        return f"Lead {lead} routed again: {owner} ({routed.get('reason')})."
+
+    await _admin_action(request, f"Lead {lead_id}", action)
     return back_to("/routing", "waiting")
 
 
