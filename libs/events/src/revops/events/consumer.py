@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from sqlalchemy import BigInteger, Integer, String, Table, bindparam, select
+from sqlalchemy import BigInteger, Integer, String, Table, bindparam, case, select
 from sqlalchemy import func as sa_func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -157,7 +157,8 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def applied_offsets_statement(table: Table) -> Any:
     """Upsert the next offset of each (topic, partition) of three arrays; never backwards
-    (a redelivered batch after a rebalance writes what is already there)."""
+    (a redelivered batch after a rebalance writes what is already there), and when it
+    moves, note the time (the transaction's)."""
     rows = (
         sa_func.unnest(
             bindparam("topics", type_=ARRAY(String)),
@@ -171,9 +172,13 @@ def applied_offsets_statement(table: Table) -> Any:
         ["topic", "partition", "next_offset"],
         select(rows.c.topic, rows.c.partition, rows.c.next_offset),
     )
+    moved = stmt.excluded.next_offset > table.c.next_offset
     return stmt.on_conflict_do_update(
         index_elements=["topic", "partition"],
-        set_={"next_offset": sa_func.greatest(table.c.next_offset, stmt.excluded.next_offset)},
+        set_={
+            "next_offset": sa_func.greatest(table.c.next_offset, stmt.excluded.next_offset),
+            "advanced_at": case((moved, sa_func.now()), else_=table.c.advanced_at),
+        },
     )
 
 

@@ -56,6 +56,9 @@ def applied_offsets_table(metadata: MetaData) -> Table:
         Column("topic", String(255), primary_key=True),
         Column("partition", Integer, primary_key=True),
         Column("next_offset", BigInteger, nullable=False),
+        # When next_offset last moved: a partition behind but advancing is catching up,
+        # one that stopped moving is stalled (a lead waiting for it need not wait longer).
+        Column("advanced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
 
 

@@ -12,10 +12,13 @@ router compares the watermark with how far its instances have applied each parti
 (``applied_offsets``, written in every batch's transaction, so it is the database's own
 truth). A lead whose watermark is met is routed in its batch; the others are held in
 ``held_leads`` (committed with the batch: nothing acknowledged is lost) and the
-held-leads loop of any instance routes them, oldest first, as soon as every instance has
-applied up to their watermark, or once the bound has passed (``CRM_STATE_WAIT_S``, 2 s by
-default: a stalled partition must not hold leads for ever), saying so in the lead's
-reason and in ``revops_router_leads_held_total{outcome="bound"}``.
+next batch of new leads (or the held-leads loop) of any instance routes them, oldest
+first, as soon as every instance has applied up to their watermark. A partition that
+stops moving must not hold leads for ever: once ``CRM_STATE_WAIT_S`` (2 s by default)
+has passed with no partition a lead waits for moving, the lead is routed without that
+state; a partition that moves (an instance catching up after a restart) is waited for,
+up to ``CRM_STATE_WAIT_MAX_S`` (60 s) in all. Either way the lead's reason says so, and
+``revops_router_leads_held_total{outcome="bound"}`` counts it.
 
 A lead whose decision is recorded (a rebuild re-applies it) never waits.
 """
@@ -182,7 +185,8 @@ async def _hold(session: AsyncSession, held: Sequence[tuple[NewPerson, Offsets]]
 
 # One round trip, so that a batch can look at every turn: lock the oldest held leads (the
 # oldest of each email only: a later one waits behind it), delete those whose watermark
-# every instance has applied or whose bound has passed, and say how many were looked at.
+# every instance has applied, or whose bound has passed while no partition they wait for
+# moved, or that have waited the longest a lead may wait; and say how many were looked at.
 # Topic names cannot hold a colon, so a partition key splits at its only one.
 _RELEASE = sa.text(
     """
@@ -195,7 +199,16 @@ _RELEASE = sa.text(
                      ON a.topic = split_part(w.key, ':', 1)
                     AND a.partition = split_part(w.key, ':', 2)::int
                    WHERE COALESCE(a.next_offset, 0) < w.value::bigint
-               ) AS applied
+               ) AS applied,
+               EXISTS (
+                   SELECT 1
+                   FROM json_each_text(h.watermark) AS w(key, value)
+                   JOIN applied_offsets AS a
+                     ON a.topic = split_part(w.key, ':', 1)
+                    AND a.partition = split_part(w.key, ':', 2)::int
+                   WHERE a.next_offset < w.value::bigint
+                     AND a.advanced_at > clock_timestamp() - make_interval(secs => :bound)
+               ) AS moving
         FROM held_leads AS h
         WHERE NOT EXISTS (
             SELECT 1 FROM held_leads AS e
@@ -209,7 +222,10 @@ _RELEASE = sa.text(
         DELETE FROM held_leads AS d
         USING candidates AS c
         WHERE d.event_id = c.event_id
-          AND (c.applied OR d.held_since <= clock_timestamp() - make_interval(secs => :bound))
+          AND (c.applied
+               OR (NOT c.moving
+                   AND d.held_since <= clock_timestamp() - make_interval(secs => :bound))
+               OR d.held_since <= clock_timestamp() - make_interval(secs => :longest))
         RETURNING d.event_id, d.person, d.watermark, d.held_since, c.applied,
                   extract(epoch FROM clock_timestamp() - d.held_since)::float AS waited
     )
@@ -234,21 +250,34 @@ async def release_held_leads(
     """The held leads that may be routed now, oldest first, deleted from ``held_leads`` by
     this transaction (the caller routes them in it); None when none is held.
 
-    Rows another instance is releasing are skipped, not waited for.
+    A lead is routed without the state it waits for once ``bound`` has passed with none
+    of its partitions moving (a stalled partition), or once it has waited
+    ``CRM_STATE_WAIT_MAX_S`` (partitions catching up too slowly). Rows another instance
+    is releasing are skipped, not waited for.
     """
-    rows = (await session.execute(_RELEASE, {"limit": limit, "bound": bound.total_seconds()})).all()
+    longest = max(ctx.settings.crm_state_wait_max_s, bound.total_seconds())
+    rows = (
+        await session.execute(
+            _RELEASE, {"limit": limit, "bound": bound.total_seconds(), "longest": longest}
+        )
+    ).all()
     if not rows or not rows[0].looked_at:
         return None
     released = sorted((r for r in rows if r.event_id is not None), key=_held_order)
+    without = [r for r in released if not r.applied]
+    # One look-up for every lead routed without its state, to say which partitions.
+    applied = (
+        await applied_offsets(session, {k for r in without for k in r.watermark}) if without else {}
+    )
     people: list[NewPerson] = []
     for row in released:
         person = person_from_json(row.person)
         if row.applied:
             LEADS_HELD.labels("applied").inc()
         else:
-            missing = unmet(row.watermark, await applied_offsets(session, row.watermark))
+            missing = unmet(row.watermark, applied)
             LEADS_HELD.labels("bound").inc()
-            person = _routed_without(person, missing or row.watermark, bound)
+            person = _routed_without(person, missing or row.watermark, row.waited)
             log.warning(
                 "lead routed without the CRM state it waited for",
                 extra={"lead_event_id": person.event_id, "partitions": sorted(missing)},
@@ -262,12 +291,9 @@ def _held_order(row: Any) -> tuple[datetime, str]:
     return row.held_since, row.event_id
 
 
-def _routed_without(person: NewPerson, missing: Mapping[str, int], bound: timedelta) -> NewPerson:
+def _routed_without(person: NewPerson, missing: Mapping[str, int], waited_s: float) -> NewPerson:
     partitions = ", ".join(sorted(missing))
-    note = (
-        f"routed after waiting {bound.total_seconds():g} s for CRM changes not yet applied "
-        f"on {partitions}"
-    )
+    note = f"routed after waiting {waited_s:.1f} s for CRM changes not yet applied on {partitions}"
     return NewPerson(**{**_fields(person), "waited": note})
 
 

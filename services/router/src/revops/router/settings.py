@@ -20,9 +20,13 @@ class RouterSettings(ServiceSettings):
     consumer_batch_max: int = Field(default=2000, ge=1)
 
     # How long a new lead may wait for the CRM changes Kafka held when it came (causal
-    # order) before it is routed without them, saying so in its reason. 0 turns causal
-    # order off: every lead is routed with whatever state its batch finds.
+    # order) on a partition that has stopped moving before it is routed without them,
+    # saying so in its reason. 0 turns causal order off: every lead is routed with
+    # whatever state its batch finds.
     crm_state_wait_s: float = Field(default=2.0, ge=0)
+    # ...unless a partition it waits for is moving (catching up after a restart, say):
+    # then it waits while that partition moves, up to this long in all.
+    crm_state_wait_max_s: float = Field(default=60.0, ge=0)
 
     recent_touch_days: int = Field(default=30, ge=0)
     closed_opportunity_days: int = Field(default=90, ge=0)
