@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -86,9 +87,10 @@ async def send_backlog(system: System, requests: int, connections: int) -> tuple
 
 
 async def drain(
-    system: System, reader: LagReader, backlog: int, timeout_s: float
+    system: System, reader: LagReader, backlog: int, timeout_s: float, profile: Path | None
 ) -> dict[str, Any]:
     """SIGCONT the routers and sample the lag until it is 0."""
+    profilers = [_profile(inst.pid, profile) for inst in system.procs["router"]] if profile else []
     cpu_before = system.cpu_seconds()
     for index in range(len(system.procs["router"])):
         system.signal("router", index, signal.SIGCONT)
@@ -103,6 +105,9 @@ async def drain(
             raise RuntimeError(f"the routers did not drain within {timeout_s} s (lag {lag})")
         await asyncio.sleep(0.25)
     drained_s = time.monotonic() - t0
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+        profiler.wait()
     cpu = {k: v - cpu_before.get(k, 0.0) for k, v in system.cpu_seconds().items()}
     high = next(t for t, lag in series if lag <= 0.9 * backlog)
     low = next(t for t, lag in series if lag <= 0.1 * backlog)
@@ -119,6 +124,19 @@ async def drain(
     }
 
 
+def _profile(pid: int | None, folder: Path) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) sampling a router while it drains."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--nonblocking", "--format", "raw", "-r", "100"),
+            *("-p", str(pid), "-o", str(folder / f"router-{pid}.txt")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 async def one_run(args: argparse.Namespace, instances: int) -> dict[str, Any]:
     system = System(instances={"ingest": 1, "router": instances, "attribution": 0, "renewals": 0})
     if args.sut != "worktree":
@@ -133,7 +151,7 @@ async def one_run(args: argparse.Namespace, instances: int) -> dict[str, Any]:
             system.signal("router", index, signal.SIGSTOP)
         acked, sent_s = await send_backlog(system, args.requests, args.connections)
         backlog = (await reader.read())["router"]
-        result = await drain(system, reader, backlog, args.drain_timeout)
+        result = await drain(system, reader, backlog, args.drain_timeout, args.profile)
         # Fresh processes: their counters count this drain only.
         held = {k: int(v) for k, v in (await held_leads(system)).items()}
         await reader.stop()
@@ -163,6 +181,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="connections to ingest")
     parser.add_argument("--drain-timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="folder for py-spy profiles of the drain"
+    )
     parser.add_argument("--sut", default="HEAD", help="commit to run, or 'worktree' (as load.py)")
     args = parser.parse_args()
     if args.out is None:
