@@ -214,6 +214,12 @@ class RegionMap:
         object.__setattr__(self, "_by_code", MappingProxyType(by_code))
         object.__setattr__(self, "_by_spelling", MappingProxyType(by_spelling))
 
+    def country_keys(self) -> dict[str, Region]:
+        """Every country this map knows, keyed as territories compare countries: the ISO
+        alpha-2 code, or the normalised spelling of an override that names no known
+        country."""
+        return {**self._by_code, **self._by_spelling}
+
     def region_of(self, country: str | None) -> Region | None:
         if not country or not country.strip():
             return None

@@ -1,0 +1,157 @@
+"""Territories: which region's inbound queue a lead goes to, as a team writes it down.
+
+A territory matches on country, state or province, company size (employees), segment
+and form type; a criterion left out matches anything. The territories are tried in the
+order the policy lists them and the first that matches wins. A lead none matches goes
+where it went before territories existed: its account's region, else the policy's
+fallback region, else the unassigned queue (never nowhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from revops.router.domain.regions import (
+    DEFAULT_REGION_MAP,
+    RegionMap,
+    country_code,
+    normalise_country,
+)
+from revops.router.domain.reps import REGIONS, Region
+
+DEFAULT_POLICY_VERSION = 0  # the policy built from configuration, before any change
+
+
+def normalise_value(value: str) -> str:
+    """States, segments and form types compare without case, accents, dots or spacing."""
+    return normalise_country(value)
+
+
+def country_key(value: str) -> str:
+    """A country as territories compare it: its ISO alpha-2 code, else the spelling."""
+    return country_code(value) or normalise_country(value)
+
+
+@dataclass(frozen=True)
+class Territory:
+    name: str
+    region: Region
+    countries: frozenset[str] = frozenset()  # country_key values
+    states: frozenset[str] = frozenset()  # normalise_value values
+    segments: frozenset[str] = frozenset()
+    form_types: frozenset[str] = frozenset()
+    min_employees: int | None = None  # inclusive bounds of the company size band
+    max_employees: int | None = None
+
+    @property
+    def queue(self) -> str:
+        return f"inbound-{self.region}"
+
+
+@dataclass(frozen=True)
+class LeadFields:
+    """What a territory looks at, as the lead gave it."""
+
+    country: str | None = None
+    state: str | None = None
+    employees: int | None = None
+    segment: str | None = None
+    form_type: str | None = None
+
+
+def _has(wanted: frozenset[str], value: str | None, key: str | None) -> bool:
+    return not wanted or (value is not None and key in wanted)
+
+
+def matches(territory: Territory, lead: LeadFields) -> bool:
+    """Every criterion the territory sets holds for the lead; a lead that lacks a field a
+    criterion needs does not match it."""
+    t = territory
+    country = country_key(lead.country) if lead.country and lead.country.strip() else None
+    if not _has(t.countries, country, country):
+        return False
+    for wanted, value in (
+        (t.states, lead.state),
+        (t.segments, lead.segment),
+        (t.form_types, lead.form_type),
+    ):
+        if not _has(wanted, value, normalise_value(value) if value else None):
+            return False
+    if t.min_employees is None and t.max_employees is None:
+        return True
+    if lead.employees is None:
+        return False
+    low = t.min_employees if t.min_employees is not None else 0
+    return low <= lead.employees and (t.max_employees is None or lead.employees <= t.max_employees)
+
+
+@dataclass(frozen=True)
+class TerritoryPolicy:
+    """A version of the routing policy: its territories in order and its fallback."""
+
+    version: int
+    territories: tuple[Territory, ...]
+    fallback_region: Region | None = None
+
+    def territory_of(self, lead: LeadFields) -> Territory | None:
+        return next((t for t in self.territories if matches(t, lead)), None)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a lead goes and why: the territory that matched, or what stood in for one."""
+
+    region: Region | None
+    territory: str | None  # the matching territory's name; None when none matched
+    policy_version: int
+
+    @property
+    def queue(self) -> str | None:
+        return f"inbound-{self.region}" if self.region is not None else None
+
+
+def place_lead(
+    policy: TerritoryPolicy, lead: LeadFields, account_region: Region | None
+) -> Placement:
+    territory = policy.territory_of(lead)
+    if territory is not None:
+        return Placement(territory.region, territory.name, policy.version)
+    return Placement(account_region or policy.fallback_region, None, policy.version)
+
+
+def default_policy(
+    region_map: RegionMap = DEFAULT_REGION_MAP, fallback_region: Region | None = None
+) -> TerritoryPolicy:
+    """The handbook's routing as territories: one per region, by country (with the
+    configured country overrides), in the order AMER, EMEA, APAC."""
+    countries: Mapping[Region, frozenset[str]] = {
+        region: frozenset(key for key, r in region_map.country_keys().items() if r == region)
+        for region in REGIONS
+    }
+    return TerritoryPolicy(
+        DEFAULT_POLICY_VERSION,
+        tuple(Territory(region, region, countries[region]) for region in REGIONS),
+        fallback_region,
+    )
+
+
+@dataclass(frozen=True)
+class PolicyError:
+    """One thing wrong in a policy document: where (line, field path) and what."""
+
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, " if self.line is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class InvalidPolicy(Exception):
+    errors: tuple[PolicyError, ...] = field(default=())
+
+    def __str__(self) -> str:
+        return "; ".join(str(e) for e in self.errors)

@@ -1,0 +1,135 @@
+import pytest
+
+from revops.router.domain.regions import _SPELLINGS, DEFAULT_REGION_MAP, RegionMap
+from revops.router.domain.territories import (
+    InvalidPolicy,
+    LeadFields,
+    Territory,
+    TerritoryPolicy,
+    default_policy,
+    place_lead,
+)
+from revops.router.policy_document import parse_policy
+
+POLICY_TEXT = """\
+territories:
+  - name: us-west-mid-market
+    region: AMER
+    match:
+      countries: [US, Canada]
+      states: [CA, "Oregon"]
+      employees: {min: 200, max: 999}
+  - name: dach-demo
+    region: EMEA
+    match:
+      countries: [DE, AT, CH]
+      form_types: [demo_request]
+  - name: enterprise-segment
+    region: APAC
+    match:
+      segments: [Enterprise]
+fallback_region: EMEA
+"""
+
+
+def policy() -> TerritoryPolicy:
+    return parse_policy(POLICY_TEXT, version=7)
+
+
+def test_the_first_matching_territory_wins_in_the_stated_order():
+    lead = LeadFields(country="USA", state="ca", employees=500, segment="enterprise")
+    placed = place_lead(policy(), lead, None)
+    assert (placed.territory, placed.region, placed.queue, placed.policy_version) == (
+        "us-west-mid-market",
+        "AMER",
+        "inbound-AMER",
+        7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("employees", "territory"),
+    [(199, None), (200, "us-west-mid-market"), (999, "us-west-mid-market"), (1000, None)],
+)
+def test_a_size_band_includes_both_bounds_and_nothing_beyond(employees, territory):
+    lead = LeadFields(country="US", state="Oregon", employees=employees)
+    assert place_lead(policy(), lead, None).territory == territory
+
+
+def test_a_lead_without_the_field_a_criterion_needs_does_not_match_it():
+    assert place_lead(policy(), LeadFields(country="US", state="CA"), None).territory is None
+    assert place_lead(policy(), LeadFields(country="DE"), None).territory is None
+
+
+def test_values_compare_without_case_accents_or_spelling():
+    lead = LeadFields(country="Deutschland", form_type="  DEMO_REQUEST ")
+    assert place_lead(policy(), lead, None).territory == "dach-demo"
+    assert place_lead(policy(), LeadFields(segment="ENTERPRISE"), None).territory == (
+        "enterprise-segment"
+    )
+
+
+def test_no_territory_falls_to_the_account_region_then_the_fallback_never_nowhere():
+    lead = LeadFields(country="FR")
+    assert place_lead(policy(), lead, "APAC").region == "APAC"
+    placed = place_lead(policy(), lead, None)
+    assert (placed.region, placed.territory) == ("EMEA", None)
+    bare = TerritoryPolicy(1, (Territory("x", "AMER", frozenset({"US"})),))
+    assert place_lead(bare, lead, None).queue is None  # the caller's unassigned queue
+
+
+def test_a_territory_with_no_criteria_takes_every_lead():
+    catch_all = TerritoryPolicy(1, (Territory("all", "APAC"),))
+    assert place_lead(catch_all, LeadFields(), None).territory == "all"
+
+
+def test_the_default_policy_places_every_country_as_the_region_map_does():
+    spellings = [*_SPELLINGS, "Atlantis", "", None]
+    for region_map in (DEFAULT_REGION_MAP, RegionMap({"MX": "EMEA", "Atlantis": "APAC"})):
+        default = default_policy(region_map)
+        for spelling in spellings:
+            placed = place_lead(default, LeadFields(country=spelling), None)
+            assert placed.region == region_map.region_of(spelling), spelling
+            assert placed.territory == placed.region  # territories named after regions
+    assert place_lead(default_policy(fallback_region="AMER"), LeadFields(), None).region == "AMER"
+
+
+def errors_of(text: str) -> list[tuple[int | None, str]]:
+    with pytest.raises(InvalidPolicy) as caught:
+        parse_policy(text, 1)
+    return [(e.line, e.field) for e in caught.value.errors]
+
+
+def test_an_invalid_policy_names_every_error_with_its_line_and_field():
+    text = """\
+territories:
+  - name: ok
+    region: AMER
+  - name: bad
+    region: MARS
+    match:
+      countries: [US, Narnia]
+      employees: {min: 10, max: 5}
+      colour: blue
+fallback_region: EMEA
+"""
+    assert errors_of(text) == [
+        (5, "territories[1].region"),
+        (7, "territories[1].match.countries"),
+        (8, "territories[1].match.employees"),
+        (9, "territories[1].match.colour"),
+    ]
+
+
+def test_duplicate_names_missing_fields_and_broken_syntax_are_refused():
+    dup = "territories:\n  - {name: a, region: AMER}\n  - {name: a, region: EMEA}\n"
+    assert errors_of(dup) == [(3, "territories[1].name")]
+    assert errors_of("territories:\n  - region: AMER\n") == [(2, "territories[0].name")]
+    assert errors_of("territories: []\n") == [(1, "territories")]
+    assert errors_of("territories: [\n") == [(2, "(document)")]
+    assert errors_of("") == [(None, "(document)")]
+
+
+def test_json_is_a_policy_document_too():
+    text = '{"territories": [{"name": "j", "region": "APAC", "match": {"countries": ["JP"]}}]}'
+    assert place_lead(parse_policy(text, 3), LeadFields(country="Japan"), None).territory == "j"
