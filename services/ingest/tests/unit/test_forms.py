@@ -163,3 +163,19 @@ def test_refusals_name_the_field(body: Any, field: str) -> None:
     with pytest.raises(MalformedEvent) as caught:
         parse(body)
     assert caught.value.field == field and caught.value.index == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "employees"),
+    [("250", 250), ("25-50", 25), ("1000+", 1000), (" 5 to 25 ", 5), ("", None), (40, 40)],
+)
+def test_territory_fields_state_company_size_and_segment(given: Any, employees: Any) -> None:
+    body = with_fields(state="CA", segment="Enterprise")
+    body["fields"].append({"objectTypeId": "0-1", "name": "numemployees", "value": given})
+    p = parse(body).payload
+    assert (p.state, p.employees, p.segment) == ("CA", employees, "Enterprise")
+
+
+def test_a_company_size_that_is_no_number_is_refused_naming_the_field() -> None:
+    with pytest.raises(MalformedEvent, match="numemployees"):
+        parse(with_fields(numemployees="lots"))

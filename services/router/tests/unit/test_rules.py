@@ -2,10 +2,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import Rep
 from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import (
+    DEFAULT_TERRITORIES,
     Account,
     Lead,
     Opportunity,
@@ -215,7 +215,7 @@ def test_without_round_robin_in_order_leads_are_unassigned():
 def test_consultant_lead_goes_to_manual_review_whatever_the_touches():
     d = route_lead(lead(is_consultant=True), ctx(touches=[touch(days=1)], queue=None), POLICY)
     assert (d.rule, d.queue, d.owner_id, d.turn) == ("manual_review", "manual_review", None, None)
-    assert queue_of_lead(lead(is_consultant=True), ACME, POLICY, RegionMap()) is None
+    assert queue_of_lead(lead(is_consultant=True), ACME, POLICY, DEFAULT_TERRITORIES) is None
 
 
 @pytest.mark.parametrize(
@@ -227,8 +227,8 @@ def test_demo_and_contact_forms_are_high_priority(form_type, priority):
 
 
 def test_queue_of_lead_names_the_region_queue():
-    assert queue_of_lead(lead(country="JP"), None, POLICY, RegionMap()) == "inbound-APAC"
-    assert queue_of_lead(lead(country=None), None, POLICY, RegionMap()) is None
+    assert queue_of_lead(lead(country="JP"), None, POLICY, DEFAULT_TERRITORIES) == "inbound-APAC"
+    assert queue_of_lead(lead(country=None), None, POLICY, DEFAULT_TERRITORIES) is None
 
 
 def test_same_inputs_same_decision():

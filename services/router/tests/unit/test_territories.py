@@ -1,6 +1,17 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from revops.router.domain.regions import _SPELLINGS, DEFAULT_REGION_MAP, RegionMap
+from revops.router.domain.reps import Rep
+from revops.router.domain.rules import (
+    Lead,
+    QueueSnapshot,
+    RoutingContext,
+    RoutingPolicy,
+    members_of,
+    route_lead,
+)
 from revops.router.domain.territories import (
     InvalidPolicy,
     LeadFields,
@@ -133,3 +144,32 @@ def test_duplicate_names_missing_fields_and_broken_syntax_are_refused():
 def test_json_is_a_policy_document_too():
     text = '{"territories": [{"name": "j", "region": "APAC", "match": {"countries": ["JP"]}}]}'
     assert place_lead(parse_policy(text, 3), LeadFields(country="Japan"), None).territory == "j"
+
+
+def test_a_decision_records_the_territory_and_the_policy_version():
+    sdr = Rep("S1", "SDR", "EMEA", certified=True)
+    queue = QueueSnapshot("inbound-EMEA", members_of([sdr], "SDR"))
+    lead = Lead("L1", "a@b.com", datetime(2026, 5, 1, tzinfo=UTC), "US", "demo_request")
+    context = RoutingContext({"S1": sdr}, queue=queue, territories=policy())
+    decision = route_lead(lead, context, RoutingPolicy())
+    assert (decision.rule, decision.owner_id, decision.queue) == ("round_robin", "S1", queue.name)
+    assert (decision.territory, decision.policy_version) == (None, 7)  # the fallback placed it
+    texan = Lead("L2", "c@d.com", lead.occurred_at, "US", state="TX", segment="enterprise")
+    apac = QueueSnapshot("inbound-APAC", ())
+    placed = route_lead(
+        texan, RoutingContext({}, queue=apac, territories=policy()), RoutingPolicy()
+    )
+    assert (placed.territory, placed.region, placed.reason) == (
+        "enterprise-segment",
+        "APAC",
+        "Nobody eligible in inbound-APAC",
+    )
+
+
+def test_a_policy_without_a_fallback_leaves_it_to_the_configuration():
+    bare = TerritoryPolicy(2, ())
+    lead = Lead("L1", "a@b.com", datetime(2026, 5, 1, tzinfo=UTC), "US")
+    nowhere = route_lead(lead, RoutingContext({}, territories=bare), RoutingPolicy())
+    assert (nowhere.queue, nowhere.region, nowhere.policy_version) == ("unassigned", None, 2)
+    apac = RoutingContext({}, queue=QueueSnapshot("inbound-APAC", ()), territories=bare)
+    assert route_lead(lead, apac, RoutingPolicy(fallback_region="APAC")).region == "APAC"

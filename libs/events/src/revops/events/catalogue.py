@@ -76,6 +76,10 @@ class FormSubmitted(Model):
     last_name: str | None = None
     company: str | None = None
     country: str | None = None  # as sent: a name or an ISO code
+    # What routing territories may also match on, when the form asks for it.
+    state: str | None = Field(default=None, max_length=100)  # state or province
+    employees: int | None = Field(default=None, ge=0)  # company size
+    segment: str | None = Field(default=None, max_length=100)
     is_consultant: bool = False
     page_url: str | None = None
     referrer: str | None = None
@@ -209,6 +213,15 @@ class RepChanged(Model):
     hubspot_owner_id: str | None = Field(default=None, max_length=64)
 
 
+class RoutingPolicyChanged(Model):
+    """A new routing policy, published by the router's API once validated: the document
+    as given (YAML or JSON text). The router numbers the versions in the roster topic's
+    order, so every rebuild gives each the same number."""
+
+    document: str = Field(min_length=1, max_length=2_000_000)
+    changed_by: str | None = Field(default=None, max_length=200)
+
+
 # --- payloads our services derive (written through their outboxes) -----------------------
 
 
@@ -232,6 +245,10 @@ class LeadRouted(Model):
     match: str | None = None
     region: str | None = None
     review_with_sdr_id: str | None = None
+    # The routing policy's version the decision was made under and the territory that
+    # matched (None: none did; the account's region or the fallback placed the lead).
+    territory: str | None = None
+    policy_version: int | None = Field(default=None, ge=0)
     # Set on every decision after a lead's first (routed again once someone became
     # eligible, assigned or re-routed by an admin): the time it was made. A rebuild keeps
     # each lead's latest decision; the first one has none and counts as the earliest.
@@ -421,6 +438,17 @@ class RepChangedEvent(Envelope):
         return payload.id
 
 
+class RoutingPolicyChangedEvent(Envelope):
+    type: Literal["routing_policy.changed"] = "routing_policy.changed"
+    payload: RoutingPolicyChanged
+    # With the reps: a policy change is state, applied before the leads that follow it.
+    topic = topics.ROSTER
+
+    @classmethod
+    def key_of(cls, payload: RoutingPolicyChanged) -> str:
+        return "routing-policy"
+
+
 class LeadRoutedEvent(Envelope):
     type: Literal["lead.routed"] = "lead.routed"
     payload: LeadRouted
@@ -490,6 +518,7 @@ Event = Annotated[
     | OpportunityChangedEvent
     | ActivityLoggedEvent
     | RepChangedEvent
+    | RoutingPolicyChangedEvent
     | LeadRoutedEvent
     | LeadAeAssignedEvent
     | AccountTransferredEvent
@@ -510,6 +539,7 @@ EVENT_CLASSES: dict[str, type[Envelope]] = {
         OpportunityChangedEvent,
         ActivityLoggedEvent,
         RepChangedEvent,
+        RoutingPolicyChangedEvent,
         LeadRoutedEvent,
         LeadAeAssignedEvent,
         AccountTransferredEvent,

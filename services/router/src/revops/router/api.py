@@ -260,6 +260,13 @@ class LeadOut(BaseModel):
     first_touch_at: datetime | None
     first_status_change_at: datetime | None
     converted_at: datetime | None
+    # The routing policy's version the decision was made under, the territory that
+    # matched (null: none did), and what territories look at besides country and form.
+    policy_version: int | None = None
+    territory: str | None = None
+    state: str | None = None
+    employees: int | None = None
+    segment: str | None = None
 
 
 def _lead_out(row: Row[Any]) -> LeadOut:

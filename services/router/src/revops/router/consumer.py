@@ -20,6 +20,7 @@ from revops.events.catalogue import (
     OpportunityChangedEvent,
     PersonChangedEvent,
     RepChangedEvent,
+    RoutingPolicyChangedEvent,
 )
 from revops.events.consumer import BatchHandler, Handler
 from revops.router.accounts import on_accounts_changed
@@ -30,9 +31,10 @@ from revops.router.conversions import make_handler
 from revops.router.leads import NewPerson, new_person_of, route_new_people
 from revops.router.opportunities import on_opportunities_changed
 from revops.router.people import on_people_changed
+from revops.router.policies import apply_policy_changes
 from revops.router.roster import apply_rep_changes
 
-RunKind = Literal["lead", "activity", "person", "account", "opportunity", "rep"]
+RunKind = Literal["lead", "activity", "person", "account", "opportunity", "rep", "policy"]
 
 
 def run_kind(event: Event) -> RunKind | None:
@@ -50,6 +52,8 @@ def run_kind(event: Event) -> RunKind | None:
             return "opportunity"
         case RepChangedEvent():
             return "rep"
+        case RoutingPolicyChangedEvent():
+            return "policy"
         case _:
             return None
 
@@ -136,6 +140,9 @@ async def apply_run(
         await on_accounts_changed(session, ctx, accounts)
     elif kind == "rep":
         await apply_rep_changes(session, [e for e in run if isinstance(e, RepChangedEvent)], ctx)
+    elif kind == "policy":
+        policies = [e for e in run if isinstance(e, RoutingPolicyChangedEvent)]
+        await apply_policy_changes(session, policies)
     else:
         opportunities = [e for e in run if isinstance(e, OpportunityChangedEvent)]
         await on_opportunities_changed(session, opportunities)

@@ -74,6 +74,8 @@ def decision_from_record(value: Any) -> Decision:
         region,
         p.review_with_sdr_id,
         turn,
+        territory=p.territory,
+        policy_version=p.policy_version,
     )
 
 
@@ -246,6 +248,8 @@ def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelo
         match=match.how,
         region=d.region,
         review_with_sdr_id=d.review_with_sdr_id,
+        territory=d.territory,
+        policy_version=d.policy_version,
     )
     events: list[Envelope] = [
         make_event(

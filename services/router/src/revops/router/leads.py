@@ -45,6 +45,7 @@ from revops.router.domain.matching import (
 from revops.router.domain.reps import REGIONS, Rep
 from revops.router.domain.rotation import Member, RotationState
 from revops.router.domain.rules import (
+    DEFAULT_TERRITORIES,
     Account,
     Decision,
     Lead,
@@ -57,6 +58,7 @@ from revops.router.domain.rules import (
     queue_of_lead,
     route_lead,
 )
+from revops.router.domain.territories import TerritoryPolicy
 from revops.router.domain.windows import utc_day
 from revops.router.journal import (
     OUTBOX,
@@ -66,6 +68,7 @@ from revops.router.journal import (
     outbox_rows,
 )
 from revops.router.lead_changes import LeadChanges, LeadState
+from revops.router.policies import current_policy
 from revops.router.rotations import later, lock_queues, moved_rotation, queue_shape
 from revops.router.store import as_arrays, insert_from_arrays, load_reps, ref_columns
 
@@ -91,6 +94,9 @@ def new_person_of(event: Event) -> NewPerson | None:
                 p.source_ref,
                 None,
                 state_offsets=event.state_offsets,
+                state=p.state,
+                employees=p.employees,
+                segment=p.segment,
             )
         case SignupCreatedEvent():
             s = event.payload
@@ -127,6 +133,10 @@ class NewPerson:
     # The CRM state topics' end offsets when ingest accepted the lead, each topic's by
     # partition number (None: not known).
     state_offsets: Mapping[str, Sequence[int]] | None = None
+    # What territories match on besides country and form type (forms may ask for them).
+    state: str | None = None
+    employees: int | None = None
+    segment: str | None = None
 
 
 @dataclass
@@ -147,6 +157,8 @@ class RoutingBatch:
     # moves the journal has for the lead (account transfers), oldest first.
     decided_at: dict[str, datetime | None] = field(default_factory=dict)
     recorded_moves: dict[str, list[Row[Any]]] = field(default_factory=dict)
+    # The routing policy in force for this batch (``load_routing_state`` reads it).
+    territories: TerritoryPolicy = DEFAULT_TERRITORIES
 
 
 LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
@@ -311,6 +323,9 @@ def lead_of(person: NewPerson) -> Lead:
         person.country,
         person.form_type,
         person.is_consultant,
+        person.state,
+        person.employees,
+        person.segment,
     )
 
 
@@ -328,7 +343,7 @@ def _queues_needed(
             continue
         match = match_email(person.email, batch.domain_owners)
         account = batch.accounts.get(match.account_id) if match.account_id else None
-        name = queue_of_lead(lead_of(person), account, ctx.policy, ctx.region_map)
+        name = queue_of_lead(lead_of(person), account, ctx.policy, batch.territories)
         if name is not None:
             names.add(name)
     return names
@@ -376,7 +391,7 @@ def decide(
     rotations: dict[str, tuple[Member, ...]],
     states: Mapping[str, RotationState],
 ) -> Decision:
-    queue_name = queue_of_lead(lead, account, ctx.policy, ctx.region_map)
+    queue_name = queue_of_lead(lead, account, ctx.policy, batch.territories)
     snapshot = None
     if queue_name is not None:
         if queue_name not in rotations:
@@ -395,7 +410,7 @@ def decide(
         _touches_of(person, lead, account, batch),
         batch.opportunities.get(account.account_id, []) if account else [],
         snapshot,
-        ctx.region_map,
+        batch.territories,
     )
     return route_lead(lead, context, ctx.policy)
 
@@ -414,6 +429,9 @@ def _lead_row(
         "country": person.country,
         "region": decision.region,
         "form_type": person.form_type,
+        "state": person.state,
+        "employees": person.employees,
+        "segment": person.segment,
         "is_consultant": person.is_consultant,
         "status": "New",
         "owner_id": decision.owner_id,
@@ -427,6 +445,8 @@ def _lead_row(
         "created_at": person.occurred_at,
         "first_touch_at": _first_touch(person, batch.later_touches),
         "source_event_id": person.event_id,
+        "policy_version": decision.policy_version,
+        "territory": decision.territory,
     }
 
 
@@ -461,6 +481,7 @@ async def load_routing_state(
     """What the rules read to decide for ``people``, into ``batch``: the accounts their
     domains match, those accounts' open opportunities, the touches, and (``day_counts``:
     only caps need them) each rotation's turns on their days."""
+    batch.territories = await current_policy(session, ctx)
     emails = sorted({p.email for p in people})
     domains = sorted({d for p in people for d in candidate_domains(email_domain(p.email) or "")})
     if domains:

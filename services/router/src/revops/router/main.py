@@ -34,6 +34,8 @@ from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
 from revops.router.journal import record_conversions, record_routes, record_transfers
 from revops.router.leads import route_new_people
+from revops.router.policies import configured_policy
+from revops.router.policy_api import router as policy_router
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmWriteback
@@ -72,6 +74,7 @@ def build_runtime(
             SALESFORCE_OWNER: writeback.salesforce_owner,
         }
     ctx = RouterContext.of(settings)
+    configured_policy(ctx)  # a ROUTING_POLICY_FILE that is not valid stops the start here
     return ServiceRuntime(
         spec=SPEC,
         settings=settings,
@@ -260,7 +263,7 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
         title="revops router",
         description="Lead routing: rules of engagement, a fair shared rotation, SLAs.",
         settings=runtime_settings,
-        routers=[api_router],
+        routers=[api_router, policy_router],
         runtime=runtime,
         on_shutdown=[close_writeback],
     )

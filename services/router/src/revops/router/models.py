@@ -167,6 +167,13 @@ leads = Table(
     _at("first_status_change_at"),
     _at("converted_at"),
     Column("source_event_id", String(200), nullable=False),
+    # What territories match on besides country and form type, as the lead gave it.
+    Column("state", String(100)),
+    Column("employees", Integer),
+    Column("segment", String(100)),
+    # The routing policy version the latest decision was made under, and its territory.
+    Column("policy_version", Integer),
+    Column("territory", String(100)),
 )
 
 # A second form or sign-up of a known email: a touchpoint, not a second lead.
@@ -262,3 +269,15 @@ held_leads = Table(
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.
+
+# Every routing policy applied, numbered in the roster topic's order (version 0 is the
+# policy of the configuration, never stored): the highest version is the one in force.
+routing_policies = Table(
+    "routing_policies",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("document", Text, nullable=False),
+    Column("changed_by", String(200)),
+    _at("changed_at", nullable=False),
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
@@ -44,6 +45,9 @@ class RouterSettings(ServiceSettings):
     # Country (any spelling or ISO code) -> region, over the built-in map.
     # REGION_MAP='{"MX": "EMEA"}'
     region_map: dict[str, Region] = Field(default_factory=dict)
+    # The routing policy (territories) in force until one is set through the API, as a
+    # YAML or JSON file; unset: one territory per region, by country (REGION_MAP).
+    routing_policy_file: Path | None = None
 
     # Owner write-back to the CRM the lead came from; off unless configured.
     hubspot_api_base: str = "https://api.hubapi.com"

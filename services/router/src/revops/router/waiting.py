@@ -160,7 +160,7 @@ async def reroute_rows(
     for row, person in zip(rows, people, strict=True):
         match = match_email(person.email, batch.domain_owners)
         account = batch.accounts.get(match.account_id) if match.account_id else None
-        name = queue_of_lead(_lead_of(row, person), account, ctx.policy, ctx.region_map)
+        name = queue_of_lead(_lead_of(row, person), account, ctx.policy, batch.territories)
         if name is not None:
             needed.add(name)
     cursors = await lock_queues(session, needed)
@@ -205,6 +205,8 @@ _SET = (
     "review_with_sdr_id",
     "account_id",
     "match",
+    "policy_version",
+    "territory",
 )
 
 
@@ -250,6 +252,8 @@ def _columns(c: _Rerouted) -> dict[str, Any]:
         "review_with_sdr_id": d.review_with_sdr_id,
         "account_id": c.match.account_id,
         "match": c.match.how,
+        "policy_version": d.policy_version,
+        "territory": d.territory,
     }
     return {f"new_{k}": v for k, v in values.items()}
 
@@ -288,6 +292,9 @@ def _person_of(row: Row[Any], at: datetime) -> NewPerson:
         row.is_consultant,
         refs[0] if refs else None,
         None,
+        state=row.state,
+        employees=row.employees,
+        segment=row.segment,
     )
 
 
@@ -299,6 +306,9 @@ def _lead_of(row: Row[Any], person: NewPerson) -> Lead:
         person.country,
         person.form_type,
         person.is_consultant,
+        person.state,
+        person.employees,
+        person.segment,
     )
 
 

@@ -10,6 +10,7 @@ Two bodies arrive here:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,12 @@ DEFAULT_FIELDS: Mapping[str, str] = {
     "last_name": "lastname",
     "company": "company",
     "country": "country",
+    # What routing territories may match on besides the country: HubSpot's contact
+    # properties `state` and `numemployees` (a range such as "25-50" or "1000+"), and a
+    # property of the team's own for the segment.
+    "state": "state",
+    "employees": "numemployees",
+    "segment": "segment",
     "is_consultant": "is_consultant",
     "utm_campaign": "utm_campaign",
 }
@@ -121,12 +128,33 @@ def parse_submission(
             last_name=v.text(value("last_name"), names["last_name"], 0),
             company=v.text(value("company"), names["company"], 0),
             country=v.text(value("country"), names["country"], 0),
+            state=v.text(value("state"), names["state"], 0, max_length=100),
+            employees=employees(value("employees"), names["employees"]),
+            segment=v.text(value("segment"), names["segment"], 0, max_length=100),
             is_consultant=is_consultant,
             page_url=sub.page_url,
             referrer=sub.referrer,
             source_ref=ref,
         ),
     )
+
+
+_EMPLOYEES = re.compile(r"^\s*(\d{1,9})\s*(?:(?:-|to)\s*\d{1,9}|\+)?\s*$")
+
+
+def employees(value: Any, field: str) -> int | None:
+    """A company size as a number: "250", 250, or the lower bound of a range such as
+    HubSpot's "25-50" or "1000+" (a territory's band takes its lower end)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:
+        return value
+    found = _EMPLOYEES.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise MalformedEvent(
+            field, f"expected a number of employees or a range (25-50, 1000+), got {value!r}", 0
+        )
+    return int(found.group(1))
 
 
 def _forms_api(body: dict[str, Any]) -> _Submission:

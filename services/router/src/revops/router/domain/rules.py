@@ -7,9 +7,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from revops.router.domain.regions import DEFAULT_REGION_MAP, RegionMap
 from revops.router.domain.reps import Region, Rep, Role
 from revops.router.domain.rotation import Member, RotationState, Turn, next_turn
+from revops.router.domain.territories import (
+    LeadFields,
+    Placement,
+    TerritoryPolicy,
+    default_policy,
+    place_lead,
+)
 from revops.router.domain.windows import utc_day, within_days
 
 # "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
@@ -71,6 +77,13 @@ class Lead:
     country: str | None = None
     form_type: str | None = None
     is_consultant: bool = False
+    state: str | None = None
+    employees: int | None = None
+    segment: str | None = None
+
+    @property
+    def fields(self) -> LeadFields:
+        return LeadFields(self.country, self.state, self.employees, self.segment, self.form_type)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,9 @@ class QueueSnapshot:
     assigned_today: Mapping[str, int] = field(default_factory=dict)
 
 
+DEFAULT_TERRITORIES = default_policy()
+
+
 @dataclass(frozen=True)
 class RoutingContext:
     reps: Mapping[str, Rep]
@@ -124,7 +140,7 @@ class RoutingContext:
     touches: Sequence[Touch] = ()
     opportunities: Sequence[Opportunity] = ()
     queue: QueueSnapshot | None = None  # the region's queue; needed only for round robin
-    region_map: RegionMap = DEFAULT_REGION_MAP
+    territories: TerritoryPolicy = DEFAULT_TERRITORIES
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,9 @@ class Decision:
     turn: Turn | None = None  # set when the rotation was used: the slot and the new state
     # A high-priority lead nobody took: who must hear that it waits (``waiting_notice``).
     notify_waiting: tuple[str, ...] = ()
+    # The territory that placed the lead (None: none matched) and the policy's version.
+    territory: str | None = None
+    policy_version: int | None = None
 
 
 def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
@@ -153,24 +172,24 @@ def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
     )
 
 
-def region_of_lead(
-    lead: Lead, account: Account | None, policy: RoutingPolicy, region_map: RegionMap
-) -> Region | None:
-    return (
-        region_map.region_of(lead.country)
-        or (account.region if account is not None else None)
-        or policy.fallback_region
-    )
+def placement_of_lead(
+    lead: Lead, account: Account | None, policy: RoutingPolicy, territories: TerritoryPolicy
+) -> Placement:
+    """The first territory of the policy that matches the lead; else the account's region,
+    the policy's fallback region, then the configuration's."""
+    placed = place_lead(territories, lead.fields, account.region if account else None)
+    if placed.region is None and policy.fallback_region is not None:
+        return replace(placed, region=policy.fallback_region)
+    return placed
 
 
 def queue_of_lead(
-    lead: Lead, account: Account | None, policy: RoutingPolicy, region_map: RegionMap
+    lead: Lead, account: Account | None, policy: RoutingPolicy, territories: TerritoryPolicy
 ) -> str | None:
     """The rotation a lead would use, so the caller can lock and load it beforehand."""
     if lead.is_consultant:
         return None
-    region = region_of_lead(lead, account, policy, region_map)
-    return inbound_queue(region) if region is not None else None
+    return placement_of_lead(lead, account, policy, territories).queue
 
 
 WAITING_QUEUES = frozenset({UNASSIGNED_QUEUE, MANUAL_REVIEW_QUEUE})
@@ -186,14 +205,20 @@ def waiting_notice(decision: Decision, policy: RoutingPolicy) -> tuple[str, ...]
 
 
 def route_lead(lead: Lead, context: RoutingContext, policy: RoutingPolicy) -> Decision:
-    decision = _route_lead(lead, context, policy)
-    notify = waiting_notice(decision, policy)
-    return replace(decision, notify_waiting=notify) if notify else decision
+    placed = placement_of_lead(lead, context.account, policy, context.territories)
+    decision = _route_lead(lead, context, policy, placed.region)
+    return replace(
+        decision,
+        notify_waiting=waiting_notice(decision, policy),
+        territory=placed.territory,
+        policy_version=placed.policy_version,
+    )
 
 
-def _route_lead(lead: Lead, context: RoutingContext, policy: RoutingPolicy) -> Decision:
+def _route_lead(
+    lead: Lead, context: RoutingContext, policy: RoutingPolicy, region: Region | None
+) -> Decision:
     priority: Priority = "high" if policy.is_high_priority(lead.form_type) else "normal"
-    region = region_of_lead(lead, context.account, policy, context.region_map)
     if lead.is_consultant:
         return Decision(
             "manual_review",

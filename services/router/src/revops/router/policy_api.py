@@ -1,0 +1,273 @@
+"""The routing policy's admin API: read it, change it (validated, then published on the
+roster topic like a rep's change), and ask where a lead would go without routing it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from revops.events.catalogue import (
+    RoutingPolicyChanged,
+    RoutingPolicyChangedEvent,
+    make_event,
+    normalise_email,
+)
+from revops.events.producer import KafkaUnavailable
+from revops.events.service import (
+    BAD_JSON_BODY,
+    NEEDS_A_TOKEN,
+    NEEDS_THE_ADMIN_TOKEN,
+    ReadAccess,
+    Refusal,
+    Responses,
+    RuntimeDep,
+    ServiceRuntime,
+    SessionDep,
+    StoredText,
+    WriteAccess,
+)
+from revops.router import models as m
+from revops.router.context import RouterContext
+from revops.router.domain.rotation import RotationState
+from revops.router.domain.rules import Decision
+from revops.router.domain.territories import InvalidPolicy
+from revops.router.leads import (
+    NewPerson,
+    RoutingBatch,
+    decide,
+    lead_of,
+    load_routing_state,
+    match_email,
+)
+from revops.router.policies import current_policy
+from revops.router.policy_document import parse_document
+from revops.router.store import load_reps
+
+router = APIRouter(responses=NEEDS_A_TOKEN, tags=["routing policy"])
+
+
+def _context(runtime: ServiceRuntime) -> RouterContext:
+    ctx = runtime.context
+    assert isinstance(ctx, RouterContext)
+    return ctx
+
+
+class PolicyOut(BaseModel):
+    version: int = Field(description="0: the configuration's policy, before any change")
+    document: str | None = Field(description="as given; null for the built-in default")
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+    territories: list[str] = Field(description="the territories' names, in matching order")
+
+
+@router.get("/routing-policy", dependencies=[ReadAccess])
+async def get_policy(session: SessionDep, runtime: RuntimeDep) -> PolicyOut:
+    """The policy in force: the newest version the router has applied."""
+    ctx = _context(runtime)
+    policy = await current_policy(session, ctx)
+    names = [t.name for t in policy.territories]
+    if policy.version == 0:
+        path = ctx.settings.routing_policy_file
+        text = path.read_text(encoding="utf-8") if path is not None else None
+        return PolicyOut(version=0, document=text, territories=names)
+    row = (
+        await session.execute(
+            select(m.routing_policies).where(m.routing_policies.c.version == policy.version)
+        )
+    ).one()
+    return PolicyOut(
+        version=row.version,
+        document=row.document,
+        changed_by=row.changed_by,
+        changed_at=row.changed_at,
+        territories=names,
+    )
+
+
+class PolicyChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    document: str = Field(
+        min_length=1, max_length=2_000_000, description="the policy as YAML or JSON text"
+    )
+    changed_by: StoredText | None = Field(default=None, max_length=200)
+
+
+class PolicyAccepted(BaseModel):
+    territories: list[str]
+    version_after: int = Field(
+        description="the version it will have once applied, unless another change is "
+        "published first (the router numbers changes in the order Kafka received them)"
+    )
+
+
+POLICY_REFUSED: Responses = {
+    422: {
+        "description": "the document is refused as a whole: one entry per error, with "
+        "`line` (1-based; null when the document has none) and `field`",
+    },
+    503: {
+        "model": Refusal,
+        "description": "Kafka did not acknowledge the change in time: send it again",
+    },
+}
+
+
+@router.put(
+    "/routing-policy",
+    status_code=202,
+    dependencies=[WriteAccess],
+    responses={**NEEDS_THE_ADMIN_TOKEN, **BAD_JSON_BODY, **POLICY_REFUSED},
+)
+async def change_policy(
+    body: PolicyChange, session: SessionDep, runtime: RuntimeDep
+) -> PolicyAccepted:
+    """Replace the routing policy. The document is validated as a whole (every error named
+    with its line and field; the policy in force stays), then published on the roster
+    topic; the router applies it moments later, before any lead sent after this answer."""
+    try:
+        document = parse_document(body.document)
+    except InvalidPolicy as refused:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "document"),
+                    "msg": str(error),
+                    "type": "value_error",
+                    "line": error.line,
+                    "field": error.field,
+                }
+                for error in refused.errors
+            ]
+        ) from refused
+    policy = await current_policy(session, _context(runtime))
+    await _publish(
+        runtime, RoutingPolicyChanged(document=body.document, changed_by=body.changed_by)
+    )
+    return PolicyAccepted(
+        territories=[t.name for t in document.territories], version_after=policy.version + 1
+    )
+
+
+async def _publish(runtime: ServiceRuntime, change: RoutingPolicyChanged) -> None:
+    event = make_event(
+        RoutingPolicyChangedEvent,
+        id=f"routing-policy:{uuid.uuid4().hex}",
+        source="router",
+        occurred_at=datetime.now(UTC),
+        payload=change,
+    )
+    try:
+        await runtime.producer.publish([event])
+    except KafkaUnavailable as exc:
+        raise HTTPException(
+            503,
+            "Kafka did not acknowledge the policy change in time: nothing is stored, send "
+            "it again (if Kafka received it after all, it is applied as sent)",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
+class DryRunLead(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+    country: StoredText | None = Field(default=None, max_length=100)
+    state: StoredText | None = Field(default=None, max_length=100)
+    employees: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    segment: StoredText | None = Field(default=None, max_length=100)
+    form_type: StoredText | None = Field(default=None, max_length=50)
+    is_consultant: bool = False
+    at: datetime | None = Field(default=None, description="decide as of; default: now")
+
+
+class DryRunAnswer(BaseModel):
+    owner_id: str | None
+    owner_role: str | None
+    rule: str
+    queue: str | None
+    turn: int | None
+    reason: str
+    priority: str
+    region: str | None
+    territory: str | None = Field(description="the territory that matched; null: none did")
+    policy_version: int | None
+    account_id: str | None
+    match: str
+    known_lead: bool = Field(
+        description="a lead with this email exists: a new form would be a touchpoint on "
+        "it, which keeps its owner; the answer is what the rules would decide for a new one"
+    )
+
+
+@router.post("/routing-policy/dry-run", dependencies=[ReadAccess], responses={**BAD_JSON_BODY})
+async def dry_run(body: DryRunLead, runtime: RuntimeDep) -> DryRunAnswer:
+    """Where this lead would go now, and why, without routing it: the rules, the policy
+    in force and the rotations as they are (no turn is taken, nothing is stored)."""
+    ctx = _context(runtime)
+    at = body.at or datetime.now(UTC)
+    person = NewPerson(
+        f"dry-run:{uuid.uuid4().hex}",
+        normalise_email(body.email),
+        at if at.tzinfo is not None else at.replace(tzinfo=UTC),
+        "form",
+        body.form_type,
+        body.country,
+        body.is_consultant,
+        None,
+        None,
+        state=body.state,
+        employees=body.employees,
+        segment=body.segment,
+    )
+    # A session of its own, never committed: nothing a dry run does is kept.
+    async with runtime.database.sessions() as session:
+        decision, match_how, account_id, known = await _decide(session, ctx, person)
+    return _answer(decision, match_how, account_id, known)
+
+
+async def _decide(
+    session: AsyncSession, ctx: RouterContext, person: NewPerson
+) -> tuple[Decision, str, str | None, bool]:
+    batch = RoutingBatch({}, {}, {}, {}, {}, {}, {}, [])
+    await load_routing_state(session, ctx, [person], batch)
+    match = match_email(person.email, batch.domain_owners)
+    account = batch.accounts.get(match.account_id) if match.account_id else None
+    states = await _rotations(session)
+    reps = await load_reps(session)
+    decision = decide(ctx, person, lead_of(person), account, batch, reps, {}, states)
+    known = await session.scalar(select(m.leads.c.id).where(m.leads.c.email == person.email))
+    return decision, match.how, match.account_id, known is not None
+
+
+async def _rotations(session: AsyncSession) -> dict[str, RotationState]:
+    """Every rotation's pointer, read without the lock routing takes: a dry run never
+    waits for a batch, nor makes one wait."""
+    q = m.queues
+    rows = await session.execute(select(q.c.name, q.c.cursor, q.c.rotation))
+    return {str(n): RotationState.from_json(int(c), v) for n, c, v in rows}
+
+
+def _answer(decision: Decision, how: str, account_id: str | None, known: bool) -> DryRunAnswer:
+    d = decision
+    return DryRunAnswer(
+        owner_id=d.owner_id,
+        owner_role=d.owner_role,
+        rule=d.rule,
+        queue=d.queue,
+        turn=d.turn.slot if d.turn else None,
+        reason=d.reason,
+        priority=d.priority,
+        region=d.region,
+        territory=d.territory,
+        policy_version=d.policy_version,
+        account_id=account_id,
+        match=how,
+        known_lead=known,
+    )
