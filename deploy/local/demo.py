@@ -2,9 +2,11 @@
 of them, read back through their APIs and printed for a person.
 
 The story: Acme is a customer account owned by AE Alex (paired with SDR Sam). Jane from
-Acme asks for a demo, Luca from Globex downloads an ebook, Priya signs up for the cloud
-product. Jane's lead is converted into an opportunity that moves through the stages to
-Closed Won. Each run uses fresh people and records, so it can be run again and again.
+Acme asks for a demo, Luca from Globex downloads an ebook (routed by the southern-europe
+territory), Priya signs up for the cloud product, Jo downloads the ebook from a personal
+address and is matched to Acme by the company she gave. Jane's lead is converted into
+an opportunity that moves through the stages to Closed Won. Each run uses fresh people
+and records, so it can be run again and again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ LEAD = f"00QJANE{RUN}"
 JANE = f"jane.{RUN}@acme-demo.com"
 LUCA = f"luca.{RUN}@globex-demo.it"
 PRIYA = f"priya.{RUN}@initech-demo.in"
+# Writes from personal mail: matched to Acme by the company she gave.
+JO = f"jo.{RUN}@gmail.com"
 
 failures: list[str] = []
 
@@ -211,6 +215,7 @@ def send_webhooks(now: datetime) -> None:
     forms = [
         (JANE, "Jane", "Acme Corp", "United States", "demo_request", "spring_launch"),
         (LUCA, "Luca", "Globex", "IT", "ebook", "ebook_q2"),
+        (JO, "Jo", "ACME Corporation", "US", "ebook", "ebook_q2"),
     ]
     for email, first, company, country, form_type, campaign in forms:
         url = f"{INGEST}/webhooks/hubspot/forms?form_type={form_type}&campaign={campaign}"
@@ -350,7 +355,7 @@ def convert_and_win(now: datetime) -> None:
 
 def show_router() -> None:
     title("Router: who works each lead (GET /leads?email=...)")
-    for email in (JANE, LUCA, PRIYA):
+    for email in (JANE, LUCA, PRIYA, JO):
         lead = wait_for(
             f"router lead {email}", lambda e=email: _first(get(ROUTER, "/leads", email=e))
         )
@@ -364,7 +369,11 @@ def show_router() -> None:
             territory = lead.get("territory") or "none (account region or fallback)"
             line(f"{'':<36}    territory {territory}, policy v{lead.get('policy_version')}")
             if lead.get("account_id"):
-                line(f"{'':<36}    account {lead['account_id']} matched by {lead.get('match')}")
+                score = f" (score {lead['match_score']})" if lead.get("match_score") else ""
+                line(
+                    f"{'':<36}    account {lead['account_id']} matched by "
+                    f"{lead.get('match')}{score}"
+                )
 
 
 def show_attribution() -> None:

@@ -243,6 +243,8 @@ class LeadRouted(Model):
     turn_round: int | None = Field(default=None, ge=0)
     turn_place: int | None = Field(default=None, ge=-1)
     match: str | None = None
+    # match company_name: the score (0-100) of the account name the company matched.
+    match_score: float | None = Field(default=None, ge=0, le=100)
     region: str | None = None
     review_with_sdr_id: str | None = None
     # The routing policy's version the decision was made under and the territory that

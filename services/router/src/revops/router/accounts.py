@@ -27,6 +27,7 @@ from revops.events.catalogue import (
 from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import CLOSED_LEAD_STATUSES, RouterContext
+from revops.router.domain.company_names import blocking_key, normalise_company
 from revops.router.domain.matching import (
     normalise_domain,
 )
@@ -159,6 +160,7 @@ async def _store_accounts(
             ),
             list(rows),
         )
+        await store_account_names(session, {str(r["id"]): r["name"] for r in rows})
     if domains:
         await session.execute(
             delete(m.account_domains).where(one_of(m.account_domains.c.account_id, sorted(domains)))
@@ -279,3 +281,16 @@ async def move_leads(
         [{"moved_id": lead, "moved_to": sdr} for lead, sdr in owners.items()],
     )
     await session.execute(pg_insert(m.lead_moves).on_conflict_do_nothing(), list(moves))
+
+
+async def store_account_names(session: AsyncSession, names: Mapping[str, str | None]) -> None:
+    """The accounts' names as company names are compared (an account without one, or
+    whose name is only a legal form, is matched by domain alone)."""
+    keys = {a: normalise_company(n)[:255] if n else "" for a, n in names.items()}
+    table = m.account_names
+    await session.execute(delete(table).where(one_of(table.c.account_id, sorted(keys))))
+    rows = [
+        {"account_id": a, "name_key": k, "block": blocking_key(k)} for a, k in keys.items() if k
+    ]
+    if rows:
+        await session.execute(pg_insert(table), rows)

@@ -267,6 +267,10 @@ class LeadOut(BaseModel):
     state: str | None = None
     employees: int | None = None
     segment: str | None = None
+    company: str | None = None
+    match_score: float | None = Field(
+        default=None, description="match company_name: the account name's score (0-100)"
+    )
 
 
 def _lead_out(row: Row[Any]) -> LeadOut:

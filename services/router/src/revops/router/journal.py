@@ -250,6 +250,7 @@ def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelo
         review_with_sdr_id=d.review_with_sdr_id,
         territory=d.territory,
         policy_version=d.policy_version,
+        match_score=match.score,
     )
     events: list[Envelope] = [
         make_event(

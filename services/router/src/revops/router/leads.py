@@ -35,6 +35,14 @@ from revops.events.db import one_of
 from revops.router import models as m
 from revops.router.context import RouterContext
 from revops.router.conversions import mark_converted
+from revops.router.domain.company_names import (
+    NamedAccount,
+    NameIndex,
+    NameMatch,
+    blocking_key,
+    match_company,
+    normalise_company,
+)
 from revops.router.domain.matching import (
     AccountDomains,
     AccountMatch,
@@ -97,6 +105,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 state=p.state,
                 employees=p.employees,
                 segment=p.segment,
+                company=p.company,
             )
         case SignupCreatedEvent():
             s = event.payload
@@ -112,6 +121,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 ref,
                 None,
                 state_offsets=event.state_offsets,
+                company=s.company,
             )
         case _:
             return None
@@ -137,6 +147,9 @@ class NewPerson:
     state: str | None = None
     employees: int | None = None
     segment: str | None = None
+    # The company the person gave: matched against account names when the email's
+    # domain matches no account.
+    company: str | None = None
 
 
 @dataclass
@@ -159,6 +172,8 @@ class RoutingBatch:
     recorded_moves: dict[str, list[Row[Any]]] = field(default_factory=dict)
     # The routing policy in force for this batch (``load_routing_state`` reads it).
     territories: TerritoryPolicy = DEFAULT_TERRITORIES
+    # The account each company name of the batch matched, if any (``match_person``).
+    company_matches: dict[str, NameMatch | None] = field(default_factory=dict)
 
 
 LEAD_INSERT = tuple(c.name for c in m.leads.c if c.name not in ("routed_at",))
@@ -225,7 +240,7 @@ async def route_new_people(
     changes = LeadChanges(ctx)
     for person in first_of.values():
         lead_id = lead_id_for(person.email)
-        match = match_email(person.email, batch.domain_owners)
+        match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
         decision = batch.recorded.get(lead_id) or decide(
@@ -341,7 +356,7 @@ def _queues_needed(
             if recorded.queue is not None and recorded.turn is not None:
                 names.add(recorded.queue)
             continue
-        match = match_email(person.email, batch.domain_owners)
+        match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         name = queue_of_lead(lead_of(person), account, ctx.policy, batch.territories)
         if name is not None:
@@ -447,6 +462,8 @@ def _lead_row(
         "source_event_id": person.event_id,
         "policy_version": decision.policy_version,
         "territory": decision.territory,
+        "company": (person.company or "")[:255] or None,
+        "match_score": match.score,
     }
 
 
@@ -508,7 +525,11 @@ async def load_routing_state(
             if known is not None:
                 in_region = next((r for r in REGIONS if r == region), None)
                 batch.accounts[known] = Account(known, name or "", in_region, owner_id)
-    account_ids = sorted({a for ids in batch.domain_owners.values() for a in ids})
+    if ctx.settings.company_name_matching:
+        await match_companies(session, ctx, people, batch)
+    account_ids = sorted(
+        {a for ids in batch.domain_owners.values() for a in ids} | {*batch.accounts}
+    )
     if account_ids:
         for r in await session.execute(
             select(m.opportunities).where(
@@ -606,6 +627,54 @@ async def load_touches(
             ):
                 if key[1] is not None:
                     batch.touch_index.setdefault(key, []).append(row)
+
+
+async def match_companies(
+    session: AsyncSession, ctx: RouterContext, people: Sequence[NewPerson], batch: RoutingBatch
+) -> None:
+    """The company names of ``people`` whose domain matched no account, scored against
+    the names of the accounts sharing their first word (``company_names``); the matched
+    accounts join the batch's."""
+    companies = sorted(
+        {
+            p.company
+            for p in people
+            if p.company and not match_email(p.email, batch.domain_owners).matched
+        }
+    )
+    blocks = sorted({blocking_key(normalise_company(c)) for c in companies} - {""})
+    if not blocks:
+        return
+    names, a = m.account_names, m.accounts
+    rows = await session.execute(
+        select(names.c.name_key, a.c.id, a.c.name, a.c.region, a.c.owner_id)
+        .select_from(names.join(a, a.c.id == names.c.account_id))
+        .where(one_of(names.c.block, blocks))
+    )
+    index = NameIndex()
+    found: dict[str, Account] = {}
+    for key, account_id, name, region, owner_id in rows:
+        in_region = next((r for r in REGIONS if r == region), None)
+        found[account_id] = Account(account_id, name or "", in_region, owner_id)
+        index.add(key, NamedAccount(account_id, name or ""))
+    threshold = ctx.settings.company_name_threshold
+    for company in companies:
+        match = match_company(company, index, threshold)
+        batch.company_matches[company] = match
+        if match is not None:
+            batch.accounts[match.account_id] = found[match.account_id]
+
+
+def match_person(ctx: RouterContext, person: NewPerson, batch: RoutingBatch) -> AccountMatch:
+    """The account of the email's domain; else, when the person gave a company, the
+    account whose name scores at least ``COMPANY_NAME_THRESHOLD`` against it."""
+    match = match_email(person.email, batch.domain_owners)
+    if match.matched or not person.company or not ctx.settings.company_name_matching:
+        return match
+    found = batch.company_matches.get(person.company)
+    if found is None:
+        return match
+    return AccountMatch(found.account_id, "company_name", match.domain, score=found.score)
 
 
 def match_email(email: str, domain_owners: Mapping[str, list[str]]) -> AccountMatch:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Identity,
     Index,
     Integer,
@@ -98,6 +99,16 @@ accounts = Table(
     Column("field_times", JSON, nullable=False, server_default="{}"),
 )
 
+# Each account's name as company names are compared (``domain.company_names``), and the
+# word a lead's company must share with it to be scored at all.
+account_names = Table(
+    "account_names",
+    metadata,
+    _id("account_id", primary_key=True),
+    Column("name_key", String(255), nullable=False),
+    Column("block", String(255), nullable=False, index=True),
+)
+
 account_domains = Table(
     "account_domains",
     metadata,
@@ -174,6 +185,10 @@ leads = Table(
     # The routing policy version the latest decision was made under, and its territory.
     Column("policy_version", Integer),
     Column("territory", String(100)),
+    # The company the lead gave, and the score of the account name it matched (the email's
+    # domain matched none; match "company_name").
+    Column("company", String(255)),
+    Column("match_score", Float),
 )
 
 # A second form or sign-up of a known email: a touchpoint, not a second lead.

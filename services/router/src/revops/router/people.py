@@ -119,6 +119,7 @@ def _plan_people(
                     bool(p.is_consultant),
                     p.source_ref,
                     p.created_by_id,
+                    company=p.company,
                 )
                 plan.new_people.append(person)
                 row = created[p.email] if created is not None else _unrouted_row(person)

@@ -13,16 +13,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
+    Email,
     RoutingPolicyChanged,
     RoutingPolicyChangedEvent,
     make_event,
-    normalise_email,
 )
 from revops.events.producer import KafkaUnavailable
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
     NEEDS_THE_ADMIN_TOKEN,
+    Moment,
     ReadAccess,
     Refusal,
     Responses,
@@ -34,6 +35,7 @@ from revops.events.service import (
 )
 from revops.router import models as m
 from revops.router.context import RouterContext
+from revops.router.domain.matching import AccountMatch
 from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import Decision
 from revops.router.domain.territories import InvalidPolicy
@@ -43,7 +45,7 @@ from revops.router.leads import (
     decide,
     lead_of,
     load_routing_state,
-    match_email,
+    match_person,
 )
 from revops.router.policies import current_policy
 from revops.router.policy_document import parse_document
@@ -177,14 +179,15 @@ async def _publish(runtime: ServiceRuntime, change: RoutingPolicyChanged) -> Non
 class DryRunLead(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    email: str = Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+    email: Email
     country: StoredText | None = Field(default=None, max_length=100)
     state: StoredText | None = Field(default=None, max_length=100)
     employees: int | None = Field(default=None, ge=0, le=2**31 - 1)
     segment: StoredText | None = Field(default=None, max_length=100)
+    company: StoredText | None = Field(default=None, max_length=255)
     form_type: StoredText | None = Field(default=None, max_length=50)
     is_consultant: bool = False
-    at: datetime | None = Field(default=None, description="decide as of; default: now")
+    at: Moment | None = Field(default=None, description="decide as of; default: now")
 
 
 class DryRunAnswer(BaseModel):
@@ -200,6 +203,7 @@ class DryRunAnswer(BaseModel):
     policy_version: int | None
     account_id: str | None
     match: str
+    match_score: float | None = Field(description="company_name: the account name's score")
     known_lead: bool = Field(
         description="a lead with this email exists: a new form would be a touchpoint on "
         "it, which keeps its owner; the answer is what the rules would decide for a new one"
@@ -214,7 +218,7 @@ async def dry_run(body: DryRunLead, runtime: RuntimeDep) -> DryRunAnswer:
     at = body.at or datetime.now(UTC)
     person = NewPerson(
         f"dry-run:{uuid.uuid4().hex}",
-        normalise_email(body.email),
+        body.email,
         at if at.tzinfo is not None else at.replace(tzinfo=UTC),
         "form",
         body.form_type,
@@ -225,25 +229,26 @@ async def dry_run(body: DryRunLead, runtime: RuntimeDep) -> DryRunAnswer:
         state=body.state,
         employees=body.employees,
         segment=body.segment,
+        company=body.company,
     )
     # A session of its own, never committed: nothing a dry run does is kept.
     async with runtime.database.sessions() as session:
-        decision, match_how, account_id, known = await _decide(session, ctx, person)
-    return _answer(decision, match_how, account_id, known)
+        decision, match, known = await _decide(session, ctx, person)
+    return _answer(decision, match, known)
 
 
 async def _decide(
     session: AsyncSession, ctx: RouterContext, person: NewPerson
-) -> tuple[Decision, str, str | None, bool]:
+) -> tuple[Decision, AccountMatch, bool]:
     batch = RoutingBatch({}, {}, {}, {}, {}, {}, {}, [])
     await load_routing_state(session, ctx, [person], batch)
-    match = match_email(person.email, batch.domain_owners)
+    match = match_person(ctx, person, batch)
     account = batch.accounts.get(match.account_id) if match.account_id else None
     states = await _rotations(session)
     reps = await load_reps(session)
     decision = decide(ctx, person, lead_of(person), account, batch, reps, {}, states)
     known = await session.scalar(select(m.leads.c.id).where(m.leads.c.email == person.email))
-    return decision, match.how, match.account_id, known is not None
+    return decision, match, known is not None
 
 
 async def _rotations(session: AsyncSession) -> dict[str, RotationState]:
@@ -254,7 +259,7 @@ async def _rotations(session: AsyncSession) -> dict[str, RotationState]:
     return {str(n): RotationState.from_json(int(c), v) for n, c, v in rows}
 
 
-def _answer(decision: Decision, how: str, account_id: str | None, known: bool) -> DryRunAnswer:
+def _answer(decision: Decision, match: AccountMatch, known: bool) -> DryRunAnswer:
     d = decision
     return DryRunAnswer(
         owner_id=d.owner_id,
@@ -267,7 +272,8 @@ def _answer(decision: Decision, how: str, account_id: str | None, known: bool) -
         region=d.region,
         territory=d.territory,
         policy_version=d.policy_version,
-        account_id=account_id,
-        match=how,
+        account_id=match.account_id,
+        match=match.how,
+        match_score=match.score,
         known_lead=known,
     )

@@ -48,6 +48,10 @@ class RouterSettings(ServiceSettings):
     # The routing policy (territories) in force until one is set through the API, as a
     # YAML or JSON file; unset: one territory per region, by country (REGION_MAP).
     routing_policy_file: Path | None = None
+    # A lead whose email's domain matches no account, matched by the company it gave
+    # against account names (0-100; below the threshold, no match).
+    company_name_matching: bool = True
+    company_name_threshold: float = Field(default=90.0, ge=0, le=100)
 
     # Owner write-back to the CRM the lead came from; off unless configured.
     hubspot_api_base: str = "https://api.hubapi.com"

@@ -43,7 +43,7 @@ from revops.router.domain.rules import (
 from revops.router.domain.windows import utc_day
 from revops.router.journal import add_events, decision_events
 from revops.router.lead_changes import LeadChanges, lead_refs
-from revops.router.leads import NewPerson, RoutingBatch, decide, load_routing_state, match_email
+from revops.router.leads import NewPerson, RoutingBatch, decide, load_routing_state, match_person
 from revops.router.rotations import lock_queues, take_turn
 from revops.router.store import load_reps
 
@@ -158,7 +158,7 @@ async def reroute_rows(
     reps_in_order = await load_reps(session)
     needed: set[str] = set()
     for row, person in zip(rows, people, strict=True):
-        match = match_email(person.email, batch.domain_owners)
+        match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         name = queue_of_lead(_lead_of(row, person), account, ctx.policy, batch.territories)
         if name is not None:
@@ -168,7 +168,7 @@ async def reroute_rows(
     changed: list[_Rerouted] = []
     for row, person in zip(rows, people, strict=True):
         lead = _lead_of(row, person)
-        match = match_email(person.email, batch.domain_owners)
+        match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         decision = decide(ctx, person, lead, account, batch, reps_in_order, rotations, cursors)
         if _same(row, decision):
@@ -207,6 +207,7 @@ _SET = (
     "match",
     "policy_version",
     "territory",
+    "match_score",
 )
 
 
@@ -254,6 +255,7 @@ def _columns(c: _Rerouted) -> dict[str, Any]:
         "match": c.match.how,
         "policy_version": d.policy_version,
         "territory": d.territory,
+        "match_score": c.match.score,
     }
     return {f"new_{k}": v for k, v in values.items()}
 
@@ -295,6 +297,7 @@ def _person_of(row: Row[Any], at: datetime) -> NewPerson:
         state=row.state,
         employees=row.employees,
         segment=row.segment,
+        company=row.company,
     )
 
 

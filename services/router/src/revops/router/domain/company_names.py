@@ -77,6 +77,14 @@ class NameIndex:
     """Accounts by normalised name, for scoring a batch's company names."""
 
     by_key: dict[str, list[NamedAccount]] = field(default_factory=dict)
+    by_block: dict[str, list[str]] = field(default_factory=dict)  # blocking key -> keys
+
+    def add(self, key: str, account: NamedAccount) -> None:
+        """An account under its normalised name (``normalise_company``)."""
+        if key not in self.by_key:
+            self.by_key[key] = []
+            self.by_block.setdefault(blocking_key(key), []).append(key)
+        self.by_key[key].append(account)
 
     @classmethod
     def of(cls, accounts: Iterable[NamedAccount]) -> NameIndex:
@@ -84,7 +92,7 @@ class NameIndex:
         for account in accounts:
             key = normalise_company(account.name)
             if key:
-                index.by_key.setdefault(key, []).append(account)
+                index.add(key, account)
         return index
 
 
@@ -96,8 +104,7 @@ def match_company(
     key = normalise_company(company) if company else ""
     if not key:
         return None
-    first = blocking_key(key)
-    candidates = [k for k in index.by_key if blocking_key(k) == first]
+    candidates = index.by_block.get(blocking_key(key), [])
     if key in index.by_key:
         best_key, score = key, 100.0
     else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-MatchKind = Literal["exact_domain", "parent_domain", "none_free_mail", "none"]
+MatchKind = Literal["exact_domain", "parent_domain", "company_name", "none_free_mail", "none"]
 
 # Personal mailboxes say nothing about the employer, so they never match an account.
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
@@ -101,6 +101,7 @@ class AccountMatch:
     how: MatchKind
     domain: str | None  # the email's domain, normalised
     matched_domain: str | None = None  # the account domain that matched
+    score: float | None = None  # company_name: the name's score (0-100)
 
     @property
     def matched(self) -> bool:
