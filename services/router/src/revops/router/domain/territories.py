@@ -60,30 +60,55 @@ class LeadFields:
     form_type: str | None = None
 
 
-def _has(wanted: frozenset[str], value: str | None, key: str | None) -> bool:
-    return not wanted or (value is not None and key in wanted)
+@dataclass(frozen=True)
+class _Keys:
+    """A lead's fields as territories compare them, normalised once per lead."""
+
+    country: str | None
+    state: str | None
+    segment: str | None
+    form_type: str | None
+    employees: int | None
+
+
+def _keys(lead: LeadFields) -> _Keys:
+    def key(value: str | None) -> str | None:
+        return normalise_value(value) if value and value.strip() else None
+
+    country = lead.country
+    return _Keys(
+        country_key(country) if country and country.strip() else None,
+        key(lead.state),
+        key(lead.segment),
+        key(lead.form_type),
+        lead.employees,
+    )
+
+
+def _has(wanted: frozenset[str], key: str | None) -> bool:
+    return not wanted or (key is not None and key in wanted)
 
 
 def matches(territory: Territory, lead: LeadFields) -> bool:
     """Every criterion the territory sets holds for the lead; a lead that lacks a field a
     criterion needs does not match it."""
-    t = territory
-    country = country_key(lead.country) if lead.country and lead.country.strip() else None
-    if not _has(t.countries, country, country):
-        return False
-    for wanted, value in (
-        (t.states, lead.state),
-        (t.segments, lead.segment),
-        (t.form_types, lead.form_type),
+    return _matches(territory, _keys(lead))
+
+
+def _matches(t: Territory, k: _Keys) -> bool:
+    if not (
+        _has(t.countries, k.country)
+        and _has(t.states, k.state)
+        and _has(t.segments, k.segment)
+        and _has(t.form_types, k.form_type)
     ):
-        if not _has(wanted, value, normalise_value(value) if value else None):
-            return False
+        return False
     if t.min_employees is None and t.max_employees is None:
         return True
-    if lead.employees is None:
+    if k.employees is None:
         return False
     low = t.min_employees if t.min_employees is not None else 0
-    return low <= lead.employees and (t.max_employees is None or lead.employees <= t.max_employees)
+    return low <= k.employees and (t.max_employees is None or k.employees <= t.max_employees)
 
 
 @dataclass(frozen=True)
@@ -95,7 +120,8 @@ class TerritoryPolicy:
     fallback_region: Region | None = None
 
     def territory_of(self, lead: LeadFields) -> Territory | None:
-        return next((t for t in self.territories if matches(t, lead)), None)
+        keys = _keys(lead)
+        return next((t for t in self.territories if _matches(t, keys)), None)
 
 
 @dataclass(frozen=True)
