@@ -3,8 +3,8 @@
 A lead held for CRM state waits out the bound only for a partition that stopped moving;
 one that is catching up (a backlog after a restart) is waited for, up to a longer limit.
 
-Revision ID: 0005_applied_offsets_progress
-Revises: 0004_recorded_conversions
+Revision ID: 0007_applied_offsets_progress
+Revises: 0006_account_names
 Create Date: 2026-12-03 16:20:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_applied_offsets_progress"
-down_revision: str | None = "0004_recorded_conversions"
+revision: str = "0007_applied_offsets_progress"
+down_revision: str | None = "0006_account_names"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
