@@ -8,7 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class KafkaSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # The environment only: a .env file (docker-compose.yml's, with the containers' secrets)
+    # is not read, so the services started on this machine never pick it up by accident.
+    model_config = SettingsConfigDict(extra="ignore")
 
     # "production": the service refuses the public development secrets even on a
     # loopback address (it does on any other address whatever this says).
