@@ -95,6 +95,9 @@ ensure_cluster() {
     fi
     say "postgres: cluster $version/$name exists (another port) and is left alone" >&2
     name="revops"
+    if [ -d "/etc/postgresql/$version/$name" ]; then
+      die "clusters $version/$CLUSTER and $version/$name exist, neither on port $PORT: set PG_PORT to the port of one of them, or PG_CLUSTER to a new name for a cluster of our own on $PORT"
+    fi
   fi
   say "postgres: creating cluster $version/$name on port $PORT (data in /var/lib/postgresql/$version/$name, settings in /etc/postgresql/$version/$name)" >&2
   # The package's postinst usually made `main` already; a bare install may not have.
