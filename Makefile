@@ -55,6 +55,10 @@ lint: ## ruff (lint and format) and mypy (strict)
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy
 
+.PHONY: test-python
+test-python: ## the test suite on another Python this machine has (PY=3.13; ARGS=pytest arguments)
+	deploy/local/test-python.sh $(or $(PY),3.13) $(ARGS)
+
 .PHONY: test
 test: ## install and start what is needed, then lint, types and the whole test suite
 	deploy/local/infra.sh up

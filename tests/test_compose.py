@@ -20,6 +20,7 @@ import yaml  # type: ignore[import-untyped]
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+PASSWORDS_SCRIPT = ROOT / "deploy" / "local" / "postgres-passwords.sh"
 APP_PORTS = {"ingest": 8000, "router": 8001, "attribution": 8002, "renewals": 8003}
 CONSUMERS = ("router", "attribution", "renewals")
 
@@ -198,9 +199,18 @@ def test_each_service_is_built_published_and_health_checked(name: str) -> None:
 
 @pytest.mark.parametrize("name", CONSUMERS)
 def test_each_consumer_uses_its_own_role_and_waits_for_postgres(name: str) -> None:
+    """With the role's own password from .env: the production guard refuses a role whose
+    password is its name (the public development login) on 0.0.0.0."""
     svc = service(name)
-    url = f"postgresql+asyncpg://{name}:{name}@postgres:5432/revops"
+    password = example_values()[f"{name.upper()}_DB_PASSWORD"]
+    assert password != name
+    url = f"postgresql+asyncpg://{name}:{password}@postgres:5432/revops"
     assert svc["environment"]["DATABASE_URL"] == url
+    # Postgres gives the role that password on its first start, after creating it.
+    postgres = service("postgres")
+    assert postgres["environment"][f"{name.upper()}_DB_PASSWORD"] == password
+    assert "initdb.d/20-passwords.sh" in str(postgres["volumes"])
+    assert f"ALTER ROLE {name} PASSWORD :'{name}'" in PASSWORDS_SCRIPT.read_text()
     assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 

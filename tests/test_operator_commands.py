@@ -267,11 +267,17 @@ def test_check_config_says_what_is_wrong_without_connecting(unreachable):
     assert "ok for this machine (loopback)" in local.output
     exposed = runner.invoke(cli, ["check-config"], env={**env, "HTTP_HOST": "0.0.0.0"})
     assert exposed.exit_code == 1
-    assert "API_TOKEN, API_READ_TOKEN" in exposed.output
+    assert "API_TOKEN, API_READ_TOKEN, DATABASE_URL" in exposed.output
     own = runner.invoke(
         cli,
         ["check-config"],
-        env={**env, "HTTP_HOST": "0.0.0.0", "API_TOKEN": "s3cret-a", "API_READ_TOKEN": "s3cret-b"},
+        env={
+            **env,
+            "HTTP_HOST": "0.0.0.0",
+            "API_TOKEN": "s3cret-a",
+            "API_READ_TOKEN": "s3cret-b",
+            "DATABASE_URL": env["DATABASE_URL"].replace("revops:revops@", "revops:s3cret-c@"),
+        },
     )
     assert own.exit_code == 0, own.output
     assert "ok for production" in own.output

@@ -24,6 +24,10 @@ fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
+  # The package made a cluster: ours to configure (postgres.sh leaves others alone).
+  if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    note_package_clusters
+  fi
 fi
 
 if ! command -v uv >/dev/null 2>&1; then

@@ -4,6 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck disable=SC2034  # used by the scripts that source this file
 STATE="${REVOPS_STATE_DIR:-$ROOT/.state}"
+# The Debian clusters that exist right after this project installed the postgresql
+# package (the package makes one): deploy/local/postgres.sh may configure those.
+PACKAGE_CLUSTERS="$STATE/postgres-package-clusters"
 
 say() { printf '%s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -47,3 +50,11 @@ apt_install() {
 
 # `uv run` without touching uv.lock: several people edit pyproject files at once.
 uv_run() { (cd "$ROOT" && uv run --frozen "$@"); }
+
+# Record the clusters the postgresql package just made (see PACKAGE_CLUSTERS).
+note_package_clusters() {
+  mkdir -p "$STATE"
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters -h 2>/dev/null | awk '{ print $1, $2 }' >>"$PACKAGE_CLUSTERS"
+  fi
+}

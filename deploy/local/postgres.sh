@@ -3,12 +3,23 @@
 #
 #   deploy/local/postgres.sh start|stop|status
 #
-# start: use the Postgres already listening on 127.0.0.1:5432 if there is one; else
-# install Debian's `postgresql` when missing, create or adopt a cluster on port 5432
-# (loopback only, password login over TCP, max_connections=200, commit timestamps on)
-# and start it. Then apply deploy/local/postgres-init.sql (roles, databases revops and
-# revops_test, one schema per service). Idempotent. stop: stops the Debian cluster on 5432; a Postgres this script
-# does not manage is left alone.
+# start: when no server answers on 127.0.0.1:5432, install Debian's `postgresql` if
+# missing, create a cluster on that port (loopback only, password login over TCP,
+# max_connections=200, commit timestamps on) and start it. Then run
+# deploy/local/postgres-init.sql, which creates the roles, databases (revops,
+# revops_test, revops_bench) and schemas that are missing, prints each, and alters
+# nothing that exists.
+#
+# A Postgres it did not create (a server already on the port, or a Debian cluster it did
+# not make) is used as is: no settings, pg_hba.conf or port edits, no restart, no
+# password changes. REVOPS_PG_ADOPT=1 lets it configure such a cluster as its own
+# (settings, pg_hba rule, port, restart); REVOPS_PG_RESET_PASSWORDS=1 sets the roles'
+# passwords back to their names. A role that exists with a password of its own is
+# reached with <ROLE>_DATABASE_URL (e.g. ROUTER_DATABASE_URL=postgresql://router:...@
+# 127.0.0.1:5432/revops), which deploy/local/services.sh hands to that service.
+#
+# stop: stops the Debian cluster on 5432 if this script created it; anything else is left
+# alone.
 set -euo pipefail
 
 # shellcheck source=deploy/local/lib.sh
@@ -24,6 +35,12 @@ START_TIMEOUT_S="${PG_START_TIMEOUT_S:-60}"
 # psql waits forever on a server that accepts TCP but never answers; bound it.
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 HBA_MARK="# revops: password login over loopback (deploy/local/postgres.sh)"
+# A cluster this script created carries its settings file; one without it is someone
+# else's (or Debian's, made by the package) and is not changed without REVOPS_PG_ADOPT=1.
+OURS_FILE="conf.d/revops.conf"
+ADOPT="${REVOPS_PG_ADOPT:-0}"
+RESET_PASSWORDS="${REVOPS_PG_RESET_PASSWORDS:-0}"
+ROLES=(revops router attribution renewals)
 
 # --- Debian's cluster tools -----------------------------------------------------------
 
@@ -42,26 +59,50 @@ ensure_installed() {
     return
   fi
   apt_install postgresql
+  note_package_clusters
 }
 
-# Pick the cluster to run: the one already on our port, else `<newest> main` moved to
-# our port, else a new one. Prints "<version> <name>".
+# A cluster is ours when it carries our settings file, or when the package install this
+# project ran made it (then nobody else has used it yet).
+cluster_is_ours() {
+  local version="$1" name="$2"
+  [ -f "/etc/postgresql/$version/$name/$OURS_FILE" ] && return 0
+  grep -qxF "$version $name" "$PACKAGE_CLUSTERS" 2>/dev/null
+}
+
+# Pick the cluster to run: the one already on our port (ours, or adopted), else our own
+# new one. Prints "<version> <name>". A cluster of someone else's on another port is never
+# moved (unless adopted): a new cluster is made beside it.
 ensure_cluster() {
-  local found version
+  local found version name
   found="$(cluster_on_port)"
   if [ -n "$found" ]; then
+    read -r version name <<<"$found"
+    if ! cluster_is_ours "$version" "$name" && [ "$ADOPT" != 1 ]; then
+      die "cluster $version/$name (not created by this project) is configured for port $PORT and is not running; this script neither starts nor changes it. Start it yourself (pg_ctlcluster $version $name start) to have it used as is, set REVOPS_PG_ADOPT=1 to let this script configure and start it, or set PG_PORT to another port for a cluster of our own"
+    fi
     echo "$found"
     return
   fi
   version="$(newest_installed_version)"
-  if [ -d "/etc/postgresql/$version/$CLUSTER" ]; then
-    as_root pg_conftool "$version" "$CLUSTER" set port "$PORT" >/dev/null
-  else
-    say "postgres: creating cluster $version/$CLUSTER on port $PORT" >&2
-    # The package's postinst usually made `main` already; a bare install may not have.
-    as_root pg_createcluster "$version" "$CLUSTER" --port "$PORT" >/dev/null
+  name="$CLUSTER"
+  if [ -d "/etc/postgresql/$version/$name" ]; then
+    if cluster_is_ours "$version" "$name" || [ "$ADOPT" = 1 ]; then
+      say "postgres: moving cluster $version/$name to port $PORT" >&2
+      as_root pg_conftool "$version" "$name" set port "$PORT" >/dev/null
+      echo "$version $name"
+      return
+    fi
+    say "postgres: cluster $version/$name exists (another port) and is left alone" >&2
+    name="revops"
+    if [ -d "/etc/postgresql/$version/$name" ]; then
+      die "clusters $version/$CLUSTER and $version/$name exist, neither on port $PORT: set PG_PORT to the port of one of them, or PG_CLUSTER to a new name for a cluster of our own on $PORT"
+    fi
   fi
-  echo "$version $CLUSTER"
+  say "postgres: creating cluster $version/$name on port $PORT (data in /var/lib/postgresql/$version/$name, settings in /etc/postgresql/$version/$name)" >&2
+  # The package's postinst usually made `main` already; a bare install may not have.
+  as_root pg_createcluster "$version" "$name" --port "$PORT" >/dev/null
+  echo "$version $name"
 }
 
 # Our settings and pg_hba rule; sets RESTART_NEEDED=1 when a setting changed (they all
@@ -74,11 +115,13 @@ configure_cluster() {
   # The port stays in postgresql.conf, where pg_lsclusters looks for it (a number, so
   # pg_conftool writes it as is; it quotes strings inconsistently, hence conf.d below).
   if [ "$(as_root pg_conftool -s "$version" "$name" show port 2>/dev/null || true)" != "$PORT" ]; then
+    say "postgres: setting port $PORT in $dir/postgresql.conf"
     as_root pg_conftool "$version" "$name" set port "$PORT" >/dev/null
     RESTART_NEEDED=1
   fi
   as_root grep -q "^include_dir = 'conf.d'" "$dir/postgresql.conf" \
-    || printf "include_dir = 'conf.d'\n" | as_root tee -a "$dir/postgresql.conf" >/dev/null
+    || { say "postgres: adding include_dir = 'conf.d' to $dir/postgresql.conf" \
+      && printf "include_dir = 'conf.d'\n" | as_root tee -a "$dir/postgresql.conf" >/dev/null; }
   # track_commit_timestamp: the end-to-end benchmark reads when each row committed
   # (pg_xact_commit_timestamp) instead of polling the tables while it runs.
   wanted="# Written by deploy/local/postgres.sh.
@@ -86,6 +129,7 @@ listen_addresses = '$HOST'
 max_connections = $MAX_CONNECTIONS
 track_commit_timestamp = on"
   if [ "$(as_root cat "$ours" 2>/dev/null || true)" != "$wanted" ]; then
+    say "postgres: writing $ours (listen on $HOST only, max_connections, commit timestamps)"
     as_root mkdir -p "$dir/conf.d"
     printf '%s\n' "$wanted" | as_root tee "$ours" >/dev/null
     RESTART_NEEDED=1
@@ -93,6 +137,7 @@ track_commit_timestamp = on"
   # Password (scram) login for TCP from 127.0.0.1, placed first so no earlier rule
   # (peer, ident, reject) wins; pg_hba.conf is first-match.
   if ! as_root grep -qF "$HBA_MARK" "$hba"; then
+    say "postgres: adding a password login rule for $HOST to $hba"
     as_root sed -i "0,/^[[:space:]]*[^#[:space:]]/s||$HBA_MARK\nhost    all    all    $HOST/32    scram-sha-256\n&|" "$hba"
     RESTART_NEEDED=1
   fi
@@ -147,24 +192,43 @@ superuser_psql() {
 }
 
 apply_init_sql() {
-  if superuser_psql -v ON_ERROR_STOP=1 <"$INIT_SQL" >/dev/null 2>"$STATE/postgres-init.err"; then
+  local out="$STATE/postgres-init.out" err="$STATE/postgres-init.err" reset=off
+  [ "$RESET_PASSWORDS" = 1 ] && reset=on
+  if superuser_psql -v ON_ERROR_STOP=1 -v reset_passwords="$reset" <"$INIT_SQL" >"$out" 2>"$err"; then
+    # What was created (nothing, on a machine already set up), one line each.
+    sed -n 's/^\(created\|set\) /postgres: &/p' "$out"
     return
   fi
   # A Postgres we did not start (another cluster, a container) may not let us in as
   # its superuser; that is fine if it is already set up.
-  if PGPASSWORD=revops psql -X -q -h "$HOST" -p "$PORT" -U revops -d revops_test -c 'SELECT 1' >/dev/null 2>&1; then
-    warn "could not run postgres-init.sql as superuser ($(head -n 1 "$STATE/postgres-init.err")); the revops role and databases already exist, carrying on"
+  if psql -X -q "$(login_url revops)" -c 'SELECT 1' >/dev/null 2>&1; then
+    warn "could not run postgres-init.sql as superuser ($(head -n 1 "$err")); the revops role and databases already exist, carrying on"
     return
   fi
-  cat "$STATE/postgres-init.err" >&2
+  cat "$err" >&2
   die "could not set up roles and databases on $HOST:$PORT: run deploy/local/postgres-init.sql as a superuser (or set PG_SUPERUSER_URL=postgresql://<superuser>:<password>@$HOST:$PORT/postgres)"
 }
 
+# How a role logs in, as a libpq URL: <ROLE>_DATABASE_URL when set (a role that existed
+# before, with a password of its own), else the development password (its name).
+login_url() {
+  local role="$1" var url
+  var="$(printf '%s' "$role" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+  url="${!var:-postgresql://$role:$role@$HOST:$PORT/revops}"
+  printf '%s' "${url/postgresql+asyncpg:/postgresql:}"
+}
+
 check_logins() {
-  local role
-  for role in revops router attribution renewals; do
-    PGPASSWORD="$role" psql -X -q -h "$HOST" -p "$PORT" -U "$role" -d revops -tAc 'SELECT 1' >/dev/null 2>&1 \
-      || die "role $role cannot log in with its password over TCP on $HOST:$PORT (check pg_hba.conf)"
+  local role var
+  for role in "${ROLES[@]}"; do
+    var="$(printf '%s' "$role" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+    if psql -X -q "$(login_url "$role")" -tAc 'SELECT 1' >/dev/null 2>"$STATE/postgres-login.err"; then
+      continue
+    fi
+    if [ -n "${!var:-}" ]; then
+      die "role $role cannot log in with $var ($(head -n 1 "$STATE/postgres-login.err"))"
+    fi
+    die "role $role cannot log in over TCP on $HOST:$PORT with the development password ($(head -n 1 "$STATE/postgres-login.err")). If it existed before with a password of its own (left as it is), set $var=postgresql://$role:<its password>@$HOST:$PORT/revops; REVOPS_PG_RESET_PASSWORDS=1 sets it to the development one instead"
   done
 }
 
@@ -172,14 +236,19 @@ check_logins() {
 
 start() {
   mkdir -p "$STATE"
+  local found version name
   if port_open "$HOST" "$PORT"; then
-    local found
     found="$(cluster_on_port)"
-    if [ -n "$found" ]; then
-      # Ours (a Debian cluster): make sure its settings are ours too.
+    read -r version name <<<"${found:-- -}"
+    if [ -n "$found" ] && { cluster_is_ours "$version" "$name" || [ "$ADOPT" = 1 ]; }; then
+      # Ours (or adopted): make sure its settings are ours too.
       start_debian_cluster
+    elif [ -n "$found" ]; then
+      say "postgres: using cluster $version/$name on $HOST:$PORT as it is (not created by this project: its settings, pg_hba.conf, port and existing roles are left alone; REVOPS_PG_ADOPT=1 lets this script configure it)"
     else
-      say "postgres: something already listens on $HOST:$PORT; using it"
+      local owner
+      owner="$(port_owner "$PORT")"
+      say "postgres: using the server already listening on $HOST:$PORT${owner:+ ($owner)} as it is (not a cluster this project manages: nothing of it is changed)"
     fi
   else
     ensure_installed
@@ -188,7 +257,7 @@ start() {
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client
   apply_init_sql
   check_logins
-  say "postgres: ready on $HOST:$PORT (databases revops, revops_test; roles revops, router, attribution, renewals)"
+  say "postgres: ready on $HOST:$PORT (databases revops, revops_test, revops_bench; roles revops, router, attribution, renewals)"
 }
 
 stop() {
@@ -203,6 +272,10 @@ stop() {
     return
   fi
   read -r version name <<<"$cluster"
+  if ! cluster_is_ours "$version" "$name" && [ "$ADOPT" != 1 ]; then
+    say "postgres: cluster $version/$name was not created by this project; leaving it running"
+    return
+  fi
   if cluster_online "$version" "$name"; then
     as_root pg_ctlcluster "$version" "$name" stop -m fast
     say "postgres: stopped cluster $version/$name"

@@ -35,8 +35,16 @@ start_one() {
     echo "error: port $port (for $name) is taken by another process${owner:+ ($owner)}; stop it first" >&2
     exit 1
   fi
+  # <SVC>_DATABASE_URL (e.g. ROUTER_DATABASE_URL): this service's login, for a role that
+  # existed with a password of its own (deploy/local/postgres.sh leaves it as it is).
+  local url_var extra=()
+  url_var="$(printf '%s' "$name" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+  if [ -n "${!url_var:-}" ]; then
+    extra=("DATABASE_URL=${!url_var}")
+  fi
   # setsid: the service outlives this script and gets its own process group.
-  HTTP_PORT="$port" setsid "$ROOT/.venv/bin/revops-$name" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  env "${extra[@]}" HTTP_PORT="$port" setsid "$ROOT/.venv/bin/revops-$name" \
+    >>"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
   echo "$name: started (pid $!, port $port, log .state/logs/$name.log)"
 }

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 from revops.events.production import (
     UnsafeSettings,
     check_production,
+    development_logins,
     development_secrets,
     is_loopback,
 )
@@ -61,8 +62,55 @@ def test_own_secrets_pass_everywhere():
             revops_env="production",
             api_token=SecretStr("own-admin"),
             api_read_token=SecretStr("own-read"),
+            database_url="postgresql+asyncpg://router:own-password@db:5432/revops",
         )
     )
+
+
+OWN_TOKENS = {"api_token": SecretStr("own-admin"), "api_read_token": SecretStr("own-read")}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",  # unset: the development login of the service's role
+        "postgresql+asyncpg://router:router@db.internal:5432/revops",
+        "postgresql://renewals:renewals@10.0.0.7/revops",
+    ],
+)
+def test_a_development_database_login_is_refused_where_exposed(url):
+    settings = ServiceSettings(
+        service_name="router", http_host="0.0.0.0", database_url=url, **OWN_TOKENS
+    )
+    assert development_logins(settings) == ["DATABASE_URL"]
+    with pytest.raises(UnsafeSettings, match=r"HTTP_HOST=0\.0\.0\.0.*but DATABASE_URL still holds"):
+        check_production(settings)
+    with pytest.raises(UnsafeSettings, match=r"REVOPS_ENV=production.*DATABASE_URL"):
+        check_production(
+            settings.model_copy(update={"http_host": "127.0.0.1", "revops_env": "production"})
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://router:Router@db:5432/revops",  # not the name, if close
+        "postgresql+asyncpg://router:router-2026@db:5432/revops",
+        "postgresql+asyncpg://router@db:5432/revops",  # no password: the server decides
+    ],
+)
+def test_a_database_login_of_ones_own_passes(url):
+    settings = ServiceSettings(http_host="0.0.0.0", database_url=url, **OWN_TOKENS)
+    assert development_logins(settings) == []
+    check_production(settings)
+
+
+def test_a_development_database_login_is_fine_on_loopback():
+    check_production(ServiceSettings(service_name="router", **OWN_TOKENS))
+
+
+def test_a_service_without_a_database_has_no_login_to_check():
+    assert development_logins(IngestSettings(http_host="0.0.0.0")) == []
 
 
 def test_ingest_names_each_webhook_secret():

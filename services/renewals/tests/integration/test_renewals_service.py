@@ -146,6 +146,53 @@ async def test_leaving_closed_won_cancels_and_winning_again_reinstates(
     assert again["id"] == first["id"]
 
 
+async def test_renewals_due_as_of_a_moment_follow_the_stage_history(client, kafka_settings, unique):
+    """Won on day 5, moved back out on day 6 (cancelled), won again on day 7 (reinstated):
+    the renewal is due as of each moment the opportunity stood won then, whatever its
+    status now."""
+    opp, owner = unique("006H"), unique("005HIST")
+    await publish(
+        kafka_settings,
+        [
+            opportunity(
+                unique("e1"),
+                day(0),
+                opp,
+                stage="2 - Qualified",
+                amount="800",
+                change="created",
+                owner_id=owner,
+                contract_end_date=date(2026, 5, 15),  # due in the quarter after March
+            ),
+            opportunity(unique("e2"), day(5), opp, stage="Closed Won"),
+            opportunity(unique("e3"), day(6), opp, stage="3 - Proposal"),
+            opportunity(unique("e4"), day(7), opp, stage="Closed Won"),
+        ],
+    )
+
+    async def reinstated() -> None:
+        detail = await get_json(client, f"/opportunities/{opp}")
+        assert len(detail["history"]) == 4
+        assert (await get_json(client, f"/opportunities/{opp}/renewal"))["status"] == "open"
+
+    await eventually(reinstated)
+
+    async def due(moment: datetime) -> int:
+        response = await client.get("/pipeline", params={"as_of": moment.isoformat()})
+        assert response.status_code == 200, response.text
+        count: int = response.json()["by_owner"][owner]["renewals_due_next_quarter"]["count"]
+        return count
+
+    tick = timedelta(microseconds=1)
+    assert await due(day(5) - tick) == 0  # not won yet
+    assert await due(day(5)) == 1
+    assert await due(day(6) - tick) == 1
+    assert await due(day(6)) == 0  # out of Closed Won: cancelled then
+    assert await due(day(6.5)) == 0
+    assert await due(day(7) - tick) == 0
+    assert await due(day(7)) == 1  # won again
+
+
 async def test_a_late_reopen_older_than_the_win_changes_nothing(client, kafka_settings, unique):
     opp, owner = unique("006C"), unique("005LATE")
     await publish(

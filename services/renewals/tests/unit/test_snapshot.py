@@ -1,16 +1,22 @@
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from revops.renewals.domain.snapshot import (
     OpportunityAsOf,
     Quarter,
     RenewalAsOf,
+    RenewalHistory,
     forecast_json,
     periods_for,
     quarter_of,
+    renewal_as_of,
     take_snapshot,
 )
-from revops.renewals.domain.stages import ForecastCategory, StageMap
+from revops.renewals.domain.stages import ForecastCategory, StageKind, StageMap
 
 STAGES = StageMap()
 AS_OF = datetime(2026, 3, 14, 1, tzinfo=UTC)  # Friday 13 March 18:00 in Los Angeles
@@ -181,3 +187,58 @@ def test_period_metrics_counts_in_half_open_range_and_cycle_from_qualified():
     assert metrics.cycle_days[0] == 10
     assert round(metrics.cycle_days[1]) == 51
     assert metrics.median_cycle_days == (10 + metrics.cycle_days[1]) / 2
+
+
+# --- a renewal as of a moment, from the stage history -------------------------------------
+
+WON_AT = AS_OF - timedelta(days=10)
+
+
+def history(**changes: Any) -> RenewalHistory:
+    base = RenewalHistory(
+        renewal_id="r",
+        owner_id="a",
+        amount=Decimal(100),
+        close_date=date(2026, 5, 1),
+        cancelled_at=None,
+        source_kind=StageKind.WON,
+        source_since=WON_AT,
+    )
+    return replace(base, **changes)
+
+
+def test_a_renewal_is_due_while_the_opportunity_it_renews_stands_won():
+    due = renewal_as_of(history(), AS_OF)
+    assert due == RenewalAsOf("r", "a", Decimal(100), date(2026, 5, 1), created_at=WON_AT)
+
+
+@pytest.mark.parametrize(
+    ("source_kind", "source_since"),
+    [
+        (None, None),  # no version of the opportunity yet
+        (StageKind.OPEN, WON_AT),  # not won yet, or moved back out of Closed Won since
+        (StageKind.LOST, WON_AT),
+    ],
+)
+def test_a_renewal_is_not_due_unless_its_opportunity_stands_won(source_kind, source_since):
+    assert renewal_as_of(history(source_kind=source_kind, source_since=source_since), AS_OF) is None
+
+
+@pytest.mark.parametrize(
+    ("own_kind", "due"),
+    [(None, True), (StageKind.OPEN, True), (StageKind.WON, False), (StageKind.LOST, False)],
+)
+def test_a_renewal_whose_own_opportunity_closed_is_no_longer_due(own_kind, due):
+    assert (renewal_as_of(history(own_kind=own_kind), AS_OF) is not None) is due
+
+
+@pytest.mark.parametrize(
+    ("cancelled_at", "due"),
+    [
+        (AS_OF + timedelta(microseconds=1), True),  # cancelled after the moment
+        (AS_OF, False),  # cancelled at that very moment: no longer due
+        (AS_OF - timedelta(days=1), False),
+    ],
+)
+def test_a_renewal_cancelled_while_its_opportunity_stays_won_ends_then(cancelled_at, due):
+    assert (renewal_as_of(history(cancelled_at=cancelled_at), AS_OF) is not None) is due

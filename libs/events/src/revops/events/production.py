@@ -3,7 +3,9 @@ production (``REVOPS_ENV=production``), refuses to start with a public developme
 
 The development defaults (``dev-admin-token``, ``dev-hubspot-secret``, ...) are printed in
 the README so that one machine works out of the box; anyone who reads it could call an
-exposed service with them, or sign webhooks it would accept.
+exposed service with them, or sign webhooks it would accept. The same goes for the
+development database logins (each role's password is its name, ``router:router``):
+a service using one is talking to a database anyone can log in to.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -54,6 +58,24 @@ def development_secrets(settings: BaseSettings) -> list[str]:
     return found
 
 
+def development_database_login(database_url: str) -> bool:
+    """Whether a database URL logs in with a public development password: the role's own
+    name, as deploy/local/postgres-init.sql creates the roles."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return False  # not a URL: the service fails on it with a clearer message
+    return bool(url.username) and url.password == url.username
+
+
+def development_logins(settings: BaseSettings) -> list[str]:
+    """The settings naming a database login with a public development password."""
+    resolve = getattr(settings, "resolved_database_url", None)
+    if resolve is None:
+        return []  # no database (ingest, the console)
+    return ["DATABASE_URL"] if development_database_login(resolve()) else []
+
+
 def exposure(settings: BaseSettings) -> str | None:
     """Why the guard applies to these settings, or None on a developer's machine."""
     if str(getattr(settings, "revops_env", "")).lower() == "production":
@@ -70,7 +92,7 @@ def check_production(settings: BaseSettings) -> None:
     why = exposure(settings)
     if why is None:
         return
-    public = development_secrets(settings)
+    public = development_secrets(settings) + development_logins(settings)
     if public:
         raise UnsafeSettings(
             f"{why}, but {', '.join(public)} still hold{'s' if len(public) == 1 else ''} "

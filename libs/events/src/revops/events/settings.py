@@ -8,7 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class KafkaSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # The environment only: a .env file (docker-compose.yml's, with the containers' secrets)
+    # is not read, so the services started on this machine never pick it up by accident.
+    model_config = SettingsConfigDict(extra="ignore")
 
     # "production": the service refuses the public development secrets even on a
     # loopback address (it does on any other address whatever this says).
@@ -31,7 +33,10 @@ class KafkaSettings(BaseSettings):
     # Prometheus metrics (/metrics) are served either way.
     http_telemetry: bool = False
     # One JSON line per request (method, path, status, duration, request id); uvicorn's
-    # own free-text access log is always off.
+    # own free-text access log is always off. Not free: a small route through the app took
+    # 57-72 us a request without it and 190-263 us with it (bench/access_log.py, best of
+    # 7 rounds, on 2 busy cores); /healthz, /readyz and /metrics log at DEBUG and cost
+    # nothing measurable at INFO.
     http_access_log: bool = True
 
 

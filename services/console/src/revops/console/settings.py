@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConsoleSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # The environment only: a .env file (docker-compose.yml's, with the containers' secrets)
+    # is not read, so the services started on this machine never pick it up by accident.
+    model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "console"
     # "production": refuse the public development tokens even on a loopback address (as

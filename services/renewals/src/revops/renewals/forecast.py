@@ -22,15 +22,18 @@ from revops.events.catalogue import SnapshotTaken, SnapshotTakenEvent, derived_e
 from revops.events.outbox import add_event
 from revops.events.service import ServiceRuntime
 from revops.renewals import models as m
+from revops.renewals.domain.renewals import RenewalStatus
 from revops.renewals.domain.snapshot import (
     Forecast,
     OpportunityAsOf,
     OpportunityGroup,
     Periods,
     RenewalAsOf,
+    RenewalHistory,
     aggregate,
     forecast_json,
     periods_for,
+    renewal_as_of,
 )
 from revops.renewals.domain.stages import ForecastCategory, Stage, StageKind
 from revops.renewals.settings import RenewalsSettings
@@ -73,6 +76,23 @@ GROUPS_AS_OF_QUERY = text(
 )
 
 
+# Each renewal with the stage of the opportunity it renews, and of its own CRM
+# opportunity, in force at :as_of (the versions' at <= :as_of < valid_to).
+RENEWALS_AS_OF_QUERY = text(
+    """
+    SELECT r.renewal_id, r.owner_id, r.amount, r.close_date, r.status, r.ended_at,
+           src.stage_kind AS source_kind, src.at AS source_since, own.stage_kind AS own_kind
+      FROM renewals r
+      JOIN opportunity_history src
+        ON src.opportunity_id = r.source_opportunity_id
+       AND src.at <= :as_of AND (src.valid_to IS NULL OR src.valid_to > :as_of)
+      LEFT JOIN opportunity_history own
+        ON own.opportunity_id = r.crm_opportunity_id
+       AND own.at <= :as_of AND (own.valid_to IS NULL OR own.valid_to > :as_of)
+    """
+)
+
+
 def real_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -107,11 +127,26 @@ async def opportunities_as_of(session: AsyncSession, as_of: datetime) -> list[Op
 
 
 async def renewals_as_of(session: AsyncSession, as_of: datetime) -> list[RenewalAsOf]:
-    r = m.renewals
-    query = select(
-        r.c.renewal_id, r.c.owner_id, r.c.amount, r.c.close_date, r.c.created_at, r.c.ended_at
-    ).where(r.c.created_at <= as_of)
-    return [RenewalAsOf(*row) for row in await session.execute(query)]
+    """The renewals due at ``as_of``, from the stage history of the opportunities they
+    renew (and of their own CRM opportunities), not from their status now."""
+    result = await session.execute(RENEWALS_AS_OF_QUERY, {"as_of": as_of})
+    found = (
+        renewal_as_of(
+            RenewalHistory(
+                renewal_id=r.renewal_id,
+                owner_id=r.owner_id,
+                amount=r.amount,
+                close_date=r.close_date,
+                cancelled_at=r.ended_at if r.status == RenewalStatus.CANCELLED.value else None,
+                source_kind=StageKind(r.source_kind) if r.source_kind else None,
+                source_since=r.source_since,
+                own_kind=StageKind(r.own_kind) if r.own_kind else None,
+            ),
+            as_of,
+        )
+        for r in result
+    )
+    return [renewal for renewal in found if renewal is not None]
 
 
 async def opportunity_groups_as_of(

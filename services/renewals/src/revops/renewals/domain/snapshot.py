@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from revops.renewals.domain.stages import ForecastCategory, Stage
+from revops.renewals.domain.stages import ForecastCategory, Stage, StageKind
 
 TOTAL = "*"  # the key of the company-wide figures among the owners'
 
@@ -40,6 +40,43 @@ class RenewalAsOf:
     close_date: date
     created_at: datetime
     ended_at: datetime | None = None  # cancelled, won or lost: no longer due from then
+
+
+@dataclass(frozen=True)
+class RenewalHistory:
+    """A renewal with what the stage history says at a moment: the stage kind of the
+    opportunity it renews (None: no version yet) and of the renewal's own CRM opportunity
+    (None: it has none, or none yet), each from the version in force then."""
+
+    renewal_id: str
+    owner_id: str | None
+    amount: Decimal | None
+    close_date: date
+    cancelled_at: datetime | None  # set when it is cancelled now (a later win may reopen it)
+    source_kind: StageKind | None
+    source_since: datetime | None  # when the source's version in force began
+    own_kind: StageKind | None = None
+
+
+def renewal_as_of(renewal: RenewalHistory, as_of: datetime) -> RenewalAsOf | None:
+    """The renewal as it stood at ``as_of``, when it was due then: the opportunity it
+    renews was Closed Won at that moment (a win undone later does not reach back, nor does
+    a reinstatement), and its own CRM opportunity, if any, was not closed yet."""
+    if renewal.source_kind is not StageKind.WON or renewal.source_since is None:
+        return None
+    if renewal.own_kind in (StageKind.WON, StageKind.LOST):
+        return None
+    # Cancelled now while the source still stands won: it stopped being renewable (its
+    # type or pipeline changed), which the stage history does not show; from then on.
+    if renewal.cancelled_at is not None and renewal.cancelled_at <= as_of:
+        return None
+    return RenewalAsOf(
+        renewal.renewal_id,
+        renewal.owner_id,
+        renewal.amount,
+        renewal.close_date,
+        created_at=renewal.source_since,
+    )
 
 
 @dataclass(frozen=True)
