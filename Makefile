@@ -29,6 +29,10 @@ infra-status: ## exit 0 when Kafka and Postgres both answer
 compose-check: ## validate docker-compose.yml (no container engine needed)
 	uv run --frozen pytest -q tests/test_compose.py
 
+.PHONY: helm-check
+helm-check: ## lint and render deploy/helm/revops, validate every object (no cluster needed)
+	uv run --frozen pytest -q tests/test_helm_chart.py
+
 .PHONY: up
 up: ## start Kafka, Postgres, the four services and the console in the background, then run the demo
 	deploy/local/infra.sh up
