@@ -4,6 +4,7 @@ acknowledged is compared with what every service stored.
     uv sync --group bench
     uv run python bench/faults/check.py                      # 200 events/s, 5 kills each
     uv run python bench/faults/check.py --kills 2 --instances 1 --rate 100
+    uv run python bench/faults/check.py --brokers 3 --rate 100 --seed 7   # replicated Kafka
 
 Starts its own system (bench/system.py: ports 18000+, prefix bench-<run>-, database
 revops_bench, a snapshot of --sut), sends the mix of bench/e2e/workload.py open-loop at

@@ -124,7 +124,7 @@ node_pid() {
   [ -f "$dir/kafka.pid" ] || return 1
   pid="$(cat "$dir/kafka.pid")"
   # Still a broker of ours with this node's properties (pids get reused).
-  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+  if [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null \
     | grep -qF "kafka.Kafka $dir/server.properties"; then
     echo "$pid"
     return 0
