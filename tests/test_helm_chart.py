@@ -396,6 +396,8 @@ def test_kafka_is_three_kraft_brokers_replicating_every_write_to_two(
     brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
     controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
     assert brokers == 3 and controllers == 3
+    # One Strimzi 1.2 supports (its kafka-versions.yaml): it refuses any other.
+    assert kafka["spec"]["kafka"]["version"] in {"4.2.0", "4.2.1", "4.3.0", "4.3.1"}
     config = kafka["spec"]["kafka"]["config"]
     assert config["default.replication.factor"] == 3
     assert config["min.insync.replicas"] == 2
