@@ -14,12 +14,12 @@ bootstrap: ## install uv, postgresql, docker-compose if missing, then uv sync
 	deploy/local/bootstrap.sh
 
 .PHONY: infra
-infra: ## start Kafka (127.0.0.1:9092) and Postgres (127.0.0.1:5432), create the topics
-	deploy/local/infra.sh up
+infra: ## start Kafka (127.0.0.1:9092) and Postgres (127.0.0.1:5432), create the topics; BROKERS=3 also starts a three-node Kafka cluster on 9192-9194
+	deploy/local/infra.sh up --brokers $(or $(BROKERS),1)
 
 .PHONY: infra-down
-infra-down: ## stop Kafka and Postgres
-	deploy/local/infra.sh down
+infra-down: ## stop Kafka and Postgres (BROKERS=3: the three-node cluster too)
+	deploy/local/infra.sh down --brokers $(or $(BROKERS),1)
 
 .PHONY: infra-status
 infra-status: ## exit 0 when Kafka and Postgres both answer
@@ -28,6 +28,10 @@ infra-status: ## exit 0 when Kafka and Postgres both answer
 .PHONY: compose-check
 compose-check: ## validate docker-compose.yml (no container engine needed)
 	uv run --frozen pytest -q tests/test_compose.py
+
+.PHONY: helm-check
+helm-check: ## lint and render deploy/helm/revops, validate every object (no cluster needed)
+	uv run --frozen pytest -q tests/test_helm_chart.py
 
 .PHONY: up
 up: ## start Kafka, Postgres, the four services and the console in the background, then run the demo

@@ -4,6 +4,7 @@ acknowledged is compared with what every service stored.
     uv sync --group bench
     uv run python bench/faults/check.py                      # 200 events/s, 5 kills each
     uv run python bench/faults/check.py --kills 2 --instances 1 --rate 100
+    uv run python bench/faults/check.py --brokers 3 --rate 100 --seed 7   # replicated Kafka
 
 Starts its own system (bench/system.py: ports 18000+, prefix bench-<run>-, database
 revops_bench, a snapshot of --sut), sends the mix of bench/e2e/workload.py open-loop at
@@ -28,6 +29,15 @@ Then, read as each service's own role:
   while the broker was down: every answer must be a 503 within 2 s, never a 2xx.
 Writes bench/results/faults-<date>.json and prints a summary; exit 1 if a check failed.
 
+Three-broker mode (`--brokers 3`): the system runs on the three-node cluster of
+deploy/local/kafka-cluster.sh (started if it is not up; `make infra BROKERS=3` starts it
+too), its topics with 3 replicas and min.insync.replicas 2. The one fault is the crash of
+the broker that leads most of the run's partitions: kill -9, kept down --kafka-down s,
+then started again (consumer kills only with an explicit --kills). Meanwhile an admin
+client times the leader election (until no partition is led by the dead broker). Checks:
+0 lost, 0 twice, 0 phantoms as above; while the broker is down every answer is a 2xx or a
+503 within 2 s (never a hang); no 503 for a request sent after the election.
+
 Kafka and Postgres are shared by everything on this machine: the broker and database
 restarts interrupt other work for ~30 s. They are started again at the end in any case.
 """
@@ -38,8 +48,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -48,12 +60,31 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+CLUSTER = HERE.parent.parent / "deploy" / "local" / "kafka-cluster.sh"
+
+
+def _three_brokers_asked() -> bool:
+    argv = sys.argv[1:]
+    return "--brokers=3" in argv or any(
+        a == "--brokers" and i + 1 < len(argv) and argv[i + 1] == "3" for i, a in enumerate(argv)
+    )
+
+
+# bench/system.py and bench/e2e/load.py read the bootstrap servers from the environment
+# when imported; in three-broker mode they point at the cluster, and every topic the run
+# creates gets three replicas.
+if _three_brokers_asked():
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = subprocess.run(
+        [str(CLUSTER), "bootstrap"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    os.environ["TOPIC_REPLICATION_FACTOR"] = "3"
+
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
 from client import Done, Pool  # noqa: E402
 from load import TOPICS_OF, LagReader, machine, renewals_topics, router_queues  # noqa: E402
-from system import ROOT, System, add_reps, snapshot  # noqa: E402
+from system import BOOTSTRAP, ROOT, System, add_reps, snapshot  # noqa: E402
 from workload import CYCLE, EVENTS_PER_CYCLE, Workload  # noqa: E402
 
 
@@ -182,6 +213,8 @@ async def _faults(
         print(f"  {entry}", flush=True)
 
     await asyncio.sleep(5)
+    if args.brokers == 3:
+        await kill_the_leading_broker(system, args, rng, lag, log)
     for service in system.consumers:
         for k in range(args.kills):
             await asyncio.sleep(rng.uniform(2, 8))
@@ -200,7 +233,7 @@ async def _faults(
                     "restart_ready_s": round(ready_s, 1),
                 }
             )
-    if args.freeze:
+    if args.freeze and args.brokers == 1:
         service = system.consumers[0]
         await asyncio.sleep(rng.uniform(2, 5))
         at = time.time()
@@ -216,7 +249,7 @@ async def _faults(
                 "at": at,
             }
         )
-    if args.kafka_down > 0:
+    if args.kafka_down > 0 and args.brokers == 1:
         await asyncio.sleep(rng.uniform(2, 5))
         at = time.time()
         # In a thread: a killed JVM takes 1-3 s to exit (seen here), and waiting for it on
@@ -235,12 +268,240 @@ async def _faults(
                 "kafka_start_s": round(start_s, 1),
             }
         )
-    if args.postgres:
+    if args.postgres and args.brokers == 1:
         await asyncio.sleep(rng.uniform(2, 5))
         at = time.time()
         restart_s = await asyncio.to_thread(system.postgres_restart)
         await settle({"fault": "restart postgres", "at": at, "restart_s": round(restart_s, 1)})
     await asyncio.sleep(5)
+
+
+# --- three-broker mode ---------------------------------------------------------------------
+
+
+def cluster(*args: str, timeout_s: float = 300) -> str:
+    return subprocess.run(
+        [str(CLUSTER), *args], capture_output=True, text=True, check=True, timeout=timeout_s
+    ).stdout.strip()
+
+
+async def partition_leaders(system: System) -> dict[str, int]:
+    """'topic/partition' -> the node leading it (-1: none), for this run's topics."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=2000)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(system.prefix)]
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {
+        f"{d['topic']}/{p['partition']}": p["leader"]
+        for d in described
+        for p in d.get("partitions", [])
+    }
+
+
+async def leaders_seen_by(node: int, topic_names: list[str]) -> dict[str, int]:
+    """'topic/partition' -> leader, as the broker ``node`` itself answers (each broker
+    applies the metadata log on its own, so two may disagree for a moment)."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    client = AIOKafkaClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=2000)
+    await client.bootstrap()
+    try:
+        response = await client.send(node, MetadataRequest(topic_names))
+    finally:
+        await client.close()
+    return {
+        f"{t['topic']}/{p['partition']}": p["leader"]
+        for t in response.to_object()["topics"]
+        for p in t["partitions"]
+    }
+
+
+async def until_elected(
+    system: System, dead: int, topic_names: list[str], timeout_s: float
+) -> tuple[float | None, float | None]:
+    """Wall times at which the first live broker, then every live broker, answered that
+    no partition of the run is led by ``dead`` or leaderless; None: not within timeout."""
+    live = [n for n in (1, 2, 3) if n != dead]
+    first: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        moved = []
+        for node in live:
+            try:
+                leaders = await asyncio.wait_for(leaders_seen_by(node, topic_names), 3)
+            except Exception:
+                leaders = {}
+            moved.append(bool(leaders) and all(n not in (dead, -1) for n in leaders.values()))
+        if any(moved) and first is None:
+            first = time.time()
+        if all(moved):
+            return first, time.time()
+        await asyncio.sleep(0.1)
+    return first, None
+
+
+async def every_broker_knows(system: System, timeout_s: float = 60) -> float | None:
+    """Seconds until every broker answers with a leader for every partition of the run."""
+    started = time.monotonic()
+    names = sorted({tp.rsplit("/", 1)[0] for tp in await partition_leaders(system)})
+    while time.monotonic() - started < timeout_s:
+        try:
+            seen = [await asyncio.wait_for(leaders_seen_by(n, names), 3) for n in (1, 2, 3)]
+        except Exception:
+            seen = []
+        if seen and all(v and all(node >= 0 for node in v.values()) for v in seen):
+            return round(time.monotonic() - started, 2)
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def kill_the_leading_broker(
+    system: System,
+    args: argparse.Namespace,
+    rng: random.Random,
+    lag: Lag,
+    log: list[dict[str, Any]],
+) -> None:
+    await asyncio.sleep(rng.uniform(5, 10))
+    leaders = await partition_leaders(system)
+    topic_names = sorted({tp.rsplit("/", 1)[0] for tp in leaders})
+    led = Counter(leaders.values())
+    victim = led.most_common(1)[0][0]
+    pid = int(await asyncio.to_thread(cluster, "pid", str(victim)))
+    at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    first_elected_at, elected_at = await until_elected(system, victim, topic_names, 60)
+    elected_leaders = await partition_leaders(system) if elected_at else {}
+    # With two brokers left the system goes on: its recovery is timed while this one is
+    # still down, not after it is back.
+    ok = args.lag_ok if args.lag_ok is not None else int(args.rate)
+    lag_ok_after_s = await lag.until(ok, max(args.recovery_timeout, args.kafka_down))
+    recovered_at = time.time() if lag_ok_after_s is not None else None
+    down_for = args.kafka_down - (time.time() - at)
+    if down_for > 0:
+        await asyncio.sleep(down_for)
+    back_at = time.time()
+    started = time.monotonic()
+    await asyncio.to_thread(cluster, "start-node", str(victim))
+    entry = {
+        "fault": "kill -9 leading broker",
+        "node": victim,
+        "pid": pid,
+        "partitions": len(leaders),
+        "partitions_led": led[victim],
+        "leaders_before": dict(sorted(Counter(str(n) for n in leaders.values()).items())),
+        "leaders_after_election": dict(
+            sorted(Counter(str(n) for n in elected_leaders.values()).items())
+        ),
+        "at": at,
+        # The first live broker to know the new leaders, then the last (the election
+        # is over for a client only once the broker it asks knows).
+        "first_elected_at": first_elected_at,
+        "first_broker_knew_s": round(first_elected_at - at, 2) if first_elected_at else None,
+        "elected_at": elected_at,
+        "election_s": round(elected_at - at, 2) if elected_at else None,
+        "start_at": back_at,
+        "down_s": round(back_at - at, 1),
+        "kafka_start_s": round(time.monotonic() - started, 1),
+        "lag_ok_after_s": lag_ok_after_s,
+        "recovered_after_fault_s": round(recovered_at - at, 1) if recovered_at else None,
+        "recovered_before_the_broker_was_back": recovered_at is not None and recovered_at < back_at,
+    }
+    # And once it is back (it catches up as a follower; leaders stay where they are).
+    entry["lag_ok_after_restart_s"] = await lag.until(ok, args.recovery_timeout)
+    log.append(entry)
+    print(f"  {entry}", flush=True)
+
+
+def leader_kill_verdict(rec: Recorder, log: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ingest answered from the crash of the leading broker until it came back."""
+    kill = next((f for f in log if f["fault"] == "kill -9 leading broker"), None)
+    if kill is None:
+        return {}
+    elected = kill["elected_at"]
+    down = [
+        r for r in rec.sent.values() if "sched" in r and kill["at"] <= r["sched"] < kill["start_at"]
+    ]
+    codes = Counter(str(r.get("status")) for r in down)
+    refused = [r for r in down if not str(r.get("status")).startswith("2")]
+    after = [
+        r
+        for r in rec.sent.values()
+        if "sched" in r and elected is not None and r["sched"] >= elected
+    ]
+    refused_after = [r for r in after if not str(r.get("status")).startswith("2")]
+    phases = {
+        "before the kill": (float("-inf"), kill["at"]),
+        "kill to election": (kill["at"], elected or kill["start_at"]),
+        "election to restart": (elected or kill["start_at"], kill["start_at"]),
+        "from the restart on": (kill["start_at"], float("inf")),
+    }
+    by_phase = {
+        name: dict(
+            Counter(
+                str(r.get("status")) for r in rec.sent.values() if lo <= r.get("sched", lo) < hi
+            )
+        )
+        for name, (lo, hi) in phases.items()
+    }
+    first_sent = min((r["sched"] for r in rec.sent.values() if "sched" in r), default=0)
+    refused_per_second = Counter(
+        int(r["sched"] - first_sent)
+        for r in rec.sent.values()
+        if "sched" in r and not str(r.get("status")).startswith("2")
+    )
+    slow_per_second = Counter(
+        f"{int(r['sched'] - first_sent)} ({r.get('status')})"
+        for r in rec.sent.values()
+        if "sched" in r and r.get("latency_s", 0) > 2
+    )
+    return {
+        "kill_s_after_load_start": round(kill["at"] - first_sent, 1),
+        "answered_after_2s_per_second_of_load": dict(sorted(slow_per_second.items())),
+        "non_2xx_per_second_of_load": dict(sorted(refused_per_second.items())),
+        "answers_by_phase": by_phase,
+        "requests_while_down": len(down),
+        "answers_while_down": dict(codes),
+        "answered_after_2s": sum(1 for r in down if r.get("latency_s", 0) > 2),
+        "latency_max_s": round(max((r.get("latency_s", 0) for r in down), default=0), 3),
+        "election_s": kill["election_s"],
+        "non_2xx": len(refused),
+        "last_non_2xx_sent_after_kill_s": (
+            round(max(r["sched"] for r in refused) - kill["at"], 2) if refused else None
+        ),
+        "requests_after_election": len(after),
+        "non_2xx_after_election": len(refused_after),
+        "non_2xx_after_election_answers": dict(
+            Counter(str(r.get("status")) for r in refused_after)
+        ),
+    }
+
+
+def ingest_durations(system: System, log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ingest's own time per request (its access log: from the request reaching the app
+    to its answer) while the broker was down: what the load generator measures on top of
+    it is queueing before the app, or the generator's own delay on a busy machine."""
+    kill = next(f for f in log if f["fault"] == "kill -9 leading broker")
+    durations: list[float] = []
+    for path in sorted((system.dir / "logs").glob("ingest-*.log")):
+        for line in path.read_text().splitlines():
+            if '"message": "request"' not in line:
+                continue
+            entry = json.loads(line)
+            at = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+            if kill["at"] <= at < kill["start_at"] + 2:
+                durations.append(entry["duration_ms"])
+    return {
+        "requests": len(durations),
+        "max_ms": max(durations, default=None),
+        "over_2s": sum(1 for d in durations if d > 2000),
+    }
 
 
 async def until_no_lead_is_held(system: System, timeout_s: float) -> float | None:
@@ -316,7 +577,7 @@ async def stored(system: System) -> dict[str, Any]:
 async def dead_letters(system: System) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9092")
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -339,7 +600,11 @@ async def dead_letters(system: System) -> dict[str, int]:
 
 
 def verdict(
-    rec: Recorder, db: dict[str, Any], consumers: list[str], log: list[dict[str, Any]]
+    rec: Recorder,
+    db: dict[str, Any],
+    consumers: list[str],
+    log: list[dict[str, Any]],
+    brokers: int = 1,
 ) -> dict[str, Any]:
     topics_of = dict(TOPICS_OF, renewals=renewals_topics())
     sent_ids: set[str] = set()
@@ -416,12 +681,28 @@ def verdict(
         "0 acknowledged lost": sum(lost.values()) == 0,
         "0 applied twice": sum(twice.values()) == 0,
         "0 phantoms": sum(phantom_counts.values()) == 0,
-        "broker down: 503 within 2 s, never 2xx": bool(down)
-        and down["2xx"] == 0
-        and down["answered_after_2s"] == 0
-        and set(down["answers"]) <= {"503"},
         "lag back within 60 s after each fault": recovery_ok,
     }
+    leader_kill = leader_kill_verdict(rec, log)
+    if brokers == 1:
+        passed["broker down: 503 within 2 s, never 2xx"] = (
+            bool(down)
+            and down["2xx"] == 0
+            and down["answered_after_2s"] == 0
+            and set(down["answers"]) <= {"503"}
+        )
+    else:
+        passed["leading broker killed: leaders elected"] = bool(leader_kill) and (
+            leader_kill["election_s"] is not None
+        )
+        passed["broker down: only 2xx or 503, each within 2 s"] = (
+            bool(leader_kill)
+            and leader_kill["answered_after_2s"] == 0
+            and all(k.startswith("2") or k == "503" for k in leader_kill["answers_while_down"])
+        )
+        passed["no 503 once a new leader is elected"] = (
+            bool(leader_kill) and leader_kill["non_2xx_after_election"] == 0
+        )
     return {
         "requests": len(rec.sent),
         "acknowledged_requests": acked,
@@ -436,6 +717,7 @@ def verdict(
         # injected before it was sent.
         "stored_but_not_acknowledged_sent": _after_which_fault(stored_not_acked_at, log),
         "while_broker_down": down,
+        "leading_broker_killed": leader_kill,
         "passed": passed,
     }
 
@@ -462,15 +744,28 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.sut != "worktree":
         system.sut = snapshot(args.sut)
     args.freeze_s = args.session_timeout_ms / 1000 + 5
+    if args.brokers == 3 and args.kills is None:
+        args.kills = 0
+    elif args.kills is None:
+        args.kills = 5
+    if args.brokers == 3:
+        # The cluster is started if it is not up (and left running, like the single broker).
+        print(await asyncio.to_thread(cluster, "start"), flush=True)
     rec = Recorder()
     log: list[dict[str, Any]] = []
     report: dict[str, Any] = {
+        "brokers": args.brokers,
+        "bootstrap": BOOTSTRAP,
         "machine": machine(),
         "command": " ".join(["uv run python bench/faults/check.py", *sys.argv[1:]]),
     }
     lag = Lag(system)
     try:
         await asyncio.to_thread(system.start)
+        if args.brokers == 3:
+            # Each broker learns of new topics from the metadata log on its own; until all
+            # do, a producer asking a late one is told the topic has no leader (503).
+            report["topics_known_by_every_broker_after_s"] = await every_broker_knows(system)
         await asyncio.to_thread(add_reps, system.urls("router")[0])
         report.update(
             sut=str(system.sut),
@@ -501,8 +796,10 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"no lead held for CRM state after {held} s", flush=True)
         db = await stored(system)
         dlq = await dead_letters(system)
-        result = verdict(rec, db, system.consumers, log)
+        result = verdict(rec, db, system.consumers, log, args.brokers)
         result["dead_letters"] = dlq
+        if result.get("leading_broker_killed"):
+            result["leading_broker_killed"]["ingest_own_durations"] = ingest_durations(system, log)
         if dlq:
             result["passed"]["no dead letters"] = False
         queues = await router_queues(system)
@@ -523,7 +820,9 @@ async def main_async(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await lag.reader.stop()
         # Leave the shared infrastructure up, whatever happened.
-        if System.kafka_pid() is None or not _alive(System.kafka_pid()):
+        if args.brokers == 3:
+            await asyncio.to_thread(cluster, "start")
+        elif System.kafka_pid() is None or not _alive(System.kafka_pid()):
             await asyncio.to_thread(System.kafka_start)
     report["lag_series"] = lag.series
     out = (
@@ -545,6 +844,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "phantoms",
                     "stored_but_not_acknowledged",
                     "while_broker_down",
+                    "leading_broker_killed",
                     "dead_letters",
                     "passed",
                 )
@@ -559,8 +859,6 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def _alive(pid: int | None) -> bool:
-    import os
-
     if pid is None:
         return False
     try:
@@ -575,11 +873,23 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rate", type=float, default=200, help="events/s during the faults")
-    parser.add_argument("--kills", type=int, default=5, help="kill -9 per consumer service")
+    parser.add_argument(
+        "--kills",
+        type=int,
+        default=None,
+        help="kill -9 per consumer service (default 5; 0 with --brokers 3)",
+    )
     parser.add_argument(
         "--instances", type=int, default=2, help="instances of each consumer service"
     )
     parser.add_argument("--ingest", type=int, default=1)
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1: the shared broker of make infra; 3: the cluster of deploy/local/kafka-cluster.sh",
+    )
     parser.add_argument(
         "--kafka-down", type=float, default=20, help="seconds the broker stays down (0: skip)"
     )

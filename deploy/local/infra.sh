@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kafka and Postgres for the revops services on this machine (no container engine).
 #
-#   deploy/local/infra.sh up|down|status
+#   deploy/local/infra.sh up|down|status [--brokers 3]
 #
 # up:     installs what is missing (deploy/local/bootstrap.sh), starts Postgres on
 #         127.0.0.1:5432 and Kafka on 127.0.0.1:9092, then creates the topics (`revops
@@ -9,6 +9,9 @@
 #         only checks, in about 3 s (most of it importing the revops CLI).
 # down:   stops both (a Postgres this project did not start is left alone).
 # status: exit 0 when both answer.
+# --brokers 3: also a cluster of three Kafka nodes (deploy/local/kafka-cluster.sh: brokers
+#         on 127.0.0.1:9192-9194, state in .state/kafka-3), with the topics created there
+#         with 3 replicas. The single broker on 9092 stays the default and keeps running.
 set -euo pipefail
 
 # shellcheck source=deploy/local/lib.sh
@@ -23,6 +26,8 @@ step() {
   "$@" || die "$name failed (see the message above)"
 }
 
+BROKERS=1
+
 ensure_topics() {
   if ! command -v uv >/dev/null 2>&1; then
     die "uv not found: run deploy/local/bootstrap.sh (or: pip install uv) first"
@@ -36,6 +41,11 @@ ensure_topics() {
   say "topics: revops topics ensure"
   KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:${KAFKA_PORT:-9092}" uv_run revops topics ensure \
     || die "revops topics ensure failed"
+  if [ "$BROKERS" -eq 3 ]; then
+    say "topics on the three-node cluster: revops topics ensure (3 replicas)"
+    KAFKA_BOOTSTRAP_SERVERS="$("$HERE/kafka-cluster.sh" bootstrap)" TOPIC_REPLICATION_FACTOR=3 \
+      uv_run revops topics ensure || die "revops topics ensure on the cluster failed"
+  fi
 }
 
 up() {
@@ -44,12 +54,21 @@ up() {
   step "bootstrap" "$HERE/bootstrap.sh"
   step "postgres" "$HERE/postgres.sh" start
   step "kafka" "$HERE/kafka.sh" start
+  if [ "$BROKERS" -eq 3 ]; then
+    step "kafka cluster" "$HERE/kafka-cluster.sh" start
+  fi
   ensure_topics
   say "infra: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, Postgres 127.0.0.1:${PG_PORT:-5432})"
+  if [ "$BROKERS" -eq 3 ]; then
+    say "infra: the three-node Kafka cluster answers on $("$HERE/kafka-cluster.sh" bootstrap)"
+  fi
 }
 
 down() {
   # Both are attempted even if one fails, so `down` never leaves half the system up.
+  if [ "$BROKERS" -eq 3 ]; then
+    "$HERE/kafka-cluster.sh" stop || warn "kafka cluster stop failed"
+  fi
   "$HERE/kafka.sh" stop || warn "kafka stop failed"
   "$HERE/postgres.sh" stop || warn "postgres stop failed"
 }
@@ -58,15 +77,35 @@ status() {
   local rc=0
   "$HERE/postgres.sh" status || rc=1
   "$HERE/kafka.sh" status || rc=1
+  if [ "$BROKERS" -eq 3 ]; then
+    "$HERE/kafka-cluster.sh" status || rc=1
+  fi
   return "$rc"
 }
 
-case "${1:-}" in
+command="${1:-}"
+shift || true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --brokers)
+      BROKERS="${2:-}"
+      shift 2 || true
+      ;;
+    --brokers=*)
+      BROKERS="${1#--brokers=}"
+      shift
+      ;;
+    *) die "unknown option '$1' (usage: $0 up|down|status [--brokers 1|3])" ;;
+  esac
+done
+[[ "$BROKERS" == 1 || "$BROKERS" == 3 ]] || die "--brokers takes 1 (the default) or 3, not '$BROKERS'"
+
+case "$command" in
   up) up ;;
   down) down ;;
   status) status ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status [--brokers 1|3]" >&2
     exit 2
     ;;
 esac

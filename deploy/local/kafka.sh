@@ -2,7 +2,7 @@
 # One Apache Kafka 3.9 node (KRaft: broker and controller in one JVM) on 127.0.0.1:9092,
 # run from Maven Central jars with the machine's Java: no container engine, no tarball.
 #
-#   deploy/local/kafka.sh start|stop|status
+#   deploy/local/kafka.sh start|stop|status|libs
 #
 # Everything lives under .state/kafka: libs/ (the classpath Maven copies), data/ (the
 # log dirs), logs/, server.properties, cluster.id, kafka.pid. Idempotent: `start` on a
@@ -284,8 +284,14 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  # Only resolve the jars and print their folder (kafka-cluster.sh runs its brokers from it).
+  libs)
+    require_java
+    resolve_jars >&2
+    echo "$LIBS"
+    ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|libs" >&2
     exit 2
     ;;
 esac

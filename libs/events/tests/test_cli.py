@@ -38,6 +38,25 @@ def test_topics_ensure_creates_every_topic_once_and_lag_reads_them(infra, monkey
         asyncio.run(admin.delete_topics_with_prefix("127.0.0.1:9092", prefix))
 
 
+def test_topics_ensure_asks_the_broker_for_the_configured_replicas(infra, monkeypatch):
+    """TOPIC_REPLICATION_FACTOR reaches the broker: the single local broker refuses three
+    replicas, and no topic is left half-made."""
+    import asyncio
+
+    prefix = unique_prefix()
+    monkeypatch.setenv("TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+    try:
+        result = runner.invoke(app, ["topics", "ensure"])
+        assert result.exit_code != 0
+        assert "replication factor of 3 cannot be reached" in result.output, result.output
+        assert not [
+            t for t in asyncio.run(admin.list_topics("127.0.0.1:9092")) if t.startswith(prefix)
+        ]
+    finally:
+        asyncio.run(admin.delete_topics_with_prefix("127.0.0.1:9092", prefix))
+
+
 def test_outbox_retry_puts_failed_rows_back_in_the_queue(infra, monkeypatch):
     import asyncio
 

@@ -15,14 +15,16 @@ from revops.events import topics as topic_catalogue
 from revops.events.topics import TopicSpec
 
 
-def _new_topics(specs: Sequence[TopicSpec], prefix: str) -> list[NewTopic]:
+def _new_topics(
+    specs: Sequence[TopicSpec], prefix: str, replication_factor: int = 1
+) -> list[NewTopic]:
     new: list[NewTopic] = []
     for spec in specs:
         new.append(
             NewTopic(
                 spec.name(prefix),
                 num_partitions=spec.partitions,
-                replication_factor=1,
+                replication_factor=replication_factor,
                 topic_configs={"retention.ms": str(spec.retention_ms)},
             )
         )
@@ -30,7 +32,7 @@ def _new_topics(specs: Sequence[TopicSpec], prefix: str) -> list[NewTopic]:
             NewTopic(
                 spec.dlq_name(prefix),
                 num_partitions=topic_catalogue.DLQ_PARTITIONS,
-                replication_factor=1,
+                replication_factor=replication_factor,
                 topic_configs={"retention.ms": str(topic_catalogue.DLQ_RETENTION_MS)},
             )
         )
@@ -63,14 +65,18 @@ async def _create_missing(admin: AIOKafkaAdminClient, missing: list[NewTopic]) -
 
 
 async def ensure_topics(
-    bootstrap: str, prefix: str = "", specs: Sequence[TopicSpec] = topic_catalogue.ALL_TOPICS
+    bootstrap: str,
+    prefix: str = "",
+    specs: Sequence[TopicSpec] = topic_catalogue.ALL_TOPICS,
+    replication_factor: int = 1,
 ) -> list[str]:
-    """Create the missing topics (and their dead-letter topics); returns those created."""
+    """Create the missing topics (and their dead-letter topics) with ``replication_factor``
+    replicas each; returns those created. Existing topics keep their replicas."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new_topics = _new_topics(specs, prefix)
+        new_topics = _new_topics(specs, prefix, replication_factor)
         created = await _create_missing(admin, [t for t in new_topics if t.name not in existing])
         # Topics that existed get the retention topics.py names now (it may have changed).
         # Only retention.ms is ever set on our topics, so replacing the config set is safe.

@@ -85,7 +85,11 @@ def topics_ensure() -> None:
     """Create every topic (and its .dlq) that does not exist yet."""
     settings = KafkaSettings()
     created = asyncio.run(
-        admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        admin.ensure_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix,
+            replication_factor=settings.topic_replication_factor,
+        )
     )
     console.print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")
 

@@ -19,6 +19,10 @@ class KafkaSettings(BaseSettings):
     # Prefix of every topic and consumer group name, to share one broker between
     # environments (tests use a unique one per run).
     topic_prefix: str = ""
+    # Replicas of each topic `revops topics ensure` creates: 1 on the single local broker;
+    # 3 on a cluster of three (with the brokers' min.insync.replicas=2, an acknowledged
+    # event is then on two brokers before ingest answers).
+    topic_replication_factor: int = Field(default=1, ge=1)
     # How long a publish may wait for the broker's acknowledgement before the caller is
     # told Kafka is unreachable (ingest then answers 503 well within its 2 s budget).
     kafka_publish_timeout_s: float = Field(default=1.5, gt=0)
