@@ -11,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fake_salesforce import TOKEN, FakeSalesforce, running
+from pydantic import SecretStr
 from renewals_events import opportunity
 
 from conftest import ADMIN, publish, renewals_settings
@@ -19,6 +20,7 @@ from revops.events.testing import eventually, fresh_schema
 from revops.renewals.domain.renewals import renewal_id_for
 from revops.renewals.main import SPEC, build_app
 from revops.renewals.salesforce import SalesforceError, SalesforceRenewals, retry_after_s
+from revops.renewals.settings import RenewalsSettings
 
 T = datetime(2026, 5, 4, 16, tzinfo=UTC)
 
@@ -113,11 +115,9 @@ def renewal_row(key: str) -> SimpleNamespace:
 
 
 async def sender(fake: FakeSalesforce, **overrides) -> SalesforceRenewals:
-    settings = SimpleNamespace(
+    settings = RenewalsSettings(
         salesforce_instance_url=fake.url,
-        salesforce_access_token=SimpleNamespace(
-            get_secret_value=lambda: overrides.get("token", TOKEN)
-        ),
+        salesforce_access_token=SecretStr(overrides.get("token", TOKEN)),
         salesforce_api_version="v60.0",
         salesforce_renewal_key_field="Renewal_Key__c",
         salesforce_tries=3,

@@ -90,7 +90,7 @@ async def test_senders_speak_each_crm():
             with pytest.raises(WritebackError, match="404"):
                 await writeback.salesforce_owner(message("00Q404"))
             bad = CrmWriteback(
-                settings.model_copy(update={"hubspot_token": SecretStr("nope")}), reps=lookup
+                settings.model_copy(update={"hubspot_access_token": SecretStr("nope")}), reps=lookup
             )
             with pytest.raises(WritebackError, match="401"):
                 await bad.hubspot_owner(message("102"))

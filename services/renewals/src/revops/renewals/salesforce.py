@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from revops.events.crm import CredentialError, SalesforceAuth
 from revops.events.db import Database
 from revops.events.outbox import OutboxMessage, RetryLater
 from revops.renewals import models as m
@@ -86,13 +87,13 @@ class SalesforceRenewals:
         self._database = database
         self._client = client or httpx.AsyncClient(timeout=settings.salesforce_timeout_s)
         self._backoff_s = backoff_s
+        self._auth: SalesforceAuth | None = None  # signed in at the first call
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def url(self, renewal_id: str) -> str:
+    def url(self, base: str, renewal_id: str) -> str:
         s = self._settings
-        base = (s.salesforce_instance_url or "").rstrip("/")
         return (
             f"{base}/services/data/{s.salesforce_api_version}/sobjects/Opportunity/"
             f"{s.salesforce_renewal_key_field}/{renewal_id}"
@@ -117,18 +118,22 @@ class SalesforceRenewals:
             )
 
     async def upsert(self, renewal_id: str, fields: dict[str, Any]) -> str | None:
-        token = self._settings.salesforce_access_token
-        if token is None or not self._settings.salesforce_instance_url:
-            raise SalesforceError("SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN are needed")
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        try:
+            if self._auth is None:
+                self._auth = SalesforceAuth(self._settings)
+            base = await self._auth.sign_in(self._client)
+        except CredentialError as exc:
+            raise SalesforceError(str(exc)) from None
         last_error = ""
         for attempt in range(self._settings.salesforce_tries):
             if attempt:
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
             try:
                 response = await self._client.patch(
-                    self.url(renewal_id), json=fields, headers=headers
+                    self.url(base, renewal_id), json=fields, auth=self._auth
                 )
+            except CredentialError as exc:
+                raise SalesforceError(str(exc)) from None
             except httpx.TransportError as exc:
                 last_error = f"{exc.__class__.__name__}: {exc}"
                 continue

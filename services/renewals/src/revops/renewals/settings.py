@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import time
 from decimal import Decimal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from revops.events.crm import CrmSettings
 from revops.events.settings import ServiceSettings
 from revops.renewals.domain.pipeline import PipelinePolicy
 from revops.renewals.domain.renewals import RenewalPolicy
@@ -16,7 +17,7 @@ from revops.renewals.domain.stages import StageMap
 from revops.renewals.domain.tiers import Tier, TierPolicy
 
 
-class RenewalsSettings(ServiceSettings):
+class RenewalsSettings(ServiceSettings, CrmSettings):
     service_name: str = "renewals"
     http_port: int = 8003
     # Renewals reads only accounts and opportunities, a small share of the traffic, so its
@@ -62,10 +63,8 @@ class RenewalsSettings(ServiceSettings):
     )
     ultimate_plan: str = "Ultimate"
 
-    # Creating the renewal in Salesforce (off unless an instance URL and token are set).
-    salesforce_instance_url: str | None = None
-    salesforce_access_token: SecretStr | None = None
-    salesforce_api_version: str = "v60.0"
+    # Creating the renewal in Salesforce (off unless Salesforce's credentials are set:
+    # CrmSettings, SALESFORCE_*).
     # An External ID field on Opportunity: the renewal is upserted by it, so a retried
     # create can never make a second record.
     salesforce_renewal_key_field: str = "Renewal_Key__c"
@@ -109,4 +108,4 @@ class RenewalsSettings(ServiceSettings):
 
     @property
     def salesforce_enabled(self) -> bool:
-        return bool(self.salesforce_instance_url and self.salesforce_access_token)
+        return self.salesforce_configured

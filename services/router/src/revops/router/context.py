@@ -91,8 +91,8 @@ class RouterContext:
     def writeback_destinations(self) -> dict[str, str]:
         """Which CRM systems get the owner written back: system -> outbox destination."""
         out: dict[str, str] = {}
-        if self.settings.hubspot_token is not None:
+        if self.settings.hubspot_access_token is not None:
             out["hubspot"] = HUBSPOT_OWNER
-        if self.settings.salesforce_token is not None and self.settings.salesforce_instance_url:
+        if self.settings.salesforce_configured:
             out["salesforce"] = SALESFORCE_OWNER
         return out

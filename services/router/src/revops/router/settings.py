@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
+from revops.events.crm import CrmSettings
 from revops.events.settings import ServiceSettings
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import Region
 from revops.router.domain.rules import DEFAULT_RULE_ORDER, OrderedRule, RoutingPolicy
 
 
-class RouterSettings(ServiceSettings):
+class RouterSettings(ServiceSettings, CrmSettings):
     service_name: str = "router"
     http_port: int = 8001
     # A batch routes its leads in a dozen queries whatever its size, so bigger batches are
@@ -53,13 +54,20 @@ class RouterSettings(ServiceSettings):
     company_name_matching: bool = True
     company_name_threshold: float = Field(default=90.0, ge=0, le=100)
 
-    # Owner write-back to the CRM the lead came from; off unless configured.
-    hubspot_api_base: str = "https://api.hubapi.com"
-    hubspot_token: SecretStr | None = None
-    salesforce_instance_url: str | None = None
-    salesforce_token: SecretStr | None = None
-    salesforce_api_version: str = "v61.0"
+    # Owner write-back to the CRM the lead came from; off unless that CRM's credentials
+    # are configured (CrmSettings: HUBSPOT_ACCESS_TOKEN, SALESFORCE_*).
     writeback_timeout_s: float = Field(default=10.0, gt=0)
+    # The names these settings had before the CRM settings were shared: still read.
+    hubspot_token: SecretStr | None = None  # HUBSPOT_ACCESS_TOKEN
+    salesforce_token: SecretStr | None = None  # SALESFORCE_ACCESS_TOKEN
+
+    @model_validator(mode="after")
+    def _old_names(self) -> RouterSettings:
+        if self.hubspot_access_token is None:
+            self.hubspot_access_token = self.hubspot_token
+        if self.salesforce_access_token is None:
+            self.salesforce_access_token = self.salesforce_token
+        return self
 
     def policy(self) -> RoutingPolicy:
         return RoutingPolicy(

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from revops.events.crm import CredentialError, HubSpotAuth, SalesforceAuth
 from revops.events.db import Database, one_of
 from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, requeue_failed
 from revops.router import models as m
@@ -110,6 +111,9 @@ class CrmWriteback:
             self._database = Database(settings.resolved_database_url(), m.SCHEMA, pool_size=2)
             reps = reps_in(self._database)
         self._reps = reps
+        # One session per process, renewed on expiry or 401 (revops.events.crm).
+        self._hubspot = HubSpotAuth(settings) if settings.hubspot_access_token else None
+        self._salesforce = SalesforceAuth(settings) if settings.salesforce_configured else None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -118,37 +122,34 @@ class CrmWriteback:
 
     async def hubspot_owner(self, message: OutboxMessage) -> None:
         body = json.loads(message.value)
-        token = self._settings.hubspot_token
-        if token is None:
-            raise WritebackError("HUBSPOT_TOKEN is not configured")
+        if self._hubspot is None:
+            raise WritebackError("HUBSPOT_ACCESS_TOKEN is not configured")
         owner = await self._crm_owner(body["owner_id"], "hubspot_owner_id")
         base = self._settings.hubspot_api_base.rstrip("/")
         # A converted opportunity's owner is the deal's; a lead's, the contact's.
         kind = "deals" if body["object_type"].lower() in ("deal", "deals") else "contacts"
         url = f"{base}/crm/v3/objects/{kind}/{body['object_id']}"
-        response = await self._client.patch(
-            url,
-            json={"properties": {"hubspot_owner_id": owner}},
-            headers={"Authorization": f"Bearer {token.get_secret_value()}"},
-        )
+        properties = {"properties": {"hubspot_owner_id": owner}}
+        try:
+            response = await self._client.patch(url, json=properties, auth=self._hubspot)
+        except CredentialError as exc:
+            raise WritebackError(str(exc)) from None
         self._check(response, "HubSpot")
 
     async def salesforce_owner(self, message: OutboxMessage) -> None:
         body = json.loads(message.value)
-        token = self._settings.salesforce_token
-        base = self._settings.salesforce_instance_url
-        if token is None or not base:
-            raise WritebackError("SALESFORCE_INSTANCE_URL / SALESFORCE_TOKEN are not configured")
+        if self._salesforce is None:
+            raise WritebackError("Salesforce credentials are not configured (SALESFORCE_*)")
         owner = await self._crm_owner(body["owner_id"], "salesforce_user_id")
         version = self._settings.salesforce_api_version
         # A converted opportunity's owner is the Opportunity's; a lead's, the Lead's.
         kind = "Opportunity" if body["object_type"].lower() == "opportunity" else "Lead"
-        url = f"{base.rstrip('/')}/services/data/{version}/sobjects/{kind}/{body['object_id']}"
-        response = await self._client.patch(
-            url,
-            json={"OwnerId": owner},
-            headers={"Authorization": f"Bearer {token.get_secret_value()}"},
-        )
+        try:
+            base = await self._salesforce.sign_in(self._client)
+            url = f"{base}/services/data/{version}/sobjects/{kind}/{body['object_id']}"
+            response = await self._client.patch(url, json={"OwnerId": owner}, auth=self._salesforce)
+        except CredentialError as exc:
+            raise WritebackError(str(exc)) from None
         self._check(response, "Salesforce")
 
     async def _crm_owner(self, rep_id: str, field: CrmField) -> str:
