@@ -128,7 +128,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         "04lE2EACC0001AAA",
         "Account",
         {
-            "Id": "001E2EACME00001",
+            "Id": "001E2EACME00001I5A",
             "Name": "Acme",
             "Website": "https://www.acme-e2e.com",
             "OwnerId": "005E2EALEX",
@@ -155,7 +155,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
     assert lead["owner_id"] == "005E2ESAM"
     assert lead["rule"] == "round_robin"
     assert lead["priority"] == "high"
-    assert lead["account_id"] == "001E2EACME00001"
+    assert lead["account_id"] == "001E2EACME00001I5A"
 
     async def attributed():
         r = await system.attribution.get("/leads", params={"email": "jane@acme-e2e.com"})
@@ -175,7 +175,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
                     "payload": {
                         "ChangeEventHeader": {
                             "entityName": "Lead",
-                            "recordIds": ["00QE2EJANE00001"],
+                            "recordIds": ["00QE2EJANE00001M5A"],
                             "changeType": "UPDATE",
                             "changeOrigin": "",
                             "transactionKey": "t-e2e",
@@ -192,9 +192,9 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
                         "Email": "jane@acme-e2e.com",
                         "IsConverted": True,
                         "Status": "Qualified",
-                        "ConvertedAccountId": "001E2EACME00001",
-                        "ConvertedContactId": "003E2EJANE00001",
-                        "ConvertedOpportunityId": "006E2EOPP000001",
+                        "ConvertedAccountId": "001E2EACME00001I5A",
+                        "ConvertedContactId": "003E2EJANE00001I5A",
+                        "ConvertedOpportunityId": "006E2EOPP000001IPA",
                     },
                     "event": {"replayId": 7},
                 },
@@ -214,8 +214,8 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         "04lE2EOPP0001AAA",
         "Opportunity",
         {
-            "Id": "006E2EOPP000001",
-            "AccountId": "001E2EACME00001",
+            "Id": "006E2EOPP000001IPA",
+            "AccountId": "001E2EACME00001I5A",
             "StageName": "1 - Interest",
             "Amount": "50000",
             "CloseDate": (NOW.date() + timedelta(days=60)).isoformat(),
@@ -247,8 +247,8 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
             f"04lE2EOPP000{step}AAA",
             "Opportunity",
             {
-                "Id": "006E2EOPP000001",
-                "AccountId": "001E2EACME00001",
+                "Id": "006E2EOPP000001IPA",
+                "AccountId": "001E2EACME00001I5A",
                 "StageName": stage,
                 "Amount": "50000",
                 "CloseDate": (NOW.date() + timedelta(days=60)).isoformat(),
@@ -267,8 +267,8 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         return r.json()
 
     renewal = await eventually(renewed, timeout_s=30)
-    assert renewal["source_opportunity_id"] == "006E2EOPP000001"
-    assert renewal["account_id"] == "001E2EACME00001"
+    assert renewal["source_opportunity_id"] == "006E2EOPP000001IPA"
+    assert renewal["account_id"] == "001E2EACME00001I5A"
     assert renewal["owner_id"] == "005E2EALEX"
     history = (await system.renewals.get("/opportunities/006E2EOPP000001")).json()
     assert [h["stage"] for h in history["history"]] == [

@@ -249,12 +249,8 @@ class Webhooks:
             standard_webhooks_key(s) for s in _secrets(settings.product_webhook_secrets)
         ]
         self.in_flight: dict[str, int] = {}
-        self.custom = salesforce.CustomFields(
-            contract_end=settings.salesforce_contract_end_field,
-            consultant=settings.salesforce_consultant_field,
-            sdr_certified=settings.salesforce_sdr_certified_field,
-            region=settings.salesforce_region_field,
-        )
+        self.custom = settings.salesforce_custom_fields()
+        self.company = settings.hubspot_company_properties()
 
     async def handle(
         self,
@@ -352,7 +348,10 @@ class Webhooks:
         body = await self._read(request, JSON_TYPES)
         self._verify_hubspot(request, body, now)
         return hubspot.parse_batch(
-            _json(body), received_at=now, max_events=self.settings.hubspot_max_batch
+            _json(body),
+            received_at=now,
+            max_events=self.settings.hubspot_max_batch,
+            company=self.company,
         )
 
     async def hubspot_form(self, request: Request, now: datetime) -> list[Envelope]:

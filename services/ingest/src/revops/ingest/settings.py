@@ -22,6 +22,8 @@ import base64
 from pydantic import Field, SecretStr
 
 from revops.events.settings import KafkaSettings
+from revops.ingest.domain.hubspot import CompanyProperties
+from revops.ingest.domain.salesforce import CustomFields
 
 DEV_SIGNUP_KEY = b"revops-dev-signup-secret"
 DEV_WHSEC = "whsec_" + base64.b64encode(DEV_SIGNUP_KEY).decode()
@@ -100,6 +102,32 @@ class IngestSettings(KafkaSettings):
     salesforce_consultant_field: str = "Is_Consultant__c"
     salesforce_sdr_certified_field: str = "SDR_Certified__c"
     salesforce_region_field: str = "Region__c"
+    # An account's seats, plan and iACV (what its tier is decided on); empty: not read.
+    salesforce_users_field: str = "Users__c"
+    salesforce_plan_field: str = "Plan__c"
+    salesforce_iacv_field: str = "iACV__c"
+    # The same on a HubSpot company (internal property names).
+    hubspot_users_property: str = "users"
+    hubspot_plan_property: str = "plan"
+    hubspot_iacv_property: str = "iacv"
+
+    def salesforce_custom_fields(self) -> CustomFields:
+        return CustomFields(
+            contract_end=self.salesforce_contract_end_field,
+            consultant=self.salesforce_consultant_field,
+            sdr_certified=self.salesforce_sdr_certified_field,
+            region=self.salesforce_region_field,
+            users=self.salesforce_users_field,
+            plan=self.salesforce_plan_field,
+            iacv=self.salesforce_iacv_field,
+        )
+
+    def hubspot_company_properties(self) -> CompanyProperties:
+        return CompanyProperties(
+            users=self.hubspot_users_property,
+            plan=self.hubspot_plan_property,
+            iacv=self.hubspot_iacv_property,
+        )
 
     # --- product sign-ups (Standard Webhooks) ---
     product_webhook_secrets: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_WHSEC)])

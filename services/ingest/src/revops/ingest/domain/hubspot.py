@@ -10,7 +10,7 @@ skipped, not refused: HubSpot resends a refused batch ten times and then drops i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,8 @@ from revops.events.catalogue import (
 )
 from revops.ingest.domain import values as v
 from revops.ingest.domain.errors import MalformedEvent
+
+Handler = Callable[["Notification", datetime, "CompanyProperties"], "Envelope | None"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,13 @@ class Notification:
         )
 
 
-def parse_batch(batch: Any, *, received_at: datetime, max_events: int = 100) -> list[Envelope]:
+def parse_batch(
+    batch: Any,
+    *,
+    received_at: datetime,
+    max_events: int = 100,
+    company: CompanyProperties | None = None,
+) -> list[Envelope]:
     """A decoded Webhooks API body -> events, oldest first (HubSpot does not promise
     order). Raises MalformedEvent naming the field and the notification's index."""
     if not isinstance(batch, list):
@@ -60,7 +68,7 @@ def parse_batch(batch: Any, *, received_at: datetime, max_events: int = 100) -> 
     events: list[Envelope] = []
     for index, raw in enumerate(batch):
         note = _notification(raw, index)
-        event = _event(note, received_at)
+        event = _event(note, received_at, company or CompanyProperties())
         if event is not None:
             events.append(event)
     events.sort(key=lambda e: e.occurred_at)
@@ -97,10 +105,10 @@ def _notification(raw: Any, index: int) -> Notification:
     )
 
 
-def _event(note: Notification, received_at: datetime) -> Envelope | None:
+def _event(note: Notification, received_at: datetime, props: CompanyProperties) -> Envelope | None:
     object_type, _, action = note.kind.partition(".")
     handler = _HANDLERS.get((object_type.lower(), action))
-    return handler(note, received_at) if handler is not None else None
+    return handler(note, received_at, props) if handler is not None else None
 
 
 # --- contacts --------------------------------------------------------------------------------
@@ -108,10 +116,15 @@ def _event(note: Notification, received_at: datetime) -> Envelope | None:
 
 def _contact_property(note: Notification) -> dict[str, Any]:
     name = v.required_text(note.raw.get("propertyName"), "propertyName", note.index)
-    value = note.raw.get("propertyValue")
-    field = "propertyValue"
-    i = note.index
-    fields: dict[str, Any] = {"changed_fields": [name]}
+    return {
+        "changed_fields": [name],
+        **_contact_fields(name, note.raw.get("propertyValue"), "propertyValue", note.index),
+    }
+
+
+def _contact_fields(name: str, value: Any, field: str, i: int) -> dict[str, Any]:
+    """Our fields from one contact property (none from a property we do not read)."""
+    fields: dict[str, Any] = {}
     match name:
         case "email":
             fields["email"] = v.email(value, field, i)
@@ -134,8 +147,8 @@ def _contact_property(note: Notification) -> dict[str, Any]:
     return fields
 
 
-def _contact(change: str) -> Callable[[Notification, datetime], Envelope | None]:
-    def build(note: Notification, received_at: datetime) -> Envelope:
+def _contact(change: str) -> Handler:
+    def build(note: Notification, received_at: datetime, _props: CompanyProperties) -> Envelope:
         fields: dict[str, Any] = {}
         ref = note.ref("contact")
         if change == "created":
@@ -177,11 +190,16 @@ def _ids(value: Any, index: int) -> list[str]:
 
 def _deal_property(note: Notification) -> dict[str, Any]:
     name = v.required_text(note.raw.get("propertyName"), "propertyName", note.index)
-    value = note.raw.get("propertyValue")
-    field = "propertyValue"
-    i = note.index
+    return {
+        "changed_fields": [name],
+        **_deal_fields(name, note.raw.get("propertyValue"), "propertyValue", note.index),
+    }
+
+
+def _deal_fields(name: str, value: Any, field: str, i: int) -> dict[str, Any]:
+    """Our fields from one deal property (none from a property we do not read)."""
     empty = value is None or value == ""
-    fields: dict[str, Any] = {"changed_fields": [name]}
+    fields: dict[str, Any] = {}
     match name:
         case "dealstage":
             fields["stage"] = v.text(value, field, i)
@@ -202,8 +220,8 @@ def _deal_property(note: Notification) -> dict[str, Any]:
     return fields
 
 
-def _deal(change: str) -> Callable[[Notification, datetime], Envelope | None]:
-    def build(note: Notification, received_at: datetime) -> Envelope:
+def _deal(change: str) -> Handler:
+    def build(note: Notification, received_at: datetime, _props: CompanyProperties) -> Envelope:
         fields: dict[str, Any] = {}
         if change == "created":
             fields["created_at"] = note.occurred_at
@@ -241,25 +259,60 @@ def _deal_event(
 # --- companies ---------------------------------------------------------------------------------
 
 
-def _company(change: str) -> Callable[[Notification, datetime], Envelope | None]:
-    def build(note: Notification, received_at: datetime) -> Envelope:
+@dataclass(frozen=True)
+class CompanyProperties:
+    """Internal names of the company properties an account's tier is decided on (from
+    configuration; empty: not read)."""
+
+    users: str = "users"
+    plan: str = "plan"
+    iacv: str = "iacv"
+
+
+def _company_fields(
+    name: str, raw: Any, field: str, i: int, props: CompanyProperties
+) -> dict[str, Any]:
+    """Our fields from one company property (none from a property we do not read)."""
+    empty = raw is None or raw == ""
+    if name and name == props.users:
+        return {"users": None if empty else _whole(raw, field, i)}
+    if name and name == props.iacv:
+        return {"iacv": None if empty else v.money(raw, field, i)}
+    value = v.text(raw, field, i)
+    if name and name == props.plan:
+        return {"plan": value}
+    match name:
+        case "name":
+            return {"name": value}
+        case "domain" | "website":
+            return {"website": value, "domains": v.domains_of_website(value)}
+        case "hubspot_owner_id":
+            return {"owner_id": value}
+        case "country":
+            return {"country": value}
+    return {}
+
+
+def _whole(raw: Any, field: str, i: int) -> int:
+    amount = v.money(raw, field, i)
+    if amount != amount.to_integral_value():
+        raise MalformedEvent(field, f"expected a whole number, got {raw!r}", i)
+    return int(amount)
+
+
+def _company(change: str) -> Handler:
+    def build(note: Notification, received_at: datetime, props: CompanyProperties) -> Envelope:
         fields: dict[str, Any] = {}
         if change == "created":
             fields["created_at"] = note.occurred_at
         elif change == "updated":
             name = v.required_text(note.raw.get("propertyName"), "propertyName", note.index)
-            value = v.text(note.raw.get("propertyValue"), "propertyValue", note.index)
             fields["changed_fields"] = [name]
-            match name:
-                case "name":
-                    fields["name"] = value
-                case "domain" | "website":
-                    fields["website"] = value
-                    fields["domains"] = v.domains_of_website(value)
-                case "hubspot_owner_id":
-                    fields["owner_id"] = value
-                case "country":
-                    fields["country"] = value
+            fields.update(
+                _company_fields(
+                    name, note.raw.get("propertyValue"), "propertyValue", note.index, props
+                )
+            )
         return v.build_event(
             AccountChangedEvent,
             id=note.event_id,
@@ -281,7 +334,9 @@ def _company(change: str) -> Callable[[Notification, datetime], Envelope | None]
 # --- associations ------------------------------------------------------------------------------
 
 
-def _association(note: Notification, received_at: datetime) -> Envelope | None:
+def _association(
+    note: Notification, received_at: datetime, _props: CompanyProperties
+) -> Envelope | None:
     """Company of a contact, company or contact of a deal. A removed association is
     skipped: the catalogue's change events cannot say "no longer" (consumers merge what
     is present)."""
@@ -323,8 +378,6 @@ def _association(note: Notification, received_at: datetime) -> Envelope | None:
     return None
 
 
-Handler = Callable[[Notification, datetime], Envelope | None]
-
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("contact", "creation"): _contact("created"),
     ("contact", "propertyChange"): _contact("updated"),
@@ -342,3 +395,131 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 SUPPORTED_TYPES: Sequence[str] = sorted(f"{o}.{a}" for o, a in _HANDLERS)
+
+
+# --- CRM objects as the API lists them (the backfill) -----------------------------------------
+
+
+def object_events(
+    kind: str,
+    obj: Any,
+    *,
+    received_at: datetime,
+    index: int,
+    company: CompanyProperties | None = None,
+) -> list[Envelope]:
+    """A company, contact or deal as ``/crm/v3/objects/{kind}`` lists it -> the events a
+    webhook of the same record gives, read with the same property mapping. The event is
+    the record as it was at ``updatedAt``: its id derives from the object and that time,
+    so listing it again gives the same event. A deal's ``dealstage`` history (with
+    ``propertiesWithHistory``) gives one change per stage it was in."""
+    if not isinstance(obj, dict):
+        raise MalformedEvent("result", "expected a JSON object", index)
+    object_id = v.required_text(obj.get("id"), "id", index)
+    properties = obj.get("properties")
+    if not isinstance(properties, dict):
+        raise MalformedEvent("properties", "expected a JSON object", index)
+    updated = v.iso_datetime(obj.get("updatedAt"), "updatedAt", index)
+    created = v.iso_datetime(obj.get("createdAt"), "createdAt", index)
+    change = (
+        "deleted" if obj.get("archived") is True else "created" if created == updated else "updated"
+    )
+    note = Notification(
+        index=index,
+        raw=obj,
+        kind=f"{kind}.backfill",
+        object_id=object_id,
+        portal_id=None,
+        occurred_at=updated,
+        event_id="hubspot:" + derived_event_id("hubspot-object", kind, object_id, str(updated)),
+    )
+    fields: dict[str, Any] = {"created_at": created}
+    match kind:
+        case "companies":
+            props = company or CompanyProperties()
+            for name, value in properties.items():
+                fields.update(_company_fields(name, value, f"properties.{name}", index, props))
+            return [_account_event(note, received_at, change, fields)]
+        case "contacts":
+            for name, value in properties.items():
+                fields.update(_contact_fields(name, value, f"properties.{name}", index))
+            return [_person_event(note, received_at, change, fields)]
+        case "deals":
+            for name, value in properties.items():
+                fields.update(_deal_fields(name, value, f"properties.{name}", index))
+            account = _first_association(obj, "companies", index)
+            if account is not None:
+                fields["account_id"] = account
+            return [
+                _deal_event(note, received_at, change, fields),
+                *_stage_history(note, received_at, obj, account),
+            ]
+    raise MalformedEvent("kind", f"{kind} is not companies, contacts or deals", index)
+
+
+def _account_event(
+    note: Notification, received_at: datetime, change: str, fields: dict[str, Any]
+) -> Envelope:
+    return v.build_event(
+        AccountChangedEvent,
+        id=note.event_id,
+        source="hubspot",
+        occurred_at=note.occurred_at,
+        received_at=received_at,
+        index=note.index,
+        payload=lambda: AccountChanged(
+            account_id=note.object_id, change=change, source_ref=note.ref("company"), **fields
+        ),
+    )
+
+
+def _person_event(
+    note: Notification, received_at: datetime, change: str, fields: dict[str, Any]
+) -> Envelope:
+    return v.build_event(
+        PersonChangedEvent,
+        id=note.event_id,
+        source="hubspot",
+        occurred_at=note.occurred_at,
+        received_at=received_at,
+        index=note.index,
+        payload=lambda: PersonChanged(
+            person_type="contact", change=change, source_ref=note.ref("contact"), **fields
+        ),
+    )
+
+
+def _first_association(obj: dict[str, Any], kind: str, index: int) -> str | None:
+    associations = obj.get("associations")
+    if not isinstance(associations, dict) or kind not in associations:
+        return None
+    results = associations[kind].get("results") if isinstance(associations[kind], dict) else None
+    if not isinstance(results, list):
+        raise MalformedEvent(f"associations.{kind}.results", "expected a list", index)
+    ids = [r.get("id") for r in results if isinstance(r, dict)]
+    return v.text(ids[0], f"associations.{kind}.results.id", index) if ids else None
+
+
+def _stage_history(
+    note: Notification, received_at: datetime, obj: dict[str, Any], account: str | None
+) -> list[Envelope]:
+    history = (obj.get("propertiesWithHistory") or {}).get("dealstage") or []
+    if not isinstance(history, list):
+        raise MalformedEvent("propertiesWithHistory.dealstage", "expected a list", note.index)
+    events: list[Envelope] = []
+    for entry in history:
+        if not isinstance(entry, dict):
+            raise MalformedEvent("propertiesWithHistory.dealstage", "expected objects", note.index)
+        at = v.iso_datetime(entry.get("timestamp"), "dealstage.timestamp", note.index)
+        stage = v.text(entry.get("value"), "dealstage.value", note.index)
+        moment = replace(
+            note,
+            occurred_at=at,
+            event_id="hubspot:"
+            + derived_event_id("hubspot-stage", note.object_id, str(at), stage or ""),
+        )
+        fields: dict[str, Any] = {"stage": stage, "changed_fields": ["dealstage"]}
+        if account is not None:
+            fields["account_id"] = account
+        events.append(_deal_event(moment, received_at, "updated", fields))
+    return events

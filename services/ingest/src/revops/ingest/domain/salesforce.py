@@ -19,9 +19,10 @@ Decisions where the sender says nothing:
 from __future__ import annotations
 
 import ipaddress
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -43,6 +44,7 @@ from revops.events.catalogue import (
     SourceRef,
     derived_event_id,
 )
+from revops.events.crm import salesforce_id18
 from revops.ingest.domain import values as v
 from revops.ingest.domain.errors import MalformedEvent, SenderNotAllowed, UnparsableBody
 
@@ -58,6 +60,10 @@ class CustomFields:
     consultant: str = "Is_Consultant__c"
     sdr_certified: str = "SDR_Certified__c"
     region: str = "Region__c"
+    # An account's seats, plan and iACV, for its tier (empty: not read).
+    users: str = "Users__c"
+    plan: str = "Plan__c"
+    iacv: str = "iACV__c"
 
 
 @dataclass(frozen=True)
@@ -356,7 +362,23 @@ def _platform_event(
 # --- records -> events ----------------------------------------------------------------------
 
 
+def id18_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with every id in its 18-character form (``Id``, ``OwnerId``,
+    ``AccountId``, ...): a formula or an email template can send the 15-character form,
+    and ids are compared as text everywhere downstream."""
+    return {
+        name: salesforce_id18(value)
+        if isinstance(value, str) and name.endswith("Id") and _ID15.match(value)
+        else value
+        for name, value in fields.items()
+    }
+
+
+_ID15 = re.compile(r"^[a-zA-Z0-9]{15}$")
+
+
 def record_events(record: Record, custom: CustomFields) -> list[Envelope]:
+    record = replace(record, fields=id18_fields(record.fields))
     match record.object_type:
         case "Lead" | "Contact":
             events: list[Envelope] = [_person(record, custom)]
@@ -470,10 +492,28 @@ def _account(record: Record, custom: CustomFields) -> Envelope:
             owner_id=record.text("OwnerId"),
             country=record.text("BillingCountry"),
             region=record.text(custom.region),
+            users=_optional_int(record, custom.users),
+            plan=record.text(custom.plan) if custom.plan else None,
+            iacv=_optional_money(record, custom.iacv),
             created_at=record.when("CreatedDate"),
             changed_fields=list(record.changed_fields),
         ),
     )
+
+
+def _optional_int(record: Record, name: str) -> int | None:
+    value = record.get(name) if name else None
+    if value in (None, ""):
+        return None
+    amount = v.money(value, name, record.index)
+    if amount != amount.to_integral_value():
+        raise MalformedEvent(name, f"expected a whole number, got {value!r}", record.index)
+    return int(amount)
+
+
+def _optional_money(record: Record, name: str) -> Any:
+    value = record.get(name) if name else None
+    return None if value in (None, "") else v.money(value, name, record.index)
 
 
 def _opportunity(record: Record, custom: CustomFields) -> Envelope:
@@ -559,3 +599,60 @@ def _activity(record: Record) -> Envelope:
             subject=record.text("Subject"),
         ),
     )
+
+
+# --- records as the REST API lists them (the backfill) ------------------------------------------
+
+
+def listed_record_events(
+    object_type: str,
+    fields: Any,
+    *,
+    org_id: str | None,
+    received_at: datetime,
+    index: int,
+    custom: CustomFields,
+) -> list[Envelope]:
+    """A record as a REST query returns it -> the events an outbound message of the same
+    record gives (the same readers). The event is the record as it was at its
+    SystemModstamp: its id derives from the record and that time, so listing it again
+    gives the same event. An OpportunityHistory row is its opportunity's stage at the
+    time of the row."""
+    if not isinstance(fields, dict):
+        raise MalformedEvent("record", "expected a JSON object", index)
+    values = {k: val for k, val in fields.items() if k != "attributes"}
+    record_id = v.required_text(values.get("Id"), "Id", index)
+    stamp = v.text(
+        values.get("SystemModstamp") or values.get("CreatedDate"), "SystemModstamp", index
+    )
+    event_id = "salesforce:" + derived_event_id(
+        "salesforce-record", object_type, salesforce_id18(record_id), stamp or ""
+    )
+    if object_type == "OpportunityHistory":
+        opportunity = values.get("Opportunity")
+        account = opportunity.get("AccountId") if isinstance(opportunity, dict) else None
+        record = Record(
+            object_type="Opportunity",
+            fields={
+                "Id": values.get("OpportunityId"),
+                "StageName": values.get("StageName"),
+                "AccountId": account,
+            },
+            index=index,
+            event_id=event_id,
+            org_id=org_id,
+            received_at=received_at,
+            change="updated",
+            changed_fields=("StageName",),
+            changed_at=v.iso_datetime(values.get("CreatedDate"), "CreatedDate", index),
+        )
+        return record_events(record, custom)
+    record = Record(
+        object_type=object_type,
+        fields=values,
+        index=index,
+        event_id=event_id,
+        org_id=org_id,
+        received_at=received_at,
+    )
+    return record_events(record, custom)
