@@ -53,6 +53,11 @@ status: ## what runs
 demo: ## send the demo's webhooks to the running system and print what each service made of them
 	uv run --frozen python deploy/local/demo.py
 
+.PHONY: backfill-demo
+backfill-demo: ## backfill Salesforce and HubSpot from a local fake of their APIs into Kafka
+	deploy/local/infra.sh up
+	uv run --frozen python deploy/local/backfill_demo.py
+
 .PHONY: lint
 lint: ## ruff (lint and format) and mypy (strict)
 	uv run --frozen ruff check .

@@ -9,12 +9,16 @@ revops reset SERVICE             DESTRUCTIVE: drop a service's schema and re-rea
                                  (--force), asks first (--yes)
 revops migrate SERVICE           apply the service's Alembic migrations
 revops revision SERVICE -m MSG   autogenerate a migration from the service's models
+revops backfill salesforce|hubspot  publish what a CRM already holds (with ingest installed)
+revops reps sync salesforce|hubspot  the roster from Salesforce Users / HubSpot owners
+revops reps import|export FILE.csv   the roster from / to a CSV file
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import os
 import time
 from typing import Annotated, Any
@@ -49,6 +53,11 @@ outbox_app = typer.Typer(help="The services' outboxes.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(outbox_app, name="outbox")
+# The backfill is ingest's (its normaliser); present where ingest is installed.
+if importlib.util.find_spec("revops.ingest") is not None:
+    _crm_commands = importlib.import_module("revops.ingest.backfill.command")
+    app.add_typer(_crm_commands.backfill_app, name="backfill")
+    app.add_typer(_crm_commands.reps_app, name="reps")
 console = Console()
 
 SERVICES = ("router", "attribution", "renewals")
