@@ -226,7 +226,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
     )
 
     async def sourced():
-        r = await system.attribution.get("/opportunities/006E2EOPP000001/attribution")
+        r = await system.attribution.get("/opportunities/006E2EOPP000001IPA/attribution")
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -262,7 +262,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
         )
 
     async def renewed():
-        r = await system.renewals.get("/opportunities/006E2EOPP000001/renewal")
+        r = await system.renewals.get("/opportunities/006E2EOPP000001IPA/renewal")
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -270,7 +270,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
     assert renewal["source_opportunity_id"] == "006E2EOPP000001IPA"
     assert renewal["account_id"] == "001E2EACME00001I5A"
     assert renewal["owner_id"] == "005E2EALEX"
-    history = (await system.renewals.get("/opportunities/006E2EOPP000001")).json()
+    history = (await system.renewals.get("/opportunities/006E2EOPP000001IPA")).json()
     assert [h["stage"] for h in history["history"]] == [
         "1 - Interest",
         "2 - Qualified",
