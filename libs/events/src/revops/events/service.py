@@ -25,9 +25,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import Gauge
 from pydantic import AfterValidator, BaseModel, StringConstraints
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import metrics, migrations
@@ -68,6 +68,11 @@ class ServiceSpec:
 
 
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
+# Sets gauges from the service's tables when Prometheus scrapes (a figure of the
+# database's state: every instance reads the same one).
+GaugeReader = Callable[[AsyncSession], Awaitable[None]]
+# A scrape waits this long for the database's figures, then answers without them.
+GAUGES_READ_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -78,6 +83,7 @@ class ServiceRuntime:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     handle_batch: BatchHandler | None = None
     background: Sequence[BackgroundTask] = ()
+    gauges: Sequence[GaugeReader] = ()
     # The service's own context, shared by its handlers and background tasks.
     context: Any = None
 
@@ -131,6 +137,26 @@ class ServiceRuntime:
 
         self._tasks.append(asyncio.create_task(guarded(), name=name))
 
+    async def read_gauges(self) -> None:
+        """Set the figures read from the database: the outbox's pending and failed rows
+        and the service's own gauges. A database that does not answer in time costs only
+        these figures (they keep their last value), never the scrape."""
+        try:
+            await asyncio.wait_for(self._read_gauges(), GAUGES_READ_TIMEOUT_S)
+        except Exception as exc:
+            metrics.GAUGES_READ_FAILURES.labels(self.spec.name).inc()
+            log.warning("reading the metrics' figures failed", extra={"error": repr(exc)})
+
+    async def _read_gauges(self) -> None:
+        # The relay sets the destinations that have pending rows; the ones that had some
+        # at the last scrape and have none now go back to zero here.
+        pending = await self.relay.pending_counts()
+        set_per_destination(metrics.OUTBOX_PENDING, self.spec.name, pending)
+        async with self.database.transaction() as session:
+            await outbox_failed_counts(session, self.spec)
+            for reader in self.gauges:
+                await reader(session)
+
     def crashed(self) -> list[str]:
         """The background tasks that died: raised, or were cancelled by something other
         than stop(). A one-shot task (setting up the queues) that returned is fine."""
@@ -153,6 +179,29 @@ class ServiceRuntime:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.producer.stop()
         await self.database.dispose()
+
+
+async def outbox_failed_counts(session: AsyncSession, spec: ServiceSpec) -> None:
+    """Rows that gave up per destination (CRM write-backs, mostly), zero where none did."""
+    outbox = spec.outbox
+    rows = await session.execute(
+        select(outbox.c.destination, func.count())
+        .where(outbox.c.failed_at.is_not(None), outbox.c.sent_at.is_(None))
+        .group_by(outbox.c.destination)
+    )
+    set_per_destination(metrics.OUTBOX_FAILED, spec.name, {str(d): int(n) for d, n in rows})
+
+
+def set_per_destination(gauge: Gauge, service: str, counts: Mapping[str, int]) -> None:
+    """Each destination's count; zero for one the gauge knows that has none now."""
+    known = {
+        sample.labels["destination"]
+        for family in gauge.collect()
+        for sample in family.samples
+        if sample.labels.get("service") == service
+    }
+    for destination in {*counts, *known}:
+        gauge.labels(service, destination).set(counts.get(destination, 0))
 
 
 # --- auth --------------------------------------------------------------------------------
@@ -378,8 +427,10 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def prometheus_metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics: the plumbing's and the business's (docs/METRICS.md)."""
+        if runtime is not None:
+            await runtime.read_gauges()
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)

@@ -61,6 +61,7 @@ from revops.attribution.domain.opportunity_source import (
     opportunity_source,
 )
 from revops.attribution.domain.original_source import SourceBucketRules
+from revops.attribution.figures import count_decisions
 from revops.attribution.settings import AttributionSettings
 from revops.events.db import one_of
 
@@ -193,6 +194,7 @@ def recompute_people(
         if any(row[key] != decided[key] for key in _PERSON_DECISIONS):
             changed.add(row["person_id"])
     _update(session, people, "person_id", updates)
+    count_decisions(session, "person", len(updates))
     return changed
 
 
@@ -530,6 +532,8 @@ def recompute_opportunities(
             replaced.append(opportunity["opportunity_id"])
             influence_rows.extend(rows)
     _update(session, models.opportunities, "opportunity_id", updates)
+    decided = {row["opportunity_id"] for row in updates} | set(replaced)
+    count_decisions(session, "opportunity", len(decided))
     influence_table = models.opportunity_influence
     if replaced:
         session.execute(

@@ -20,7 +20,7 @@ import logging
 
 from fastapi import FastAPI
 
-from revops.events import topics
+from revops.events import metrics, topics
 from revops.events.logs import configure_logging
 from revops.events.operator import service_cli
 from revops.events.producer import EventProducer, KafkaUnavailable
@@ -92,18 +92,20 @@ def build_worker_app() -> FastAPI:
 
 def serve_ingest(settings: IngestSettings) -> None:
     if settings.http_workers > 1:
-        # Several processes need an import string: each worker builds its own app.
-        serve(
-            "revops.ingest.main:build_worker_app",
-            settings,
-            port=settings.http_port,
-            factory=True,
-            workers=settings.http_workers,
-            access_log=False,
-            # uvicorn kills a worker that does not answer its supervisor within 5 s by
-            # default: a worker still importing on a busy machine was killed in a loop.
-            timeout_worker_healthcheck=60,
-        )
+        # Several processes need an import string: each worker builds its own app. They
+        # count into one directory, so any worker's /metrics answers the same totals.
+        with metrics.shared_by_workers():
+            serve(
+                "revops.ingest.main:build_worker_app",
+                settings,
+                port=settings.http_port,
+                factory=True,
+                workers=settings.http_workers,
+                access_log=False,
+                # uvicorn kills a worker that does not answer its supervisor within 5 s by
+                # default: a worker still importing on a busy machine was killed in a loop.
+                timeout_worker_healthcheck=60,
+            )
     else:
         # No access log: "webhook accepted/refused" already logs every request with its
         # id, source and event count.

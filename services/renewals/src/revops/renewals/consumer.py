@@ -56,6 +56,7 @@ from revops.renewals.domain.renewals import (
     WonOpportunity,
     decide_renewal,
 )
+from revops.renewals.figures import count_created
 from revops.renewals.history import (
     change_from_event,
     change_from_json,
@@ -250,6 +251,7 @@ class OpportunityApplier:
                 pg_insert(r).on_conflict_do_nothing(index_elements=["source_opportunity_id"]),
                 writes.renewals,
             )
+            count_created(session, len(writes.renewals))
         if writes.outbox:
             session.execute(
                 pg_insert(self.outbox).on_conflict_do_nothing(index_elements=["event_id"]),

@@ -13,6 +13,7 @@ from revops.events.outbox import OutboxMessage, Sender
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.renewals.api import router
 from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handlers
+from revops.renewals.figures import read_snapshot_age
 from revops.renewals.forecast import Clock, ForecastScheduler, real_clock
 from revops.renewals.models import metadata
 from revops.renewals.salesforce import SalesforceRenewals
@@ -53,6 +54,7 @@ def build_app(
         handle_batch=handle_batch,
         senders=senders,
         background=background,
+        gauges=[read_snapshot_age(clock)],
     )
     if settings.salesforce_enabled:
         salesforce.append(SalesforceRenewals(settings, runtime.database))

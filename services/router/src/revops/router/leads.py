@@ -68,6 +68,7 @@ from revops.router.domain.rules import (
 )
 from revops.router.domain.territories import TerritoryPolicy
 from revops.router.domain.windows import utc_day
+from revops.router.figures import count_routed
 from revops.router.journal import (
     OUTBOX,
     OUTBOX_INSERT,
@@ -106,6 +107,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 employees=p.employees,
                 segment=p.segment,
                 company=p.company,
+                received_at_s=event.received_at.timestamp(),
             )
         case SignupCreatedEvent():
             s = event.payload
@@ -122,6 +124,7 @@ def new_person_of(event: Event) -> NewPerson | None:
                 None,
                 state_offsets=event.state_offsets,
                 company=s.company,
+                received_at_s=event.received_at.timestamp(),
             )
         case _:
             return None
@@ -150,6 +153,9 @@ class NewPerson:
     # The company the person gave: matched against account names when the email's
     # domain matches no account.
     company: str | None = None
+    # When ingest received the webhook (Unix time, so a held lead's JSON keeps it): for
+    # the webhook-to-routed figure only, never for a rule.
+    received_at_s: float | None = None
 
 
 @dataclass
@@ -243,9 +249,12 @@ async def route_new_people(
         match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
-        decision = batch.recorded.get(lead_id) or decide(
+        recorded = batch.recorded.get(lead_id)
+        decision = recorded or decide(
             ctx, person, lead, account, batch, reps_in_order, rotations, states
         )
+        if recorded is None:
+            count_routed(session, decision.rule, decision.queue, person.received_at_s)
         if person.waited is not None:
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
         if decision.turn is not None and decision.queue is not None:

@@ -32,6 +32,7 @@ from revops.router.api import router as api_router
 from revops.router.causal_order import release_held_leads
 from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
+from revops.router.figures import read_open_breaches, read_waiting_leads
 from revops.router.journal import record_conversions, record_routes, record_transfers
 from revops.router.leads import route_new_people
 from revops.router.policies import configured_policy
@@ -84,6 +85,7 @@ def build_runtime(
         handle_batch=make_batch_handler(ctx),
         senders=senders,
         background=background,
+        gauges=[read_waiting_leads(), read_open_breaches(ctx.policy)],
         context=ctx,
     )
 

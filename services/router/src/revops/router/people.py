@@ -120,6 +120,7 @@ def _plan_people(
                     p.source_ref,
                     p.created_by_id,
                     company=p.company,
+                    received_at_s=event.received_at.timestamp(),
                 )
                 plan.new_people.append(person)
                 row = created[p.email] if created is not None else _unrouted_row(person)
