@@ -17,9 +17,12 @@ from revops.renewals.forecast import Clock
 RENEWALS_CREATED = Counter(
     "revops_renewals_created_total", "Renewal opportunities created on a Closed Won"
 )
+# Labelled so that it is absent, not 0, until the first snapshot: an age of 0 would read
+# as a fresh snapshot where none was ever taken.
 SNAPSHOT_AGE = Gauge(
     "revops_forecast_snapshot_age_seconds",
-    "Since the last scheduled weekly forecast snapshot was taken (absent before the first)",
+    "Since the last scheduled forecast snapshot was taken (absent before the first)",
+    ["schedule"],
     multiprocess_mode="livemostrecent",
 )
 
@@ -42,6 +45,6 @@ def read_snapshot_age(clock: Clock) -> GaugeReader:
             .limit(1)
         )
         if taken_at is not None:
-            SNAPSHOT_AGE.set(max((clock() - taken_at).total_seconds(), 0.0))
+            SNAPSHOT_AGE.labels("weekly").set(max((clock() - taken_at).total_seconds(), 0.0))
 
     return read
