@@ -5,6 +5,7 @@
 #   - docker-compose (Debian's v1: validates docker-compose.yml without an engine;
 #     skipped when the `docker compose` plugin works),
 #   - chromium (Debian's: the console's browser tests drive it; nothing downloads one),
+#   - promtool (Debian's `prometheus`: the alert rules' unit tests run it),
 #   - uv (from PyPI), then the Python workspace (`uv sync`).
 # Idempotent; on a machine that has everything it prints one line and takes ~1 s.
 #   deploy/local/bootstrap.sh
@@ -22,6 +23,7 @@ if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev
 fi
 # With a font: recommended by chromium, not pulled in without the recommendations.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
   # The package made a cluster: ours to configure (postgres.sh leaves others alone).
@@ -50,4 +52,4 @@ fi
 # --frozen: install exactly uv.lock, never rewrite it (several people edit pyprojects).
 # Playwright (the browser tests' driver) never fetches a browser: it drives chromium.
 (cd "$ROOT" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 uv sync --frozen --quiet) || die "uv sync failed (see above)"
-say "bootstrap: java, mvn, postgresql, $(command -v docker-compose >/dev/null && echo docker-compose || echo 'docker compose'), chromium, uv and the workspace are installed"
+say "bootstrap: java, mvn, postgresql, $(command -v docker-compose >/dev/null && echo docker-compose || echo 'docker compose'), chromium, promtool, uv and the workspace are installed"
