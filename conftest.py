@@ -22,7 +22,7 @@ from revops.events.testing import (
     unique_prefix,
 )
 
-ROLES = ("revops", "router", "attribution", "renewals")
+ROLES = ("revops", "router", "attribution", "renewals", "reporting")
 INIT_SQL = Path(__file__).parent / "deploy" / "local" / "postgres-init.sql"
 _containers: contextlib.ExitStack | None = None
 

@@ -12,6 +12,10 @@
 -- already there keeps its password, owner and grants (the server may be someone else's).
 -- Each thing created is printed ("created ..."). Run with `-v reset_passwords=on` to
 -- also set every role's password back to its name.
+--
+-- The `reporting` role is for BI tools: it reads the views of the `reporting` schema
+-- and nothing else (docs/REPORTING.md). The services' migrations create the views, each
+-- owned by the service's role, and grant them to `reporting`.
 
 \set ON_ERROR_STOP on
 
@@ -19,6 +23,7 @@ SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'revops') AS new_revop
        NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'router') AS new_router,
        NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'attribution') AS new_attribution,
        NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'renewals') AS new_renewals,
+       NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting') AS new_reporting,
        NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops') AS new_db_revops,
        NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_test') AS new_db_test,
        NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_bench') AS new_db_bench
@@ -41,6 +46,10 @@ CREATE ROLE attribution LOGIN PASSWORD 'attribution' NOSUPERUSER NOCREATEDB NOCR
 CREATE ROLE renewals LOGIN PASSWORD 'renewals' NOSUPERUSER NOCREATEDB NOCREATEROLE;
 \echo created role renewals (password renewals)
 \endif
+\if :new_reporting
+CREATE ROLE reporting LOGIN PASSWORD 'reporting' NOSUPERUSER NOCREATEDB NOCREATEROLE;
+\echo created role reporting (password reporting)
+\endif
 
 \if :{?reset_passwords}
 \else
@@ -51,7 +60,8 @@ ALTER ROLE revops PASSWORD 'revops';
 ALTER ROLE router PASSWORD 'router';
 ALTER ROLE attribution PASSWORD 'attribution';
 ALTER ROLE renewals PASSWORD 'renewals';
-\echo set the passwords of roles revops, router, attribution, renewals to their names
+ALTER ROLE reporting PASSWORD 'reporting';
+\echo set the passwords of roles revops, router, attribution, renewals, reporting to their names
 \endif
 
 -- Databases: `revops` is the running system, `revops_test` the tests', `revops_bench` the
@@ -61,18 +71,21 @@ ALTER ROLE renewals PASSWORD 'renewals';
 CREATE DATABASE revops OWNER revops;
 REVOKE ALL ON DATABASE revops FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE revops TO router, attribution, renewals;
+GRANT CONNECT ON DATABASE revops TO reporting;
 \echo created database revops (owner revops)
 \endif
 \if :new_db_test
 CREATE DATABASE revops_test OWNER revops;
 REVOKE ALL ON DATABASE revops_test FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE revops_test TO router, attribution, renewals;
+GRANT CONNECT ON DATABASE revops_test TO reporting;
 \echo created database revops_test (owner revops)
 \endif
 \if :new_db_bench
 CREATE DATABASE revops_bench OWNER revops;
 REVOKE ALL ON DATABASE revops_bench FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE revops_bench TO router, attribution, renewals;
+GRANT CONNECT ON DATABASE revops_bench TO reporting;
 \echo created database revops_bench (owner revops)
 \endif
 
@@ -85,7 +98,8 @@ GRANT CONNECT, TEMPORARY ON DATABASE revops_bench TO router, attribution, renewa
 \set new_db :new_db_revops
 SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
        NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
 \gset
 \if :new_router_schema
 CREATE SCHEMA router AUTHORIZATION router;
@@ -98,6 +112,14 @@ CREATE SCHEMA attribution AUTHORIZATION attribution;
 \if :new_renewals_schema
 CREATE SCHEMA renewals AUTHORIZATION renewals;
 \echo created schema renewals in database :db
+\endif
+\if :new_reporting_schema
+-- The services create their views here; the reporting role may only look them up.
+CREATE SCHEMA reporting AUTHORIZATION revops;
+GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
+GRANT USAGE ON SCHEMA reporting TO reporting;
+GRANT CONNECT ON DATABASE :"db" TO reporting;
+\echo created schema reporting in database :db
 \endif
 \if :new_db
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
@@ -107,7 +129,8 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \set new_db :new_db_test
 SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
        NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
 \gset
 \if :new_router_schema
 CREATE SCHEMA router AUTHORIZATION router;
@@ -120,6 +143,14 @@ CREATE SCHEMA attribution AUTHORIZATION attribution;
 \if :new_renewals_schema
 CREATE SCHEMA renewals AUTHORIZATION renewals;
 \echo created schema renewals in database :db
+\endif
+\if :new_reporting_schema
+-- The services create their views here; the reporting role may only look them up.
+CREATE SCHEMA reporting AUTHORIZATION revops;
+GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
+GRANT USAGE ON SCHEMA reporting TO reporting;
+GRANT CONNECT ON DATABASE :"db" TO reporting;
+\echo created schema reporting in database :db
 \endif
 \if :new_db
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
@@ -129,7 +160,8 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \set new_db :new_db_bench
 SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
        NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
+       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
 \gset
 \if :new_router_schema
 CREATE SCHEMA router AUTHORIZATION router;
@@ -142,6 +174,14 @@ CREATE SCHEMA attribution AUTHORIZATION attribution;
 \if :new_renewals_schema
 CREATE SCHEMA renewals AUTHORIZATION renewals;
 \echo created schema renewals in database :db
+\endif
+\if :new_reporting_schema
+-- The services create their views here; the reporting role may only look them up.
+CREATE SCHEMA reporting AUTHORIZATION revops;
+GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
+GRANT USAGE ON SCHEMA reporting TO reporting;
+GRANT CONNECT ON DATABASE :"db" TO reporting;
+\echo created schema reporting in database :db
 \endif
 \if :new_db
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
