@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, case, func, or_, select
+from sqlalchemy import Row, case, func, literal, or_, select, union_all
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
 from revops.events.producer import KafkaUnavailable
@@ -545,6 +545,9 @@ class BreachOut(BaseModel):
     created_at: datetime
 
 
+_BREACH_KINDS = ("first_touch", "first_status_change")
+
+
 @router.get("/sla/breaches", dependencies=[ReadAccess], tags=["sla"])
 async def sla_breaches(
     session: SessionDep,
@@ -576,15 +579,26 @@ async def sla_breaches(
         changed.is_(None) & (m.leads.c.created_at < now - policy.first_status_change_limit),
         changed - m.leads.c.created_at > policy.first_status_change_limit,
     )
+    # A page of breaches, not of leads (a lead may breach both): one row per lead and
+    # kind, in the order of the leads, first touch before status change.
+    in_range = [m.leads.c.created_at <= now]
+    if since is not None:
+        in_range.append(m.leads.c.created_at >= since)
+    late = union_all(
+        *(
+            select(m.leads.c.id, m.leads.c.created_at, literal(order).label("kind_order")).where(
+                condition, *in_range
+            )
+            for order, condition in enumerate((first_touch_late, status_late))
+        )
+    ).subquery()
     query = (
-        select(m.leads)
-        .where(or_(first_touch_late, status_late), m.leads.c.created_at <= now)
-        .order_by(m.leads.c.created_at, m.leads.c.id)
+        select(m.leads, late.c.kind_order)
+        .join(late, late.c.id == m.leads.c.id)
+        .order_by(late.c.created_at, late.c.id, late.c.kind_order)
         .limit(limit)
         .offset(offset)
     )
-    if since is not None:
-        query = query.where(m.leads.c.created_at >= since)
     out: list[BreachOut] = []
     for row in await session.execute(query):
         times = LeadTimes(
@@ -594,7 +608,10 @@ async def sla_breaches(
             row.first_status_change_at,
             row.converted_at,
         )
+        kind = _BREACH_KINDS[row.kind_order]
         for b in breaches(times, policy, now):
+            if b.kind != kind:
+                continue
             out.append(
                 BreachOut(
                     lead_id=row.id,

@@ -1,0 +1,62 @@
+"""`GET /sla/breaches` pages breaches, not leads: `limit=N` answers at most N rows even
+where each lead breaches both SLAs, and the pages together list every breach once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from router_events import form
+
+from conftest import ADMIN, router_settings
+from revops.events.settings import KafkaSettings
+from revops.events.testing import eventually, fresh_schema, publish
+from revops.router.main import SPEC, build_app
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(scope="module")
+async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = router_settings(kafka_settings)
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    app = build_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://router", headers=ADMIN
+        ) as c:
+            yield c
+
+
+async def test_a_page_of_n_breaches_has_n_rows_and_the_pages_list_each_once(
+    client: httpx.AsyncClient, kafka_settings: KafkaSettings
+) -> None:
+    # Two days old and never touched: each lead breaches both SLAs.
+    created = datetime.now(UTC) - timedelta(days=2)
+    emails = [f"late{i}@paging{i}.example" for i in range(5)]
+    await publish(
+        kafka_settings,
+        [form(email, created + timedelta(minutes=i)) for i, email in enumerate(emails)],
+    )
+
+    async def all_listed() -> list[dict[str, object]]:
+        r = await client.get("/sla/breaches", params={"limit": 500})
+        assert r.status_code == 200, r.text
+        assert len(r.json()) == 2 * len(emails), r.json()
+        return list(r.json())
+
+    everything = await eventually(all_listed, timeout_s=30, interval_s=0.2)
+    assert [b["kind"] for b in everything[:2]] == ["first_touch", "first_status_change"]
+    pages = []
+    for offset in range(0, len(everything), 3):
+        r = await client.get("/sla/breaches", params={"limit": 3, "offset": offset})
+        assert r.status_code == 200, r.text
+        assert len(r.json()) <= 3
+        pages.extend(r.json())
+    key = [(b["lead_id"], b["kind"]) for b in pages]
+    assert key == [(b["lead_id"], b["kind"]) for b in everything]
+    assert len(set(key)) == len(everything)
