@@ -30,6 +30,16 @@ def test_the_trend_has_a_value_per_snapshot_and_a_missing_category_is_zero():
     assert commit.delta == 80000
 
 
+def test_a_listed_snapshot_gives_its_totals_as_a_whole_one_does():
+    listed = {
+        "as_of": "2026-12-04T02:00:00Z",
+        "open_by_category": {"Commit": {"count": 2, "amount": "200000.00"}},
+    }
+    whole = snapshot("2026-12-04T02:00:00Z", Commit=(2, "200000.00"))
+    assert forecast_trend([listed]) == forecast_trend([whole])
+    assert forecast_trend([listed]).amounts == {"Commit": [Decimal(200000)]}
+
+
 def test_one_snapshot_has_no_change_and_none_has_no_trend():
     trend = forecast_trend([snapshot("2026-12-04T02:00:00Z", Pipeline=(1, "10"))])
     assert trend.changes[0].previous is None and trend.changes[0].delta is None

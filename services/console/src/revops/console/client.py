@@ -271,19 +271,9 @@ class Services:
         page = await self.renewals.call(
             "GET", "/forecast/snapshots", token, params={"limit": weeks}
         )
-        listed = items_of(page)
-        # The list carries no figures: each snapshot is read on its own, a few at a time.
-        gate = asyncio.Semaphore(8)
-
-        async def one(summary: Mapping[str, Any]) -> dict[str, Any]:
-            async with gate:
-                found: dict[str, Any] = await self.renewals.call(
-                    "GET", f"/forecast/snapshots/{summary['id']}", token
-                )
-                return found
-
-        full = await asyncio.gather(*(one(s) for s in listed))
-        return sorted(full, key=lambda s: str(s.get("as_of", "")))
+        # Each listed snapshot carries its totals by forecast category: one request.
+        listed = [s for s in items_of(page) if isinstance(s, Mapping)]
+        return sorted((dict(s) for s in listed), key=lambda s: str(s.get("as_of", "")))
 
     async def next_snapshot_at(self, token: str) -> str | None:
         page = await self.renewals.call("GET", "/forecast/snapshots", token, params={"limit": 1})

@@ -30,9 +30,11 @@ class ForecastTrend:
 
 
 def _open_by_category(snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
-    contents = snapshot.get("contents") or {}
-    total = contents.get("total") or {}
-    found = total.get("open_by_category") or {}
+    """A listed snapshot carries its totals by category; a whole one has them inside."""
+    found = snapshot.get("open_by_category")
+    if found is None:
+        contents = snapshot.get("contents") or {}
+        found = (contents.get("total") or {}).get("open_by_category") or {}
     return found if isinstance(found, Mapping) else {}
 
 

@@ -289,6 +289,11 @@ async def get_pipeline_metrics(
 # --- forecast snapshots -----------------------------------------------------------------
 
 
+class CategoryTotal(BaseModel):
+    count: int = Field(description="open opportunities in the forecast category")
+    amount: str = Field(description="their amount, a decimal string with two decimals")
+
+
 class SnapshotSummary(BaseModel):
     id: str
     scheduled_at: datetime | None
@@ -296,6 +301,10 @@ class SnapshotSummary(BaseModel):
     taken_at: datetime
     seconds: float
     opportunities: int
+    open_by_category: dict[str, CategoryTotal] = Field(
+        description="the open pipeline's totals by forecast category as the snapshot took "
+        "them (a trend needs no request per snapshot)"
+    )
 
 
 class SnapshotOut(SnapshotSummary):
@@ -309,7 +318,15 @@ class SnapshotList(BaseModel):
     offset: int
 
 
+# The list reads only this part of each snapshot's contents.
+_BY_CATEGORY = m.snapshots.c.contents["total"]["open_by_category"].label("by_category")
+_CENTS = Decimal("0.01")
+
+
 def _summary(row: Any) -> dict[str, Any]:
+    found = getattr(row, "by_category", None)
+    if found is None and getattr(row, "contents", None) is not None:
+        found = (row.contents.get("total") or {}).get("open_by_category")
     return {
         "id": row.id,
         "scheduled_at": row.scheduled_at,
@@ -317,6 +334,13 @@ def _summary(row: Any) -> dict[str, Any]:
         "taken_at": row.taken_at,
         "seconds": float(row.seconds),
         "opportunities": row.opportunities,
+        "open_by_category": {
+            category: CategoryTotal(
+                count=int(bucket["count"]),
+                amount=str(Decimal(str(bucket["amount"])).quantize(_CENTS)),
+            )
+            for category, bucket in (found or {}).items()
+        },
     }
 
 
@@ -329,10 +353,17 @@ async def list_snapshots(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> SnapshotList:
-    """Snapshots by the moment they are as of (newest first), and when the next is due."""
+    """Snapshots by the moment they are as of (newest first), each with its totals by
+    forecast category, and when the next is due."""
     s = m.snapshots
     query = select(
-        s.c.id, s.c.scheduled_at, s.c.as_of, s.c.taken_at, s.c.seconds, s.c.opportunities
+        s.c.id,
+        s.c.scheduled_at,
+        s.c.as_of,
+        s.c.taken_at,
+        s.c.seconds,
+        s.c.opportunities,
+        _BY_CATEGORY,
     )
     start, end = _aware(from_, "from"), _aware(to, "to")
     if start is not None:
