@@ -56,6 +56,9 @@ class ServiceSettings(KafkaSettings):
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Web pages on these origins may read the API from the browser (CORS), e.g.
+    # CORS_ORIGINS='["https://dashboards.example.com"]'; none by default.
+    cors_origins: list[str] = Field(default_factory=list)
     # The consumer loop.
     consumer_batch_max: int = Field(default=500, ge=1)
     consumer_poll_ms: int = Field(default=200, ge=1)
