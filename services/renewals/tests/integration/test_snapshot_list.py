@@ -45,7 +45,10 @@ async def test_the_list_carries_the_totals_by_category_of_each_snapshot(
         assert r.status_code == 201, r.text
         taken.append(r.json())
 
+    page = (await client.get("/forecast/snapshots", params={"limit": 1})).json()
+    assert len(page["items"]) == 1 and page["total"] >= len(taken)
     listed = {s["id"]: s for s in (await client.get("/forecast/snapshots")).json()["items"]}
+    assert len(listed) == page["total"]
     for snapshot in taken:
         summary = listed[snapshot["id"]]
         inside = snapshot["contents"]["total"]["open_by_category"]

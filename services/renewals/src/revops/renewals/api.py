@@ -313,6 +313,7 @@ class SnapshotOut(SnapshotSummary):
 
 class SnapshotList(BaseModel):
     items: list[SnapshotSummary]
+    total: int = Field(description="snapshots in the range asked for, every page together")
     next_scheduled_at: datetime
     limit: int
     offset: int
@@ -366,14 +367,18 @@ async def list_snapshots(
         _BY_CATEGORY,
     )
     start, end = _aware(from_, "from"), _aware(to, "to")
+    in_range = []
     if start is not None:
-        query = query.where(s.c.as_of >= start)
+        in_range.append(s.c.as_of >= start)
     if end is not None:
-        query = query.where(s.c.as_of < end)
+        in_range.append(s.c.as_of < end)
+    query = query.where(*in_range)
     rows = await session.execute(query.order_by(s.c.as_of.desc()).limit(limit).offset(offset))
+    total = await session.scalar(select(func.count()).select_from(s).where(*in_range))
     schedule = _settings(runtime).schedule()
     return SnapshotList(
         items=[SnapshotSummary(**_summary(r)) for r in rows],
+        total=int(total or 0),
         next_scheduled_at=schedule.next_scheduled_at(datetime.now(UTC)),
         limit=limit,
         offset=offset,
