@@ -1,7 +1,7 @@
 """the reporting views of leads and their routing, and of conversions (docs/REPORTING.md)
 
-Revision ID: 0005_reporting_views
-Revises: 0004_recorded_conversions
+Revision ID: 0008_reporting_views
+Revises: 0007_applied_offsets_progress
 Create Date: 2026-12-03 15:30:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from revops.events.reporting import create_views, drop_views
 
-revision: str = "0005_reporting_views"
-down_revision: str | None = "0004_recorded_conversions"
+revision: str = "0008_reporting_views"
+down_revision: str | None = "0007_applied_offsets_progress"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
