@@ -174,3 +174,19 @@ def test_pre_commit_runs_ruff_ruff_format_and_mypy_from_the_locked_environment()
     for hook in hooks.values():
         assert hook["language"] == "system"
         assert hook["entry"].startswith("uv run --frozen "), hook
+
+
+def test_a_new_benchmark_run_is_not_committed_by_accident():
+    probe = "bench/results/e2e-21001231-2359/results.json"
+    ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, f"{probe} should be ignored (.gitignore: bench/results/*)"
+
+
+def test_every_kept_benchmark_plot_is_one_the_results_cite():
+    results = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    uncited = [
+        path
+        for path in tracked("bench/results/*.png")
+        if str(Path(path).parent.relative_to("bench/results")) not in results
+    ]
+    assert not uncited, f"plots docs/RESULTS.md does not cite (git rm them): {uncited}"
