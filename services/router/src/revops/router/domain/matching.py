@@ -103,6 +103,10 @@ class AccountMatch:
     matched_domain: str | None = None  # the account domain that matched
     score: float | None = None  # company_name: the name's score (0-100)
 
+    @property
+    def matched(self) -> bool:
+        return self.account_id is not None
+
 
 def normalise_domain(value: str) -> str:
     """A host name as accounts store it: lower case, no scheme, path, port or ``www.``."""
