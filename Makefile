@@ -68,6 +68,21 @@ lint: ## ruff (lint and format) and mypy (strict)
 test-python: ## the test suite on another Python this machine has (PY=3.13; ARGS=pytest arguments)
 	deploy/local/test-python.sh $(or $(PY),3.13) $(ARGS)
 
+# make unit: Kafka and Postgres point at a port where nothing listens, so a test that needs
+# them without asking for the `infra` fixture fails here instead of passing by luck.
+NOWHERE := 127.0.0.1:9
+UNIT_ENV := REVOPS_TESTCONTAINERS=off KAFKA_BOOTSTRAP_SERVERS=$(NOWHERE) \
+	$(foreach r,REVOPS ROUTER ATTRIBUTION RENEWALS,TEST_$(r)_DATABASE_URL=postgresql+asyncpg://nobody@$(NOWHERE)/none)
+
+.PHONY: unit
+unit: ## every test that needs neither Kafka nor Postgres nor starts a process (seconds)
+	$(UNIT_ENV) uv run --frozen pytest -q -m "not infra and not processes"
+
+.PHONY: fmt
+fmt: ## format the code and apply ruff's safe fixes
+	uv run --frozen ruff format .
+	uv run --frozen ruff check --fix .
+
 .PHONY: test
 test: ## install and start what is needed, then lint, types and the whole test suite
 	deploy/local/infra.sh up

@@ -46,6 +46,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(_containers.enter_context(_kafka_and_postgres_in_containers()))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reaches Kafka or Postgres through the `infra` fixture (directly or
+    through any fixture that depends on it, such as `kafka_settings`) is marked `infra`.
+    `make unit` selects `not infra`: a new test is a unit test unless it asks for the
+    infrastructure, so none can be missed; one that needs it without asking fails there,
+    because `make unit` points Kafka and Postgres at a port where nothing listens."""
+    infra = pytest.mark.infra
+    for item in items:
+        if "infra" in getattr(item, "fixturenames", ()):
+            item.add_marker(infra)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the topics of every prefix the tests used, whether or not their fixtures
     did (one list and one delete for the whole session)."""

@@ -92,6 +92,7 @@ def test_the_workspace_installs_the_five_commands():
     assert "revops-renewals" in console_scripts()
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("script", sorted(console_scripts()))
 @pytest.mark.parametrize("flag", ["--help", "--version"])
 def test_help_and_version_touch_nothing(script, flag, unreachable):
@@ -181,6 +182,7 @@ def test_services_have_serve_migrate_and_check_config():
     assert {"serve", "check-config"} <= ingest
 
 
+@pytest.mark.processes
 def test_an_error_is_one_line_with_a_hint(unreachable):
     _, _, env = unreachable
     closed = free_port()
@@ -198,6 +200,7 @@ def test_an_error_is_one_line_with_a_hint(unreachable):
     assert "(hint: " in lines[0]
 
 
+@pytest.mark.processes
 def test_debug_shows_the_traceback(unreachable):
     _, _, env = unreachable
     closed = free_port()
@@ -212,6 +215,7 @@ def test_debug_shows_the_traceback(unreachable):
     assert "Traceback (most recent call last)" in result.stderr
 
 
+@pytest.mark.processes
 def test_a_usage_error_is_one_line_naming_the_help(unreachable):
     _, _, env = unreachable
     result = subprocess.run(
@@ -223,6 +227,7 @@ def test_a_usage_error_is_one_line_naming_the_help(unreachable):
     ]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("script", "named"),
     [

@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from revops.attribution.main import SPEC, build_app
 from revops.attribution.settings import AttributionSettings
@@ -35,7 +34,9 @@ from revops.events.catalogue import (
     make_event,
 )
 from revops.events.settings import KafkaSettings
-from revops.events.testing import fresh_schema, service_settings
+from revops.events.testing import fresh_schema, running_app, service_settings
+
+READ = {"Authorization": "Bearer dev-read-token"}
 
 # Day 0 of every scenario: all times are days after it.
 DAY0 = datetime(2026, 4, 1, 14, 0, tzinfo=UTC)
@@ -53,15 +54,10 @@ def attribution_settings(kafka_settings: KafkaSettings) -> AttributionSettings:
 
 @asynccontextmanager
 async def running_service(settings: AttributionSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://attribution",
-            headers={"Authorization": "Bearer dev-read-token"},
-        ) as client:
-            yield client
+    async with running_app(
+        build_app(settings), base_url="http://attribution", headers=READ
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

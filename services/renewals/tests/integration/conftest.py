@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from revops.events.settings import KafkaSettings
-from revops.events.testing import fresh_schema, service_settings
+from revops.events.testing import fresh_schema, running_app, service_settings
 from revops.renewals.main import SPEC, build_app
 from revops.renewals.settings import RenewalsSettings
 
@@ -32,13 +31,8 @@ def renewals_settings(kafka_settings: KafkaSettings, **overrides: object) -> Ren
 async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
     settings = renewals_settings(kafka_settings)
     await fresh_schema(SPEC, settings.resolved_database_url())
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://renewals", headers=ADMIN
-        ) as c:
-            yield c
+    async with running_app(build_app(settings), base_url="http://renewals", headers=ADMIN) as c:
+        yield c
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from revops.events.outbox import RetryLater
 from revops.events.testing import eventually, fresh_schema
 from revops.renewals.domain.renewals import renewal_id_for
 from revops.renewals.main import SPEC, build_app
-from revops.renewals.salesforce import SalesforceError, SalesforceRenewals, retry_after_s
+from revops.renewals.salesforce import SalesforceError, SalesforceRenewals
 from revops.renewals.settings import RenewalsSettings
 
 T = datetime(2026, 5, 4, 16, tzinfo=UTC)
@@ -154,11 +154,3 @@ async def test_errors_that_retrying_cannot_fix_are_raised_at_once(fake):
         await bad.upsert("k401", {"Name": "N", "CloseDate": "2027-01-01"})
     await client.aclose()
     await bad.aclose()
-
-
-def test_retry_after_seconds_and_http_dates():
-    now = datetime(2026, 5, 4, 16, tzinfo=UTC)
-    assert retry_after_s("7", now) == 7
-    assert retry_after_s("Mon, 04 May 2026 16:00:30 GMT", now) == 30
-    assert retry_after_s("garbage", now) is None
-    assert retry_after_s(None, now) is None

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from revops.events.settings import KafkaSettings
-from revops.events.testing import fresh_schema, service_settings
+from revops.events.testing import fresh_schema, running_app, service_settings
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 
@@ -29,13 +28,8 @@ def router_settings(kafka_settings: KafkaSettings, **overrides: object) -> Route
 async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
     settings = router_settings(kafka_settings)
     await fresh_schema(SPEC, settings.resolved_database_url())
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as c:
-            yield c
+    async with running_app(build_app(settings), base_url="http://router", headers=ADMIN) as c:
+        yield c
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from rep_helpers import create_reps, patch_rep
 from router_events import T0, converted, form, routing_events
@@ -18,7 +17,7 @@ from router_events import T0, converted, form, routing_events
 from conftest import ADMIN, router_settings
 from revops.events.catalogue import Event, LeadRoutedEvent, NotificationRequestedEvent
 from revops.events.settings import KafkaSettings
-from revops.events.testing import eventually, fresh_schema, publish
+from revops.events.testing import eventually, fresh_schema, publish, running_app
 from revops.router.main import SPEC, build_app
 
 pytestmark = pytest.mark.infra
@@ -34,13 +33,8 @@ async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClie
         hubspot_api_base="http://127.0.0.1:9",
     )
     await fresh_schema(SPEC, settings.resolved_database_url())
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as c:
-            yield c
+    async with running_app(build_app(settings), base_url="http://router", headers=ADMIN) as c:
+        yield c
 
 
 async def leads_of(client: httpx.AsyncClient, emails: list[str]) -> list[dict[str, Any]]:

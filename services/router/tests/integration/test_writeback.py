@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,7 +34,6 @@ from revops.router.writeback import (
     CrmIds,
     CrmWriteback,
     WritebackError,
-    retry_after_s,
 )
 
 pytestmark = pytest.mark.infra
@@ -63,14 +62,6 @@ def crm_settings(crm: FakeCrm) -> RouterSettings:
         salesforce_instance_url=crm.url,
         salesforce_token=SecretStr(TOKEN),
     )
-
-
-def test_retry_after_seconds_and_http_date():
-    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    assert retry_after_s("7") == 7.0
-    assert retry_after_s("Mon, 02 Mar 2026 09:00:30 GMT", now) == 30.0
-    assert retry_after_s("garbage") is None
-    assert retry_after_s(None) is None
 
 
 async def test_senders_speak_each_crm():

@@ -12,6 +12,7 @@ revops revision SERVICE -m MSG   autogenerate a migration from the service's mod
 revops backfill salesforce|hubspot  publish what a CRM already holds (with ingest installed)
 revops reps sync salesforce|hubspot  the roster from Salesforce Users / HubSpot owners
 revops reps import|export FILE.csv   the roster from / to a CSV file
+revops asyncapi [-o FILE]        the event catalogue as an AsyncAPI 3.0 document
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import importlib
 import importlib.util
 import os
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from revops.events import admin, migrations
+from revops.events import admin, asyncapi, migrations
 from revops.events.db import Database, one_of
 from revops.events.destructive import Target, announce_and_confirm, refuse_while_running
 from revops.events.operator import operator_app, version_option
@@ -298,3 +300,17 @@ def revision(service: str, message: Annotated[str, typer.Option("-m")]) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("asyncapi")
+def asyncapi_document(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write it here (docs/asyncapi.json)")
+    ] = None,
+) -> None:
+    """Print the event catalogue and its topics as an AsyncAPI 3.0 document."""
+    text = asyncapi.render()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

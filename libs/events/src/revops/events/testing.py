@@ -9,15 +9,18 @@ another session's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
 
 from revops.events import admin, migrations
 from revops.events.catalogue import Envelope, Event
@@ -167,3 +170,19 @@ async def eventually(
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def running_app(
+    app: FastAPI, *, base_url: str, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A service's whole app started in this process (its lifespan: consumer, relays) and
+    an HTTP client that talks to it without a port; both stopped on the way out."""
+    from asgi_lifespan import LifespanManager  # a test dependency, not a runtime one
+
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=base_url, headers=dict(headers or {})
+        ) as client:
+            yield client

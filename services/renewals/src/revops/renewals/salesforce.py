@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -29,6 +28,7 @@ from sqlalchemy import select, update
 from revops.events.crm import CredentialError, SalesforceAuth
 from revops.events.db import Database
 from revops.events.outbox import OutboxMessage, RetryLater
+from revops.events.retry_after import retry_after_s
 from revops.renewals import models as m
 from revops.renewals.domain.renewals import RenewalStatus
 from revops.renewals.settings import RenewalsSettings
@@ -38,23 +38,6 @@ log = logging.getLogger(__name__)
 
 class SalesforceError(Exception):
     pass
-
-
-def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def opportunity_fields(renewal: Any, settings: RenewalsSettings) -> dict[str, Any]:

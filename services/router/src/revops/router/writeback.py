@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import httpx
@@ -33,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events.crm import CredentialError, HubSpotAuth, SalesforceAuth
 from revops.events.db import Database, one_of
 from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, requeue_failed
+from revops.events.retry_after import retry_after_s
 from revops.router import models as m
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER
 from revops.router.settings import RouterSettings
@@ -42,24 +41,6 @@ CrmField = Literal["hubspot_owner_id", "salesforce_user_id"]
 
 class WritebackError(Exception):
     pass
-
-
-def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)

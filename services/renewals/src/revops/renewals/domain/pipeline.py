@@ -193,8 +193,3 @@ def cycle_time(
     if moment is not None and (version.closed_at > moment or marks.qualified_at > moment):
         return None
     return max(version.closed_at - marks.qualified_at, timedelta(0))
-
-
-def reached_by(moment: datetime | None, as_of_moment: datetime) -> datetime | None:
-    """A milestone as it was known at ``as_of_moment``: later ones had not happened yet."""
-    return moment if moment is not None and moment <= as_of_moment else None

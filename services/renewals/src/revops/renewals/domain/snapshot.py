@@ -16,8 +16,6 @@ from zoneinfo import ZoneInfo
 
 from revops.renewals.domain.stages import ForecastCategory, Stage, StageKind
 
-TOTAL = "*"  # the key of the company-wide figures among the owners'
-
 
 @dataclass(frozen=True)
 class OpportunityAsOf:

@@ -38,10 +38,6 @@ def first_touch_time(times: LeadTimes) -> timedelta | None:
     return elapsed(times.created_at, times.first_touch_at)
 
 
-def first_status_change_time(times: LeadTimes) -> timedelta | None:
-    return elapsed(times.created_at, times.first_status_change_at)
-
-
 def breaches(times: LeadTimes, policy: RoutingPolicy, as_of: datetime) -> list[Breach]:
     """The SLAs this lead misses, as of ``as_of`` for the ones not met yet.
 
