@@ -144,7 +144,7 @@ def test_without_an_env_file_compose_says_which_secret_is_missing(tmp_path: Path
 
 def test_kafka_is_a_single_kraft_node_on_loopback() -> None:
     kafka = service("kafka")
-    assert str(kafka["image"]).startswith("apache/kafka:3.9.")
+    assert kafka["image"] == "apache/kafka:3.9.2"  # the default of KAFKA_IMAGE
     env = kafka["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
@@ -166,7 +166,7 @@ def test_kafka_and_postgres_keep_their_data_in_named_volumes(name: str, folder: 
 
 def test_postgres_runs_the_same_init_script_as_the_local_setup() -> None:
     postgres = service("postgres")
-    assert postgres["image"] == "postgres:15"
+    assert postgres["image"] == "postgres:15"  # the default of POSTGRES_IMAGE
     assert ("127.0.0.1", 5432, 5432) in published_ports(postgres)
     assert "psql" in healthcheck_text(postgres)
     mounts = [str(v if isinstance(v, str) else v.get("source")) for v in postgres["volumes"]]
@@ -175,6 +175,8 @@ def test_postgres_runs_the_same_init_script_as_the_local_setup() -> None:
 
 def test_topics_are_created_once_kafka_is_healthy() -> None:
     topics = service("topics")
+    assert_built_from_the_one_dockerfile(topics, "ingest")
+    assert topics["image"] == service("ingest")["image"]
     assert topics["command"] == ["revops", "topics", "ensure"]
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
 
@@ -183,8 +185,7 @@ def test_topics_are_created_once_kafka_is_healthy() -> None:
 def test_each_service_is_built_published_and_health_checked(name: str) -> None:
     svc = service(name)
     port = APP_PORTS[name]
-    assert svc["build"]["dockerfile"] == f"services/{name}/Dockerfile"
-    assert (ROOT / "services" / name / "Dockerfile").is_file()
+    assert_built_from_the_one_dockerfile(svc, name)
     assert svc["command"] == [f"revops-{name}"]
     assert ("127.0.0.1", port, port) in published_ports(svc)
     assert f"127.0.0.1:{port}/healthz" in healthcheck_text(svc)
@@ -214,18 +215,48 @@ def test_each_consumer_uses_its_own_role_and_waits_for_postgres(name: str) -> No
     assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("name", sorted(APP_PORTS))
-def test_each_dockerfile_installs_only_its_package_and_runs_unprivileged(name: str) -> None:
-    text = (ROOT / "services" / name / "Dockerfile").read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert f"uv sync --frozen --no-dev --package revops-{name}" in text
+def assert_built_from_the_one_dockerfile(svc: dict[str, Any], name: str) -> None:
+    assert svc["build"]["dockerfile"] == "Dockerfile"
+    assert Path(svc["build"]["context"]).resolve() == ROOT
+    assert svc["build"]["args"]["SERVICE"] == name
+    assert svc["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim"  # the default
+
+
+def test_the_one_dockerfile_installs_only_the_chosen_package_and_runs_unprivileged() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.startswith("#")
+    assert "ARG PYTHON_IMAGE=python:3.11-slim\nFROM ${PYTHON_IMAGE}" in text
+    assert 'uv sync --frozen --no-dev --package "revops-${SERVICE}"' in text
+    assert "COPY services/${SERVICE} services/${SERVICE}" in text
     assert "\nUSER " in text and "\nUSER root" not in text
-    assert f'CMD ["revops-{name}"]' in text
+    for name in [*APP_PORTS, "console"]:
+        assert f"{name}) port=" in text, f"the Dockerfile does not know {name}'s port"
+    assert not list(ROOT.glob("services/*/Dockerfile")), "one Dockerfile for every service"
+
+
+def test_the_third_party_images_and_host_ports_come_from_variables(tmp_path: Path) -> None:
+    env = tmp_path / "local.env"
+    env.write_text(
+        ENV_EXAMPLE.read_text()
+        + "KAFKA_IMAGE=revops-kafka:3.9.2\nPOSTGRES_IMAGE=revops-postgres:15\n"
+        + "PYTHON_IMAGE=revops-python:3.11\nKAFKA_HOST_PORT=19092\nROUTER_HOST_PORT=18001\n"
+    )
+    result = run_compose("config", env_file=env)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["kafka"]["image"] == "revops-kafka:3.9.2"
+    assert services["postgres"]["image"] == "revops-postgres:15"
+    for name in [*APP_PORTS, "console", "topics"]:
+        assert services[name]["build"]["args"]["PYTHON_IMAGE"] == "revops-python:3.11"
+    assert ("127.0.0.1", 19092, 9092) in published_ports(services["kafka"])
+    listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert "HOST://127.0.0.1:19092" in listeners
+    assert ("127.0.0.1", 18001, 8001) in published_ports(services["router"])
 
 
 def test_the_console_is_built_published_and_reads_the_services_by_name() -> None:
     console = service("console")
-    assert console["build"]["dockerfile"] == "services/console/Dockerfile"
+    assert_built_from_the_one_dockerfile(console, "console")
     assert console["command"] == ["revops-console"]
     assert ("127.0.0.1", 8004, 8004) in published_ports(console)
     assert "127.0.0.1:8004/healthz" in healthcheck_text(console)
@@ -235,6 +266,3 @@ def test_the_console_is_built_published_and_reads_the_services_by_name() -> None
         assert name in console["depends_on"]
     # It reads APIs only: no database and no broker to reach.
     assert "DATABASE_URL" not in env and "KAFKA_BOOTSTRAP_SERVERS" not in env
-    text = (ROOT / "services" / "console" / "Dockerfile").read_text()
-    assert "uv sync --frozen --no-dev --package revops-console" in text
-    assert "\nUSER " in text and "\nUSER root" not in text
