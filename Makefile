@@ -33,6 +33,19 @@ compose-check: ## validate docker-compose.yml (no container engine needed)
 helm-check: ## lint and render deploy/helm/revops, validate every object (no cluster needed)
 	uv run --frozen pytest -q tests/test_helm_chart.py
 
+.PHONY: compose-test
+compose-test: ## build every image and run docker-compose.yml for real (installs podman if no engine answers)
+	uv run --frozen pytest -q tests/test_compose_run.py
+
+.PHONY: compose-engine
+compose-engine: ## start a Docker-API engine (the machine's, else podman) and print its DOCKER_HOST
+	deploy/compose/engine.sh up
+	deploy/compose/engine.sh env
+
+.PHONY: compose-images
+compose-images: ## build Kafka, Postgres and Python base images from Debian's packages (no registry)
+	deploy/compose/base-images.sh
+
 .PHONY: up
 up: ## start Kafka, Postgres, the four services and the console in the background, then run the demo
 	deploy/local/infra.sh up
