@@ -36,9 +36,20 @@ ATTRIBUTION = os.environ.get("ATTRIBUTION_URL", "http://127.0.0.1:8002")
 RENEWALS = os.environ.get("RENEWALS_URL", "http://127.0.0.1:8003")
 CONSOLE = os.environ.get("CONSOLE_URL", "http://127.0.0.1:8004")
 TOKEN = {"Authorization": f"Bearer {os.environ.get('API_TOKEN', 'dev-admin-token')}"}
-HUBSPOT_SECRET = "dev-hubspot-secret"
-RELAY_SECRET = "dev-salesforce-events-secret"
-SIGNUP_SECRET = "whsec_cmV2b3BzLWRldi1zaWdudXAtc2VjcmV0"  # base64("revops-dev-signup-secret")
+
+
+def current_secret(variable: str, development_default: str) -> str:
+    """The secret ingest checks first: the first of the JSON list in ``variable`` (as
+    ingest reads it, e.g. from the .env of a compose stack), else the development one."""
+    raw = os.environ.get(variable)
+    return str(json.loads(raw)[0]) if raw else development_default
+
+
+HUBSPOT_SECRET = current_secret("HUBSPOT_CLIENT_SECRETS", "dev-hubspot-secret")
+RELAY_SECRET = current_secret("SALESFORCE_EVENTS_SECRETS", "dev-salesforce-events-secret")
+SIGNUP_SECRET = current_secret(  # base64("revops-dev-signup-secret")
+    "PRODUCT_WEBHOOK_SECRETS", "whsec_cmV2b3BzLWRldi1zaWdudXAtc2VjcmV0"
+)
 ORG_ID = "00D000000000001AAA"
 
 RUN = uuid.uuid4().hex[:6]
