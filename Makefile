@@ -33,6 +33,10 @@ compose-check: ## validate docker-compose.yml (no container engine needed)
 helm-check: ## lint and render deploy/helm/revops, validate every object (no cluster needed)
 	uv run --frozen pytest -q tests/test_helm_chart.py
 
+.PHONY: compose-test
+compose-test: ## build every image and run docker-compose.yml for real (installs podman if no engine answers)
+	uv run --frozen pytest -q tests/test_compose_run.py
+
 .PHONY: compose-engine
 compose-engine: ## start a Docker-API engine (the machine's, else podman) and print its DOCKER_HOST
 	deploy/compose/engine.sh up
