@@ -40,6 +40,7 @@ ENGINE = ROOT / "deploy" / "compose" / "engine.sh"
 BASE_IMAGES = ROOT / "deploy" / "compose" / "base-images.sh"
 DEMO = ROOT / "deploy" / "local" / "demo.py"
 SERVICES = ("ingest", "router", "attribution", "renewals", "console")
+CONSUMERS = ("router", "attribution", "renewals")
 HEALTH_CHECKED = ("kafka", "postgres", *SERVICES)
 LOCAL_IMAGES = {
     "PYTHON_IMAGE": "revops-python:3.11",
@@ -170,6 +171,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HUBSPOT_CLIENT_SECRETS": json.dumps([uuid.uuid4().hex]),
         "SALESFORCE_EVENTS_SECRETS": json.dumps([uuid.uuid4().hex]),
         "PRODUCT_WEBHOOK_SECRETS": '["whsec_' + "dGVzdC1zZWNyZXQtb2YtdGhlLWNvbXBvc2UtcnVu" + '"]',
+        **{f"{role.upper()}_DB_PASSWORD": uuid.uuid4().hex for role in CONSUMERS},
     }
     values = {**secrets, **images}
     values.update({f"{name.upper()}_HOST_PORT": str(port) for name, port in ports.items()})
