@@ -19,6 +19,8 @@ from revops.renewals.main import build_app as build_renewals
 from revops.router.main import build_app as build_router
 
 OPEN = re.compile(r"^/(healthz|readyz|metrics|docs|redoc|openapi\.json|webhooks/.*)")
+# POSTs that only answer a question (they take a body, store nothing): a read token may.
+READS_BY_POST = {("POST", "/routing-policy/dry-run")}
 SERVICES = ("router", "attribution", "renewals")
 
 
@@ -58,13 +60,21 @@ async def test_every_route_but_health_and_webhooks_needs_a_token(name):
 @pytest.mark.parametrize("name", ["router", "renewals"])
 async def test_a_read_only_token_cannot_change_anything(name):
     app = apps()[name]
-    writes = [(m, p) for m, p in guarded_routes(app) if m not in ("GET", "HEAD")]
+    routes = guarded_routes(app)
+    writes = [r for r in routes if r[0] not in ("GET", "HEAD") and r not in READS_BY_POST]
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": "Bearer dev-read-token"}
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
         for method, path in writes:
             response = await client.request(method, path, headers=headers, json={})
             assert response.status_code == 403, (method, path, response.text)
+        for method, path in READS_BY_POST & set(routes):
+            response = await client.request(method, path, headers=headers, json={})
+            assert response.status_code == 422, (
+                method,
+                path,
+                response.text,
+            )  # let in, body refused
 
 
 @pytest.mark.parametrize("role", SERVICES)
