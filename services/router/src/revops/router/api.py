@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Row, case, func, literal, or_, select, union_all
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
-from revops.events.producer import KafkaUnavailable
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
@@ -35,6 +34,7 @@ from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
 from revops.router.domain.sla import LeadTimes, breaches
+from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 from revops.router.store import rep_from_row
@@ -146,15 +146,7 @@ async def publish_rep(runtime: ServiceRuntime, rep: RepChanged) -> None:
         occurred_at=datetime.now(UTC),
         payload=rep,
     )
-    try:
-        await runtime.producer.publish([event])
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            503,
-            f"Kafka did not acknowledge the change of rep {rep.id!r} in time: nothing is "
-            "stored, send it again (if Kafka received it after all, it is applied as sent)",
-            headers={"Retry-After": "1"},
-        ) from exc
+    await publish_acknowledged(runtime, event, f"the change of rep {rep.id!r}")
 
 
 @router.post(

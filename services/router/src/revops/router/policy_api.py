@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
     Email,
+    Envelope,
     RoutingPolicyChanged,
     RoutingPolicyChangedEvent,
     make_event,
@@ -165,13 +166,19 @@ async def _publish(runtime: ServiceRuntime, change: RoutingPolicyChanged) -> Non
         occurred_at=datetime.now(UTC),
         payload=change,
     )
+    await publish_acknowledged(runtime, event, "the policy change")
+
+
+async def publish_acknowledged(runtime: ServiceRuntime, event: Envelope, what: str) -> None:
+    """Publish a change the router applies like any other event; a 503 that says so when
+    Kafka does not acknowledge it in time (nothing stored: the caller sends it again)."""
     try:
         await runtime.producer.publish([event])
     except KafkaUnavailable as exc:
         raise HTTPException(
             503,
-            "Kafka did not acknowledge the policy change in time: nothing is stored, send "
-            "it again (if Kafka received it after all, it is applied as sent)",
+            f"Kafka did not acknowledge {what} in time: nothing is stored, send it again (if "
+            "Kafka received it after all, it is applied as sent)",
             headers={"Retry-After": "1"},
         ) from exc
 
