@@ -284,6 +284,7 @@ held_leads = Table(
     Column("watermark", JSON, nullable=False),
     Column("held_since", DateTime(timezone=True), nullable=False),
     Index("ix_held_leads_since", "held_since"),
+    Index("ix_held_leads_email", "email", "held_since", "event_id"),
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.
