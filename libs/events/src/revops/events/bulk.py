@@ -3,7 +3,7 @@ Postgres unnests them back into rows.
 
 A batch is written in one statement per table instead of one execution per row, and the
 statement's text is the same for any number of rows, so asyncpg reuses its prepared form.
-JSONB values travel as text (one `text[]`) and are cast by Postgres.
+JSON and JSONB values travel as text (one `text[]`) and are cast by Postgres.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Table,
     TableValuedAlias,
@@ -26,13 +27,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert
+from sqlalchemy.dialects.postgresql import ARRAY, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import TypeEngine
 
 
 def _is_json(table: Table, name: str) -> bool:
-    return isinstance(table.c[name].type, JSONB)
+    return isinstance(table.c[name].type, JSON)  # JSONB is a JSON too
 
 
 def rows(table: Table, names: Sequence[str]) -> TableValuedAlias:
@@ -52,9 +53,10 @@ def unnest(alias: str, **types: TypeEngine[Any]) -> TableValuedAlias:
     )
 
 
-def _value(table: Table, unnested: TableValuedAlias, name: str) -> ColumnElement[Any]:
+def value(table: Table, unnested: TableValuedAlias, name: str) -> ColumnElement[Any]:
+    """Column ``name`` of ``unnested`` as ``table`` stores it (JSON cast back from text)."""
     value: ColumnElement[Any] = unnested.c[name]
-    return cast(value, JSONB) if _is_json(table, name) else value
+    return cast(value, table.c[name].type) if _is_json(table, name) else value
 
 
 @cache
@@ -62,7 +64,19 @@ def insert(table: Table, names: tuple[str, ...]) -> Insert:
     """INSERT INTO table (names) SELECT ... FROM unnest(...): add ON CONFLICT as needed."""
     unnested = rows(table, names)
     return pg_insert(table).from_select(
-        list(names), select(*(_value(table, unnested, n) for n in names))
+        list(names), select(*(value(table, unnested, n) for n in names))
+    )
+
+
+@cache
+def upsert(table: Table, names: tuple[str, ...], key: str = "id") -> Insert:
+    """`insert` that, for a row whose ``key`` exists, writes the row's other columns over
+    the stored ones. The rows of one call must have distinct keys (Postgres refuses to
+    update one row twice in a statement)."""
+    statement = insert(table, names)
+    return statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={n: statement.excluded[n] for n in names if n != key},
     )
 
 
@@ -73,7 +87,7 @@ def update_by_key(table: Table, key: str, names: tuple[str, ...]) -> Update:
     return (
         update(table)
         .where(table.c[key] == unnested.c[key])
-        .values({n: _value(table, unnested, n) for n in names})
+        .values({n: value(table, unnested, n) for n in names})
     )
 
 

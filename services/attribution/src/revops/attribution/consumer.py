@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from revops.attribution import bulk, models
+from revops.attribution import models
 from revops.attribution.decisions import (
     Rules,
     affected_opportunities,
@@ -38,6 +38,7 @@ from revops.attribution.domain.lead_source import TouchKind
 from revops.attribution.domain.pipeline import qualified_at
 from revops.attribution.facts import OpportunityFacts, PersonFacts, Stamp, note, stamp, write
 from revops.attribution.settings import AttributionSettings
+from revops.events import bulk
 from revops.events.catalogue import (
     Envelope,
     Event,

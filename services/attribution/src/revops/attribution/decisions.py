@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from revops.attribution import bulk, models
+from revops.attribution import models
 from revops.attribution.domain.influence import (
     AttributionModel,
     CampaignInfluence,
@@ -63,6 +63,7 @@ from revops.attribution.domain.opportunity_source import (
 from revops.attribution.domain.original_source import SourceBucketRules
 from revops.attribution.figures import count_decisions
 from revops.attribution.settings import AttributionSettings
+from revops.events import bulk
 from revops.events.db import one_of
 
 log = logging.getLogger(__name__)

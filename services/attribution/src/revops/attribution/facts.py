@@ -20,7 +20,8 @@ from sqlalchemy import RowMapping, Table, func, select
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.orm import Session
 
-from revops.attribution import bulk, models
+from revops.attribution import models
+from revops.events import bulk
 from revops.events.db import one_of
 
 Stamp = tuple[str, str]  # (occurred_at as fixed-width UTC text, event id): sorts by time

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from revops.events import bulk
 from revops.events.catalogue import (
     AccountChangedEvent,
     AccountTransferred,
@@ -152,14 +153,8 @@ async def _store_accounts(
     session: AsyncSession, rows: Sequence[Mapping[str, Any]], domains: Mapping[str, list[str]]
 ) -> None:
     if rows:
-        stmt = pg_insert(m.accounts)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={c.name: stmt.excluded[c.name] for c in m.accounts.c if c.name != "id"},
-            ),
-            list(rows),
-        )
+        names = tuple(c.name for c in m.accounts.c)
+        await session.execute(bulk.upsert(m.accounts, names), bulk.arrays(m.accounts, names, rows))
         await store_account_names(session, {str(r["id"]): r["name"] for r in rows})
     if domains:
         await session.execute(
@@ -167,7 +162,11 @@ async def _store_accounts(
         )
         pairs = [{"domain": d, "account_id": a} for a, names in domains.items() for d in names]
         if pairs:
-            await session.execute(pg_insert(m.account_domains).on_conflict_do_nothing(), pairs)
+            columns = ("domain", "account_id")
+            await session.execute(
+                bulk.insert(m.account_domains, columns).on_conflict_do_nothing(),
+                bulk.arrays(m.account_domains, columns, pairs),
+            )
 
 
 async def _transfer_leads(
@@ -293,4 +292,5 @@ async def store_account_names(session: AsyncSession, names: Mapping[str, str | N
         {"account_id": a, "name_key": k, "block": blocking_key(k)} for a, k in keys.items() if k
     ]
     if rows:
-        await session.execute(pg_insert(table), rows)
+        columns = ("account_id", "name_key", "block")
+        await session.execute(bulk.insert(table, columns), bulk.arrays(table, columns, rows))

@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from revops.events import topics
+from revops.events import bulk, topics
 from revops.events.catalogue import SourceRef
 from revops.events.consumer import Offsets, end_offsets_of, partition_key, partition_offsets
 from revops.events.db import one_of
@@ -167,20 +167,34 @@ async def _applied_and_held(
 
 
 async def _hold(session: AsyncSession, held: Sequence[tuple[NewPerson, Offsets]]) -> None:
-    await session.execute(
-        # The database's clock: every instance checks the bound with the same one.
-        pg_insert(m.held_leads).values(held_since=func.clock_timestamp()).on_conflict_do_nothing(),
-        [
-            {
-                "event_id": p.event_id,
-                "email": p.email,
-                "person": person_to_json(p),
-                "watermark": watermark,
-            }
-            for p, watermark in held
-        ],
-    )
+    rows = [
+        {
+            "event_id": p.event_id,
+            "email": p.email,
+            "person": person_to_json(p),
+            "watermark": watermark,
+        }
+        for p, watermark in held
+    ]
+    await session.execute(_HOLD, bulk.arrays(m.held_leads, _HELD_COLUMNS, rows))
     LEADS_HELD.labels("held").inc(len(held))
+
+
+_HELD_COLUMNS = ("event_id", "email", "person", "watermark")
+_held = bulk.rows(m.held_leads, _HELD_COLUMNS)
+# One statement for the batch's held leads. The database's clock: every instance checks
+# the bound with the same one.
+_HOLD = (
+    pg_insert(m.held_leads)
+    .from_select(
+        [*_HELD_COLUMNS, "held_since"],
+        sa.select(
+            *(bulk.value(m.held_leads, _held, name) for name in _HELD_COLUMNS),
+            func.clock_timestamp(),
+        ),
+    )
+    .on_conflict_do_nothing()
+)
 
 
 # One round trip, so that a batch can look at every turn: lock the oldest held leads (the

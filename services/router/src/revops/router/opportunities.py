@@ -9,9 +9,9 @@ from sqlalchemy import (
     delete,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from revops.events import bulk
 from revops.events.catalogue import (
     OpportunityChangedEvent,
 )
@@ -58,11 +58,5 @@ async def on_opportunities_changed(
         await session.execute(delete(table).where(one_of(table.c.id, sorted(deleted))))
     written = [row for row in rows.values() if row is not None and row["id"] in ids]
     if written:
-        stmt = pg_insert(table)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "id"},
-            ),
-            written,
-        )
+        names = tuple(c.name for c in table.c)
+        await session.execute(bulk.upsert(table, names), bulk.arrays(table, names, written))

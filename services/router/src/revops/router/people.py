@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import (
     func,
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from revops.events import bulk
 from revops.events.catalogue import (
     PersonChangedEvent,
 )
@@ -217,26 +218,23 @@ async def _upsert_contacts(
     session: AsyncSession, contacts: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """One statement: a column a change did not carry (None) keeps its stored value."""
-    stmt = pg_insert(m.contacts).values(
-        id=sa.bindparam("new_id"),
-        email=sa.bindparam("new_email", type_=m.contacts.c.email.type),
-        account_id=sa.bindparam("new_account_id", type_=m.contacts.c.account_id.type),
-    )
-    stmt = stmt.on_conflict_do_update(
+    rows = [
+        {"id": contact_id, "email": values.get("email"), "account_id": values.get("account_id")}
+        for contact_id, values in contacts.items()
+    ]
+    await session.execute(_contacts_upsert(), bulk.arrays(m.contacts, _CONTACT_COLUMNS, rows))
+
+
+_CONTACT_COLUMNS = ("id", "email", "account_id")
+
+
+@cache
+def _contacts_upsert() -> Insert:
+    stmt = bulk.insert(m.contacts, _CONTACT_COLUMNS)
+    return stmt.on_conflict_do_update(
         index_elements=["id"],
         set_={
             "email": func.coalesce(stmt.excluded.email, m.contacts.c.email),
             "account_id": func.coalesce(stmt.excluded.account_id, m.contacts.c.account_id),
         },
-    )
-    await session.execute(
-        stmt,
-        [
-            {
-                "new_id": contact_id,
-                "new_email": values.get("email"),
-                "new_account_id": values.get("account_id"),
-            }
-            for contact_id, values in contacts.items()
-        ],
     )
