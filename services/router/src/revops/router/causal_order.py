@@ -197,58 +197,61 @@ _HOLD = (
 )
 
 
-# One round trip, so that a batch can look at every turn: lock the oldest held leads (the
-# oldest of each email only: a later one waits behind it), delete those whose watermark
-# every instance has applied, or whose bound has passed while no partition they wait for
-# moved, or that have waited the longest a lead may wait; and say how many were looked at.
-# Topic names cannot hold a colon, so a partition key splits at its only one.
+# One round trip, so that a batch can look at every turn: lock and delete the oldest held
+# leads that may go now (the oldest of each email only: a later one waits behind it):
+# those whose watermark every instance has applied, or whose bound has passed while no
+# partition they wait for moved, or that have waited the longest a lead may wait; and say
+# whether any lead was held. Only the leads released are locked: locking every held lead
+# each time wrote hundreds of row locks a batch with two routers. Topic names cannot hold
+# a colon, so a partition key splits at its only one.
 _RELEASE = sa.text(
     """
-    WITH candidates AS (
-        SELECT h.event_id,
-               NOT EXISTS (
-                   SELECT 1
-                   FROM json_each_text(h.watermark) AS w(key, value)
-                   LEFT JOIN applied_offsets AS a
-                     ON a.topic = split_part(w.key, ':', 1)
-                    AND a.partition = split_part(w.key, ':', 2)::int
-                   WHERE COALESCE(a.next_offset, 0) < w.value::bigint
-               ) AS applied,
-               EXISTS (
-                   SELECT 1
-                   FROM json_each_text(h.watermark) AS w(key, value)
-                   JOIN applied_offsets AS a
-                     ON a.topic = split_part(w.key, ':', 1)
-                    AND a.partition = split_part(w.key, ':', 2)::int
-                   WHERE a.next_offset < w.value::bigint
-                     AND a.advanced_at > clock_timestamp() - make_interval(secs => :bound)
-               ) AS moving
+    WITH ready AS (
+        SELECT h.event_id, w.applied
         FROM held_leads AS h
+        CROSS JOIN LATERAL (
+            SELECT NOT EXISTS (
+                SELECT 1
+                FROM json_each_text(h.watermark) AS w(key, value)
+                LEFT JOIN applied_offsets AS a
+                  ON a.topic = split_part(w.key, ':', 1)
+                 AND a.partition = split_part(w.key, ':', 2)::int
+                WHERE COALESCE(a.next_offset, 0) < w.value::bigint
+            ) AS applied
+        ) AS w
         WHERE NOT EXISTS (
             SELECT 1 FROM held_leads AS e
             WHERE e.email = h.email AND (e.held_since, e.event_id) < (h.held_since, h.event_id)
         )
+          AND (w.applied
+               OR h.held_since <= clock_timestamp() - make_interval(secs => :longest)
+               OR (h.held_since <= clock_timestamp() - make_interval(secs => :bound)
+                   AND NOT EXISTS (
+                       SELECT 1
+                       FROM json_each_text(h.watermark) AS w(key, value)
+                       JOIN applied_offsets AS a
+                         ON a.topic = split_part(w.key, ':', 1)
+                        AND a.partition = split_part(w.key, ':', 2)::int
+                       WHERE a.next_offset < w.value::bigint
+                         AND a.advanced_at > clock_timestamp() - make_interval(secs => :bound)
+                   )))
         ORDER BY h.held_since, h.event_id
         LIMIT :limit
         FOR UPDATE OF h SKIP LOCKED
     ),
     released AS (
         DELETE FROM held_leads AS d
-        USING candidates AS c
-        WHERE d.event_id = c.event_id
-          AND (c.applied
-               OR (NOT c.moving
-                   AND d.held_since <= clock_timestamp() - make_interval(secs => :bound))
-               OR d.held_since <= clock_timestamp() - make_interval(secs => :longest))
-        RETURNING d.event_id, d.person, d.watermark, d.held_since, c.applied,
+        USING ready AS r
+        WHERE d.event_id = r.event_id
+        RETURNING d.event_id, d.person, d.watermark, d.held_since, r.applied,
                   extract(epoch FROM clock_timestamp() - d.held_since)::float AS waited
     )
-    SELECT n.looked_at, r.*
-    FROM (SELECT count(*) AS looked_at FROM candidates) AS n
+    SELECT n.some_held, r.*
+    FROM (SELECT EXISTS (SELECT 1 FROM held_leads) AS some_held) AS n
     LEFT JOIN released AS r ON true
     """
 ).columns(
-    sa.column("looked_at", sa.Integer),
+    sa.column("some_held", sa.Boolean),
     sa.column("event_id", sa.String),
     sa.column("person", sa.JSON),
     sa.column("watermark", sa.JSON),
@@ -275,7 +278,7 @@ async def release_held_leads(
             _RELEASE, {"limit": limit, "bound": bound.total_seconds(), "longest": longest}
         )
     ).all()
-    if not rows or not rows[0].looked_at:
+    if not rows or not rows[0].some_held:
         return None
     released = sorted((r for r in rows if r.event_id is not None), key=_held_order)
     without = [r for r in released if not r.applied]
