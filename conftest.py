@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,26 +26,45 @@ from revops.events.testing import (
 
 ROLES = ("revops", "router", "attribution", "renewals", "reporting")
 INIT_SQL = Path(__file__).parent / "deploy" / "local" / "postgres-init.sql"
+# The images docker-compose.yml defaults to; KAFKA_IMAGE and POSTGRES_IMAGE choose others
+# as they do there (deploy/compose/base-images.sh builds both where no registry answers).
+KAFKA_IMAGE = "apache/kafka:3.9.2"
+POSTGRES_IMAGE = "postgres:15"
+# Generous: on two busy cores the JVM alone takes tens of seconds to start.
+CONTAINER_READY_TIMEOUT_S = 180
 _containers: contextlib.ExitStack | None = None
+_container_report: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Where Kafka or Postgres is not running here but a container engine answers, start
     both in containers (testcontainers) and point every test at them: through the same
     environment variables a developer would set, before any test module is imported.
-    Without an engine, nothing happens and the `infra` fixture says how to start them."""
+    Without an engine, nothing happens and the `infra` fixture says how to start them.
+    REVOPS_TESTCONTAINERS=on starts the containers even where both run here (and fails
+    without an engine); =off never starts them."""
     global _containers
-    if os.environ.get("REVOPS_TESTCONTAINERS", "auto") == "off":
+    mode = os.environ.get("REVOPS_TESTCONTAINERS", "auto")
+    if mode not in ("auto", "on", "off"):
+        raise pytest.UsageError(f"REVOPS_TESTCONTAINERS={mode!r}: expected auto, on or off")
+    if mode == "off" or (mode == "auto" and _infrastructure_answers()):
         return
-    try:
-        require_infrastructure()
-        return
-    except InfrastructureMissing:
-        pass
-    if not _container_engine_answers():
+    # "on" asks for the containers: wait longer for a busy engine, and say why it failed.
+    problem = _container_engine_problem(timeout_s=30 if mode == "on" else 3)
+    if problem is not None:
+        if mode == "on":
+            raise pytest.UsageError(
+                "REVOPS_TESTCONTAINERS=on, but no container engine answers at "
+                f"{os.environ.get('DOCKER_HOST', 'the default Docker socket')} ({problem}): "
+                "start Docker or podman and set DOCKER_HOST (`make compose-engine` does both)"
+            )
         return
     _containers = contextlib.ExitStack()
     os.environ.update(_containers.enter_context(_kafka_and_postgres_in_containers()))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return _container_report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,39 +99,112 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _containers.close()
 
 
-def _container_engine_answers() -> bool:
+def _infrastructure_answers() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=3).ping()
-    except Exception:  # no client library, no socket, no engine: all mean "no"
+        require_infrastructure()
+    except InfrastructureMissing:
         return False
     return True
 
 
+def _container_engine_problem(timeout_s: float) -> str | None:
+    """None when a Docker-API engine answers, else what went wrong."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=timeout_s).ping()
+    except Exception as exc:  # no client library, no socket, no engine: all mean "no"
+        return f"{exc.__class__.__name__}: {exc}"
+    return None
+
+
 @contextlib.contextmanager
 def _kafka_and_postgres_in_containers() -> Iterator[dict[str, str]]:
-    from testcontainers.community.kafka import KafkaContainer
+    kafka_image = os.environ.get("KAFKA_IMAGE", KAFKA_IMAGE)
+    postgres_image = os.environ.get("POSTGRES_IMAGE", POSTGRES_IMAGE)
+    # Names of this session's own, so `docker ps` tells whose containers these are.
+    session = uuid.uuid4().hex[:8]
+    kafka, postgres = f"revops-tests-kafka-{session}", f"revops-tests-postgres-{session}"
+    with (
+        _kafka_container(kafka_image, kafka) as bootstrap,
+        _postgres_container(postgres_image, postgres) as at,
+    ):
+        _container_report[:] = [
+            "Kafka and Postgres in containers (testcontainers): "
+            f"{kafka} ({kafka_image}) at {bootstrap}, {postgres} ({postgres_image}) at {at}"
+        ]
+        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        for role in ROLES:
+            env[f"TEST_{role.upper()}_DATABASE_URL"] = (
+                f"postgresql+asyncpg://{role}:{role}@{at}/revops_test"
+            )
+        yield env
+
+
+@contextlib.contextmanager
+def _kafka_container(image: str, name: str) -> Iterator[str]:
+    """One KRaft node configured as docker-compose.yml configures it, through the KAFKA_*
+    environment that apache/kafka (and the local revops-kafka) reads; the settings of
+    `make infra`'s broker. Yields its bootstrap address."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    node = DockerContainer(image).with_name(name)
+    # The broker must advertise the address the tests reach it at, so the host port is
+    # chosen before the start (the one moment it could be taken is the start itself).
+    host, port = node.get_docker_client().host(), _free_port()
+    settings = {
+        "NODE_ID": "1",
+        "PROCESS_ROLES": "broker,controller",
+        "CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "LISTENERS": "HOST://:9092,CONTROLLER://:9093",
+        "ADVERTISED_LISTENERS": f"HOST://{host}:{port}",
+        "LISTENER_SECURITY_PROTOCOL_MAP": "HOST:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "INTER_BROKER_LISTENER_NAME": "HOST",
+        "OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "DEFAULT_REPLICATION_FACTOR": "1",
+        "MIN_INSYNC_REPLICAS": "1",
+        "AUTO_CREATE_TOPICS_ENABLE": "false",
+        "GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "HEAP_OPTS": "-Xmx512m -Xms512m",
+    }
+    for name, value in settings.items():
+        node.with_env(f"KAFKA_{name}", value)
+    node.with_bind_ports(9092, port)
+    node.waiting_for(
+        LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(
+            CONTAINER_READY_TIMEOUT_S
+        )
+    )
+    with node:
+        yield f"{host}:{port}"
+
+
+@contextlib.contextmanager
+def _postgres_container(image: str, name: str) -> Iterator[str]:
+    """Postgres with the roles, databases and schemas deploy/local/postgres.sh creates.
+    Yields its host:port."""
     from testcontainers.community.postgres import PostgresContainer
 
-    with (
-        KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft() as kafka,
-        PostgresContainer("postgres:15", password="postgres", driver=None) as postgres,
-    ):
-        # The same roles, databases and schemas as deploy/local/postgres.sh creates.
+    container = PostgresContainer(image, username="postgres", password="postgres", driver=None)
+    with container.with_name(name) as db:
         sql = INIT_SQL.read_text()
-        result: Any = postgres.exec(
+        result: Any = db.exec(
             ["sh", "-c", f"psql -X -q -U postgres -v ON_ERROR_STOP=1 <<'SQL'\n{sql}\nSQL"]
         )
         if result.exit_code != 0:
             raise RuntimeError(f"postgres-init.sql failed in the container: {result.output!r}")
-        host, port = postgres.get_container_host_ip(), postgres.get_exposed_port(5432)
-        env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
-        for role in ROLES:
-            env[f"TEST_{role.upper()}_DATABASE_URL"] = (
-                f"postgresql+asyncpg://{role}:{role}@{host}:{port}/revops_test"
-            )
-        yield env
+        yield f"{db.get_container_host_ip()}:{db.get_exposed_port(5432)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="session")

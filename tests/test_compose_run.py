@@ -4,6 +4,9 @@ Builds every image, starts the whole stack on free host ports (never the 9092 an
 of `make infra`), waits for every health check, sends the demo's signed webhooks to the
 containerised ingest and reads what the other services made of them, kills a consumer's
 process and checks that its container comes back and loses no event, then `down -v`.
+Before that, the suite's own testcontainers path (the root conftest) runs once on the
+same images: a pytest of its own starts Kafka and Postgres in containers and runs real
+tests against them.
 
 The engine: `deploy/compose/engine.sh up` (the machine's Docker or podman when one
 answers, else Debian's podman, installed and served on a socket of this checkout). The
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +52,15 @@ LOCAL_IMAGES = {
     "POSTGRES_IMAGE": "revops-postgres:15",
 }
 # Cold: base images from Debian's mirror, five service builds from PyPI. Warm: seconds.
-pytestmark = pytest.mark.timeout(3600)
+# Containers are processes too: `make unit` leaves these tests out.
+pytestmark = [pytest.mark.timeout(3600), pytest.mark.processes]
+# Run by the testcontainers check: an event published and consumed once through the
+# inbox, and every service's migrations against the models.
+ON_TESTCONTAINERS = (
+    "libs/events/tests/test_runner.py::test_an_event_delivered_twice_is_applied_once",
+    "tests/test_migrations.py::test_the_migrations_build_what_the_models_describe",
+)
+NOWHERE = "127.0.0.1:9"
 
 T = TypeVar("T")
 
@@ -120,6 +132,69 @@ def image_variables(env: dict[str, str]) -> dict[str, str]:
     built = run(command, env, timeout_s=1800)
     assert built.returncode == 0, f"base-images.sh failed:\n{built.stdout}{built.stderr}"
     return LOCAL_IMAGES
+
+
+def test_the_suite_starts_kafka_and_postgres_with_testcontainers_on_these_images() -> None:
+    """The root conftest's testcontainers path, forced on (REVOPS_TESTCONTAINERS=on) with
+    the images this run uses (the local ones unless REVOPS_COMPOSE_IMAGES=official): a
+    pytest of its own starts Kafka and Postgres in containers, runs real tests against
+    them and removes both. This machine's Kafka and Postgres are pointed at a port where
+    nothing listens, so a test that reached them instead of the containers would fail."""
+    env = engine_env()
+    images = image_variables(env)
+    chosen = {k: v for k, v in images.items() if k in ("KAFKA_IMAGE", "POSTGRES_IMAGE")}
+    env = {
+        **env,
+        **chosen,
+        "REVOPS_TESTCONTAINERS": "on",
+        "KAFKA_BOOTSTRAP_SERVERS": NOWHERE,
+        **{
+            f"TEST_{role}_DATABASE_URL": f"postgresql+asyncpg://nobody@{NOWHERE}/none"
+            for role in ("REVOPS", "ROUTER", "ATTRIBUTION", "RENEWALS", "REPORTING")
+        },
+        # Ryuk, testcontainers' reaper, is an image of its own from a registry; the
+        # conftest removes its containers itself when the session ends.
+        "TESTCONTAINERS_RYUK_DISABLED": "true",
+        # The engine runs on this machine and publishes ports on localhost. Where
+        # /.dockerenv exists (CI machines are often containers) testcontainers would
+        # guess a gateway address instead, from fields podman's API does not have.
+        "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
+    }
+    before = set(suite_containers(env))
+    try:
+        result = run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *ON_TESTCONTAINERS],
+            env,
+            timeout_s=900,
+        )
+        output = f"{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, output
+        started = re.search(
+            r"in containers \(testcontainers\): (\S+) \((\S+)\) at \S+, (\S+) \((\S+)\) at",
+            result.stdout,
+        )
+        assert started, f"the session did not say it started containers:\n{output}"
+        kafka, kafka_image, postgres, postgres_image = started.groups()
+        assert kafka_image == chosen.get("KAFKA_IMAGE", "apache/kafka:3.9.2")
+        assert postgres_image == chosen.get("POSTGRES_IMAGE", "postgres:15")
+        summary = result.stdout.strip().splitlines()[-1]
+        assert re.search(r"\b\d+ passed\b", summary) and "skipped" not in summary, summary
+        left = set(suite_containers(env)) - before
+        assert not {kafka, postgres} & left, f"the session left {left} behind"
+    finally:
+        for name in set(suite_containers(env)) - before:
+            run(["docker", "rm", "-f", "-v", name], env, timeout_s=120)
+
+
+def suite_containers(env: dict[str, str]) -> list[str]:
+    """The names of the containers the suite's testcontainers path starts."""
+    listed = run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=revops-tests-"],
+        env,
+        timeout_s=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
 
 
 @dataclass
