@@ -83,13 +83,15 @@ test-python: ## the test suite on another Python this machine has (PY=3.13; ARGS
 
 # make unit: Kafka and Postgres point at a port where nothing listens, so a test that needs
 # them without asking for the `infra` fixture fails here instead of passing by luck.
+# REVOPS_UNIT=1 makes a test that starts a program without the `processes` mark fail (conftest.py).
 NOWHERE := 127.0.0.1:9
-UNIT_ENV := REVOPS_TESTCONTAINERS=off KAFKA_BOOTSTRAP_SERVERS=$(NOWHERE) \
+UNIT_ENV := REVOPS_UNIT=1 REVOPS_TESTCONTAINERS=off KAFKA_BOOTSTRAP_SERVERS=$(NOWHERE) \
 	$(foreach r,REVOPS ROUTER ATTRIBUTION RENEWALS,TEST_$(r)_DATABASE_URL=postgresql+asyncpg://nobody@$(NOWHERE)/none)
 
 .PHONY: unit
-unit: ## every test that needs neither Kafka nor Postgres nor starts a process (seconds)
-	$(UNIT_ENV) uv run --frozen pytest -q -m "not infra and not processes"
+unit: ## every test that needs neither Kafka nor Postgres nor starts a process, a tenth of the property examples (seconds; ARGS="-n auto --dist loadfile" on idle cores)
+	$(UNIT_ENV) uv run --frozen pytest -q -m "not infra and not processes" \
+		--hypothesis-profile=fast -p no:schemathesis $(ARGS)
 
 .PHONY: fmt
 fmt: ## format the code and apply ruff's safe fixes

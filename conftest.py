@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import os
 import socket
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import settings
 
 from revops.events import admin
 from revops.events.settings import KafkaSettings
@@ -34,6 +38,14 @@ POSTGRES_IMAGE = "postgres:15"
 CONTAINER_READY_TIMEOUT_S = 180
 _containers: contextlib.ExitStack | None = None
 _container_report: list[str] = []
+# Programs a unit test may start: git answers from this checkout in milliseconds.
+QUICK_PROGRAMS = frozenset({"git"})
+
+# `make unit` loads this profile (`--hypothesis-profile=fast`): a tenth of the examples, so
+# the inner loop stays in seconds. Everything else, `make test` and CI included, keeps
+# Hypothesis's full count; a test that names its own count scales it with
+# `revops.events.testing.examples`.
+settings.register_profile("fast", max_examples=10)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,6 +89,57 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "infra" in getattr(item, "fixturenames", ()):
             item.add_marker(infra)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `make unit` a test module marked `infra` or `processes` as a whole is not even
+    imported: its tests would all be deselected, and importing them (the services' apps,
+    schemathesis) was a third of the loop's collection time."""
+    if os.environ.get("REVOPS_UNIT") != "1" or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    return bool(_module_marks(collection_path) & {"infra", "processes"}) or None
+
+
+def _module_marks(module: Path) -> set[str]:
+    """The names X of the `pytest.mark.X` in a module's `pytestmark`, read without importing."""
+    for node in ast.parse(module.read_bytes()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets
+        ):
+            return {
+                n.attr
+                for n in ast.walk(node.value)
+                if isinstance(n, ast.Attribute) and ast.unparse(n.value) == "pytest.mark"
+            }
+    return set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    """Under `make unit` (REVOPS_UNIT=1) a test not marked `processes` that starts a program
+    fails and says so: starting Compose, a JVM or a Postgres cluster is what made the unit
+    loop take minutes, and without this a new one would slip in unnoticed."""
+    if os.environ.get("REVOPS_UNIT") != "1" or item.get_closest_marker("processes"):
+        return (yield)
+    with mock.patch.object(subprocess, "Popen", _QuickProgramsOnly):
+        return (yield)
+
+
+class _QuickProgramsOnly(subprocess.Popen[Any]):
+    def __init__(self, args: Any, *rest: Any, **options: Any) -> None:
+        first = args if isinstance(args, str | bytes | os.PathLike) else args[0]
+        program = Path(os.fsdecode(first).split()[0]).name
+        if program not in QUICK_PROGRAMS:
+            pytest.fail(
+                f"this test starts `{program}`, so it is no unit test: mark it "
+                "`@pytest.mark.processes` (`make unit` leaves those out)",
+                pytrace=False,
+            )
+        super().__init__(args, *rest, **options)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

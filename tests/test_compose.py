@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+# Each test runs Compose (`config`): a process, so not in `make unit`.
+pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

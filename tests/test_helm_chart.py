@@ -27,6 +27,8 @@ import yaml  # type: ignore[import-untyped]
 
 from revops.events import topics as catalogue
 
+# The chart is rendered and linted by helm-java in a JVM: not in `make unit`.
+pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "revops"
 HELM = ROOT / "deploy" / "helm" / "helm.sh"

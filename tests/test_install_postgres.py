@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+# Each test creates and drops a Postgres cluster: not in `make unit`.
+pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "local" / "postgres.sh"
 ROUTER_OWN = "router-own-secret"

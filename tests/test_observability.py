@@ -51,12 +51,14 @@ def alert_names() -> list[str]:
     return [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
 
 
+@pytest.mark.processes  # promtool
 def test_the_alert_rules_are_valid() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alert_names())} rules found" in result.stdout + result.stderr
 
 
+@pytest.mark.processes  # promtool
 def test_the_prometheus_configuration_is_valid() -> None:
     result = run_promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -73,6 +75,7 @@ def test_every_alert_has_a_unit_test_firing_it() -> None:
     assert len(alert_names()) == len(set(alert_names())), "an alert name used twice"
 
 
+@pytest.mark.processes  # promtool
 def test_the_alert_unit_tests_pass() -> None:
     assert ALERT_TESTS
     result = run_promtool("test", "rules", *(str(p) for p in ALERT_TESTS))
@@ -138,6 +141,7 @@ def test_the_dashboards_read_the_provisioned_prometheus_and_have_their_own_ids()
     assert len(uids) == len(DASHBOARDS)
 
 
+@pytest.mark.processes  # docker compose
 def test_the_compose_profile_runs_prometheus_and_grafana_with_these_files() -> None:
     result = run_compose("--profile", "observability", "config")
     assert result.returncode == 0, result.stderr

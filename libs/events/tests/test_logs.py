@@ -14,12 +14,25 @@ from revops.events.settings import KafkaSettings
 @pytest.fixture(autouse=True)
 def logging_as_it_was():
     """configure_logging binds the root handler to this test's captured stdout, which
-    pytest closes afterwards: later tests' log lines would fail to write there."""
+    pytest closes afterwards: later tests' log lines would fail to write there. Uvicorn's
+    loggers as a service runs them (``log_config=None``: they reach the root handler): a
+    test that ran a ``uvicorn.Config`` with its default logging before, in this process,
+    left them writing to stderr on their own."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    uvicorn = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error")]
+    uvicorn_as_it_was = [(u.handlers[:], u.level, u.propagate) for u in uvicorn]
+    for logger in uvicorn:
+        logger.handlers[:], logger.propagate = [], True
+        logger.setLevel(logging.NOTSET)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for logger, (its_handlers, its_level, propagate) in zip(
+        uvicorn, uvicorn_as_it_was, strict=True
+    ):
+        logger.handlers[:], logger.propagate = its_handlers, propagate
+        logger.setLevel(its_level)
 
 
 def lines_of(out: str, *loggers: str) -> list[dict]:

@@ -15,6 +15,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from revops.events.testing import examples
 from revops.ingest.domain import forms, hubspot, product, salesforce
 from revops.ingest.domain.errors import IngestError
 from revops.ingest.main import build_app
@@ -156,7 +157,9 @@ async def post(path: str, body: bytes, headers: dict[str, str]) -> int:
     return response.status_code
 
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @FAST
@@ -242,7 +245,7 @@ async def test_near_valid_signups_never_500(data: Any, timestamp: Any) -> None:
     await post("/webhooks/product/signups", body, Signer.product(body))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=json_values)
 def test_pure_parsers_raise_only_their_own_errors(value: Any) -> None:
     raw = json.dumps(value).encode()

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import revops.router.domain.rotation as rotation
+from revops.events.testing import examples
 from revops.router.domain.rotation import Member, RotationState
 
 LEAD = ("lead",)
@@ -84,13 +85,13 @@ def play(ops: list[tuple]) -> list[Period]:
     return periods
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=examples(300), derandomize=True, deadline=None)
 @given(operations)
 def test_every_turn_is_a_fresh_slot_to_someone_eligible_and_never_a_double_turn(ops):
     play(ops)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=examples(300), derandomize=True, deadline=None)
 @given(operations)
 def test_between_changes_every_whole_cycle_gives_each_eligible_rep_exactly_its_weight(ops):
     for roster, before, turns in play(ops):
@@ -103,7 +104,7 @@ def test_between_changes_every_whole_cycle_gives_each_eligible_rep_exactly_its_w
             assert window == weights, (start, turns)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=examples(300), derandomize=True, deadline=None)
 @given(operations)
 def test_between_changes_reps_of_equal_weight_stay_within_one_turn_of_each_other(ops):
     for roster, before, turns in play(ops):

@@ -75,6 +75,15 @@ def service_settings(
     return cls(**values)
 
 
+def examples(full: int) -> int:
+    """A property test's own example count, scaled like Hypothesis's default: ``full``
+    under the default profile (100 examples), a tenth of it under `make unit`'s "fast"
+    profile (10), never under 10."""
+    from hypothesis import settings  # a test dependency, not a runtime one
+
+    return max(10, full * settings().max_examples // 100)
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=2):
