@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 import httpx
 import pytest
@@ -20,21 +21,23 @@ from revops.attribution.main import SPEC, build_app
 from revops.attribution.settings import AttributionSettings
 from revops.events.catalogue import (
     Envelope,
-    FormSubmitted,
     FormSubmittedEvent,
-    LeadConverted,
     LeadConvertedEvent,
-    OpportunityChanged,
     OpportunityChangedEvent,
-    PersonChanged,
     PersonChangedEvent,
-    SignupCreated,
     SignupCreatedEvent,
-    SourceRef,
-    make_event,
 )
 from revops.events.settings import KafkaSettings
-from revops.events.testing import fresh_schema, running_app, service_settings
+from revops.events.testing import (
+    form_submitted,
+    fresh_schema,
+    lead_converted,
+    opportunity_changed,
+    person_changed,
+    running_app,
+    service_settings,
+    signup_created,
+)
 
 READ = {"Authorization": "Bearer dev-read-token"}
 
@@ -86,32 +89,20 @@ def form(
     page_url: str | None = None,
     referrer: str | None = None,
 ) -> FormSubmittedEvent:
-    return make_event(
-        FormSubmittedEvent,
+    return form_submitted(
+        email,
+        at,
         id=event_id,
-        source="hubspot",
-        occurred_at=at,
-        payload=FormSubmitted(
-            email=email,
-            form_id=f"form-{form_type}",
-            form_type=form_type,
-            campaign_id=campaign_id,
-            page_url=page_url,
-            referrer=referrer,
-        ),
+        form_id=f"form-{form_type}",
+        form_type=form_type,
+        campaign_id=campaign_id,
+        page_url=page_url,
+        referrer=referrer,
     )
 
 
 def signup(event_id: str, email: str, at: datetime, url: str | None = None) -> SignupCreatedEvent:
-    return make_event(
-        SignupCreatedEvent,
-        id=event_id,
-        source="product",
-        occurred_at=at,
-        payload=SignupCreated(
-            user_id=f"usr-{event_id}", email=email, signup_type="cloud", first_source_url=url
-        ),
-    )
+    return signup_created(email, at, id=event_id, first_source_url=url)
 
 
 def person(
@@ -122,25 +113,18 @@ def person(
     object_id: str,
     lead_source: str | None = None,
     account_id: str | None = None,
-    person_type: str = "contact",
-    change: str = "created",
+    person_type: Literal["lead", "contact"] = "contact",
+    change: Literal["created", "updated"] = "created",
 ) -> PersonChangedEvent:
-    return make_event(
-        PersonChangedEvent,
+    return person_changed(
+        person_type,
+        object_id,
+        at,
+        change=change,
         id=event_id,
-        source="salesforce",
-        occurred_at=at,
-        payload=PersonChanged(
-            person_type=person_type,
-            change=change,
-            source_ref=SourceRef(
-                system="salesforce", object_type=person_type.title(), object_id=object_id
-            ),
-            email=email,
-            lead_source=lead_source,
-            account_id=account_id,
-            created_at=at if change == "created" else None,
-        ),
+        email=email,
+        lead_source=lead_source,
+        account_id=account_id,
     )
 
 
@@ -153,18 +137,14 @@ def conversion(
     opportunity_id: str | None,
     email: str | None = None,
 ) -> LeadConvertedEvent:
-    return make_event(
-        LeadConvertedEvent,
+    return lead_converted(
+        lead_id,
+        at,
+        account_id=account_id,
         id=event_id,
-        source="salesforce",
-        occurred_at=at,
-        payload=LeadConverted(
-            lead_id=lead_id,
-            account_id=account_id,
-            contact_id=f"003{lead_id[3:]}",
-            opportunity_id=opportunity_id,
-            email=email,
-        ),
+        contact_id=f"003{lead_id[3:]}",
+        opportunity_id=opportunity_id,
+        email=email,
     )
 
 
@@ -176,28 +156,20 @@ def opportunity(
     account_id: str,
     stage: str,
     amount: str | None = "10000",
-    change: str = "created",
+    change: Literal["created", "updated"] = "created",
     lead_source: str | None = None,
     owner_id: str | None = None,
 ) -> OpportunityChangedEvent:
-    return make_event(
-        OpportunityChangedEvent,
+    return opportunity_changed(
+        opportunity_id,
+        at,
+        change=change,
         id=event_id,
-        source="salesforce",
-        occurred_at=at,
-        payload=OpportunityChanged(
-            opportunity_id=opportunity_id,
-            change=change,
-            source_ref=SourceRef(
-                system="salesforce", object_type="Opportunity", object_id=opportunity_id
-            ),
-            account_id=account_id,
-            stage=stage,
-            amount=Decimal(amount) if amount else None,
-            lead_source=lead_source,
-            owner_id=owner_id,
-            created_at=at if change == "created" else None,
-        ),
+        account_id=account_id,
+        stage=stage,
+        amount=Decimal(amount) if amount else None,
+        lead_source=lead_source,
+        owner_id=owner_id,
     )
 
 

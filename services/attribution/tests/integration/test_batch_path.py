@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import func, select
@@ -19,25 +19,18 @@ from revops.attribution.decisions import Rules
 from revops.attribution.main import SPEC
 from revops.attribution.settings import AttributionSettings
 from revops.attribution.simulate import generate
-from revops.events.catalogue import (
-    Envelope,
-    Event,
-    FormSubmitted,
-    FormSubmittedEvent,
-    LeadConverted,
-    LeadConvertedEvent,
-    OpportunityChanged,
-    OpportunityChangedEvent,
-    PersonChanged,
-    PersonChangedEvent,
-    SourceRef,
-    make_event,
-)
+from revops.events.catalogue import Envelope, Event, FormSubmittedEvent, PersonChangedEvent
 from revops.events.codec import decode_event, encode_event
 from revops.events.consumer import ConsumerRunner
 from revops.events.db import Database
 from revops.events.producer import EventProducer
-from revops.events.testing import fresh_schema
+from revops.events.testing import (
+    form_submitted,
+    fresh_schema,
+    lead_converted,
+    opportunity_changed,
+    person_changed,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -69,18 +62,14 @@ def records(events: Sequence[Envelope]) -> list[Record]:
 
 def crm_only_person(event_id: str, object_id: str, after: Envelope) -> PersonChangedEvent:
     """A CRM update naming the person by its CRM id only (no email), a day after `after`."""
-    return make_event(
-        PersonChangedEvent,
+    return person_changed(
+        "contact",
+        object_id,
+        after.occurred_at + timedelta(days=1),
+        change="updated",
         id=event_id,
-        source="salesforce",
-        occurred_at=after.occurred_at + timedelta(days=1),
-        payload=PersonChanged(
-            person_type="contact",
-            change="updated",
-            source_ref=SourceRef(system="salesforce", object_type="Contact", object_id=object_id),
-            lead_source="Event",
-            account_id="001moved",
-        ),
+        lead_source="Event",
+        account_id="001moved",
     )
 
 
@@ -92,54 +81,37 @@ def status_change_and_forms() -> tuple[list[Envelope], list[Envelope], list[Enve
     the forms in its window, each one when it is the batch's only news for it."""
     day0 = datetime(2026, 3, 1, tzinfo=UTC)
     email, account = "story@acme-story.example", "001story"
-    ref = SourceRef(system="salesforce", object_type="Contact", object_id="003story")
 
-    def contact(event_id: str, at: datetime, change: str) -> PersonChangedEvent:
-        return make_event(
-            PersonChangedEvent,
+    def contact(
+        event_id: str, at: datetime, change: Literal["created", "updated"]
+    ) -> PersonChangedEvent:
+        return person_changed(
+            "contact",
+            "003story",
+            at,
+            change=change,
             id=event_id,
-            source="salesforce",
-            occurred_at=at,
-            payload=PersonChanged(
-                person_type="contact",
-                change=change,
-                source_ref=ref,
-                email=email,
-                lead_source="Inbound" if change == "created" else None,
-                status=None if change == "created" else "Working",
-                account_id=account,
-                created_at=day0,
-            ),
+            email=email,
+            lead_source="Inbound" if change == "created" else None,
+            status=None if change == "created" else "Working",
+            account_id=account,
+            created_at=day0,
         )
 
     def form(event_id: str, at: datetime, campaign_id: str) -> FormSubmittedEvent:
-        return make_event(
-            FormSubmittedEvent,
-            id=event_id,
-            source="hubspot",
-            occurred_at=at,
-            payload=FormSubmitted(
-                email=email, form_id="form-story", form_type="ebook", campaign_id=campaign_id
-            ),
+        return form_submitted(
+            email, at, id=event_id, form_id="form-story", form_type="ebook", campaign_id=campaign_id
         )
 
     created = day0 + timedelta(days=40)
     window = timedelta(days=30)
-    opportunity = make_event(
-        OpportunityChangedEvent,
+    opportunity = opportunity_changed(
+        "006story",
+        created,
+        change="created",
         id="story-opportunity",
-        source="salesforce",
-        occurred_at=created,
-        payload=OpportunityChanged(
-            opportunity_id="006story",
-            change="created",
-            source_ref=SourceRef(
-                system="salesforce", object_type="Opportunity", object_id="006story"
-            ),
-            account_id=account,
-            stage="1 - Interest",
-            created_at=created,
-        ),
+        account_id=account,
+        stage="1 - Interest",
     )
     before = [
         contact("story-created", day0, "created"),
@@ -171,27 +143,22 @@ def mixed_history() -> list[list[Envelope]]:
     in_batch = next(
         e for e in people if e in second and e.payload.source_ref.object_id not in known
     )
-    lead = make_event(
-        PersonChangedEvent,
+    lead = person_changed(
+        "lead",
+        "00Qlate",
+        second[10].occurred_at,
+        change="created",
         id="lead-late",
-        source="salesforce",
-        occurred_at=second[10].occurred_at,
-        payload=PersonChanged(
-            person_type="lead",
-            change="created",
-            source_ref=SourceRef(system="salesforce", object_type="Lead", object_id="00Qlate"),
-            email="late@acct1.example",
-            lead_source="Inbound",
-            account_id="0011",
-            created_at=second[10].occurred_at,
-        ),
+        email="late@acct1.example",
+        lead_source="Inbound",
+        account_id="0011",
     )
-    conversion = make_event(
-        LeadConvertedEvent,
+    conversion = lead_converted(
+        "00Qlate",
+        second[20].occurred_at,
+        account_id="0011",
         id="conversion-early",
-        source="salesforce",
-        occurred_at=second[20].occurred_at,
-        payload=LeadConverted(lead_id="00Qlate", account_id="0011", opportunity_id="006late"),
+        opportunity_id="006late",
     )
     extra: list[Envelope] = [
         crm_only_person("crm-only-stored", stored.payload.source_ref.object_id, history[-1]),

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
-from revops.events.catalogue import (
-    AccountChanged,
-    AccountChangedEvent,
-    OpportunityChanged,
-    OpportunityChangedEvent,
-    SourceRef,
-    make_event,
-)
+from revops.events.catalogue import AccountChangedEvent, OpportunityChangedEvent
+from revops.events.testing import account_changed, opportunity_changed
 
 
 def opportunity(
@@ -29,32 +24,24 @@ def opportunity(
     opportunity_type: str | None = None,
     pipeline: str | None = None,
     forecast_category: str | None = None,
-    change: str = "updated",
+    change: Literal["created", "updated", "deleted"] = "updated",
     name: str | None = None,
 ) -> OpportunityChangedEvent:
-    return make_event(
-        OpportunityChangedEvent,
+    return opportunity_changed(
+        opportunity_id,
+        at,
+        change=change,
         id=event_id,
-        source="salesforce",
-        occurred_at=at,
-        payload=OpportunityChanged(
-            opportunity_id=opportunity_id,
-            change=change,  # type: ignore[arg-type]
-            source_ref=SourceRef(
-                system="salesforce", object_type="Opportunity", object_id=opportunity_id
-            ),
-            account_id=account_id,
-            name=name,
-            stage=stage,
-            amount=Decimal(amount) if amount is not None else None,
-            owner_id=owner_id,
-            close_date=close_date,
-            contract_end_date=contract_end_date,
-            opportunity_type=opportunity_type,
-            pipeline=pipeline,
-            forecast_category=forecast_category,
-            created_at=at if change == "created" else None,
-        ),
+        account_id=account_id,
+        name=name,
+        stage=stage,
+        amount=Decimal(amount) if amount is not None else None,
+        owner_id=owner_id,
+        close_date=close_date,
+        contract_end_date=contract_end_date,
+        opportunity_type=opportunity_type,
+        pipeline=pipeline,
+        forecast_category=forecast_category,
     )
 
 
@@ -67,17 +54,12 @@ def account(
     plan: str | None = None,
     iacv: str | None = None,
 ) -> AccountChangedEvent:
-    return make_event(
-        AccountChangedEvent,
+    return account_changed(
+        account_id,
+        at,
+        change="updated",
         id=event_id,
-        source="salesforce",
-        occurred_at=at,
-        payload=AccountChanged(
-            account_id=account_id,
-            change="updated",
-            source_ref=SourceRef(system="salesforce", object_type="Account", object_id=account_id),
-            users=users,
-            plan=plan,
-            iacv=Decimal(iacv) if iacv is not None else None,
-        ),
+        users=users,
+        plan=plan,
+        iacv=Decimal(iacv) if iacv is not None else None,
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,11 +25,18 @@ def router_settings(kafka_settings: KafkaSettings, **overrides: object) -> Route
     return settings
 
 
+@asynccontextmanager
+async def running_router(settings: RouterSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole router (consumer, relays, API) in this process, and an admin's client."""
+    async with running_app(build_app(settings), base_url="http://router", headers=ADMIN) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
 async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
     settings = router_settings(kafka_settings)
     await fresh_schema(SPEC, settings.resolved_database_url())
-    async with running_app(build_app(settings), base_url="http://router", headers=ADMIN) as c:
+    async with running_router(settings) as c:
         yield c
 
 

@@ -9,24 +9,26 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from revops.events import topics
 from revops.events.catalogue import (
-    AccountChanged,
     AccountChangedEvent,
-    ActivityLogged,
     ActivityLoggedEvent,
     Event,
-    FormSubmitted,
     FormSubmittedEvent,
-    LeadConverted,
     LeadConvertedEvent,
-    OpportunityChanged,
     OpportunityChangedEvent,
-    PersonChanged,
     PersonChangedEvent,
     SourceRef,
-    make_event,
 )
 from revops.events.codec import decode_event
 from revops.events.settings import KafkaSettings
+from revops.events.testing import (
+    account_changed,
+    activity_logged,
+    form_submitted,
+    lead_converted,
+    opportunity_changed,
+    person_changed,
+    salesforce_ref,
+)
 
 _ids = itertools.count(1)
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -36,8 +38,7 @@ def _id(kind: str) -> str:
     return f"{kind}-{next(_ids)}"
 
 
-def sf(object_type: str, object_id: str) -> SourceRef:
-    return SourceRef(system="salesforce", object_type=object_type, object_id=object_id)
+sf = salesforce_ref
 
 
 def form(
@@ -54,18 +55,14 @@ def form(
         if hubspot_id
         else None
     )
-    return make_event(
-        FormSubmittedEvent,
+    return form_submitted(
+        email,
+        at,
         id=_id("form"),
-        source="hubspot",
-        occurred_at=at,
-        payload=FormSubmitted(
-            email=email,
-            form_type=form_type,
-            country=country,
-            is_consultant=consultant,
-            source_ref=ref,
-        ),
+        form_type=form_type,
+        country=country,
+        is_consultant=consultant,
+        source_ref=ref,
     )
 
 
@@ -78,20 +75,15 @@ def account(
     owner: str | None = None,
     country: str = "US",
 ) -> AccountChangedEvent:
-    return make_event(
-        AccountChangedEvent,
+    return account_changed(
+        account_id,
+        at,
+        change="updated",
         id=_id("acct"),
-        source="salesforce",
-        occurred_at=at,
-        payload=AccountChanged(
-            account_id=account_id,
-            change="updated",
-            name=name,
-            domains=domains,
-            owner_id=owner,
-            country=country,
-            source_ref=sf("Account", account_id),
-        ),
+        name=name,
+        domains=domains,
+        owner_id=owner,
+        country=country,
     )
 
 
@@ -103,72 +95,43 @@ def touch(
     email: str | None = None,
     lead_id: str | None = None,
 ) -> ActivityLoggedEvent:
-    aid = _id("act")
-    return make_event(
-        ActivityLoggedEvent,
-        id=aid,
-        source="salesforce",
-        occurred_at=at,
-        payload=ActivityLogged(
-            activity_id=aid,
-            kind="call",
-            rep_id=rep,
-            account_id=account_id,
-            email=email,
-            lead_id=lead_id,
-            source_ref=sf("Task", aid),
-        ),
+    return activity_logged(
+        at,
+        kind="call",
+        id=_id("act"),
+        rep_id=rep,
+        account_id=account_id,
+        email=email,
+        lead_id=lead_id,
     )
 
 
 def opportunity(
     opp_id: str, account_id: str, owner: str, at: datetime, *, closed: bool = False
 ) -> OpportunityChangedEvent:
-    return make_event(
-        OpportunityChangedEvent,
+    return opportunity_changed(
+        opp_id,
+        at,
+        change="created",
         id=_id("opp"),
-        source="salesforce",
-        occurred_at=at,
-        payload=OpportunityChanged(
-            opportunity_id=opp_id,
-            change="created",
-            account_id=account_id,
-            owner_id=owner,
-            is_closed=closed,
-            created_at=at,
-            close_date=at.date(),
-            source_ref=sf("Opportunity", opp_id),
-        ),
+        account_id=account_id,
+        owner_id=owner,
+        is_closed=closed,
+        close_date=at.date(),
     )
 
 
 def lead_status(email: str, lead_id: str, status: str, at: datetime) -> PersonChangedEvent:
-    return make_event(
-        PersonChangedEvent,
-        id=_id("person"),
-        source="salesforce",
-        occurred_at=at,
-        payload=PersonChanged(
-            person_type="lead",
-            change="updated",
-            email=email,
-            status=status,
-            source_ref=sf("Lead", lead_id),
-        ),
+    return person_changed(
+        "lead", lead_id, at, change="updated", id=_id("person"), email=email, status=status
     )
 
 
 def converted(
     lead_id: str, email: str, account_id: str, opp_id: str, at: datetime
 ) -> LeadConvertedEvent:
-    return make_event(
-        LeadConvertedEvent,
-        id=_id("conv"),
-        source="salesforce",
-        occurred_at=at,
-        payload=LeadConverted(
-            lead_id=lead_id, account_id=account_id, opportunity_id=opp_id, email=email
-        ),
+    return lead_converted(
+        lead_id, at, account_id=account_id, id=_id("conv"), opportunity_id=opp_id, email=email
     )
 
 

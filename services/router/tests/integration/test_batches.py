@@ -8,22 +8,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import SecretStr
-from router_events import T0, account, converted, form, opportunity, sf, touch
+from router_events import T0, account, converted, form, opportunity, touch
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from revops.events.catalogue import (
-    AccountChanged,
     AccountChangedEvent,
-    ActivityLogged,
     ActivityLoggedEvent,
     Event,
-    OpportunityChanged,
     OpportunityChangedEvent,
     PersonChanged,
     PersonChangedEvent,
@@ -32,7 +29,14 @@ from revops.events.catalogue import (
 )
 from revops.events.codec import encode_event
 from revops.events.db import Database
-from revops.events.testing import fresh_schema, service_settings, unique_prefix
+from revops.events.testing import (
+    account_changed,
+    activity_logged,
+    fresh_schema,
+    opportunity_changed,
+    service_settings,
+    unique_prefix,
+)
 from revops.router import models as m
 from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import RouterContext
@@ -163,53 +167,38 @@ def person(
 
 
 def contact_touch(rep: str, contact_id: str) -> ActivityLoggedEvent:
-    return make_event(
-        ActivityLoggedEvent,
+    return activity_logged(
+        T0 - timedelta(days=2),
+        kind="call",
         id=f"touch-{contact_id}",
-        source="salesforce",
-        occurred_at=T0 - timedelta(days=2),
-        payload=ActivityLogged(
-            activity_id=f"touch-{contact_id}",
-            kind="call",
-            rep_id=rep,
-            contact_id=contact_id,
-            source_ref=sf("Task", f"touch-{contact_id}"),
-        ),
+        rep_id=rep,
+        contact_id=contact_id,
     )
 
 
 def account_change(
-    n: int, account_id: str, at_min: int, *, change: str = "updated", **fields: Any
+    n: int,
+    account_id: str,
+    at_min: int,
+    *,
+    change: Literal["created", "updated", "deleted"] = "updated",
+    **fields: Any,
 ) -> AccountChangedEvent:
-    return make_event(
-        AccountChangedEvent,
-        id=f"account-{n}",
-        source="salesforce",
-        occurred_at=T0 + timedelta(minutes=at_min),
-        payload=AccountChanged(
-            account_id=account_id,
-            change=change,  # type: ignore[arg-type]
-            source_ref=sf("Account", account_id),
-            **fields,
-        ),
-    )
+    at = T0 + timedelta(minutes=at_min)
+    return account_changed(account_id, at, change=change, id=f"account-{n}", **fields)
 
 
 def opportunity_change(
-    n: int, opp_id: str, *, change: str = "updated", **fields: Any
+    n: int,
+    opp_id: str,
+    *,
+    change: Literal["created", "updated", "deleted"] = "updated",
+    **fields: Any,
 ) -> OpportunityChangedEvent:
-    return make_event(
-        OpportunityChangedEvent,
-        id=f"opportunity-{n}",
-        source="salesforce",
-        occurred_at=T0 + timedelta(minutes=n),
-        payload=OpportunityChanged(
-            opportunity_id=opp_id,
-            change=change,  # type: ignore[arg-type]
-            source_ref=sf("Opportunity", opp_id),
-            **fields,
-        ),
-    )
+    # No creation time unless given: these are the batch's changes as the CRM sends them.
+    fields = {"created_at": None, **fields}
+    at = T0 + timedelta(minutes=n)
+    return opportunity_changed(opp_id, at, change=change, id=f"opportunity-{n}", **fields)
 
 
 BEFORE = [

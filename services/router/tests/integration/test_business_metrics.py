@@ -5,34 +5,17 @@ owner, the open SLA breaches."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 from router_events import form
 
-from conftest import ADMIN, router_settings
 from revops.events.settings import KafkaSettings
-from revops.events.testing import eventually, fresh_schema, publish
-from revops.router.main import SPEC, build_app
+from revops.events.testing import eventually, publish
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture(scope="module")
-async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClient]:
-    settings = router_settings(kafka_settings)
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as c:
-            yield c
 
 
 Figures = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -9,20 +9,18 @@ from datetime import timedelta
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from asgi_lifespan import LifespanManager
 from rep_helpers import create_reps, wait_for_rep
 from router_events import T0
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from conftest import ADMIN, router_settings
+from conftest import router_settings, running_router
 from revops.events import topics
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
 from revops.events.codec import decode_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import publish, read_records
 from revops.router import models as m
-from revops.router.main import build_app
 from revops.router.roster import REPS_CACHE, apply_rep_changes
 
 pytestmark = pytest.mark.infra
@@ -162,18 +160,13 @@ async def test_kafka_unreachable_is_503_and_nothing_changes(
         consumer_enabled=False,
         outbox_enabled=False,
     )
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as cut_off:
-            r = await cut_off.post("/reps", json={"id": "005LOST", "role": "SDR"})
-            assert r.status_code == 503, r.text
-            assert "Kafka did not acknowledge" in r.json()["detail"]
-            assert r.headers["Retry-After"] == "1"
-            r = await cut_off.patch("/reps/005STAY", json={"paused": True})
-            assert r.status_code == 503, r.text
+    async with running_router(settings) as cut_off:
+        r = await cut_off.post("/reps", json={"id": "005LOST", "role": "SDR"})
+        assert r.status_code == 503, r.text
+        assert "Kafka did not acknowledge" in r.json()["detail"]
+        assert r.headers["Retry-After"] == "1"
+        r = await cut_off.patch("/reps/005STAY", json={"paused": True})
+        assert r.status_code == 503, r.text
     # The running router never heard of either change.
     assert (await client.get("/reps/005LOST")).status_code == 404
     assert (await client.get("/reps/005STAY")).json()["paused"] is False

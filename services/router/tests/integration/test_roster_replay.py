@@ -3,41 +3,27 @@ and the rotation order as they were, and the leads routed with them come back th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from rep_helpers import create_reps, patch_rep
 from router_events import T0, form, routing_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import ADMIN, router_settings
+from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
-from revops.router.main import SPEC, build_app
+from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
 pytestmark = pytest.mark.infra
 
 LEADS = 12
-
-
-@asynccontextmanager
-async def running_router(settings: RouterSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as client:
-            yield client
 
 
 async def stored(settings: RouterSettings) -> tuple[list[dict[str, Any]], dict[str, tuple]]:

@@ -5,20 +5,17 @@ what the real routing then decides, and a reset rebuilds the policy and the deci
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from rep_helpers import create_reps
 from router_events import T0
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import ADMIN, router_settings
+from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
@@ -30,7 +27,7 @@ from revops.events.testing import (
     unique_prefix,
 )
 from revops.router import models as m
-from revops.router.main import SPEC, build_app
+from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
 pytestmark = pytest.mark.infra
@@ -60,17 +57,6 @@ territories:
     match:
       countries: [Narnia]
 """
-
-
-@asynccontextmanager
-async def running_router(settings: RouterSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://router", headers=ADMIN
-        ) as client:
-            yield client
 
 
 def lead_form(email: str, at: datetime, **fields: Any) -> FormSubmittedEvent:

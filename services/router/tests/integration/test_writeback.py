@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fake_crm import TOKEN, FakeCrm, running_fake_crm
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -25,7 +24,7 @@ from revops.events.catalogue import PersonChanged, PersonChangedEvent, make_even
 from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, add_message
 from revops.events.service import ServiceRuntime
 from revops.events.settings import KafkaSettings
-from revops.events.testing import eventually, fresh_schema, publish
+from revops.events.testing import eventually, fresh_schema, publish, running_app
 from revops.router import models as m
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER
 from revops.router.main import SPEC, build_app
@@ -135,12 +134,8 @@ async def router_app(
     )
     await fresh_schema(SPEC, settings.resolved_database_url())
     app = build_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://r", headers=ADMIN
-        ) as client:
-            yield client, app
+    async with running_app(app, base_url="http://router", headers=ADMIN) as client:
+        yield client, app
 
 
 async def add_rep(client: httpx.AsyncClient, rep_id: str, **crm_ids: str) -> None:

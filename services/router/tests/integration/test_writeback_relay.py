@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fake_crm import TOKEN, FakeCrm, running_fake_crm
 from rep_helpers import create_reps
 from router_events import T0, form, routing_events
 from sqlalchemy import Row, select
 
-from conftest import ADMIN, router_settings
+from conftest import router_settings, running_router
 from revops.events.catalogue import LeadRoutedEvent
 from revops.events.db import Database
 from revops.events.outbox import OutboxRelay, add_message
@@ -31,7 +29,7 @@ from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.context import HUBSPOT_OWNER
-from revops.router.main import SPEC, build_app
+from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmIds, CrmWriteback
 
@@ -214,38 +212,33 @@ async def test_a_hanging_crm_holds_back_no_routed_lead(kafka_settings: KafkaSett
         # The HTTP client would wait a minute: only the relay's design can keep it out.
         settings = crm_router_settings(kafka_settings, crm, writeback_timeout_s=60)
         await fresh_schema(SPEC, settings.resolved_database_url())
-        app = build_app(settings)
-        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://r", headers=ADMIN
-            ) as client:
-                rep = {"id": "sdr-1", "role": "SDR", "region": "AMER", "certified": True}
-                await create_reps(client, [{**rep, "hubspot_owner_id": "hs-owner-1"}])
-                crm.held.add("hs-hang")
-                at = T0 + timedelta(days=5)
-                await publish(kafka_settings, [form("hang@example.com", at, hubspot_id="hs-hang")])
+        async with running_router(settings) as client:
+            rep = {"id": "sdr-1", "role": "SDR", "region": "AMER", "certified": True}
+            await create_reps(client, [{**rep, "hubspot_owner_id": "hs-owner-1"}])
+            crm.held.add("hs-hang")
+            at = T0 + timedelta(days=5)
+            await publish(kafka_settings, [form("hang@example.com", at, hubspot_id="hs-hang")])
 
-                async def call_hanging() -> None:
-                    assert crm.in_flight == 1
+            async def call_hanging() -> None:
+                assert crm.in_flight == 1
 
-                await eventually(call_hanging, timeout_s=30)
-                await publish(kafka_settings, [form("next@example.com", at)])
+            await eventually(call_hanging, timeout_s=30)
+            await publish(kafka_settings, [form("next@example.com", at)])
 
-                async def next_lead_routed() -> None:
-                    routed = {
-                        e.payload.email
-                        for e in await routing_events(kafka_settings)
-                        if isinstance(e, LeadRoutedEvent)
-                    }
-                    assert "next@example.com" in routed
+            async def next_lead_routed() -> None:
+                routed = {
+                    e.payload.email
+                    for e in await routing_events(kafka_settings)
+                    if isinstance(e, LeadRoutedEvent)
+                }
+                assert "next@example.com" in routed
 
-                await eventually(next_lead_routed, timeout_s=20)
-                # Published while the CRM call was still open.
-                assert crm.in_flight == 1 and "hs-hang" not in crm.hubspot_owner
-                crm.released.set()
+            await eventually(next_lead_routed, timeout_s=20)
+            # Published while the CRM call was still open.
+            assert crm.in_flight == 1 and "hs-hang" not in crm.hubspot_owner
+            crm.released.set()
 
-                async def written_back() -> None:
-                    assert crm.hubspot_owner == {"hs-hang": "hs-owner-1"}
+            async def written_back() -> None:
+                assert crm.hubspot_owner == {"hs-hang": "hs-owner-1"}
 
-                await eventually(written_back, timeout_s=20)
+            await eventually(written_back, timeout_s=20)

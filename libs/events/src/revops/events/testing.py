@@ -15,7 +15,8 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,7 +24,28 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from revops.events import admin, migrations
-from revops.events.catalogue import Envelope, Event
+from revops.events.catalogue import (
+    AccountChanged,
+    AccountChangedEvent,
+    ActivityLogged,
+    ActivityLoggedEvent,
+    Envelope,
+    Event,
+    FormSubmitted,
+    FormSubmittedEvent,
+    LeadConverted,
+    LeadConvertedEvent,
+    Model,
+    OpportunityChanged,
+    OpportunityChangedEvent,
+    PersonChanged,
+    PersonChangedEvent,
+    SignupCreated,
+    SignupCreatedEvent,
+    Source,
+    SourceRef,
+    make_event,
+)
 from revops.events.codec import decode_event
 from revops.events.producer import EventProducer
 from revops.events.service import ServiceSpec
@@ -195,3 +217,132 @@ async def running_app(
             transport=transport, base_url=base_url, headers=dict(headers or {})
         ) as client:
             yield client
+
+
+# --- events as ingest publishes them -------------------------------------------------------
+# One factory a kind, for every service's tests: the business key and the moment first,
+# then keyword fields of the payload, checked against it (the catalogue ignores unknown
+# fields on purpose, so a misspelt one here would vanish without a word). Ids are unique
+# unless given: a test that replays an event passes the same ``id`` again.
+
+
+def new_event_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def salesforce_ref(object_type: str, object_id: str) -> SourceRef:
+    return SourceRef(system="salesforce", object_type=object_type, object_id=object_id)
+
+
+def form_submitted(
+    email: str, at: datetime, *, id: str | None = None, **fields: Any
+) -> FormSubmittedEvent:
+    """A HubSpot form submission."""
+    payload = _payload(FormSubmitted, email=email, **fields)
+    return _event(FormSubmittedEvent, "form", id, "hubspot", at, payload)
+
+
+def signup_created(
+    email: str, at: datetime, *, id: str | None = None, **fields: Any
+) -> SignupCreatedEvent:
+    """A product sign-up (a cloud one, with a user id of its own, unless told)."""
+    event_id = id or new_event_id("signup")
+    fields = {"user_id": f"usr-{event_id}", "signup_type": "cloud", **fields}
+    payload = _payload(SignupCreated, email=email, **fields)
+    return _event(SignupCreatedEvent, "signup", event_id, "product", at, payload)
+
+
+def person_changed(
+    person_type: Literal["lead", "contact"],
+    object_id: str,
+    at: datetime,
+    *,
+    change: Literal["created", "updated", "deleted", "merged"],
+    id: str | None = None,
+    **fields: Any,
+) -> PersonChangedEvent:
+    """A Salesforce lead or contact; created at ``at`` when the change is its creation."""
+    ref = salesforce_ref(person_type.title(), object_id)
+    fields = {"created_at": at if change == "created" else None, **fields}
+    payload = _payload(
+        PersonChanged, person_type=person_type, change=change, source_ref=ref, **fields
+    )
+    return _event(PersonChangedEvent, "person", id, "salesforce", at, payload)
+
+
+def lead_converted(
+    lead_id: str, at: datetime, *, account_id: str, id: str | None = None, **fields: Any
+) -> LeadConvertedEvent:
+    """A Salesforce lead conversion (into an opportunity when ``opportunity_id`` is given)."""
+    payload = _payload(LeadConverted, lead_id=lead_id, account_id=account_id, **fields)
+    return _event(LeadConvertedEvent, "conversion", id, "salesforce", at, payload)
+
+
+def account_changed(
+    account_id: str,
+    at: datetime,
+    *,
+    change: Literal["created", "updated", "deleted"],
+    id: str | None = None,
+    **fields: Any,
+) -> AccountChangedEvent:
+    """A Salesforce account."""
+    ref = salesforce_ref("Account", account_id)
+    payload = _payload(
+        AccountChanged, account_id=account_id, change=change, source_ref=ref, **fields
+    )
+    return _event(AccountChangedEvent, "account", id, "salesforce", at, payload)
+
+
+def opportunity_changed(
+    opportunity_id: str,
+    at: datetime,
+    *,
+    change: Literal["created", "updated", "deleted"],
+    id: str | None = None,
+    **fields: Any,
+) -> OpportunityChangedEvent:
+    """A Salesforce opportunity; created at ``at`` when the change is its creation."""
+    ref = salesforce_ref("Opportunity", opportunity_id)
+    fields = {"created_at": at if change == "created" else None, **fields}
+    payload = _payload(
+        OpportunityChanged,
+        opportunity_id=opportunity_id,
+        change=change,
+        source_ref=ref,
+        **fields,
+    )
+    return _event(OpportunityChangedEvent, "opportunity", id, "salesforce", at, payload)
+
+
+def activity_logged(
+    at: datetime,
+    *,
+    kind: Literal["email", "call", "meeting", "task", "other"],
+    id: str | None = None,
+    **fields: Any,
+) -> ActivityLoggedEvent:
+    """A Salesforce task (a call, an email, ...); the event's id is the activity's."""
+    event_id = id or new_event_id("activity")
+    ref = salesforce_ref("Task", event_id)
+    payload = _payload(ActivityLogged, activity_id=event_id, kind=kind, source_ref=ref, **fields)
+    return _event(ActivityLoggedEvent, "activity", event_id, "salesforce", at, payload)
+
+
+P = TypeVar("P", bound=Model)
+E = TypeVar("E", bound=Envelope)
+
+
+def _payload(model: type[P], **fields: Any) -> P:
+    unknown = sorted(set(fields) - set(model.model_fields))
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {', '.join(unknown)}")
+    return model(**fields)
+
+
+def _event(
+    event_class: type[E], kind: str, id: str | None, source: Source, at: datetime, payload: Model
+) -> E:
+    return make_event(
+        event_class, id=id or new_event_id(kind), source=source, occurred_at=at, payload=payload
+    )
