@@ -366,7 +366,8 @@ async def test_account_tiers_and_onboarding(client, kafka_settings, unique):
         ("ruby", "diamond"),
     ]
     onboardings = await get_json(client, f"/onboardings?account_id={acct}")
-    assert [(o["tier_from"], o["tier_to"]) for o in onboardings] == [("quartz", "ruby")]
+    assert onboardings["total"] == 1
+    assert [(o["tier_from"], o["tier_to"]) for o in onboardings["items"]] == [("quartz", "ruby")]
 
 
 async def test_unknown_ids_and_tokens(client):

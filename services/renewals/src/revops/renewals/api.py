@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 
+from revops.events.contract import Page, read_page
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
@@ -480,22 +481,24 @@ class OnboardingOut(BaseModel):
     status: str
 
 
+class OnboardingPage(Page[OnboardingOut]):
+    """A page of onboardings, the newest first."""
+
+
 @router.get("/onboardings", dependencies=[ReadAccess], tags=["accounts"])
 async def list_onboardings(
     session: SessionDep,
     account_id: StoredText | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> list[OnboardingOut]:
+) -> OnboardingPage:
     """Onboarding records opened by tier moves, newest first."""
     o = m.onboardings
     query = select(o)
     if account_id is not None:
         query = query.where(o.c.account_id == account_id)
-    rows = await session.execute(
-        query.order_by(o.c.opened_at.desc(), o.c.id).limit(limit).offset(offset)
-    )
-    return [
+    rows, total = await read_page(session, query, [o.c.opened_at.desc(), o.c.id], limit, offset)
+    items = [
         OnboardingOut(
             id=r.id,
             account_id=r.account_id,
@@ -506,3 +509,4 @@ async def list_onboardings(
         )
         for r in rows
     ]
+    return OnboardingPage(items=items, total=total, limit=limit, offset=offset)

@@ -1,4 +1,5 @@
-"""The router's HTTP API: reps (admin), leads, queues, SLA breaches, failed write-backs."""
+"""The router's HTTP API: reps (admin), leads and queues (SLA breaches and write-backs
+are read in modules of their own)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, case, func, literal, or_, select, union_all
+from sqlalchemy import Row, func, or_, select
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
+from revops.events.contract import Page, read_page
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
     NEEDS_THE_ADMIN_TOKEN,
     Limit,
-    Moment,
     Offset,
     ReadAccess,
     Refusal,
@@ -30,13 +31,11 @@ from revops.events.service import (
     not_found,
 )
 from revops.router import models as m
-from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
+from revops.router.context import RouterContext
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
-from revops.router.domain.sla import LeadTimes, breaches
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
-from revops.router.settings import RouterSettings
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
@@ -172,6 +171,10 @@ async def create_rep(body: RepCreate, session: SessionDep, runtime: RuntimeDep) 
     return RepOut(**rep.model_dump(exclude={"change"}), position=None)
 
 
+class RepPage(Page[RepOut]):
+    """A page of the roster, in rotation order."""
+
+
 @router.get("/reps", dependencies=[ReadAccess], tags=["reps"])
 async def list_reps(
     session: SessionDep,
@@ -179,13 +182,14 @@ async def list_reps(
     offset: Offset = 0,
     role: Role | None = None,
     region: Region | None = None,
-) -> list[RepOut]:
-    query = select(m.reps).order_by(m.reps.c.position).limit(limit).offset(offset)
+) -> RepPage:
+    query = select(m.reps)
     if role:
         query = query.where(m.reps.c.role == role)
     if region:
         query = query.where(m.reps.c.region == region)
-    return [_rep_out(r) for r in await session.execute(query)]
+    rows, total = await read_page(session, query, [m.reps.c.position], limit, offset)
+    return RepPage(items=[_rep_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"], responses=not_found("rep"))
@@ -269,6 +273,10 @@ def _lead_out(row: Row[Any]) -> LeadOut:
     return LeadOut.model_validate(dict(row._mapping))
 
 
+class LeadPage(Page[LeadOut]):
+    """A page of leads, in the order they arrived."""
+
+
 @router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
 async def list_leads(
     session: SessionDep,
@@ -279,11 +287,11 @@ async def list_leads(
     limit: Limit = 100,
     offset: Offset = 0,
     newest_first: bool = False,
-) -> list[LeadOut]:
+) -> LeadPage:
     """Leads by the time they arrived, the oldest first unless ``newest_first``."""
     columns = (m.leads.c.created_at, m.leads.c.id)
     order = [c.desc() if newest_first else c.asc() for c in columns]
-    query = select(m.leads).order_by(*order).limit(limit).offset(offset)
+    query = select(m.leads)
     if email:
         query = query.where(m.leads.c.email == email.strip().lower())
     if rule:
@@ -292,7 +300,8 @@ async def list_leads(
         query = query.where(m.leads.c.queue == queue)
     if owner_id:
         query = query.where(m.leads.c.owner_id == owner_id)
-    return [_lead_out(r) for r in await session.execute(query)]
+    rows, total = await read_page(session, query, order, limit, offset)
+    return LeadPage(items=[_lead_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -521,150 +530,3 @@ async def list_queues(session: SessionDep, day: date | None = None) -> QueuesOut
         total = await session.scalar(select(func.count()).where(*still_waiting))
         waiting.append(UnassignedOut(name=queue_name, count=int(total or 0), lead_ids=ids))
     return QueuesOut(day=day, queues=out, waiting=waiting)
-
-
-# --- SLA -------------------------------------------------------------------------------------
-
-
-class BreachOut(BaseModel):
-    lead_id: str
-    email: str
-    owner_id: str | None
-    kind: str
-    allowed_s: float
-    took_s: float
-    open: bool
-    created_at: datetime
-
-
-_BREACH_KINDS = ("first_touch", "first_status_change")
-
-
-@router.get("/sla/breaches", dependencies=[ReadAccess], tags=["sla"])
-async def sla_breaches(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    as_of: Moment | None = None,
-    since: Moment | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[BreachOut]:
-    """Leads that missed the first-touch target or the first-status-change limit; leads
-    still waiting count as of ``as_of`` (default: now). A conversion stops both clocks:
-    a lead converted within the limit breaches nothing, one converted after it is a
-    closed breach (``open`` false) that took until the conversion."""
-    settings = runtime.settings
-    assert isinstance(settings, RouterSettings)
-    policy = settings.policy()
-    now = as_of or datetime.now(UTC)
-    if now.tzinfo is None:
-        raise invalid("query", "as_of", "needs a time zone")
-    # What ended each clock: the first touch (status change), or the conversion by then.
-    converted = case((m.leads.c.converted_at <= now, m.leads.c.converted_at))
-    touched = func.least(m.leads.c.first_touch_at, converted)
-    changed = func.least(m.leads.c.first_status_change_at, converted)
-    first_touch_late = or_(
-        touched.is_(None) & (m.leads.c.created_at < now - policy.first_touch_target),
-        touched - m.leads.c.created_at > policy.first_touch_target,
-    )
-    status_late = or_(
-        changed.is_(None) & (m.leads.c.created_at < now - policy.first_status_change_limit),
-        changed - m.leads.c.created_at > policy.first_status_change_limit,
-    )
-    # A page of breaches, not of leads (a lead may breach both): one row per lead and
-    # kind, in the order of the leads, first touch before status change.
-    in_range = [m.leads.c.created_at <= now]
-    if since is not None:
-        in_range.append(m.leads.c.created_at >= since)
-    late = union_all(
-        *(
-            select(m.leads.c.id, m.leads.c.created_at, literal(order).label("kind_order")).where(
-                condition, *in_range
-            )
-            for order, condition in enumerate((first_touch_late, status_late))
-        )
-    ).subquery()
-    query = (
-        select(m.leads, late.c.kind_order)
-        .join(late, late.c.id == m.leads.c.id)
-        .order_by(late.c.created_at, late.c.id, late.c.kind_order)
-        .limit(limit)
-        .offset(offset)
-    )
-    out: list[BreachOut] = []
-    for row in await session.execute(query):
-        times = LeadTimes(
-            row.id,
-            row.created_at,
-            row.first_touch_at,
-            row.first_status_change_at,
-            row.converted_at,
-        )
-        kind = _BREACH_KINDS[row.kind_order]
-        for b in breaches(times, policy, now):
-            if b.kind != kind:
-                continue
-            out.append(
-                BreachOut(
-                    lead_id=row.id,
-                    email=row.email,
-                    owner_id=row.owner_id,
-                    kind=b.kind,
-                    allowed_s=b.allowed.total_seconds(),
-                    took_s=b.took.total_seconds(),
-                    open=b.open,
-                    created_at=row.created_at,
-                )
-            )
-    return out
-
-
-# --- write-backs -----------------------------------------------------------------------------
-
-
-class WritebackOut(BaseModel):
-    event_id: str
-    destination: str
-    lead_id: str
-    attempts: int
-    last_error: str | None
-    failed_at: datetime | None
-    sent_at: datetime | None
-    next_attempt_at: datetime
-
-
-@router.get("/writebacks", dependencies=[ReadAccess], tags=["write-back"])
-async def list_writebacks(
-    session: SessionDep,
-    status: Literal["failed", "pending", "sent", "all"] = "failed",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[WritebackOut]:
-    """Owner write-backs to the CRMs; by default the ones that gave up."""
-    outbox = m.metadata.tables["router.outbox"]
-    query = (
-        select(outbox)
-        .where(outbox.c.destination.in_([HUBSPOT_OWNER, SALESFORCE_OWNER]))
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    if status == "failed":
-        query = query.where(outbox.c.failed_at.is_not(None))
-    elif status == "pending":
-        query = query.where(outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
-    elif status == "sent":
-        query = query.where(outbox.c.sent_at.is_not(None))
-    return [
-        WritebackOut(
-            event_id=r.event_id,
-            destination=r.destination,
-            lead_id=r.key,
-            attempts=r.attempts,
-            last_error=r.last_error,
-            failed_at=r.failed_at,
-            sent_at=r.sent_at,
-            next_attempt_at=r.next_attempt_at,
-        )
-        for r in await session.execute(query)
-    ]
