@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import metrics, migrations
 from revops.events.consumer import BatchHandler, ConsumerRunner, Handler
+from revops.events.contract import refuse_request
 from revops.events.db import Database
 from revops.events.logs import AccessLog, configure_logging
 from revops.events.outbox import OutboxRelay, Sender
@@ -402,6 +403,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, refuse_request)
     if runtime is not None:
         _serve_readers(app, runtime.settings)
     if settings.http_access_log:

@@ -15,6 +15,7 @@ from sqlalchemy import RowMapping, func, select
 from revops.attribution import models
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.catalogue import normalise_email
+from revops.events.contract import Money
 from revops.events.service import (
     NEEDS_A_TOKEN,
     ReadAccess,
@@ -81,14 +82,14 @@ class OpportunityAttributionOut(BaseModel):
 class SourceLine(BaseModel):
     key: str | None
     opportunities: int
-    amount: Decimal
+    amount: Money
 
 
 class CampaignLine(BaseModel):
     campaign_id: str
     opportunities: int  # opportunities it influenced
     credited_opportunities: float  # sum of its credit: a share of each opportunity
-    credited_amount: Decimal  # sum of credit x amount
+    credited_amount: Money  # sum of credit x amount
 
 
 class PipelineBySourceOut(BaseModel):
@@ -96,7 +97,7 @@ class PipelineBySourceOut(BaseModel):
     to: datetime | None = None
     qualified_only: bool
     opportunities: int
-    amount: Decimal
+    amount: Money
     by_opportunity_source: list[SourceLine]
     by_first_touchpoint: list[SourceLine]
     by_campaign: dict[str, list[CampaignLine]]

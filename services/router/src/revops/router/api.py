@@ -33,7 +33,7 @@ from revops.events.service import (
 from revops.router import models as m
 from revops.router.context import RouterContext
 from revops.router.domain.reps import Region, Role
-from revops.router.domain.rules import members_of
+from revops.router.domain.rules import RuleName, members_of
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
 from revops.router.store import rep_from_row
@@ -277,12 +277,26 @@ class LeadPage(Page[LeadOut]):
     """A page of leads, in the order they arrived."""
 
 
+# Every queue a lead can be in: the regions' rotations and the two waiting queues
+# (tests/unit/test_read_filters.py holds it to rotations.ALL_QUEUES).
+QueueName = Literal[
+    "inbound-AMER",
+    "inbound-EMEA",
+    "inbound-APAC",
+    "ae-AMER",
+    "ae-EMEA",
+    "ae-APAC",
+    "unassigned",
+    "manual_review",
+]
+
+
 @router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
 async def list_leads(
     session: SessionDep,
     email: StoredText | None = None,
-    rule: StoredText | None = None,
-    queue: StoredText | None = None,
+    rule: RuleName | None = None,
+    queue: QueueName | None = None,
     owner_id: StoredText | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
