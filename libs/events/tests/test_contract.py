@@ -1,9 +1,11 @@
 """The read contract's shared pieces (docs/API.md): money answered as a string with two
 decimals and documented so, a body that is not JSON refused with a 400 saying where it
-breaks, and a value outside a fixed set refused with a 422 naming it and the known ones."""
+breaks, a value outside a fixed set refused with a 422 naming it and the known ones, and
+time parameters: a day is the company's whole day, a moment needs its zone."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -12,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from revops.events.contract import Money, refuse_request
+from revops.events.contract import MomentOrDay, Money, end_of, refuse_request, start_of
+
+LOS_ANGELES = "America/Los_Angeles"
 
 
 class Deal(BaseModel):
@@ -80,3 +84,38 @@ async def test_an_unknown_value_of_a_fixed_set_is_a_422_naming_it_and_the_known_
     assert [e["loc"][-1] for e in both.json()["detail"]] == ["stage", "count"]
     assert "unknown value" not in both.json()["detail"][1]["msg"]
     assert known.status_code == 200
+
+
+def span_app() -> FastAPI:
+    served = FastAPI()
+    served.add_exception_handler(RequestValidationError, refuse_request)
+
+    @served.get("/span")
+    async def span(start: MomentOrDay, end: MomentOrDay) -> dict[str, datetime]:
+        return {"from": start_of(start, LOS_ANGELES), "to": end_of(end, LOS_ANGELES)}
+
+    return served
+
+
+async def test_a_day_is_the_companys_whole_day_and_a_moment_needs_its_zone() -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=span_app()), base_url="http://t"
+    ) as c:
+        # 8 March 2026: the clocks go forward in Los Angeles, a day of 23 hours.
+        day = await c.get("/span", params={"start": "2026-03-08", "end": "2026-03-08"})
+        moments = await c.get(
+            "/span",
+            params={"start": "2026-03-08T01:00:00+01:00", "end": "2026-03-09T00:00:00Z"},
+        )
+        naive = await c.get("/span", params={"start": "2026-03-08T00:00:00", "end": "2026-03-09"})
+        garbage = await c.get("/span", params={"start": "last week", "end": "2026-03-09"})
+        far = await c.get("/span", params={"start": "1600-01-01T00:00:00Z", "end": "2026-03-09"})
+    assert day.json() == {"from": "2026-03-08T08:00:00Z", "to": "2026-03-09T07:00:00Z"}
+    assert moments.json() == {"from": "2026-03-08T00:00:00Z", "to": "2026-03-09T00:00:00Z"}
+    for refused in (naive, garbage, far):
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["detail"]
+        assert error["loc"] == ["query", "start"]
+    assert "needs a time zone" in naive.json()["detail"][0]["msg"]
+    assert "a date (2026-12-03) or a date-time with its zone" in garbage.json()["detail"][0]["msg"]
+    assert "between 1700-01-01 and 4000-12-31" in far.json()["detail"][0]["msg"]

@@ -19,7 +19,6 @@ from revops.events.service import (
     ReadAccess,
     RuntimeDep,
     SessionDep,
-    invalid,
 )
 from revops.router import models as m
 from revops.router.domain.rules import RoutingPolicy
@@ -91,8 +90,6 @@ async def sla_breaches(
     assert isinstance(settings, RouterSettings)
     policy = settings.policy()
     now = as_of or datetime.now(UTC)
-    if now.tzinfo is None:
-        raise invalid("query", "as_of", "needs a time zone")
     first_touch_late, status_late = late_conditions(policy, now)
     in_range = [m.leads.c.created_at <= now]
     if since is not None:
