@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Gauge
 from pydantic import BaseModel, StringConstraints
 from sqlalchemy import MetaData, Table, func, select
@@ -376,12 +377,15 @@ def create_app(
 
     metrics.watch_gc_pauses()  # here, not in serve(): every uvicorn worker builds its app
     version = project_version()
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts from the service itself, not a
+    # CDN: they work on a closed network and leak nothing to a third party.
+    app = FastAPIOffline(
         title=title,
         description=description,
         lifespan=lifespan,
         version=project_version(),
         telemetry=None if settings.http_telemetry else TELEMETRY_OFF,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.runtime = runtime
