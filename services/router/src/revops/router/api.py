@@ -96,21 +96,21 @@ class RepCreate(RepFields):
 
 
 class RepOut(BaseModel):
-    id: str
-    name: str
-    email: str | None
-    role: str
-    region: str | None
-    certified: bool
-    consultant: bool
-    active: bool
-    paused: bool
-    out_of_office: bool
-    weight: int
-    daily_cap: int | None
-    paired_sdr_id: str | None
-    salesforce_user_id: str | None
-    hubspot_owner_id: str | None
+    id: str = Field(description="the rep's id (the CRM user id, so events can name the rep)")
+    name: str = Field(description="the rep's name")
+    email: str | None = Field(description="the rep's email")
+    role: str = Field(description="SDR or AE")
+    region: str | None = Field(description="AMER, EMEA or APAC; null: no rotation")
+    certified: bool = Field(description="passed the demo certification (needed to rotate)")
+    consultant: bool = Field(description="a consultant: never in a rotation")
+    active: bool = Field(description="works leads at all")
+    paused: bool = Field(description="takes no new turns for now")
+    out_of_office: bool = Field(description="away: takes no new turns")
+    weight: int = Field(description="turns per round of the rotation (0: none)")
+    daily_cap: int | None = Field(description="the most leads a day; null: no cap")
+    paired_sdr_id: str | None = Field(description="an AE's SDR")
+    salesforce_user_id: str | None = Field(description="the rep's Salesforce user id")
+    hubspot_owner_id: str | None = Field(description="the rep's HubSpot owner id")
     position: int | None = Field(
         description="the rotation order (the order reps were created); null in the answer "
         "to a create, until the router has applied the new rep"
@@ -235,35 +235,49 @@ async def update_rep(
 
 
 class LeadOut(BaseModel):
-    id: str
-    email: str
-    account_id: str | None
-    match: str
-    owner_id: str | None
-    owner_role: str | None
-    rule: str
-    reason: str
-    queue: str | None
-    turn: int | None
-    priority: str
-    region: str | None
-    status: str | None
-    review_with_sdr_id: str | None
-    hubspot_id: str | None
-    salesforce_id: str | None
-    created_at: datetime
-    routed_at: datetime
-    first_touch_at: datetime | None
-    first_status_change_at: datetime | None
-    converted_at: datetime | None
-    # The routing policy's version the decision was made under, the territory that
-    # matched (null: none did), and what territories look at besides country and form.
-    policy_version: int | None = None
-    territory: str | None = None
-    state: str | None = None
-    employees: int | None = None
-    segment: str | None = None
-    company: str | None = None
+    id: str = Field(description="the router's id of the lead")
+    email: str = Field(description="the lead's email, lower case (one lead per email)")
+    account_id: str | None = Field(description="the CRM account it matched; null: none")
+    match: str = Field(
+        description="how the account was matched: exact_domain, parent_domain, "
+        "company_name, none_free_mail or none"
+    )
+    owner_id: str | None = Field(description="the rep who owns it; null: nobody yet")
+    owner_role: str | None = Field(description="the owner's role, SDR or AE")
+    rule: str = Field(
+        description="the rule that decided its owner: recent_touch, open_opportunity, "
+        "round_robin, manual_review, unassigned or manual (by an admin)"
+    )
+    reason: str = Field(description="why, in words (an admin's reason for a manual one)")
+    queue: str | None = Field(
+        description="the rotation it was routed through, or the waiting queue it is in"
+    )
+    turn: int | None = Field(description="the rotation's turn it took; null: none taken")
+    priority: str = Field(description="high or normal")
+    region: str | None = Field(description="AMER, EMEA or APAC; null: none known")
+    status: str | None = Field(description="the lead's status in the CRM")
+    review_with_sdr_id: str | None = Field(
+        description="the SDR the owning AE reviews the lead with (an open opportunity's)"
+    )
+    hubspot_id: str | None = Field(description="the lead's id in HubSpot")
+    salesforce_id: str | None = Field(description="the lead's id in Salesforce")
+    created_at: datetime = Field(description="when the lead arrived (its first form)")
+    routed_at: datetime = Field(description="when its latest routing decision was made")
+    first_touch_at: datetime | None = Field(
+        description="the owner's first activity on it (the first-touch SLA's clock stops)"
+    )
+    first_status_change_at: datetime | None = Field(
+        description="its first status change in the CRM (the status SLA's clock stops)"
+    )
+    converted_at: datetime | None = Field(description="when it was converted; null: not yet")
+    policy_version: int | None = Field(
+        default=None, description="the routing policy's version the decision was made under"
+    )
+    territory: str | None = Field(default=None, description="the territory that matched")
+    state: str | None = Field(default=None, description="the state or province it gave")
+    employees: int | None = Field(default=None, description="the company size it gave")
+    segment: str | None = Field(default=None, description="the segment it gave")
+    company: str | None = Field(default=None, description="the company name it gave")
     match_score: float | None = Field(
         default=None, description="match company_name: the account name's score (0-100)"
     )
@@ -431,14 +445,14 @@ async def reroute(lead_id: StoredText, runtime: RuntimeDep) -> LeadOut:
 
 
 class ConversionOut(BaseModel):
-    lead_id: str
-    account_id: str
-    opportunity_id: str | None
-    ae_id: str | None
-    rule: str
-    reason: str
-    sao_sdr_id: str | None
-    converted_at: datetime
+    lead_id: str = Field(description="the router's id of the converted lead")
+    account_id: str = Field(description="the account it was converted into")
+    opportunity_id: str | None = Field(description="the opportunity made; null: none")
+    ae_id: str | None = Field(description="the AE given the opportunity; null: nobody")
+    rule: str = Field(description="how the AE was chosen (pair_touch, round_robin, ...)")
+    reason: str = Field(description="why, in words")
+    sao_sdr_id: str | None = Field(description="the SDR credited with the SAO")
+    converted_at: datetime = Field(description="when the lead was converted")
 
 
 @router.get(
@@ -461,32 +475,35 @@ async def get_conversion(lead_id: StoredText, session: SessionDep) -> Conversion
 
 
 class QueueMember(BaseModel):
-    rep_id: str
-    weight: int
-    eligible: bool
-    daily_cap: int | None
-    assigned_today: int
+    rep_id: str = Field(description="the rep's id")
+    weight: int = Field(description="turns per round of the rotation (0: none)")
+    eligible: bool = Field(
+        description="takes turns now: active, certified, not paused, in the office, "
+        "under the daily cap"
+    )
+    daily_cap: int | None = Field(description="the most leads a day; null: no cap")
+    assigned_today: int = Field(description="turns taken in this queue on the day")
 
 
 class QueueOut(BaseModel):
-    name: str
-    role: str
-    region: str
-    turn: int
-    members: list[QueueMember]
-    assigned_today: int
+    name: str = Field(description="the rotation, e.g. inbound-AMER")
+    role: str = Field(description="whose rotation it is: SDR or AE")
+    region: str = Field(description="AMER, EMEA or APAC")
+    turn: int = Field(description="the number of the next turn")
+    members: list[QueueMember] = Field(description="its reps, in rotation order")
+    assigned_today: int = Field(description="turns taken on the day, every member together")
 
 
 class UnassignedOut(BaseModel):
-    name: Literal["unassigned", "manual_review"]
-    count: int
-    lead_ids: list[str]
+    name: Literal["unassigned", "manual_review"] = Field(description="the waiting queue")
+    count: int = Field(description="leads waiting in it")
+    lead_ids: list[str] = Field(description="the first 500 of them, the oldest first")
 
 
 class QueuesOut(BaseModel):
-    day: date
-    queues: list[QueueOut]
-    waiting: list[UnassignedOut]
+    day: date = Field(description="the day counted (UTC)")
+    queues: list[QueueOut] = Field(description="every rotation")
+    waiting: list[UnassignedOut] = Field(description="the leads waiting for a person")
 
 
 @router.get("/queues", dependencies=[ReadAccess], tags=["queues"])
