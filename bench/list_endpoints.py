@@ -122,7 +122,7 @@ async def timings(url: str, requests: int) -> dict[str, dict[str, float]]:
                     "p50_ms": round(statistics.median(times), 2),
                     "p99_ms": round(percentile(times, 0.99), 2),
                     "max_ms": round(max(times), 2),
-                    "rows": float(len(answer.json())),
+                    "rows": float(len(answer.json()["items"])),
                 }
     return out
 

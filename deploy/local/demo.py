@@ -438,12 +438,8 @@ def show_renewals() -> None:
 
 
 def _first(page: Any) -> Any:
-    if isinstance(page, dict):
-        items = page.get("items") or page.get("leads") or []
-        return items[0] if items else None
-    if isinstance(page, list):
-        return page[0] if page else None
-    return None
+    items = page.get("items") if isinstance(page, dict) else None
+    return items[0] if items else None
 
 
 def _closed_won(opp: Any) -> Any:

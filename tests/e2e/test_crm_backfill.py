@@ -151,7 +151,7 @@ async def snapshot(system: System) -> dict[str, Any]:
     tier = (await system.renewals.get(f"/accounts/{ACCOUNT}/tier")).json()
     leads = (
         await system.router.get("/leads", params={"email": "buyer@account6.example.com"})
-    ).json()
+    ).json()["items"]
     return {"tier": tier, "leads": leads, "written": dict(system.org.owners_written)}
 
 
@@ -164,7 +164,7 @@ async def roster_file_round_trip(reps: RouterReps, system: System, tmp_path: Pat
     assert imported.created == ["sheet-ae-1"] and not imported.refused, imported
 
     async def four_reps() -> None:
-        assert len((await system.router.get("/reps")).json()) == 4
+        assert len((await system.router.get("/reps")).json()["items"]) == 4
 
     await eventually(four_reps, timeout_s=30)
     assert (await import_csv(reps, sheet)).unchanged == 1
@@ -185,7 +185,7 @@ async def test_backfilled_crm_state_reaches_every_rule_and_a_second_run_changes_
     assert sorted(synced.created) == [sfid("005", i) for i in (1, 2, 3)], synced
 
     async def reps_applied() -> None:
-        assert len((await system.router.get("/reps")).json()) == 3
+        assert len((await system.router.get("/reps")).json()["items"]) == 3
 
     await eventually(reps_applied, timeout_s=30)
     owners = await sync_reps(reps, system, "hubspot")
@@ -231,7 +231,7 @@ async def test_backfilled_crm_state_reaches_every_rule_and_a_second_run_changes_
     async def routed() -> dict[str, Any]:
         leads = (
             await system.router.get("/leads", params={"email": "buyer@account6.example.com"})
-        ).json()
+        ).json()["items"]
         assert len(leads) == 1, leads
         return dict(leads[0])
 

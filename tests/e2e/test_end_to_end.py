@@ -147,7 +147,7 @@ async def test_a_demo_request_is_routed_attributed_and_its_opportunity_sourced(s
 
     async def routed():
         r = await system.router.get("/leads", params={"email": "jane@acme-e2e.com"})
-        leads = r.json()
+        leads = r.json()["items"]
         assert len(leads) == 1, leads  # the resent form made no second lead
         return leads[0]
 

@@ -1,8 +1,9 @@
-"""What dashboards reading a service's API get: gzip for large answers when asked, and
-CORS for the configured origins only."""
+"""What dashboards reading a service's API get: gzip for large answers when asked, CORS
+for the configured origins only, and API documents whose pages need no CDN."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -71,3 +72,18 @@ async def test_cors_lets_the_configured_origins_read_and_no_other():
     async with client() as c:  # none configured: no browser may read across origins
         read = await c.get("/small", headers={"Origin": DASHBOARD})
         assert "access-control-allow-origin" not in read.headers
+
+
+async def test_swagger_ui_and_redoc_load_everything_from_the_service_itself():
+    async with client() as c:
+        for page in ("/docs", "/redoc"):
+            html = await c.get(page)
+            assert html.status_code == 200, page
+            assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+            assert "/openapi.json" in assets, assets
+            scripts = [a for a in assets if a.endswith((".js", ".css", ".png"))]
+            assert scripts and all(a.startswith("/docs-assets/") for a in scripts), scripts
+            assert "https://" not in html.text and "http://" not in html.text, page
+            for asset in scripts:
+                answer = await c.get(asset)
+                assert answer.status_code == 200 and len(answer.content) > 1000, asset

@@ -28,10 +28,18 @@ async def test_refusals_the_service_decides_have_the_documented_shape(
         "/reports/pipeline-by-source", params={"from": "2026-04-02", "to": "2026-04-01"}
     )
     refused(r, "query", "to")
+    # A day is the company's whole day: from its first moment to its end.
     same = await client.get(
         "/reports/pipeline-by-source", params={"from": "2026-04-01", "to": "2026-04-01"}
     )
-    refused(same, "query", "to")
+    assert same.status_code == 200, same.text
+    assert (same.json()["from"], same.json()["to"]) == (
+        "2026-04-01T07:00:00Z",
+        "2026-04-02T07:00:00Z",
+    )
+    naive = await client.get("/reports/pipeline-by-source", params={"to": "2026-04-01T00:00:00"})
+    refused(naive, "query", "to")
+    assert "needs a time zone" in naive.json()["detail"][0]["msg"]
     r = await client.get(
         "/reports/pipeline-by-source", params={"from": "2026-04-01", "to": "2026-04-02"}
     )

@@ -73,7 +73,7 @@ def test_routing_shows_recent_leads_with_rule_and_reason_newest_first(system: Sy
     client = signed_in(system, "dev-read-token")
     page = client.get("/routing")
     assert page.status_code == 200, page.text
-    leads = system.api("router", "/leads", newest_first="true", limit=50)
+    leads = system.api("router", "/leads", newest_first="true", limit=50)["items"]
     assert len(leads) >= 3
     created = [lead["created_at"] for lead in leads]
     assert created == sorted(created, reverse=True)
@@ -101,7 +101,7 @@ def test_read_only_sessions_see_no_admin_form_and_cannot_post_one(system: System
     page = client.get("/routing").text
     assert "Read only" in page
     assert "/assign" not in page and 'value="pause"' not in page
-    rep = system.api("router", "/reps")[0]
+    rep = system.api("router", "/reps")["items"][0]
     answer = client.post(
         f"/routing/reps/{rep['id']}", data={"csrf": csrf_of(client), "action": "pause"}
     )
@@ -112,7 +112,7 @@ def test_read_only_sessions_see_no_admin_form_and_cannot_post_one(system: System
 
 def test_a_form_without_the_session_token_is_refused(system: System) -> None:
     client = signed_in(system)
-    rep = system.api("router", "/reps")[0]
+    rep = system.api("router", "/reps")["items"][0]
     for csrf in (None, "forged-token-of-another-site-0123456789"):
         data = {"action": "pause", **({"csrf": csrf} if csrf else {})}
         answer = client.post(f"/routing/reps/{rep['id']}", data=data)
@@ -167,7 +167,7 @@ def test_the_admin_assigns_a_waiting_lead(system: System) -> None:
 
 def test_the_routers_refusal_is_shown_naming_the_field(system: System) -> None:
     client = signed_in(system)
-    leads = system.api("router", "/leads")
+    leads = system.api("router", "/leads")["items"]
     lead = next(x["id"] for x in leads if x["converted_at"] is None)  # a converted one: 409
     answer = client.post(
         f"/routing/leads/{lead}/assign",

@@ -78,3 +78,18 @@ async def test_an_offset_past_a_billion_is_refused(client: httpx.AsyncClient) ->
         assert (await client.get(path, params={"offset": MAX_OFFSET})).status_code == 200
         refused(await client.get(path, params={"offset": MAX_OFFSET + 1}), "query", "offset")
     refused(await client.get("/renewals", params={"offset": 2**63}), "query", "offset")
+
+
+async def test_an_unknown_status_is_refused_naming_it_and_a_broken_body_is_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/renewals", params={"status": "closed"})
+    refused(r, "query", "status")
+    assert "unknown value 'closed'" in r.json()["detail"][0]["msg"]
+    assert "'cancelled'" in r.json()["detail"][0]["msg"]
+    for status in ("open", "cancelled", "won", "lost", "all"):
+        assert (await client.get("/renewals", params={"status": status})).status_code == 200
+    r = await client.post(
+        "/forecast/snapshots", content=b"{as_of: 1}", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400 and "the body is not JSON" in r.json()["detail"], r.text

@@ -221,7 +221,8 @@ async def test_a_late_reopen_older_than_the_win_changes_nothing(client, kafka_se
             stage: {"count": 1, "amount": "100.00"}
         }
     response = await client.get("/pipeline", params={"as_of": day(9).isoformat()})
-    assert response.json()["by_owner"][owner]["open"]["count"] == 0
+    assert response.json()["by_owner"][owner]["open"] == {"count": 0, "amount": "0.00"}
+    assert response.json()["as_of"] == day(9).isoformat().replace("+00:00", "Z")
 
 
 async def test_a_won_renewal_makes_the_next_and_contract_end_wins(client, kafka_settings, unique):
@@ -366,7 +367,8 @@ async def test_account_tiers_and_onboarding(client, kafka_settings, unique):
         ("ruby", "diamond"),
     ]
     onboardings = await get_json(client, f"/onboardings?account_id={acct}")
-    assert [(o["tier_from"], o["tier_to"]) for o in onboardings] == [("quartz", "ruby")]
+    assert onboardings["total"] == 1
+    assert [(o["tier_from"], o["tier_to"]) for o in onboardings["items"]] == [("quartz", "ruby")]
 
 
 async def test_unknown_ids_and_tokens(client):

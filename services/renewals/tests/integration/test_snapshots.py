@@ -158,6 +158,9 @@ async def test_missed_weeks_have_the_figures_of_their_own_time(settings):
             assert response.status_code == 200
             body: dict[str, Any] = response.json()
             assert body["as_of"] == wire(moment)
+            # Stored as the forecast was written; answered in UTC with Z like every time.
+            assert body["contents"]["as_of"] == wire(moment)
+            assert body["contents"]["period_start"].endswith("Z")
             return body["contents"]
 
         mar_6 = await contents(FRI_6)

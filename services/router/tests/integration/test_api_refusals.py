@@ -58,7 +58,8 @@ async def test_a_nul_character_names_nothing(client: httpx.AsyncClient) -> None:
 async def test_an_offset_past_a_billion_is_refused(client: httpx.AsyncClient) -> None:
     for path in ("/reps", "/leads", "/sla/breaches", "/writebacks"):
         r = await client.get(path, params={"offset": MAX_OFFSET})
-        assert r.status_code == 200 and r.json() == [], r.text
+        assert r.status_code == 200 and r.json()["items"] == [], r.text
+        assert r.json()["offset"] == MAX_OFFSET
         refused(await client.get(path, params={"offset": MAX_OFFSET + 1}), "query", "offset")
     refused(await client.get("/leads", params={"offset": 2**63}), "query", "offset")
 
@@ -75,3 +76,30 @@ async def test_breaches_as_of_a_moment_outside_the_crm_range_is_refused(
     naive = await client.get("/sla/breaches", params={"as_of": "2026-03-01T00:00:00"})
     refused(naive, "query", "as_of")
     assert "time zone" in naive.json()["detail"][0]["msg"]
+
+
+async def test_an_unknown_filter_value_is_refused_naming_it_and_the_known_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    for name, value, known in (
+        ("rule", "round-robin", "'round_robin'"),
+        ("queue", "inbound-MARS", "'inbound-AMER'"),
+    ):
+        r = await client.get("/leads", params={name: value})
+        refused(r, "query", name)
+        message = r.json()["detail"][0]["msg"]
+        assert f"unknown value '{value}'" in message and known in message, message
+        assert (await client.get("/leads", params={name: known.strip("'")})).status_code == 200
+    for path, name in (("/reps", "role"), ("/reps", "region"), ("/writebacks", "status")):
+        refused(await client.get(path, params={name: "nonsense"}), "query", name)
+
+
+async def test_a_body_that_is_not_json_is_a_400_saying_where_it_breaks(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    r = await client.post("/reps", content=b'{"id": "005X",', headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith("the body is not JSON: ") and "character" in r.text
+    r = await client.patch("/reps/005X", content=b"\xff\xfe", headers=headers)
+    assert r.status_code == 400, r.text

@@ -51,8 +51,8 @@ async def test_leads_routed_waiting_and_breaching_are_counted_as_the_api_lists_t
         found = []
         for email in emails:
             r = await client.get("/leads", params={"email": email})
-            assert r.status_code == 200 and len(r.json()) == 1, r.text
-            found.append(r.json()[0])
+            assert r.status_code == 200 and len(r.json()["items"]) == 1, r.text
+            found.append(r.json()["items"][0])
         return found
 
     leads = await eventually(all_routed, timeout_s=30, interval_s=0.1)
@@ -76,7 +76,7 @@ async def test_leads_routed_waiting_and_breaching_are_counted_as_the_api_lists_t
         assert value(after, "revops_leads_waiting", queue=waiting["name"]) == waiting["count"]
     assert value(after, "revops_leads_waiting", queue="unassigned") >= len(emails)
 
-    breaches = (await client.get("/sla/breaches", params={"limit": 500})).json()
+    breaches = (await client.get("/sla/breaches", params={"limit": 500})).json()["items"]
     open_by_kind = Counter(b["kind"] for b in breaches if b["open"])
     for kind in ("first_touch", "first_status_change"):
         assert value(after, "revops_sla_breaches_open", kind=kind) == open_by_kind[kind]

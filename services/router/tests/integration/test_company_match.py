@@ -35,8 +35,8 @@ def lead_form(email: str, company: str, at: datetime) -> FormSubmittedEvent:
 async def routed(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
     async def found() -> dict[str, Any]:
         r = await client.get("/leads", params={"email": email})
-        assert r.status_code == 200 and r.json(), r.text
-        lead: dict[str, Any] = r.json()[0]
+        assert r.status_code == 200 and r.json()["items"], r.text
+        lead: dict[str, Any] = r.json()["items"][0]
         return lead
 
     return await eventually(found, timeout_s=60, interval_s=0.1)

@@ -140,7 +140,7 @@ async def test_a_transfer_and_a_conversion_write_back_their_owners(
 
         await eventually(moved_to_s2, timeout_s=30)
         r = await client.get("/leads", params={"email": "moved@writeback.example"})
-        assert r.json()[0]["owner_id"] == "S2"
+        assert r.json()["items"][0]["owner_id"] == "S2"
 
         # A conversion from HubSpot: the deal's owner, nothing in Salesforce.
         await publish(

@@ -187,7 +187,7 @@ async def test_a_second_create_of_one_id_is_applied_as_an_update(
     rep = await wait_for_rep(client, "005TWICE", name="second")
     assert (rep["role"], rep["weight"], rep["position"]) == ("AE", 2, position)
     r = await client.get("/reps", params={"limit": 500})
-    ids = [x["id"] for x in r.json()]
+    ids = [x["id"] for x in r.json()["items"]]
     assert ids.index("005BEFORE") < ids.index("005TWICE") < ids.index("005AFTER")
 
 

@@ -43,7 +43,7 @@ async def stored(settings: RouterSettings) -> tuple[list[dict[str, Any]], dict[s
 async def wait_for_leads(client: httpx.AsyncClient, count: int) -> None:
     async def routed() -> None:
         r = await client.get("/leads", params={"limit": 500})
-        assert len(r.json()) == count
+        assert len(r.json()["items"]) == count
 
     await eventually(routed, timeout_s=60, interval_s=0.2)
 
@@ -109,8 +109,8 @@ async def test_a_reset_rebuilds_the_same_roster_from_the_topic(kafka_settings: K
 
         async def roster_back() -> None:
             r = await client.get("/reps")
-            assert len(r.json()) == len(reps_before)
-            assert r.json()[-1]["active"] is False  # R-E's last change
+            assert len(r.json()["items"]) == len(reps_before)
+            assert r.json()["items"][-1]["active"] is False  # R-E's last change
 
         await eventually(roster_back)
     reps_after, leads_after = await stored(settings)

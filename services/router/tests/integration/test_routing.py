@@ -60,8 +60,8 @@ async def lead_of(client: httpx.AsyncClient, email: str) -> dict:
     async def check() -> dict:
         r = await client.get("/leads", params={"email": email})
         assert r.status_code == 200, r.text
-        assert len(r.json()) == 1, r.json()
-        return r.json()[0]
+        assert len(r.json()["items"]) == 1, r.json()["items"]
+        return r.json()["items"][0]
 
     return await eventually(check)
 
@@ -87,7 +87,7 @@ async def test_reps_api_creates_lists_and_validates(client: httpx.AsyncClient):
     r = await client.patch("/reps/nobody", json={"paused": True})
     assert r.status_code == 404
     r = await client.get("/reps")
-    assert [x["id"] for x in r.json()] == [x["id"] for x in REPS]
+    assert [x["id"] for x in r.json()["items"]] == [x["id"] for x in REPS]
     r = await client.get("/reps", headers={"Authorization": "Bearer dev-read-token"})
     assert r.status_code == 200
     r = await client.post(
@@ -220,11 +220,11 @@ async def test_sla_times_and_breaches(client: httpx.AsyncClient, kafka_settings:
     async def check():
         r = await client.get("/sla/breaches", params={"as_of": (t + timedelta(days=2)).isoformat()})
         assert r.status_code == 200, r.text
-        got = {(b["lead_id"], b["kind"]) for b in r.json()}
+        got = {(b["lead_id"], b["kind"]) for b in r.json()["items"]}
         assert (slow["id"], "first_touch") in got
         assert (slow["id"], "first_status_change") in got
         assert not any(lead == fast["id"] for lead, _ in got)
-        return r.json()
+        return r.json()["items"]
 
     await eventually(check)
     r = await client.get(f"/leads/{fast['id']}")

@@ -72,7 +72,7 @@ def lead_form(email: str, at: datetime, **fields: Any) -> FormSubmittedEvent:
 async def routed(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
     async def found() -> dict[str, Any]:
         r = await client.get("/leads", params={"limit": 500})
-        leads = {lead["email"]: lead for lead in r.json()}
+        leads = {lead["email"]: lead for lead in r.json()["items"]}
         assert email in leads
         return leads[email]
 

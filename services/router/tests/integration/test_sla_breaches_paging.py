@@ -29,8 +29,8 @@ async def test_a_page_of_n_breaches_has_n_rows_and_the_pages_list_each_once(
     async def all_listed() -> list[dict[str, object]]:
         r = await client.get("/sla/breaches", params={"limit": 500})
         assert r.status_code == 200, r.text
-        assert len(r.json()) == 2 * len(emails), r.json()
-        return list(r.json())
+        assert len(r.json()["items"]) == 2 * len(emails), r.json()["items"]
+        return list(r.json()["items"])
 
     everything = await eventually(all_listed, timeout_s=30, interval_s=0.2)
     assert [b["kind"] for b in everything[:2]] == ["first_touch", "first_status_change"]
@@ -38,8 +38,9 @@ async def test_a_page_of_n_breaches_has_n_rows_and_the_pages_list_each_once(
     for offset in range(0, len(everything), 3):
         r = await client.get("/sla/breaches", params={"limit": 3, "offset": offset})
         assert r.status_code == 200, r.text
-        assert len(r.json()) <= 3
-        pages.extend(r.json())
+        assert len(r.json()["items"]) <= 3
+        assert r.json()["total"] == len(everything)
+        pages.extend(r.json()["items"])
     key = [(b["lead_id"], b["kind"]) for b in pages]
     assert key == [(b["lead_id"], b["kind"]) for b in everything]
     assert len(set(key)) == len(everything)

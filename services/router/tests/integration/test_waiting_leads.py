@@ -45,8 +45,8 @@ async def leads_of(client: httpx.AsyncClient, emails: list[str]) -> list[dict[st
         for email in emails:
             r = await client.get("/leads", params={"email": email})
             assert r.status_code == 200, r.text
-            assert len(r.json()) == 1, (email, r.json())
-            found.append(r.json()[0])
+            assert len(r.json()["items"]) == 1, (email, r.json()["items"])
+            found.append(r.json()["items"][0])
         return found
 
     return await eventually(check, timeout_s=30, interval_s=0.1)
@@ -149,7 +149,9 @@ async def test_waiting_leads_are_routed_oldest_first_once_a_rep_may_take_them(
 
     # The owner is written back to HubSpot, where the leads came from.
     r = await client.get("/writebacks", params={"status": "all"})
-    assert set(ids) <= {w["lead_id"] for w in r.json() if w["destination"] == "hubspot_owner"}
+    assert set(ids) <= {
+        w["lead_id"] for w in r.json()["items"] if w["destination"] == "hubspot_owner"
+    }
 
 
 async def test_a_change_that_lets_nobody_new_take_leads_routes_nothing(
@@ -273,7 +275,7 @@ async def test_admins_assign_a_lead_by_hand(
     [notice] = notices(events, "high_priority_lead", lead["id"])
     assert notice.payload.recipients == ["M1"]
     r = await client.get("/writebacks", params={"status": "all"})
-    assert lead["id"] in {w["lead_id"] for w in r.json()}
+    assert lead["id"] in {w["lead_id"] for w in r.json()["items"]}
 
     # Re-routed: through the rules again, as of now: the AMER rotation is M1's alone.
     lead_row = await leads_of(client, [email])
@@ -359,7 +361,7 @@ async def test_a_lead_converted_without_a_touch_is_no_open_first_touch_breach(
         params={"as_of": (start + timedelta(days=5)).isoformat(), "since": start.isoformat()},
     )
     assert r.status_code == 200, r.text
-    found = {(b["lead_id"], b["kind"]): b for b in r.json()}
+    found = {(b["lead_id"], b["kind"]): b for b in r.json()["items"]}
     # Converted at 5:00: nothing breached (the status clock stopped too).
     assert not [k for k in found if k[0] == first["id"]]
     # Converted at 5:01 without a touch: a closed first-touch breach of 301 s.
@@ -374,4 +376,4 @@ async def test_a_lead_converted_without_a_touch_is_no_open_first_touch_breach(
             "since": start.isoformat(),
         },
     )
-    assert [b for b in r.json() if b["lead_id"] in (first["id"], second["id"])] == []
+    assert [b for b in r.json()["items"] if b["lead_id"] in (first["id"], second["id"])] == []

@@ -171,7 +171,7 @@ async def test_routed_owner_is_written_back_through_the_outbox(kafka_settings: K
 
         async def failure_visible():
             r = await client.get("/writebacks", params={"status": "all"})
-            rows = {w["event_id"]: w for w in r.json()}
+            rows = {w["event_id"]: w for w in r.json()["items"]}
             gone = [w for w in rows.values() if w["last_error"] and "404" in w["last_error"]]
             assert len(gone) == 1 and gone[0]["sent_at"] is None
             sent = [w for w in rows.values() if w["sent_at"]]
@@ -182,7 +182,7 @@ async def test_routed_owner_is_written_back_through_the_outbox(kafka_settings: K
         await eventually(failure_visible, timeout_s=15)
         # Routing never waited for the CRM: the lead was routed all along.
         r = await client.get("/leads", params={"email": "gone@example.com"})
-        assert r.json()[0]["owner_id"] == "005A"
+        assert r.json()["items"][0]["owner_id"] == "005A"
 
 
 async def queue_owner_writeback(
@@ -218,7 +218,7 @@ async def test_a_rep_without_a_crm_id_fails_at_once_and_is_sent_once_set(
 
         async def failed_at_once():
             r = await client.get("/writebacks", params={"status": "failed"})
-            rows = {w["event_id"]: w for w in r.json()}
+            rows = {w["event_id"]: w for w in r.json()["items"]}
             assert set(rows) == {"wb-hs", "wb-sf", "wb-ghost"}
             return rows
 

@@ -16,7 +16,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,13 +26,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Gauge
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import BaseModel, StringConstraints
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events import metrics, migrations
 from revops.events.consumer import BatchHandler, ConsumerRunner, Handler
+from revops.events.contract import Moment as Moment  # what the services import from here
+from revops.events.contract import refuse_request
 from revops.events.db import Database
 from revops.events.logs import AccessLog, configure_logging
 from revops.events.outbox import OutboxRelay, Sender
@@ -254,24 +256,6 @@ WriteAccess = Depends(require_write)
 # so it is refused with a 422 (and the documents say so) instead of failing in the driver.
 StoredText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
-# Salesforce's own range for a date-time: every moment of the CRMs' data lies within it,
-# and the rules' arithmetic on a moment asked for (a week before, the next snapshot in
-# Pacific time) cannot leave Python's range of dates.
-FIRST_MOMENT = datetime(1700, 1, 1, tzinfo=UTC)
-LAST_MOMENT = datetime(4000, 12, 31, tzinfo=UTC)
-
-
-def _within_the_crm_range(value: datetime) -> datetime:
-    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not FIRST_MOMENT <= moment <= LAST_MOMENT:
-        raise ValueError(
-            f"must be between {FIRST_MOMENT:%Y-%m-%d} and {LAST_MOMENT:%Y-%m-%d} (UTC)"
-        )
-    return value
-
-
-Moment = Annotated[datetime, AfterValidator(_within_the_crm_range)]
-
 # Postgres binds OFFSET as a bigint; no table here comes near a billion rows.
 MAX_OFFSET = 1_000_000_000
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -393,15 +377,19 @@ def create_app(
 
     metrics.watch_gc_pauses()  # here, not in serve(): every uvicorn worker builds its app
     version = project_version()
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts from the service itself, not a
+    # CDN: they work on a closed network and leak nothing to a third party.
+    app = FastAPIOffline(
         title=title,
         description=description,
         lifespan=lifespan,
         version=project_version(),
         telemetry=None if settings.http_telemetry else TELEMETRY_OFF,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, refuse_request)
     if runtime is not None:
         _serve_readers(app, runtime.settings)
     if settings.http_access_log:

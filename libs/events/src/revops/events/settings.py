@@ -59,6 +59,9 @@ class ServiceSettings(KafkaSettings):
     # Web pages on these origins may read the API from the browser (CORS), e.g.
     # CORS_ORIGINS='["https://dashboards.example.com"]'; none by default.
     cors_origins: list[str] = Field(default_factory=list)
+    # The company's clock: a day given to a time parameter (?from=2026-12-03) is this zone's
+    # day, and renewals' forecast weeks and quarters follow it.
+    company_timezone: str = "America/Los_Angeles"
     # The consumer loop.
     consumer_batch_max: int = Field(default=500, ge=1)
     consumer_poll_ms: int = Field(default=200, ge=1)

@@ -4,7 +4,7 @@ and influence, and pipeline by source."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -15,9 +15,11 @@ from sqlalchemy import RowMapping, func, select
 from revops.attribution import models
 from revops.attribution.domain.influence import AttributionModel
 from revops.events.catalogue import normalise_email
+from revops.events.contract import MomentOrDay, Money, end_of, start_of
 from revops.events.service import (
     NEEDS_A_TOKEN,
     ReadAccess,
+    RuntimeDep,
     SessionDep,
     StoredText,
     invalid,
@@ -81,14 +83,14 @@ class OpportunityAttributionOut(BaseModel):
 class SourceLine(BaseModel):
     key: str | None
     opportunities: int
-    amount: Decimal
+    amount: Money
 
 
 class CampaignLine(BaseModel):
     campaign_id: str
     opportunities: int  # opportunities it influenced
     credited_opportunities: float  # sum of its credit: a share of each opportunity
-    credited_amount: Decimal  # sum of credit x amount
+    credited_amount: Money  # sum of credit x amount
 
 
 class PipelineBySourceOut(BaseModel):
@@ -96,7 +98,7 @@ class PipelineBySourceOut(BaseModel):
     to: datetime | None = None
     qualified_only: bool
     opportunities: int
-    amount: Decimal
+    amount: Money
     by_opportunity_source: list[SourceLine]
     by_first_touchpoint: list[SourceLine]
     by_campaign: dict[str, list[CampaignLine]]
@@ -220,25 +222,21 @@ def _money(value: Any) -> Decimal:
     return Decimal(value or 0).quantize(Decimal("0.01"))
 
 
-def _bound(value: datetime | date | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.combine(value, time(0), tzinfo=UTC)
-
-
 @router.get("/reports/pipeline-by-source", dependencies=[ReadAccess])
 async def pipeline_by_source(
     session: SessionDep,
-    from_: Annotated[datetime | date | None, Query(alias="from")] = None,
-    to: Annotated[datetime | date | None, Query()] = None,
+    runtime: RuntimeDep,
+    from_: Annotated[MomentOrDay | None, Query(alias="from")] = None,
+    to: Annotated[MomentOrDay | None, Query()] = None,
     qualified_only: bool = False,
 ) -> PipelineBySourceOut:
     """Opportunities created in [from, to): counts and amounts by opportunity source, by
     the converted lead's first touchpoint, and by campaign under every model (a campaign's
-    share of an opportunity is its credit). A date means midnight UTC."""
-    start, end = _bound(from_), _bound(to)
+    share of an opportunity is its credit). A day is the company's (COMPANY_TIMEZONE):
+    ``from`` its first moment, ``to`` its end."""
+    zone = runtime.settings.company_timezone
+    start = start_of(from_, zone) if from_ is not None else None
+    end = end_of(to, zone) if to is not None else None
     if start and end and end <= start:
         raise invalid("query", "to", "`to` must be after `from`")
     table = models.opportunities

@@ -56,10 +56,8 @@ def refusal_message(body: Any) -> str:
 
 
 def items_of(page: Any) -> list[Any]:
-    """The items of a list answer, whichever envelope it comes in: a bare list, or an
-    object with ``items``."""
-    if isinstance(page, list):
-        return page
+    """The items of a list answer: every list comes in one envelope (docs/API.md),
+    ``{"items": [...], "total": N, "limit": L, "offset": O}``."""
     if isinstance(page, Mapping) and isinstance(page.get("items"), list):
         return list(page["items"])
     return []

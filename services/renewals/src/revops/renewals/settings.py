@@ -40,8 +40,7 @@ class RenewalsSettings(ServiceSettings, CrmSettings):
     renewal_opportunity_type: str = "Renewal"
     renewable_types: list[str] = Field(default_factory=lambda: ["New Business", "Renewal"])
 
-    # The company's clock: the forecast's day and time, and its quarters.
-    company_timezone: str = "America/Los_Angeles"
+    # The forecast's day and time, and its quarters (in COMPANY_TIMEZONE).
     snapshot_weekday: int = Field(default=4, ge=0, le=6)  # 0 Monday .. 6 Sunday
     snapshot_time: time = time(18, 0)
     fiscal_year_start_month: int = Field(default=1, ge=1, le=12)

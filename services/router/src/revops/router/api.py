@@ -1,4 +1,5 @@
-"""The router's HTTP API: reps (admin), leads, queues, SLA breaches, failed write-backs."""
+"""The router's HTTP API: reps (admin), leads and queues (SLA breaches and write-backs
+are read in modules of their own)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, case, func, literal, or_, select, union_all
+from sqlalchemy import Row, func, or_, select
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
+from revops.events.contract import Page, read_page
 from revops.events.service import (
     BAD_JSON_BODY,
     NEEDS_A_TOKEN,
     NEEDS_THE_ADMIN_TOKEN,
     Limit,
-    Moment,
     Offset,
     ReadAccess,
     Refusal,
@@ -30,13 +31,11 @@ from revops.events.service import (
     not_found,
 )
 from revops.router import models as m
-from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
+from revops.router.context import RouterContext
 from revops.router.domain.reps import Region, Role
-from revops.router.domain.rules import members_of
-from revops.router.domain.sla import LeadTimes, breaches
+from revops.router.domain.rules import RuleName, members_of
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
-from revops.router.settings import RouterSettings
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
@@ -97,21 +96,21 @@ class RepCreate(RepFields):
 
 
 class RepOut(BaseModel):
-    id: str
-    name: str
-    email: str | None
-    role: str
-    region: str | None
-    certified: bool
-    consultant: bool
-    active: bool
-    paused: bool
-    out_of_office: bool
-    weight: int
-    daily_cap: int | None
-    paired_sdr_id: str | None
-    salesforce_user_id: str | None
-    hubspot_owner_id: str | None
+    id: str = Field(description="the rep's id (the CRM user id, so events can name the rep)")
+    name: str = Field(description="the rep's name")
+    email: str | None = Field(description="the rep's email")
+    role: str = Field(description="SDR or AE")
+    region: str | None = Field(description="AMER, EMEA or APAC; null: no rotation")
+    certified: bool = Field(description="passed the demo certification (needed to rotate)")
+    consultant: bool = Field(description="a consultant: never in a rotation")
+    active: bool = Field(description="works leads at all")
+    paused: bool = Field(description="takes no new turns for now")
+    out_of_office: bool = Field(description="away: takes no new turns")
+    weight: int = Field(description="turns per round of the rotation (0: none)")
+    daily_cap: int | None = Field(description="the most leads a day; null: no cap")
+    paired_sdr_id: str | None = Field(description="an AE's SDR")
+    salesforce_user_id: str | None = Field(description="the rep's Salesforce user id")
+    hubspot_owner_id: str | None = Field(description="the rep's HubSpot owner id")
     position: int | None = Field(
         description="the rotation order (the order reps were created); null in the answer "
         "to a create, until the router has applied the new rep"
@@ -172,6 +171,10 @@ async def create_rep(body: RepCreate, session: SessionDep, runtime: RuntimeDep) 
     return RepOut(**rep.model_dump(exclude={"change"}), position=None)
 
 
+class RepPage(Page[RepOut]):
+    """A page of the roster, in rotation order."""
+
+
 @router.get("/reps", dependencies=[ReadAccess], tags=["reps"])
 async def list_reps(
     session: SessionDep,
@@ -179,13 +182,14 @@ async def list_reps(
     offset: Offset = 0,
     role: Role | None = None,
     region: Region | None = None,
-) -> list[RepOut]:
-    query = select(m.reps).order_by(m.reps.c.position).limit(limit).offset(offset)
+) -> RepPage:
+    query = select(m.reps)
     if role:
         query = query.where(m.reps.c.role == role)
     if region:
         query = query.where(m.reps.c.region == region)
-    return [_rep_out(r) for r in await session.execute(query)]
+    rows, total = await read_page(session, query, [m.reps.c.position], limit, offset)
+    return RepPage(items=[_rep_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"], responses=not_found("rep"))
@@ -231,35 +235,49 @@ async def update_rep(
 
 
 class LeadOut(BaseModel):
-    id: str
-    email: str
-    account_id: str | None
-    match: str
-    owner_id: str | None
-    owner_role: str | None
-    rule: str
-    reason: str
-    queue: str | None
-    turn: int | None
-    priority: str
-    region: str | None
-    status: str | None
-    review_with_sdr_id: str | None
-    hubspot_id: str | None
-    salesforce_id: str | None
-    created_at: datetime
-    routed_at: datetime
-    first_touch_at: datetime | None
-    first_status_change_at: datetime | None
-    converted_at: datetime | None
-    # The routing policy's version the decision was made under, the territory that
-    # matched (null: none did), and what territories look at besides country and form.
-    policy_version: int | None = None
-    territory: str | None = None
-    state: str | None = None
-    employees: int | None = None
-    segment: str | None = None
-    company: str | None = None
+    id: str = Field(description="the router's id of the lead")
+    email: str = Field(description="the lead's email, lower case (one lead per email)")
+    account_id: str | None = Field(description="the CRM account it matched; null: none")
+    match: str = Field(
+        description="how the account was matched: exact_domain, parent_domain, "
+        "company_name, none_free_mail or none"
+    )
+    owner_id: str | None = Field(description="the rep who owns it; null: nobody yet")
+    owner_role: str | None = Field(description="the owner's role, SDR or AE")
+    rule: str = Field(
+        description="the rule that decided its owner: recent_touch, open_opportunity, "
+        "round_robin, manual_review, unassigned or manual (by an admin)"
+    )
+    reason: str = Field(description="why, in words (an admin's reason for a manual one)")
+    queue: str | None = Field(
+        description="the rotation it was routed through, or the waiting queue it is in"
+    )
+    turn: int | None = Field(description="the rotation's turn it took; null: none taken")
+    priority: str = Field(description="high or normal")
+    region: str | None = Field(description="AMER, EMEA or APAC; null: none known")
+    status: str | None = Field(description="the lead's status in the CRM")
+    review_with_sdr_id: str | None = Field(
+        description="the SDR the owning AE reviews the lead with (an open opportunity's)"
+    )
+    hubspot_id: str | None = Field(description="the lead's id in HubSpot")
+    salesforce_id: str | None = Field(description="the lead's id in Salesforce")
+    created_at: datetime = Field(description="when the lead arrived (its first form)")
+    routed_at: datetime = Field(description="when its latest routing decision was made")
+    first_touch_at: datetime | None = Field(
+        description="the owner's first activity on it (the first-touch SLA's clock stops)"
+    )
+    first_status_change_at: datetime | None = Field(
+        description="its first status change in the CRM (the status SLA's clock stops)"
+    )
+    converted_at: datetime | None = Field(description="when it was converted; null: not yet")
+    policy_version: int | None = Field(
+        default=None, description="the routing policy's version the decision was made under"
+    )
+    territory: str | None = Field(default=None, description="the territory that matched")
+    state: str | None = Field(default=None, description="the state or province it gave")
+    employees: int | None = Field(default=None, description="the company size it gave")
+    segment: str | None = Field(default=None, description="the segment it gave")
+    company: str | None = Field(default=None, description="the company name it gave")
     match_score: float | None = Field(
         default=None, description="match company_name: the account name's score (0-100)"
     )
@@ -269,21 +287,39 @@ def _lead_out(row: Row[Any]) -> LeadOut:
     return LeadOut.model_validate(dict(row._mapping))
 
 
+class LeadPage(Page[LeadOut]):
+    """A page of leads, in the order they arrived."""
+
+
+# Every queue a lead can be in: the regions' rotations and the two waiting queues
+# (tests/unit/test_read_filters.py holds it to rotations.ALL_QUEUES).
+QueueName = Literal[
+    "inbound-AMER",
+    "inbound-EMEA",
+    "inbound-APAC",
+    "ae-AMER",
+    "ae-EMEA",
+    "ae-APAC",
+    "unassigned",
+    "manual_review",
+]
+
+
 @router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
 async def list_leads(
     session: SessionDep,
     email: StoredText | None = None,
-    rule: StoredText | None = None,
-    queue: StoredText | None = None,
+    rule: RuleName | None = None,
+    queue: QueueName | None = None,
     owner_id: StoredText | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
     newest_first: bool = False,
-) -> list[LeadOut]:
+) -> LeadPage:
     """Leads by the time they arrived, the oldest first unless ``newest_first``."""
     columns = (m.leads.c.created_at, m.leads.c.id)
     order = [c.desc() if newest_first else c.asc() for c in columns]
-    query = select(m.leads).order_by(*order).limit(limit).offset(offset)
+    query = select(m.leads)
     if email:
         query = query.where(m.leads.c.email == email.strip().lower())
     if rule:
@@ -292,7 +328,8 @@ async def list_leads(
         query = query.where(m.leads.c.queue == queue)
     if owner_id:
         query = query.where(m.leads.c.owner_id == owner_id)
-    return [_lead_out(r) for r in await session.execute(query)]
+    rows, total = await read_page(session, query, order, limit, offset)
+    return LeadPage(items=[_lead_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -408,14 +445,14 @@ async def reroute(lead_id: StoredText, runtime: RuntimeDep) -> LeadOut:
 
 
 class ConversionOut(BaseModel):
-    lead_id: str
-    account_id: str
-    opportunity_id: str | None
-    ae_id: str | None
-    rule: str
-    reason: str
-    sao_sdr_id: str | None
-    converted_at: datetime
+    lead_id: str = Field(description="the router's id of the converted lead")
+    account_id: str = Field(description="the account it was converted into")
+    opportunity_id: str | None = Field(description="the opportunity made; null: none")
+    ae_id: str | None = Field(description="the AE given the opportunity; null: nobody")
+    rule: str = Field(description="how the AE was chosen (pair_touch, round_robin, ...)")
+    reason: str = Field(description="why, in words")
+    sao_sdr_id: str | None = Field(description="the SDR credited with the SAO")
+    converted_at: datetime = Field(description="when the lead was converted")
 
 
 @router.get(
@@ -438,32 +475,35 @@ async def get_conversion(lead_id: StoredText, session: SessionDep) -> Conversion
 
 
 class QueueMember(BaseModel):
-    rep_id: str
-    weight: int
-    eligible: bool
-    daily_cap: int | None
-    assigned_today: int
+    rep_id: str = Field(description="the rep's id")
+    weight: int = Field(description="turns per round of the rotation (0: none)")
+    eligible: bool = Field(
+        description="takes turns now: active, certified, not paused, in the office, "
+        "under the daily cap"
+    )
+    daily_cap: int | None = Field(description="the most leads a day; null: no cap")
+    assigned_today: int = Field(description="turns taken in this queue on the day")
 
 
 class QueueOut(BaseModel):
-    name: str
-    role: str
-    region: str
-    turn: int
-    members: list[QueueMember]
-    assigned_today: int
+    name: str = Field(description="the rotation, e.g. inbound-AMER")
+    role: str = Field(description="whose rotation it is: SDR or AE")
+    region: str = Field(description="AMER, EMEA or APAC")
+    turn: int = Field(description="the number of the next turn")
+    members: list[QueueMember] = Field(description="its reps, in rotation order")
+    assigned_today: int = Field(description="turns taken on the day, every member together")
 
 
 class UnassignedOut(BaseModel):
-    name: Literal["unassigned", "manual_review"]
-    count: int
-    lead_ids: list[str]
+    name: Literal["unassigned", "manual_review"] = Field(description="the waiting queue")
+    count: int = Field(description="leads waiting in it")
+    lead_ids: list[str] = Field(description="the first 500 of them, the oldest first")
 
 
 class QueuesOut(BaseModel):
-    day: date
-    queues: list[QueueOut]
-    waiting: list[UnassignedOut]
+    day: date = Field(description="the day counted (UTC)")
+    queues: list[QueueOut] = Field(description="every rotation")
+    waiting: list[UnassignedOut] = Field(description="the leads waiting for a person")
 
 
 @router.get("/queues", dependencies=[ReadAccess], tags=["queues"])
@@ -521,150 +561,3 @@ async def list_queues(session: SessionDep, day: date | None = None) -> QueuesOut
         total = await session.scalar(select(func.count()).where(*still_waiting))
         waiting.append(UnassignedOut(name=queue_name, count=int(total or 0), lead_ids=ids))
     return QueuesOut(day=day, queues=out, waiting=waiting)
-
-
-# --- SLA -------------------------------------------------------------------------------------
-
-
-class BreachOut(BaseModel):
-    lead_id: str
-    email: str
-    owner_id: str | None
-    kind: str
-    allowed_s: float
-    took_s: float
-    open: bool
-    created_at: datetime
-
-
-_BREACH_KINDS = ("first_touch", "first_status_change")
-
-
-@router.get("/sla/breaches", dependencies=[ReadAccess], tags=["sla"])
-async def sla_breaches(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    as_of: Moment | None = None,
-    since: Moment | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[BreachOut]:
-    """Leads that missed the first-touch target or the first-status-change limit; leads
-    still waiting count as of ``as_of`` (default: now). A conversion stops both clocks:
-    a lead converted within the limit breaches nothing, one converted after it is a
-    closed breach (``open`` false) that took until the conversion."""
-    settings = runtime.settings
-    assert isinstance(settings, RouterSettings)
-    policy = settings.policy()
-    now = as_of or datetime.now(UTC)
-    if now.tzinfo is None:
-        raise invalid("query", "as_of", "needs a time zone")
-    # What ended each clock: the first touch (status change), or the conversion by then.
-    converted = case((m.leads.c.converted_at <= now, m.leads.c.converted_at))
-    touched = func.least(m.leads.c.first_touch_at, converted)
-    changed = func.least(m.leads.c.first_status_change_at, converted)
-    first_touch_late = or_(
-        touched.is_(None) & (m.leads.c.created_at < now - policy.first_touch_target),
-        touched - m.leads.c.created_at > policy.first_touch_target,
-    )
-    status_late = or_(
-        changed.is_(None) & (m.leads.c.created_at < now - policy.first_status_change_limit),
-        changed - m.leads.c.created_at > policy.first_status_change_limit,
-    )
-    # A page of breaches, not of leads (a lead may breach both): one row per lead and
-    # kind, in the order of the leads, first touch before status change.
-    in_range = [m.leads.c.created_at <= now]
-    if since is not None:
-        in_range.append(m.leads.c.created_at >= since)
-    late = union_all(
-        *(
-            select(m.leads.c.id, m.leads.c.created_at, literal(order).label("kind_order")).where(
-                condition, *in_range
-            )
-            for order, condition in enumerate((first_touch_late, status_late))
-        )
-    ).subquery()
-    query = (
-        select(m.leads, late.c.kind_order)
-        .join(late, late.c.id == m.leads.c.id)
-        .order_by(late.c.created_at, late.c.id, late.c.kind_order)
-        .limit(limit)
-        .offset(offset)
-    )
-    out: list[BreachOut] = []
-    for row in await session.execute(query):
-        times = LeadTimes(
-            row.id,
-            row.created_at,
-            row.first_touch_at,
-            row.first_status_change_at,
-            row.converted_at,
-        )
-        kind = _BREACH_KINDS[row.kind_order]
-        for b in breaches(times, policy, now):
-            if b.kind != kind:
-                continue
-            out.append(
-                BreachOut(
-                    lead_id=row.id,
-                    email=row.email,
-                    owner_id=row.owner_id,
-                    kind=b.kind,
-                    allowed_s=b.allowed.total_seconds(),
-                    took_s=b.took.total_seconds(),
-                    open=b.open,
-                    created_at=row.created_at,
-                )
-            )
-    return out
-
-
-# --- write-backs -----------------------------------------------------------------------------
-
-
-class WritebackOut(BaseModel):
-    event_id: str
-    destination: str
-    lead_id: str
-    attempts: int
-    last_error: str | None
-    failed_at: datetime | None
-    sent_at: datetime | None
-    next_attempt_at: datetime
-
-
-@router.get("/writebacks", dependencies=[ReadAccess], tags=["write-back"])
-async def list_writebacks(
-    session: SessionDep,
-    status: Literal["failed", "pending", "sent", "all"] = "failed",
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[WritebackOut]:
-    """Owner write-backs to the CRMs; by default the ones that gave up."""
-    outbox = m.metadata.tables["router.outbox"]
-    query = (
-        select(outbox)
-        .where(outbox.c.destination.in_([HUBSPOT_OWNER, SALESFORCE_OWNER]))
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    if status == "failed":
-        query = query.where(outbox.c.failed_at.is_not(None))
-    elif status == "pending":
-        query = query.where(outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
-    elif status == "sent":
-        query = query.where(outbox.c.sent_at.is_not(None))
-    return [
-        WritebackOut(
-            event_id=r.event_id,
-            destination=r.destination,
-            lead_id=r.key,
-            attempts=r.attempts,
-            last_error=r.last_error,
-            failed_at=r.failed_at,
-            sent_at=r.sent_at,
-            next_attempt_at=r.next_attempt_at,
-        )
-        for r in await session.execute(query)
-    ]

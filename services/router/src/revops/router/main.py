@@ -39,7 +39,9 @@ from revops.router.policies import configured_policy
 from revops.router.policy_api import router as policy_router
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
+from revops.router.sla_api import router as sla_router
 from revops.router.writeback import CrmWriteback
+from revops.router.writeback_api import router as writeback_router
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +267,7 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
         title="revops router",
         description="Lead routing: rules of engagement, a fair shared rotation, SLAs.",
         settings=runtime_settings,
-        routers=[api_router, policy_router],
+        routers=[api_router, sla_router, writeback_router, policy_router],
         runtime=runtime,
         on_shutdown=[close_writeback],
     )

@@ -50,8 +50,8 @@ class RouterReps:
             response = await self._client.get("/reps", params={"limit": 500, "offset": len(reps)})
             response.raise_for_status()
             page = response.json()
-            reps.extend(page)
-            if len(page) < 500:
+            reps.extend(page["items"])
+            if not page["items"] or len(reps) >= page["total"]:
                 return reps
 
     async def apply(self, desired: dict[str, Any], current: dict[str, Any] | None) -> str:
