@@ -37,6 +37,7 @@ from revops.router.domain.sla import LeadTimes, breaches
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
+from revops.router.shifts import WorkingHoursField, WorkingHoursOut
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
@@ -45,11 +46,10 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 
 # --- reps ------------------------------------------------------------------------------------
 
-
 SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
 
 
-class RepFields(BaseModel):
+class RepFields(WorkingHoursField):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: StoredText | None = Field(default=None, max_length=200)
@@ -96,7 +96,7 @@ class RepCreate(RepFields):
         return value.upper() if isinstance(value, str) else value
 
 
-class RepOut(BaseModel):
+class RepOut(WorkingHoursOut):
     id: str
     name: str
     email: str | None

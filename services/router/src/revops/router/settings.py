@@ -53,6 +53,9 @@ class RouterSettings(ServiceSettings, CrmSettings):
     # against account names (0-100; below the threshold, no match).
     company_name_matching: bool = True
     company_name_threshold: float = Field(default=90.0, ge=0, le=100)
+    # How often the router looks for reps coming on shift (working hours), to route the
+    # leads that waited for nobody on shift in their queue.
+    shift_check_s: float = Field(default=30.0, gt=0)
 
     # Owner write-back to the CRM the lead came from; off unless that CRM's credentials
     # are configured (CrmSettings: HUBSPOT_ACCESS_TOKEN, SALESFORCE_*).

@@ -17,6 +17,7 @@ from revops.router.domain.territories import (
     place_lead,
 )
 from revops.router.domain.windows import utc_day, within_days
+from revops.router.domain.working_hours import on_shift
 
 # "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
 RuleName = Literal[
@@ -170,6 +171,21 @@ def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
         for rep in reps
         if not rep.consultant  # consultants are never in a rotation, not even as a place
     )
+
+
+def members_on_shift(
+    members: tuple[Member, ...], reps: Mapping[str, Rep], at: datetime
+) -> tuple[Member, ...]:
+    """The rotation's members as they are at ``at``: a rep off shift is passed over and
+    keeps their place, like a pause (and the rotation's order is unchanged)."""
+    off = {m.rep_id for m in members if m.available and not _on_shift(reps.get(m.rep_id), at)}
+    if not off:
+        return members
+    return tuple(replace(m, available=False) if m.rep_id in off else m for m in members)
+
+
+def _on_shift(rep: Rep | None, at: datetime) -> bool:
+    return rep is None or on_shift(rep.hours, at)
 
 
 def placement_of_lead(
@@ -354,7 +370,8 @@ def _round_robin(
     queue = context.queue
     if queue is None or queue.name != name:
         raise ValueError(f"round robin needs the snapshot of queue {name!r}; got {queue!r}")
-    turn = next_turn(queue.members, queue.state, queue.assigned_today)
+    members = members_on_shift(queue.members, context.reps, lead.occurred_at)
+    turn = next_turn(members, queue.state, queue.assigned_today)
     if turn is None:
         return Decision(
             "unassigned",
@@ -362,7 +379,7 @@ def _round_robin(
             None,
             UNASSIGNED_QUEUE,
             priority,
-            f"Nobody eligible in {name}",
+            f"Nobody eligible in {name}" + (" on shift" if members is not queue.members else ""),
             region,
         )
     rep = context.reps.get(turn.rep_id)
