@@ -33,11 +33,12 @@ from revops.router import models as m
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
-from revops.router.domain.sla import LeadTimes, breaches
+from revops.router.domain.sla import breaches
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 from revops.router.shifts import WorkingHoursField, WorkingHoursOut
+from revops.router.sla_hours import lead_times
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
@@ -593,13 +594,7 @@ async def sla_breaches(
     )
     out: list[BreachOut] = []
     for row in await session.execute(query):
-        times = LeadTimes(
-            row.id,
-            row.created_at,
-            row.first_touch_at,
-            row.first_status_change_at,
-            row.converted_at,
-        )
+        times = lead_times(row)
         kind = _BREACH_KINDS[row.kind_order]
         for b in breaches(times, policy, now):
             if b.kind != kind:

@@ -17,7 +17,7 @@ from revops.router.domain.territories import (
     place_lead,
 )
 from revops.router.domain.windows import utc_day, within_days
-from revops.router.domain.working_hours import on_shift
+from revops.router.domain.working_hours import WorkingHours, on_shift
 
 # "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
 RuleName = Literal[
@@ -50,6 +50,13 @@ class RoutingPolicy:
     # Who is told that a high-priority lead waits in `unassigned` or `manual_review` (rep
     # or user ids); empty: the notice is addressed to the queue's name.
     waiting_lead_recipients: tuple[str, ...] = ()
+    # The SLA clocks counted in business hours: a calendar per queue name ("*": every
+    # queue not named); a lead of a queue without one is timed on the wall clock.
+    sla_calendars: tuple[tuple[str, WorkingHours], ...] = ()
+
+    def sla_calendar(self, queue: str | None) -> WorkingHours | None:
+        calendars = dict(self.sla_calendars)
+        return calendars.get(queue or "*", calendars.get("*"))
 
     def __post_init__(self) -> None:
         for name in ("recent_touch_days", "closed_opportunity_days", "transfer_credit_days"):
