@@ -41,6 +41,11 @@ FULL = {
     "paired_sdr_id": "005PAIR",
     "salesforce_user_id": "0055g00000ABCdeAAF",
     "hubspot_owner_id": "123456789",
+    "working_hours": {
+        "time_zone": "Europe/Paris",
+        "shifts": [{"days": ["mon", "tue"], "start": "08:30", "end": "16:30"}],
+        "holidays": [],
+    },
 }
 
 
@@ -109,6 +114,7 @@ async def test_a_patch_publishes_the_merged_rep_and_keeps_its_place(
         "paired_sdr_id": None,
         "salesforce_user_id": None,
         "hubspot_owner_id": "777",
+        "working_hours": None,
     }
     assert r.json() == {**expected, "position": position}
     [event] = (await roster_events(kafka_settings, before + 1))[before:]

@@ -4,6 +4,7 @@ from revops.router.domain.matching import (
     AccountDomains,
     candidate_domains,
     email_domain,
+    is_free_mail,
     match_account,
     normalise_domain,
 )
@@ -84,3 +85,32 @@ def test_normalise_domain_accepts_websites():
 def test_candidate_domains_stop_at_registrable_domain():
     assert candidate_domains("a.b.acme.co.uk") == ["a.b.acme.co.uk", "b.acme.co.uk", "acme.co.uk"]
     assert candidate_domains("acme.com") == ["acme.com"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "parents"),
+    [
+        # Registries the Public Suffix List knows and a hand-made list had missed.
+        ("shop.acme.co.th", ["shop.acme.co.th", "acme.co.th"]),
+        ("eu.acme.com.pl", ["eu.acme.com.pl", "acme.com.pl"]),
+        ("a.b.acme.com.au", ["a.b.acme.com.au", "b.acme.com.au", "acme.com.au"]),
+        ("co.uk", []),
+        # A suffix the list does not know counts as one label.
+        ("it.corp.internal", ["it.corp.internal", "corp.internal"]),
+    ],
+)
+def test_parents_stop_at_the_registrable_domain_of_the_public_suffix_list(domain, parents):
+    assert candidate_domains(domain) == parents
+
+
+@pytest.mark.parametrize(
+    "domain", ["seznam.cz", "libero.it", "wp.pl", "t-online.de", "mail.rr.com"]
+)
+def test_the_maintained_free_mail_list_is_free_mail(domain):
+    assert is_free_mail(domain)
+    assert match_account(f"jo@{domain}", [AccountDomains("001", (domain,))]).how == "none_free_mail"
+
+
+@pytest.mark.parametrize("domain", ["salesforce.com", "hubspot.com", "acme.co.th"])
+def test_a_company_domain_is_not_free_mail(domain):
+    assert not is_free_mail(domain)

@@ -173,3 +173,30 @@ def test_a_policy_without_a_fallback_leaves_it_to_the_configuration():
     assert (nowhere.queue, nowhere.region, nowhere.policy_version) == ("unassigned", None, 2)
     apac = RoutingContext({}, queue=QueueSnapshot("inbound-APAC", ()), territories=bare)
     assert route_lead(lead, apac, RoutingPolicy(fallback_region="APAC")).region == "APAC"
+
+
+def test_the_country_index_keeps_the_stated_order_and_the_territories_without_countries():
+    # A country-less territory between two of the US: it wins over the later one, and
+    # leads of other countries, or of none, are tried against it alone.
+    territories = parse_policy(
+        """\
+territories:
+  - {name: us-big, region: AMER, match: {countries: [US], employees: {min: 1000}}}
+  - {name: any-enterprise, region: APAC, match: {segments: [enterprise]}}
+  - {name: us-rest, region: EMEA, match: {countries: [USA]}}
+""",
+        version=1,
+    )
+
+    def territory(**fields: object) -> str | None:
+        found = territories.territory_of(LeadFields(**fields))  # type: ignore[arg-type]
+        return found.name if found else None
+
+    for _ in range(2):  # the second time from the index
+        assert territory(country="US", employees=5000, segment="enterprise") == "us-big"
+        assert territory(country="United States", segment="enterprise") == "any-enterprise"
+        assert territory(country="us", segment="smb") == "us-rest"
+        assert territory(country="DE", segment="enterprise") == "any-enterprise"
+        assert territory(country="DE") is None
+        assert territory(country=None, segment="Enterprise") == "any-enterprise"
+        assert territory(country="Narnia", employees=5000) is None

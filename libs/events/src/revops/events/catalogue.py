@@ -26,6 +26,7 @@ from pydantic import (
 
 from revops.events import topics
 from revops.events.topics import TopicSpec
+from revops.events.working_hours import WorkingHours
 
 SCHEMA_VERSION = 1
 
@@ -211,6 +212,8 @@ class RepChanged(Model):
     # The rep's user in each CRM, for owner write-backs.
     salesforce_user_id: str | None = Field(default=None, max_length=64)
     hubspot_owner_id: str | None = Field(default=None, max_length=64)
+    # None: on shift around the clock.
+    working_hours: WorkingHours | None = None
 
 
 class RoutingPolicyChanged(Model):

@@ -36,6 +36,7 @@ from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import RuleName, members_of
 from revops.router.policy_api import publish_acknowledged
 from revops.router.rotations import ALL_QUEUES
+from revops.router.shifts import WorkingHoursField, WorkingHoursOut
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
@@ -44,11 +45,10 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 
 # --- reps ------------------------------------------------------------------------------------
 
-
 SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
 
 
-class RepFields(BaseModel):
+class RepFields(WorkingHoursField):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: StoredText | None = Field(default=None, max_length=200)
@@ -95,7 +95,7 @@ class RepCreate(RepFields):
         return value.upper() if isinstance(value, str) else value
 
 
-class RepOut(BaseModel):
+class RepOut(WorkingHoursOut):
     id: str = Field(description="the rep's id (the CRM user id, so events can name the rep)")
     name: str = Field(description="the rep's name")
     email: str | None = Field(description="the rep's email")

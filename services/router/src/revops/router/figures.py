@@ -17,6 +17,8 @@ from revops.events.metrics import count_on_commit
 from revops.events.service import GaugeReader
 from revops.router import models as m
 from revops.router.domain.rules import WAITING_QUEUES, RoutingPolicy
+from revops.router.domain.sla import breaches
+from revops.router.sla_hours import lead_times
 
 LEADS_ROUTED = Counter(
     "revops_leads_routed_total",
@@ -80,7 +82,9 @@ def read_waiting_leads() -> GaugeReader:
 
 def read_open_breaches(policy: RoutingPolicy) -> GaugeReader:
     """The breaches ``GET /sla/breaches`` lists as open: past the limit, nothing yet that
-    stops the clock (a touch, a status change, a conversion)."""
+    stops the clock (a touch, a status change, a conversion). With business-hours
+    calendars, the leads late on the wall clock (a superset) are counted in business
+    hours."""
 
     async def read(session: AsyncSession) -> None:
         now = datetime.now(UTC)
@@ -93,11 +97,14 @@ def read_open_breaches(policy: RoutingPolicy) -> GaugeReader:
             ),
         }
         for kind, (happened, allowed) in late.items():
-            count = await session.scalar(
-                select(func.count()).where(
-                    happened.is_(None), not_converted, m.leads.c.created_at < now - allowed
+            wall_late = (happened.is_(None), not_converted, m.leads.c.created_at < now - allowed)
+            if not policy.sla_calendars:
+                count = await session.scalar(select(func.count()).where(*wall_late))
+            else:
+                rows = await session.execute(select(m.leads).where(*wall_late))
+                count = sum(
+                    any(b.kind == kind for b in breaches(lead_times(r), policy, now)) for r in rows
                 )
-            )
             SLA_BREACHES_OPEN.labels(kind).set(int(count or 0))
 
     return read

@@ -39,6 +39,7 @@ from revops.router.policies import configured_policy
 from revops.router.policy_api import router as policy_router
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
+from revops.router.shifts import watch_shifts
 from revops.router.sla_api import router as sla_router
 from revops.router.writeback import CrmWriteback
 from revops.router.writeback_api import router as writeback_router
@@ -256,7 +257,9 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or RouterSettings()
     # The runtime's own consumer loop is off: ``consume`` starts it after the restore.
     runtime_settings = settings.model_copy(update={"consumer_enabled": False})
-    background = [consume, route_held_leads] if settings.consumer_enabled else [ensure_queues]
+    background = (
+        [consume, route_held_leads, watch_shifts] if settings.consumer_enabled else [ensure_queues]
+    )
     writeback = CrmWriteback(settings)
     runtime = build_runtime(runtime_settings, writeback=writeback, background=background)
 

@@ -52,6 +52,8 @@ reps = Table(
     # The rep's user in each CRM: owner write-back sets these, never our own rep id.
     _id("salesforce_user_id"),
     _id("hubspot_owner_id"),
+    # When the rep is on shift (the rep event's ``working_hours``); null: around the clock.
+    Column("working_hours", JSON),
     # Rotation order: the order reps joined, so a rep's place never moves.
     Column("position", BigInteger, Identity(), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -23,6 +23,7 @@ from revops.router import models as m
 from revops.router.context import RouterContext
 from revops.router.domain.eligibility import regions_gaining_reps
 from revops.router.domain.reps import Rep
+from revops.router.domain.working_hours import working_hours_of
 from revops.router.waiting import route_waiting_leads_of
 from revops.router.writeback import requeue_writebacks_of
 
@@ -57,7 +58,7 @@ async def apply_rep_changes(
         first = rows.get(rep.id)
         # Updating a key keeps its place in the dict: rows stay in first-change order.
         rows[rep.id] = {
-            **{column: getattr(rep, column) for column in REP_COLUMNS},
+            **rep.model_dump(mode="json", include=set(REP_COLUMNS)),
             "created_at": first["created_at"] if first else event.occurred_at,
             "updated_at": event.occurred_at,
         }
@@ -81,7 +82,10 @@ async def apply_rep_changes(
     if ctx is not None:
         before = {rep_id: _rep(row) for rep_id, row in stored.items()}
         after = {rep_id: _rep(row) for rep_id, row in rows.items()}
-        gained = regions_gaining_reps(before, after)
+        # Working hours are read at the newest change's time: the batch's changes are
+        # moments apart.
+        newest: datetime = max(row["updated_at"] for row in rows.values())
+        gained = regions_gaining_reps(before, after, newest)
         if gained:
             # Decided as of the newest of the changes that let someone take leads.
             at: datetime = max(rows[i]["updated_at"] for ids in gained.values() for i in ids)
@@ -127,4 +131,5 @@ def _rep(row: Mapping[Any, Any]) -> Rep:
         weight=row["weight"],
         daily_cap=row["daily_cap"],
         paired_sdr_id=row["paired_sdr_id"],
+        hours=working_hours_of(row.get("working_hours")),
     )

@@ -9,9 +9,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from revops.events.crm import CrmSettings
 from revops.events.settings import ServiceSettings
+from revops.events.working_hours import WorkingHours
 from revops.router.domain.regions import RegionMap
 from revops.router.domain.reps import Region
 from revops.router.domain.rules import DEFAULT_RULE_ORDER, OrderedRule, RoutingPolicy
+from revops.router.domain.working_hours import working_hours_of
 
 
 class RouterSettings(ServiceSettings, CrmSettings):
@@ -35,6 +37,11 @@ class RouterSettings(ServiceSettings, CrmSettings):
     transfer_credit_days: int = Field(default=14, ge=0)
     first_touch_target_s: int = Field(default=300, ge=1)
     first_status_change_limit_s: int = Field(default=86_400, ge=1)
+    # Both SLAs counted in business hours, a calendar per queue ("*": the others), as a
+    # rep's working hours are written: SLA_BUSINESS_HOURS='{"inbound-EMEA": {"time_zone":
+    # "Europe/Berlin", "shifts": [{"days": ["mon", "fri"], "start": "09:00", "end":
+    # "17:00"}], "holidays": ["2026-12-25"]}}'. Empty: wall-clock time.
+    sla_business_hours: dict[str, WorkingHours] = Field(default_factory=dict)
     rule_order: tuple[OrderedRule, ...] = DEFAULT_RULE_ORDER  # env RULE_ORDER='["...", ...]'
     high_priority_form_types: frozenset[str] = frozenset(
         {"demo_request", "demo", "contact", "contact_us", "contact_sales"}
@@ -53,6 +60,9 @@ class RouterSettings(ServiceSettings, CrmSettings):
     # against account names (0-100; below the threshold, no match).
     company_name_matching: bool = True
     company_name_threshold: float = Field(default=90.0, ge=0, le=100)
+    # How often the router looks for reps coming on shift (working hours), to route the
+    # leads that waited for nobody on shift in their queue.
+    shift_check_s: float = Field(default=30.0, gt=0)
 
     # Owner write-back to the CRM the lead came from; off unless that CRM's credentials
     # are configured (CrmSettings: HUBSPOT_ACCESS_TOKEN, SALESFORCE_*).
@@ -80,6 +90,11 @@ class RouterSettings(ServiceSettings, CrmSettings):
             high_priority_form_types=frozenset(t.lower() for t in self.high_priority_form_types),
             fallback_region=self.fallback_region,
             waiting_lead_recipients=tuple(self.waiting_lead_recipients),
+            sla_calendars=tuple(
+                (queue, hours)
+                for queue, given in sorted(self.sla_business_hours.items())
+                if (hours := working_hours_of(given.model_dump(mode="json"))) is not None
+            ),
         )
 
     def regions(self) -> RegionMap:

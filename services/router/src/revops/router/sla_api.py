@@ -22,8 +22,9 @@ from revops.events.service import (
 )
 from revops.router import models as m
 from revops.router.domain.rules import RoutingPolicy
-from revops.router.domain.sla import LeadTimes, SlaKind, breaches
+from revops.router.domain.sla import SlaKind, breaches
 from revops.router.settings import RouterSettings
+from revops.router.sla_hours import lead_times
 
 router = APIRouter(responses=NEEDS_A_TOKEN, tags=["sla"])
 
@@ -115,9 +116,7 @@ async def sla_breaches(
 
 
 def _breach(row: Any, policy: RoutingPolicy, now: datetime) -> BreachOut | None:
-    times = LeadTimes(
-        row.id, row.created_at, row.first_touch_at, row.first_status_change_at, row.converted_at
-    )
+    times = lead_times(row)
     kind = _KINDS[row.kind_order]
     for found in breaches(times, policy, now):
         if found.kind == kind:

@@ -24,6 +24,7 @@ from revops.router.domain.reps import REGIONS, Rep
 from revops.router.domain.rules import (
     Account,
 )
+from revops.router.domain.working_hours import working_hours_of
 
 
 def insert_from_arrays(table: sa.Table, columns: Sequence[str], prefix: str = "") -> Any:
@@ -73,6 +74,7 @@ def rep_from_row(row: Row[Any]) -> Rep:
         daily_cap=row.daily_cap,
         paired_sdr_id=row.paired_sdr_id,
         position=row.position,
+        hours=working_hours_of(row.working_hours),
     )
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Literal
 from urllib.parse import urlsplit
 
+import tldextract
+
 MatchKind = Literal["exact_domain", "parent_domain", "company_name", "none_free_mail", "none"]
 
-# Personal mailboxes say nothing about the employer, so they never match an account.
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+# Personal mailboxes say nothing about the employer, so they never match an account: the
+# maintained list shipped in ``revops/router/data`` (data/README.md) and these, which
+# were here first.
+_KNOWN_FREE_MAIL: frozenset[str] = frozenset(
     {
         "gmail.com",
         "googlemail.com",
@@ -60,32 +66,15 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     }
 )
 
-# Second-level registries: "acme.co.uk" has the parent "co.uk", which is nobody's domain.
-_MULTI_LABEL_SUFFIXES: frozenset[str] = frozenset(
-    {
-        "co.uk",
-        "org.uk",
-        "ac.uk",
-        "gov.uk",
-        "com.au",
-        "net.au",
-        "org.au",
-        "co.nz",
-        "co.jp",
-        "ne.jp",
-        "co.kr",
-        "com.br",
-        "com.mx",
-        "com.ar",
-        "com.cn",
-        "com.sg",
-        "com.hk",
-        "co.in",
-        "co.za",
-        "com.tr",
-        "co.il",
-    }
-)
+
+def _shipped_free_mail() -> frozenset[str]:
+    shipped = resources.files("revops.router").joinpath("data", "free_mail_domains.json")
+    return frozenset(normalise_domain(d) for d in json.loads(shipped.read_text("utf-8")))
+
+
+# The Public Suffix List as tldextract ships it: no URL to fetch, no cache to write, so
+# routing never reaches for the network and answers the same on every machine.
+_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 @dataclass(frozen=True)
@@ -121,6 +110,9 @@ def normalise_domain(value: str) -> str:
     return text
 
 
+FREE_MAIL_DOMAINS: frozenset[str] = _KNOWN_FREE_MAIL | _shipped_free_mail()
+
+
 def email_domain(email: str) -> str | None:
     local, sep, domain = email.strip().rpartition("@")
     if not sep or not local or not domain:
@@ -140,14 +132,13 @@ def candidate_domains(domain: str) -> list[str]:
 @functools.lru_cache(maxsize=4096)
 def _candidate_domains(domain: str) -> tuple[str, ...]:
     # Routing a batch asks for the same few domains again and again.
-    labels = normalise_domain(domain).split(".")
-    candidates: list[str] = []
-    for start in range(len(labels) - 1):
-        candidate = ".".join(labels[start:])
-        if candidate in _MULTI_LABEL_SUFFIXES:
-            break
-        candidates.append(candidate)
-    return tuple(candidates)
+    name = normalise_domain(domain)
+    labels = name.split(".")
+    # "acme.co.uk": co.uk is a registry, nobody's domain. A suffix the list does not know
+    # ("corp.internal") counts as one label, as a top-level domain would.
+    suffix = _SUFFIXES(name).suffix
+    suffix_labels = len(suffix.split(".")) if suffix else 1
+    return tuple(".".join(labels[start:]) for start in range(len(labels) - suffix_labels))
 
 
 def is_free_mail(domain: str, free_mail: frozenset[str] = FREE_MAIL_DOMAINS) -> bool:

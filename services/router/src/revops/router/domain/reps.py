@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
+
+from revops.router.domain.working_hours import WorkingHours, on_shift
 
 Role = Literal["SDR", "AE"]
 Region = Literal["AMER", "EMEA", "APAC"]
@@ -27,6 +30,7 @@ class Rep:
     # The rep's fixed place in the roster (the order reps were added); 0: not known, the
     # order of the list they come in stands for it.
     position: int = 0
+    hours: WorkingHours | None = None  # None: on shift around the clock
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -45,8 +49,9 @@ class Rep:
         """
         return self.active
 
-    def in_rotation(self, role: Role) -> bool:
-        """Whether the rep may take a turn in a rotation of ``role`` right now.
+    def in_rotation(self, role: Role, at: datetime | None = None) -> bool:
+        """Whether the rep may take a turn in a rotation of ``role`` (at the instant ``at``:
+        on shift then; None: whatever the hour).
 
         Reps failing this keep their place in the order; they are only skipped.
         """
@@ -58,4 +63,5 @@ class Rep:
             and not self.paused
             and not self.out_of_office
             and self.weight > 0
+            and (at is None or on_shift(self.hours, at))
         )

@@ -17,6 +17,7 @@ from revops.router.domain.territories import (
     place_lead,
 )
 from revops.router.domain.windows import utc_day, within_days
+from revops.router.domain.working_hours import WorkingHours, on_shift
 
 # "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
 RuleName = Literal[
@@ -49,6 +50,13 @@ class RoutingPolicy:
     # Who is told that a high-priority lead waits in `unassigned` or `manual_review` (rep
     # or user ids); empty: the notice is addressed to the queue's name.
     waiting_lead_recipients: tuple[str, ...] = ()
+    # The SLA clocks counted in business hours: a calendar per queue name ("*": every
+    # queue not named); a lead of a queue without one is timed on the wall clock.
+    sla_calendars: tuple[tuple[str, WorkingHours], ...] = ()
+
+    def sla_calendar(self, queue: str | None) -> WorkingHours | None:
+        calendars = dict(self.sla_calendars)
+        return calendars.get(queue or "*", calendars.get("*"))
 
     def __post_init__(self) -> None:
         for name in ("recent_touch_days", "closed_opportunity_days", "transfer_credit_days"):
@@ -170,6 +178,21 @@ def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:
         for rep in reps
         if not rep.consultant  # consultants are never in a rotation, not even as a place
     )
+
+
+def members_on_shift(
+    members: tuple[Member, ...], reps: Mapping[str, Rep], at: datetime
+) -> tuple[Member, ...]:
+    """The rotation's members as they are at ``at``: a rep off shift is passed over and
+    keeps their place, like a pause (and the rotation's order is unchanged)."""
+    off = {m.rep_id for m in members if m.available and not _on_shift(reps.get(m.rep_id), at)}
+    if not off:
+        return members
+    return tuple(replace(m, available=False) if m.rep_id in off else m for m in members)
+
+
+def _on_shift(rep: Rep | None, at: datetime) -> bool:
+    return rep is None or on_shift(rep.hours, at)
 
 
 def placement_of_lead(
@@ -354,7 +377,8 @@ def _round_robin(
     queue = context.queue
     if queue is None or queue.name != name:
         raise ValueError(f"round robin needs the snapshot of queue {name!r}; got {queue!r}")
-    turn = next_turn(queue.members, queue.state, queue.assigned_today)
+    members = members_on_shift(queue.members, context.reps, lead.occurred_at)
+    turn = next_turn(members, queue.state, queue.assigned_today)
     if turn is None:
         return Decision(
             "unassigned",
@@ -362,7 +386,7 @@ def _round_robin(
             None,
             UNASSIGNED_QUEUE,
             priority,
-            f"Nobody eligible in {name}",
+            f"Nobody eligible in {name}" + (" on shift" if members is not queue.members else ""),
             region,
         )
     rep = context.reps.get(turn.rep_id)

@@ -118,10 +118,33 @@ class TerritoryPolicy:
     version: int
     territories: tuple[Territory, ...]
     fallback_region: Region | None = None
+    # The territories a lead of a country can match (those naming it or naming none), in
+    # the policy's order: most name countries, so a lead is tried against a few of 200.
+    _by_country: dict[str | None, tuple[Territory, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _placed: dict[tuple[LeadFields, Region | None], Placement] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def territory_of(self, lead: LeadFields) -> Territory | None:
         keys = _keys(lead)
-        return next((t for t in self.territories if _matches(t, keys)), None)
+        return next((t for t in self._candidates(keys.country) if _matches(t, keys)), None)
+
+    def _candidates(self, country: str | None) -> tuple[Territory, ...]:
+        found = self._by_country.get(country)
+        if found is None:
+            found = tuple(
+                t
+                for t in self.territories
+                if not t.countries or (country is not None and country in t.countries)
+            )
+            if len(self._by_country) < _MAX_COUNTRIES_KEPT:  # spellings nobody knows
+                self._by_country[country] = found
+        return found
+
+
+_MAX_COUNTRIES_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -140,10 +163,23 @@ class Placement:
 def place_lead(
     policy: TerritoryPolicy, lead: LeadFields, account_region: Region | None
 ) -> Placement:
+    # A batch places each lead three times (the rotations to lock, the queue, the
+    # decision): the answer is kept for the batch's leads.
+    placed = policy._placed.get((lead, account_region))
+    if placed is not None:
+        return placed
     territory = policy.territory_of(lead)
     if territory is not None:
-        return Placement(territory.region, territory.name, policy.version)
-    return Placement(account_region or policy.fallback_region, None, policy.version)
+        placed = Placement(territory.region, territory.name, policy.version)
+    else:
+        placed = Placement(account_region or policy.fallback_region, None, policy.version)
+    if len(policy._placed) >= _MAX_PLACEMENTS_KEPT:
+        policy._placed.clear()
+    policy._placed[(lead, account_region)] = placed
+    return placed
+
+
+_MAX_PLACEMENTS_KEPT = 10_000
 
 
 def default_policy(
