@@ -19,7 +19,7 @@ SOURCE_SUFFIXES = (".py", ".sh", ".html", ".css", ".js")
 # shrink: split a file below MAX_LINES, then delete its line here (the test says when).
 LONG_FILES_ALLOWED = {
     "libs/events/src/revops/events/consumer.py": 676,
-    "services/router/src/revops/router/api.py": 670,
+    "services/router/src/revops/router/api.py": 604,
     "services/router/src/revops/router/leads.py": 741,
     "services/ingest/src/revops/ingest/api.py": 603,
     "bench/faults/check.py": 911,

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row, case, func, literal, or_, select, union_all
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
@@ -35,6 +35,14 @@ from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import members_of
 from revops.router.domain.sla import LeadTimes, breaches
 from revops.router.policy_api import publish_acknowledged
+from revops.router.reps_api import (
+    REP_FIELDS_NEVER_NULL,
+    RepCreate,
+    RepFields,
+    RepOut,
+    rep_key,
+    rep_out,
+)
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
 from revops.router.store import rep_from_row
@@ -44,82 +52,6 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 
 
 # --- reps ------------------------------------------------------------------------------------
-
-
-SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
-
-
-class RepFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: StoredText | None = Field(default=None, max_length=200)
-    email: str | None = Field(
-        default=None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
-    )
-    role: Role | None = None
-    region: Region | None = None
-    certified: bool | None = None
-    consultant: bool | None = None
-    active: bool | None = None
-    paused: bool | None = None
-    out_of_office: bool | None = None
-    weight: int | None = Field(default=None, ge=0, le=100)
-    daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
-    paired_sdr_id: StoredText | None = Field(default=None, min_length=1, max_length=64)
-    # The rep's user in each CRM: the owner written back to Salesforce / HubSpot.
-    salesforce_user_id: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=SAFE_ID
-    )
-    hubspot_owner_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SAFE_ID)
-
-
-# A PATCH may set to null only what a rep may lack (email, region, daily cap, paired SDR).
-REP_FIELDS_NEVER_NULL = frozenset(
-    column.name for column in m.reps.columns if not column.nullable
-) & frozenset(RepFields.model_fields)
-
-
-class RepCreate(RepFields):
-    id: str = Field(min_length=1, max_length=64, pattern=SAFE_ID)
-    name: StoredText = Field(default="", max_length=200)
-    role: Role
-    certified: bool = False
-    consultant: bool = False
-    active: bool = True
-    paused: bool = False
-    out_of_office: bool = False
-    weight: int = Field(default=1, ge=0, le=100)
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def upper_role(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-
-class RepOut(BaseModel):
-    id: str
-    name: str
-    email: str | None
-    role: str
-    region: str | None
-    certified: bool
-    consultant: bool
-    active: bool
-    paused: bool
-    out_of_office: bool
-    weight: int
-    daily_cap: int | None
-    paired_sdr_id: str | None
-    salesforce_user_id: str | None
-    hubspot_owner_id: str | None
-    position: int | None = Field(
-        description="the rotation order (the order reps were created); null in the answer "
-        "to a create, until the router has applied the new rep"
-    )
-
-
-def _rep_out(row: Row[Any]) -> RepOut:
-    return RepOut.model_validate(row._mapping, from_attributes=False)
 
 
 KAFKA_DID_NOT_ACKNOWLEDGE: Responses = {
@@ -185,15 +117,16 @@ async def list_reps(
         query = query.where(m.reps.c.role == role)
     if region:
         query = query.where(m.reps.c.region == region)
-    return [_rep_out(r) for r in await session.execute(query)]
+    return [rep_out(r) for r in await session.execute(query)]
 
 
 @router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"], responses=not_found("rep"))
 async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
+    rep_id = rep_key(rep_id)
     row = (await session.execute(select(m.reps).where(m.reps.c.id == rep_id))).first()
     if row is None:
         raise HTTPException(404, f"no rep {rep_id!r}")
-    return _rep_out(row)
+    return rep_out(row)
 
 
 @router.patch(
@@ -214,6 +147,7 @@ async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
 async def update_rep(
     rep_id: StoredText, body: RepFields, session: SessionDep, runtime: RuntimeDep
 ) -> RepOut:
+    rep_id = rep_key(rep_id)
     values = body.model_dump(exclude_unset=True)
     for name, value in values.items():
         if value is None and name in REP_FIELDS_NEVER_NULL:
