@@ -82,7 +82,7 @@ async def system(kafka_settings: KafkaSettings, tmp_path_factory: Any) -> AsyncI
             "router",
             prefix,
             hubspot_api_base=org.url,
-            hubspot_token=SecretStr(org.hubspot_token),
+            hubspot_access_token=SecretStr(org.hubspot_token),
         )
         renewals_settings = service_settings(RenewalsSettings, "renewals", prefix)
         await fresh_schema(ROUTER_SPEC, router_settings.resolved_database_url())

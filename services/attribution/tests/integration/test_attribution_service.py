@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish
 
@@ -289,3 +292,36 @@ async def test_the_api_wants_a_token_and_says_what_is_unknown(client: httpx.Asyn
     assert response.status_code == 404
     response = await client.get("/leads", params={"email": "not-an-email"})
     assert response.status_code == 422
+
+
+async def test_original_source_comes_from_the_first_page_seen_when_hubspot_tells_it(
+    client: httpx.AsyncClient, kafka_settings: KafkaSettings
+) -> None:
+    email = f"first-page-{uuid.uuid4().hex[:8]}@example.org"
+    submitted = make_event(
+        FormSubmittedEvent,
+        id=f"hubspot:first-page:{email}",
+        source="hubspot",
+        occurred_at=datetime(2024, 6, 3, 9, 0, tzinfo=UTC),
+        payload=FormSubmitted(
+            email=email,
+            form_id="form-demo",
+            form_type="demo",
+            page_url="https://example.com/demo",
+            referrer="https://www.bing.com/",
+            first_page_url="https://example.com/?utm_source=news&utm_medium=email",
+            first_referrer=None,
+        ),
+    )
+    await publish(kafka_settings, [submitted])
+
+    async def decided() -> dict[str, Any]:
+        lead = await get_json(client, "/leads", email=email)
+        assert lead["original_source"] is not None
+        return dict(lead)
+
+    lead = await eventually(decided)
+    assert lead["original_source"] == "EMAIL_MARKETING"  # not the form page's search visit
+    assert lead["first_url"] == "https://example.com/?utm_source=news&utm_medium=email"
+    assert lead["first_referrer"] is None
+    assert [t["page_url"] for t in lead["touches"]] == ["https://example.com/demo"]

@@ -197,3 +197,63 @@ def test_an_inbound_crm_record_without_a_tracked_touch_is_not_offline() -> None:
     person = attribute_person(PersonCreated(occurred_at=T0, lead_source="Inbound"), [])
     assert person.lead_source == LeadSource.INBOUND
     assert person.original_source.source == OriginalSource.DIRECT_TRAFFIC
+
+
+# --- original source from the first page seen --------------------------------------------
+
+SEEN_AT = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+
+
+def test_the_first_page_seen_decides_original_source_over_the_form_page() -> None:
+    told = GatedTouch(
+        "f1",
+        TouchKind.FORM,
+        SEEN_AT,
+        form_type="demo",
+        page_url="https://example.com/demo",
+        referrer=None,
+        first_page_url="https://example.com/pricing?utm_source=google&utm_medium=cpc",
+        first_referrer="https://www.google.com/",
+    )
+    result = attribute_person(None, [told])
+    assert result.original_source.source is OriginalSource.PAID_SEARCH
+    assert result.first_url == "https://example.com/pricing?utm_source=google&utm_medium=cpc"
+    assert result.first_referrer == "https://www.google.com/"
+
+
+def test_without_a_first_page_seen_the_first_touch_page_decides_as_before() -> None:
+    plain = form(
+        "f1", SEEN_AT, page_url="https://example.com/demo", referrer="https://www.bing.com/"
+    )
+    result = attribute_person(None, [plain])
+    assert result.original_source.source is OriginalSource.ORGANIC_SEARCH
+    assert (result.first_url, result.first_referrer) == (
+        "https://example.com/demo",
+        "https://www.bing.com/",
+    )
+
+
+def test_the_earliest_touch_that_tells_the_first_page_wins_in_any_order() -> None:
+    def told(touch_id: str, at: datetime, url: str) -> GatedTouch:
+        return GatedTouch(touch_id, TouchKind.FORM, at, form_type="demo", first_page_url=url)
+
+    earlier = told("f2", SEEN_AT, "https://example.com/?utm_medium=email")
+    later = told("f3", SEEN_AT + timedelta(days=3), "https://example.com/?utm_medium=cpc")
+    untold = form("f1", SEEN_AT - timedelta(days=1), page_url="https://example.com/blog")
+    for order in permutations([earlier, later, untold]):
+        result = attribute_person(None, order)
+        assert result.original_source.source is OriginalSource.EMAIL_MARKETING
+        assert result.first_touch_id == "f1"  # the first touchpoint is still the first form
+
+
+def test_a_first_referrer_alone_is_the_first_visit_without_a_known_page() -> None:
+    touch = GatedTouch(
+        "f1",
+        TouchKind.FORM,
+        SEEN_AT,
+        page_url="https://example.com/demo",
+        first_referrer="https://news.example.org/",
+    )
+    result = attribute_person(None, [touch])
+    assert result.original_source.source is OriginalSource.REFERRALS
+    assert (result.first_url, result.first_referrer) == (None, "https://news.example.org/")

@@ -179,3 +179,28 @@ def test_territory_fields_state_company_size_and_segment(given: Any, employees: 
 def test_a_company_size_that_is_no_number_is_refused_naming_the_field() -> None:
     with pytest.raises(MalformedEvent, match="numemployees"):
         parse(with_fields(numemployees="lots"))
+
+
+def test_a_workflow_contact_carries_the_first_page_seen_apart_from_the_form_page() -> None:
+    body = {
+        "vid": 77,
+        "properties": {
+            "email": {"value": "first@example.org"},
+            "hs_analytics_first_url": {"value": "https://example.com/pricing?utm_medium=cpc"},
+            "hs_analytics_first_referrer": {"value": "https://www.google.com/"},
+            "hs_analytics_last_url": {"value": "https://example.com/blog/last"},
+        },
+        "form-submissions": [
+            {"timestamp": 1717171000000, "form-id": "f", "page-url": "https://example.com/demo"}
+        ],
+    }
+    p = parse(body, FormRules()).payload
+    assert p.page_url == "https://example.com/demo"  # the form's own page, as before
+    assert p.first_page_url == "https://example.com/pricing?utm_medium=cpc"
+    assert p.first_referrer == "https://www.google.com/"
+
+
+def test_without_the_first_page_properties_nothing_is_made_up() -> None:
+    body = {"vid": 78, "properties": {"email": {"value": "none@example.org"}}}
+    p = parse(body, FormRules()).payload
+    assert (p.first_page_url, p.first_referrer) == (None, None)

@@ -70,9 +70,9 @@ def settings(infra: None) -> RouterSettings:
         "router",
         unique_prefix(),
         # Write-backs on, so the owner write-backs queued are compared too.
-        hubspot_token=SecretStr("hs"),
+        hubspot_access_token=SecretStr("hs"),
         salesforce_instance_url="http://crm.invalid",
-        salesforce_token=SecretStr("sf"),
+        salesforce_access_token=SecretStr("sf"),
     )
     assert isinstance(s, RouterSettings)
     return s

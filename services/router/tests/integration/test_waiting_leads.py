@@ -29,7 +29,7 @@ async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClie
     # GET /writebacks?status=all lists them either way).
     settings = router_settings(
         kafka_settings,
-        hubspot_token=SecretStr("test-token"),
+        hubspot_access_token=SecretStr("test-token"),
         hubspot_api_base="http://127.0.0.1:9",
     )
     await fresh_schema(SPEC, settings.resolved_database_url())

@@ -57,9 +57,9 @@ def message(object_id: str, owner: str = "005A") -> OutboxMessage:
 def crm_settings(crm: FakeCrm) -> RouterSettings:
     return RouterSettings(
         hubspot_api_base=crm.url,
-        hubspot_token=SecretStr(TOKEN),
+        hubspot_access_token=SecretStr(TOKEN),
         salesforce_instance_url=crm.url,
-        salesforce_token=SecretStr(TOKEN),
+        salesforce_access_token=SecretStr(TOKEN),
     )
 
 
@@ -128,9 +128,9 @@ async def router_app(
     settings = router_settings(
         kafka_settings,
         hubspot_api_base=crm.url,
-        hubspot_token=TOKEN,
+        hubspot_access_token=TOKEN,
         salesforce_instance_url=crm.url,
-        salesforce_token=TOKEN,
+        salesforce_access_token=TOKEN,
     )
     await fresh_schema(SPEC, settings.resolved_database_url())
     app = build_app(settings)

@@ -43,7 +43,9 @@ async def lookup(rep_id: str) -> CrmIds | None:
 
 
 def crm_router_settings(kafka_settings: KafkaSettings, crm: FakeCrm, **kw: Any) -> RouterSettings:
-    return router_settings(kafka_settings, hubspot_api_base=crm.url, hubspot_token=TOKEN, **kw)
+    return router_settings(
+        kafka_settings, hubspot_api_base=crm.url, hubspot_access_token=TOKEN, **kw
+    )
 
 
 @dataclass

@@ -85,6 +85,11 @@ class FormSubmitted(Model):
     page_url: str | None = None
     referrer: str | None = None
     source_ref: SourceRef | None = None
+    # The first page the visitor was seen on and the referrer of that visit, when the
+    # sender knows them (HubSpot's hs_analytics_first_url / hs_analytics_first_referrer):
+    # where original source comes from, earlier than any form.
+    first_page_url: str | None = None
+    first_referrer: str | None = None
 
 
 class SignupCreated(Model):

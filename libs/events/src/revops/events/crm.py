@@ -137,6 +137,24 @@ class SalesforceAuth(httpx.Auth):
             raise CredentialError("SALESFORCE_INSTANCE_URL is not set")
         return self.instance_url
 
+    async def session(self, client: httpx.AsyncClient) -> tuple[str, str]:
+        """The session token and the org's API address, for a caller that signs its own
+        calls (the Pub/Sub API's gRPC metadata). ``client`` must not sign."""
+        instance_url = await self.sign_in(client)
+        assert self._token is not None
+        return self._token, instance_url
+
+    def renew(self) -> None:
+        """Fetch a new session before the next call: the caller's was refused. A fixed
+        token cannot be renewed, so its refusal is the one line to show."""
+        if self._grant == "token":
+            raise CredentialError(
+                "Salesforce refused SALESFORCE_ACCESS_TOKEN: it has expired or been revoked; "
+                "set a new one, or configure a connected app (SALESFORCE_CLIENT_ID) so "
+                "sessions are renewed"
+            )
+        self._token = None
+
     def _stale(self) -> bool:
         if self._token is None:
             return True

@@ -280,6 +280,8 @@ def on_form(uow: UnitOfWork, event: FormSubmittedEvent) -> None:
             "page_url": form.page_url,
             "referrer": form.referrer,
             "occurred_at": event.occurred_at,
+            "first_page_url": form.first_page_url,
+            "first_referrer": form.first_referrer,
         }
     )
     uow.note_person(
@@ -304,6 +306,9 @@ def on_signup(uow: UnitOfWork, event: SignupCreatedEvent) -> None:
             "page_url": signup.first_source_url,
             "referrer": signup.referrer,
             "occurred_at": event.occurred_at,
+            # A sign-up's page is already the first source URL the product recorded.
+            "first_page_url": None,
+            "first_referrer": None,
         }
     )
     uow.note_person(

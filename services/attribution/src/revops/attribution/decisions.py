@@ -110,6 +110,8 @@ def _gated_touch(row: RowMapping) -> GatedTouch:
         campaign_id=row["campaign_id"],
         page_url=row["page_url"],
         referrer=row["referrer"],
+        first_page_url=row["first_page_url"],
+        first_referrer=row["first_referrer"],
     )
 
 

@@ -73,6 +73,10 @@ touches = Table(
     Column("page_url", Text),
     Column("referrer", Text),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # The first page the person was seen on and its referrer, when the sender knows them
+    # (HubSpot's first page seen): original source comes from these before page_url.
+    Column("first_page_url", Text),
+    Column("first_referrer", Text),
     Index("touches_person", "person_id", "occurred_at"),
 )
 

@@ -28,6 +28,7 @@ from revops.events.service import create_app, serve
 from revops.ingest.api import build_router, document_bodies, serving_routes
 from revops.ingest.publishing import Coalescer, EndOffsetsReader, KafkaGate, StateOffsets
 from revops.ingest.settings import IngestSettings
+from revops.ingest.stream.command import salesforce_stream
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ cli = service_cli(
     settings=IngestSettings,
     serve=serve_ingest,
 )
+cli.command("salesforce-stream")(salesforce_stream)
 
 
 def main() -> None:

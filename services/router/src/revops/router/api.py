@@ -35,6 +35,14 @@ from revops.router.context import RouterContext
 from revops.router.domain.reps import Region, Role
 from revops.router.domain.rules import RuleName, members_of
 from revops.router.policy_api import publish_acknowledged
+from revops.router.reps_api import (
+    REP_FIELDS_NEVER_NULL,
+    RepCreate,
+    RepFields,
+    RepOut,
+    rep_key,
+    rep_out,
+)
 from revops.router.rotations import ALL_QUEUES
 from revops.router.shifts import WorkingHoursField, WorkingHoursOut
 from revops.router.store import rep_from_row
@@ -44,81 +52,6 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 
 
 # --- reps ------------------------------------------------------------------------------------
-
-SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
-
-
-class RepFields(WorkingHoursField):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: StoredText | None = Field(default=None, max_length=200)
-    email: str | None = Field(
-        default=None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
-    )
-    role: Role | None = None
-    region: Region | None = None
-    certified: bool | None = None
-    consultant: bool | None = None
-    active: bool | None = None
-    paused: bool | None = None
-    out_of_office: bool | None = None
-    weight: int | None = Field(default=None, ge=0, le=100)
-    daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
-    paired_sdr_id: StoredText | None = Field(default=None, min_length=1, max_length=64)
-    # The rep's user in each CRM: the owner written back to Salesforce / HubSpot.
-    salesforce_user_id: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=SAFE_ID
-    )
-    hubspot_owner_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SAFE_ID)
-
-
-# A PATCH may set to null only what a rep may lack (email, region, daily cap, paired SDR).
-REP_FIELDS_NEVER_NULL = frozenset(
-    column.name for column in m.reps.columns if not column.nullable
-) & frozenset(RepFields.model_fields)
-
-
-class RepCreate(RepFields):
-    id: str = Field(min_length=1, max_length=64, pattern=SAFE_ID)
-    name: StoredText = Field(default="", max_length=200)
-    role: Role
-    certified: bool = False
-    consultant: bool = False
-    active: bool = True
-    paused: bool = False
-    out_of_office: bool = False
-    weight: int = Field(default=1, ge=0, le=100)
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def upper_role(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-
-class RepOut(WorkingHoursOut):
-    id: str = Field(description="the rep's id (the CRM user id, so events can name the rep)")
-    name: str = Field(description="the rep's name")
-    email: str | None = Field(description="the rep's email")
-    role: str = Field(description="SDR or AE")
-    region: str | None = Field(description="AMER, EMEA or APAC; null: no rotation")
-    certified: bool = Field(description="passed the demo certification (needed to rotate)")
-    consultant: bool = Field(description="a consultant: never in a rotation")
-    active: bool = Field(description="works leads at all")
-    paused: bool = Field(description="takes no new turns for now")
-    out_of_office: bool = Field(description="away: takes no new turns")
-    weight: int = Field(description="turns per round of the rotation (0: none)")
-    daily_cap: int | None = Field(description="the most leads a day; null: no cap")
-    paired_sdr_id: str | None = Field(description="an AE's SDR")
-    salesforce_user_id: str | None = Field(description="the rep's Salesforce user id")
-    hubspot_owner_id: str | None = Field(description="the rep's HubSpot owner id")
-    position: int | None = Field(
-        description="the rotation order (the order reps were created); null in the answer "
-        "to a create, until the router has applied the new rep"
-    )
-
-
-def _rep_out(row: Row[Any]) -> RepOut:
-    return RepOut.model_validate(row._mapping, from_attributes=False)
 
 
 KAFKA_DID_NOT_ACKNOWLEDGE: Responses = {
@@ -189,15 +122,16 @@ async def list_reps(
     if region:
         query = query.where(m.reps.c.region == region)
     rows, total = await read_page(session, query, [m.reps.c.position], limit, offset)
-    return RepPage(items=[_rep_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    return RepPage(items=[rep_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/reps/{rep_id}", dependencies=[ReadAccess], tags=["reps"], responses=not_found("rep"))
 async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
+    rep_id = rep_key(rep_id)
     row = (await session.execute(select(m.reps).where(m.reps.c.id == rep_id))).first()
     if row is None:
         raise HTTPException(404, f"no rep {rep_id!r}")
-    return _rep_out(row)
+    return rep_out(row)
 
 
 @router.patch(
@@ -218,6 +152,7 @@ async def get_rep(rep_id: StoredText, session: SessionDep) -> RepOut:
 async def update_rep(
     rep_id: StoredText, body: RepFields, session: SessionDep, runtime: RuntimeDep
 ) -> RepOut:
+    rep_id = rep_key(rep_id)
     values = body.model_dump(exclude_unset=True)
     for name, value in values.items():
         if value is None and name in REP_FIELDS_NEVER_NULL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 
 from revops.events.crm import CrmSettings
 from revops.events.settings import ServiceSettings
@@ -67,17 +67,6 @@ class RouterSettings(ServiceSettings, CrmSettings):
     # Owner write-back to the CRM the lead came from; off unless that CRM's credentials
     # are configured (CrmSettings: HUBSPOT_ACCESS_TOKEN, SALESFORCE_*).
     writeback_timeout_s: float = Field(default=10.0, gt=0)
-    # The names these settings had before the CRM settings were shared: still read.
-    hubspot_token: SecretStr | None = None  # HUBSPOT_ACCESS_TOKEN
-    salesforce_token: SecretStr | None = None  # SALESFORCE_ACCESS_TOKEN
-
-    @model_validator(mode="after")
-    def _old_names(self) -> RouterSettings:
-        if self.hubspot_access_token is None:
-            self.hubspot_access_token = self.hubspot_token
-        if self.salesforce_access_token is None:
-            self.salesforce_access_token = self.salesforce_token
-        return self
 
     def policy(self) -> RoutingPolicy:
         return RoutingPolicy(

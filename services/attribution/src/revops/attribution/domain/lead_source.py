@@ -10,7 +10,7 @@ arrived late still wins, because replaying the topics must give the same answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -80,6 +80,10 @@ class GatedTouch:
     campaign_id: str | None = None
     page_url: str | None = None
     referrer: str | None = None
+    # The first page the person was seen on and its referrer, when the sender knows them
+    # (HubSpot's hs_analytics_first_url / hs_analytics_first_referrer).
+    first_page_url: str | None = None
+    first_referrer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,19 @@ def lead_source(
     return LeadSource.OTHER
 
 
+def first_page_seen(
+    touches: Sequence[GatedTouch], earliest: GatedTouch | None
+) -> tuple[str | None, str | None]:
+    """The first page the person was seen on and its referrer: as a sender that tracks
+    visits tells it (the earliest touch that carries it: a later merge of records may
+    change it), else the page and referrer of the person's first gated interaction."""
+    told = [t for t in touches if t.first_page_url or t.first_referrer]
+    if told:
+        first = min(told, key=lambda t: (t.occurred_at, t.touch_id))
+        return first.first_page_url, first.first_referrer
+    return (earliest.page_url, earliest.referrer) if earliest else (None, None)
+
+
 @dataclass(frozen=True)
 class PersonAttribution:
     lead_source: LeadSource
@@ -267,8 +284,7 @@ def attribute_person(
     by_creation = _source_by_creation(created, earliest)
     # A record that existed in the CRM before any tracked interaction is offline.
     offline = by_creation is not None and by_creation is not LeadSource.INBOUND
-    first_url = earliest.page_url if earliest else None
-    first_referrer = earliest.referrer if earliest else None
+    first_url, first_referrer = first_page_seen(touches, earliest)
     bucket = original_source(
         first_url,
         first_referrer,

@@ -61,6 +61,8 @@ class _Submission:
     occurred_raw: str | None  # the sender's own time, for the stable id
     page_url: str | None
     referrer: str | None
+    first_page_url: str | None
+    first_referrer: str | None
     sfdc_campaign: str | None
     contact_id: str | None
     portal_id: str | None
@@ -135,6 +137,8 @@ def parse_submission(
             page_url=sub.page_url,
             referrer=sub.referrer,
             source_ref=ref,
+            first_page_url=sub.first_page_url,
+            first_referrer=sub.first_referrer,
         ),
     )
 
@@ -177,6 +181,9 @@ def _forms_api(body: dict[str, Any]) -> _Submission:
         occurred_raw=None if submitted is None else str(submitted),
         page_url=v.text(context.get("pageUri"), "context.pageUri", 0, max_length=4000),
         referrer=v.text(context.get("referrer"), "context.referrer", 0, max_length=4000),
+        # The Forms API knows the form's page only.
+        first_page_url=None,
+        first_referrer=None,
         sfdc_campaign=v.text(context.get("sfdcCampaignId"), "context.sfdcCampaignId", 0),
         contact_id=None,
         portal_id=v.text(body.get("portalId"), "portalId", 0),
@@ -222,17 +229,18 @@ def _workflow_contact(body: dict[str, Any]) -> _Submission:
         ),
         occurred_raw=None if occurred_raw is None else str(occurred_raw),
         page_url=page_url,
-        referrer=v.text(
-            values.get("hs_analytics_first_referrer"),
-            "hs_analytics_first_referrer",
-            0,
-            max_length=4000,
-        ),
+        referrer=_long_text(values, "hs_analytics_first_referrer"),
+        first_page_url=_long_text(values, "hs_analytics_first_url"),
+        first_referrer=_long_text(values, "hs_analytics_first_referrer"),
         sfdc_campaign=None,
         contact_id=v.text(v.pick(body, "vid", "canonical-vid", "id", "hs_object_id"), "vid", 0),
         portal_id=v.text(body.get("portal-id"), "portal-id", 0),
         conversion_id=conversion_id,
     )
+
+
+def _long_text(values: dict[str, Any], name: str) -> str | None:
+    return v.text(values.get(name), name, 0, max_length=4000)
 
 
 def _latest_form_submission(value: Any) -> dict[str, Any] | None:
