@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row, func, or_, select
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
@@ -44,7 +44,6 @@ from revops.router.reps_api import (
     rep_out,
 )
 from revops.router.rotations import ALL_QUEUES
-from revops.router.shifts import WorkingHoursField, WorkingHoursOut
 from revops.router.store import rep_from_row
 from revops.router.waiting import assign_lead, find_lead, reroute_lead
 
