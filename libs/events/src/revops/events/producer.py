@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -111,6 +113,33 @@ class EventProducer:
         ]
         await asyncio.gather(*futures)
 
+    async def hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]]:
+        """Hand the events to the producer and return with one future per event: done once
+        Kafka acknowledged that event, else failed with KafkaUnavailable. Unlike
+        ``publish`` (all or nothing), each event stands alone: a partition whose leader is
+        away fails only the events bound for it. The futures are not bounded in time (the
+        idempotent producer retries a batch until its partition has a leader again), so
+        the caller bounds its wait."""
+        producer = await self._ensure_started()
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[None]] = []
+        for event in events:
+            ack: asyncio.Future[None] = loop.create_future()
+            acks.append(ack)
+            try:
+                # One at a time, in order: events of one key stay in their order.
+                sent = await producer.send(
+                    event.topic.name(self._settings.topic_prefix),
+                    value=encode_event(event),
+                    key=event.key.encode(),
+                    headers=event_headers(event),
+                )
+            except (KafkaError, OSError) as exc:
+                ack.set_exception(KafkaUnavailable(f"{exc.__class__.__name__}: {exc}"))
+            else:
+                sent.add_done_callback(functools.partial(_acknowledge, ack))
+        return acks
+
     async def ping(self) -> None:
         producer = await self._ensure_started()
         await asyncio.wait_for(producer.client.fetch_all_metadata(), self._timeout_s)
@@ -126,3 +155,13 @@ async def _stop_quietly(producer: AIOKafkaProducer) -> None:
         await asyncio.wait_for(producer.stop(), 5)
     except Exception:
         log.warning("kafka producer did not stop cleanly", exc_info=True)
+
+
+def _acknowledge(ack: asyncio.Future[None], sent: asyncio.Future[Any]) -> None:
+    error = None if sent.cancelled() else sent.exception()  # retrieved, so never logged
+    if ack.done():
+        return
+    if sent.cancelled() or error is not None:
+        ack.set_exception(KafkaUnavailable(f"Kafka did not acknowledge: {error!r}"))
+    else:
+        ack.set_result(None)
