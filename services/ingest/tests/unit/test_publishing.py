@@ -4,16 +4,25 @@ request probes it and the others are answered at once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from revops.events.catalogue import Envelope
 from revops.events.producer import KafkaUnavailable
+from revops.ingest.domain.forms import FormRules, parse_submission
 from revops.ingest.domain.product import parse_signup
-from revops.ingest.publishing import Coalescer, KafkaGate, StateOffsets
+from revops.ingest.publishing import (
+    STATE_OFFSETS_WAIT_S,
+    Coalescer,
+    KafkaGate,
+    StateOffsets,
+    with_state_offsets,
+)
 
 
 class SlowBroker:
@@ -34,6 +43,12 @@ SIGNUP = {
     "data": {"user_id": "u", "email": "a@example.com", "signup_type": "cloud"},
 }
 EVENTS = [parse_signup(SIGNUP, webhook_id="m", received_at=datetime(2024, 6, 1, tzinfo=UTC))]
+FORM = (Path(__file__).parents[1] / "formats" / "hubspot_form_submission.json").read_bytes()
+FORM_EVENTS = [
+    parse_submission(
+        json.loads(FORM), FormRules(), raw_body=FORM, received_at=datetime(2024, 6, 1, tzinfo=UTC)
+    )
+]
 
 
 async def timed(gate: KafkaGate, broker: SlowBroker) -> tuple[bool, float]:
@@ -176,3 +191,103 @@ async def test_reads_start_at_most_once_per_gather_and_who_arrives_meanwhile_joi
     third = asyncio.ensure_future(state.now())  # arrives while the next read waits
     assert [await f for f in [*second, third]] == [{"read": [2]}] * 4
     assert time.monotonic() - started >= 0.04
+
+
+class PartlyLeaderless:
+    """Acknowledges each event on its own, like EventProducer.hand_over; events of the
+    signups topic never are (their partition's leader is away)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        raise AssertionError("a producer that hands over is never asked to publish")
+
+    async def hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]]:
+        self.calls.append(len(events))
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[None]] = []
+        for event in events:
+            ack: asyncio.Future[None] = loop.create_future()
+            if event.type != "signup.created":
+                loop.call_later(0.01, ack.set_result, None)
+            acks.append(ack)
+        return acks
+
+
+async def test_a_request_is_answered_by_its_own_events_when_its_call_shares_a_leaderless_one():
+    broker = PartlyLeaderless()
+    coalescer = Coalescer(lambda: broker)
+    gate = KafkaGate()
+    [form] = FORM_EVENTS
+    healthy = [gate.publish(coalescer, [form] * n, deadline_s=0.5) for n in (1, 2)]
+    stuck = gate.publish(coalescer, [form, *EVENTS], deadline_s=0.5)
+    started = time.monotonic()
+    results = await asyncio.gather(*healthy, stuck, return_exceptions=True)
+    assert broker.calls == [5]  # one call for the three requests
+    assert results[:2] == [None, None]  # acknowledged in their own time, not the stuck one's
+    assert isinstance(results[2], TimeoutError)  # the deadline: a 503
+    assert time.monotonic() - started == pytest.approx(0.5, abs=0.3)
+
+
+async def test_a_failed_event_fails_only_its_request():
+    class OneRefused(PartlyLeaderless):
+        async def hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]]:
+            acks = [asyncio.get_running_loop().create_future() for _ in events]
+            for event, ack in zip(events, acks, strict=True):
+                if event.type == "signup.created":
+                    ack.set_exception(KafkaUnavailable("no leader"))
+                else:
+                    ack.set_result(None)
+            return acks
+
+    coalescer = Coalescer(lambda: OneRefused())
+    results = await asyncio.gather(
+        coalescer.publish(FORM_EVENTS),
+        coalescer.publish([*FORM_EVENTS, *EVENTS]),
+        coalescer.publish(FORM_EVENTS),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], KafkaUnavailable)
+
+
+async def test_while_reads_fail_new_leads_go_unstamped_without_waiting_then_stamped_again():
+    broker_back = asyncio.Event()
+    reads = 0
+
+    async def read() -> dict[str, list[int]]:
+        nonlocal reads
+        reads += 1
+        if not broker_back.is_set():
+            await asyncio.sleep(10)  # a state partition's leader is away: no answer
+        return {"t": [reads]}
+
+    state = StateOffsets(read, timeout_s=0.2)
+    first = time.monotonic()
+    [lead] = await with_state_offsets(state, EVENTS)
+    # The first lead waits its while (it cannot know), and goes without the stamp.
+    assert lead.state_offsets is None
+    assert time.monotonic() - first == pytest.approx(STATE_OFFSETS_WAIT_S, abs=0.15)
+    await wait_until(lambda: not state.answering)  # the read was cut off at 0.2 s
+    started = time.monotonic()
+    for _ in range(20):
+        [lead] = await with_state_offsets(state, EVENTS)
+        assert lead.state_offsets is None
+    assert time.monotonic() - started < STATE_OFFSETS_WAIT_S  # none of the 20 waited
+    assert reads <= 3  # the reads go on, one at a time, in the background
+    broker_back.set()
+    await wait_until(lambda: state.answering, then=lambda: state.next_read())
+    [lead] = await with_state_offsets(state, EVENTS)
+    assert lead.state_offsets is not None  # stamped again
+
+
+async def wait_until(
+    condition: Callable[[], bool], then: Callable[[], object] | None = None, timeout_s: float = 3
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        if then is not None:
+            then()
+        await asyncio.sleep(0.01)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -23,14 +23,23 @@ class Publisher(Protocol):
     async def publish(self, events: Sequence[Envelope]) -> None: ...
 
 
+@runtime_checkable
+class HandsOver(Protocol):
+    """A publisher that acknowledges each event on its own (``EventProducer.hand_over``)."""
+
+    async def hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]]: ...
+
+
 class Coalescer:
     """Joins the events of requests that reach the publish step in the same event-loop
     turn into one ``publish`` call, and answers each request when that call returns.
 
     A single-event webhook otherwise pays the producer's per-call cost (a task, a gather,
     a small produce request) on its own; under load that cost, not parsing, bounded the
-    request rate. All or nothing per call: if it fails, every request in it is told Kafka
-    is unavailable (503), which is safe -- senders resend, and event ids are stable.
+    request rate. Each request is answered by its own events' acknowledgements (a
+    partition whose leader is away fails only the requests with events there), when the
+    producer acknowledges them one by one; else all or nothing per call. A request told
+    Kafka is unavailable (503) is safe: senders resend, and event ids are stable.
     """
 
     def __init__(
@@ -85,7 +94,7 @@ class Coalescer:
     async def _publish(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
         events = [event for request_events, _ in batch for event in request_events]
         try:
-            await self._send(events)
+            acks = await self._hand_over(events)
         except BaseException as exc:
             for _, done in batch:
                 if not done.done():
@@ -95,9 +104,23 @@ class Coalescer:
             if not isinstance(exc, Exception):
                 raise
         else:
+            if acks is not None:
+                _answer_each(batch, acks)
+                return
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+    async def _hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]] | None:
+        """Each event's acknowledgement from a producer that gives them one by one; None
+        (all acknowledged) from one that publishes all or nothing."""
+        if self.state_offsets is not None:
+            events = await with_state_offsets(self.state_offsets, events)
+        producer = self._producer()
+        if isinstance(producer, HandsOver):
+            return await producer.hand_over(events)
+        await producer.publish(events)
+        return None
 
     async def _send(self, events: Sequence[Envelope]) -> None:
         if self.state_offsets is not None:
@@ -105,27 +128,69 @@ class Coalescer:
         await self._producer().publish(events)
 
 
+def _answer_each(
+    batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]],
+    acks: Sequence[asyncio.Future[None]],
+) -> None:
+    start = 0
+    for request_events, done in batch:
+        _Answer(done, acks[start : start + len(request_events)])
+        start += len(request_events)
+
+
+class _Answer:
+    """Answers one request once each of its events is acknowledged, or with the first
+    failure (callbacks, not a task per request: the coalescer exists to save that)."""
+
+    __slots__ = ("done", "waiting")
+
+    def __init__(self, done: asyncio.Future[None], acks: Sequence[asyncio.Future[None]]) -> None:
+        self.done = done
+        self.waiting = len(acks)
+        for ack in acks:
+            ack.add_done_callback(self.acknowledged)
+
+    def acknowledged(self, ack: asyncio.Future[None]) -> None:
+        # Retrieved even when nobody waits any more (the request's deadline passed).
+        error = KafkaUnavailable("cancelled") if ack.cancelled() else ack.exception()
+        if self.done.done():
+            return
+        if error is not None:
+            self.done.set_exception(error)
+            return
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.done.set_result(None)
+
+
 NEW_LEADS = ("form.submitted", "signup.created")
 # Well under the publish deadline: the offsets are worth little next to an answer in time.
 STATE_OFFSETS_WAIT_S = 0.3
+# A read that takes longer serves nobody (the leads waiting for it have gone on without
+# it) and would only delay the next one: one is cut off here and counts as failed.
+STATE_OFFSETS_READ_S = 1.0
 
 
 async def with_state_offsets(state: StateOffsets, events: Sequence[Envelope]) -> Sequence[Envelope]:
     """New leads stamped with the CRM state topics' end offsets as they are now (after
     their requests arrived): the router routes them once everything below is applied.
-    Without the offsets (Kafka slow to answer them) the router reads them itself, later:
-    still every change acknowledged before, and perhaps a few more to wait for."""
+    Without the offsets (Kafka slow to answer them, or a state partition without a
+    reachable leader) the router reads them itself, later: still every change
+    acknowledged before, and perhaps a few more to wait for. A stamp is all the
+    partitions or none: a partition left out would let the router route the lead before
+    a change acknowledged there."""
     if not any(e.type in NEW_LEADS for e in events):
         return events
     read = state.next_read()
+    if not state.answering:
+        # The last read failed: waiting for this one would only delay the answer (by the
+        # whole wait, while a state partition's leader is away). It tells when reads
+        # answer again; meanwhile the leads go unstamped.
+        return events
     # asyncio.wait: a timeout leaves the shared read alone.
     done, _ = await asyncio.wait((read,), timeout=STATE_OFFSETS_WAIT_S)
-    error = read.exception() if done else TimeoutError("no answer in time")
-    if error is not None:  # the stamp only saves the router a wait: publish without it
-        log.warning(
-            "CRM state offsets not read: the router reads them", extra={"error": str(error)}
-        )
-        return events
+    if not done or read.exception() is not None:
+        return events  # the stamp only saves the router a wait: publish without it
     offsets = read.result()
     return [
         e.model_copy(update={"state_offsets": offsets}) if e.type in NEW_LEADS else e
@@ -178,14 +243,20 @@ class StateOffsets:
     it is then below them), so a request never takes a read that was already on its way;
     requests arriving while one is on its way share the next. At most one read is on its
     way at a time, and one starts at most every ``gather_s``: under a burst of forms, one
-    Kafka round trip serves them all.
+    Kafka round trip serves them all. Each read is cut off after ``timeout_s``; while
+    reads fail, ``answering`` is false and new leads go without waiting for one.
     """
 
     def __init__(
-        self, read: Callable[[], Awaitable[StateOffsetsRead]], gather_s: float = 0.0
+        self,
+        read: Callable[[], Awaitable[StateOffsetsRead]],
+        gather_s: float = 0.0,
+        timeout_s: float = STATE_OFFSETS_READ_S,
     ) -> None:
         self._read = read
         self._gather_s = gather_s
+        self._timeout_s = timeout_s
+        self.answering = True  # the last read answered in time
         self._last_read_at = -gather_s
         self._next: asyncio.Future[StateOffsetsRead] | None = None  # not on its way yet
         self._reading: asyncio.Task[None] | None = None
@@ -212,11 +283,29 @@ class StateOffsets:
                 serving, self._next = self._next, None
                 self._last_read_at = loop.time()
                 try:
-                    serving.set_result(await self._read())
+                    offsets = await asyncio.wait_for(self._read(), self._timeout_s)
                 except Exception as exc:
                     serving.set_exception(exc)
+                    serving.exception()  # retrieved: leads that went on without it never read it
+                    self._failed(exc)
+                else:
+                    serving.set_result(offsets)
+                    self._answered()
         finally:
             self._reading = None
+
+    def _failed(self, exc: Exception) -> None:
+        if self.answering:  # once per outage, not once per lead
+            log.warning(
+                "CRM state offsets not read: new leads go unstamped (the router reads them)",
+                extra={"error": repr(exc)},
+            )
+        self.answering = False
+
+    def _answered(self) -> None:
+        if not self.answering:
+            log.info("CRM state offsets read again: new leads are stamped")
+        self.answering = True
 
 
 class EndOffsetsReader:
@@ -240,10 +329,11 @@ class EndOffsetsReader:
         """Each topic's partitions' end offsets (read-committed), by partition number."""
         consumer = await self._started()
         if not self._partitions:
-            await self._look_up_partitions()
-        elif self._stale() and self._looking_up is None:
+            # Shielded: a read cut off (StateOffsets' timeout) leaves the lookup going.
+            await asyncio.shield(self._look_up())
+        elif self._stale():
             # Looked up beside the reads (an admin round trip): the last list serves.
-            self._looking_up = asyncio.ensure_future(self._look_up_partitions())
+            self._look_up()
         ends = await consumer.end_offsets(self._partitions)
         out: dict[str, list[int]] = {}
         for tp in sorted(ends, key=lambda tp: (tp.topic, tp.partition)):
@@ -255,6 +345,11 @@ class EndOffsetsReader:
     def _stale(self) -> bool:
         age = asyncio.get_running_loop().time() - self._partitions_at
         return age >= self.PARTITIONS_MAX_AGE_S
+
+    def _look_up(self) -> asyncio.Future[None]:
+        if self._looking_up is None:
+            self._looking_up = asyncio.ensure_future(self._look_up_partitions())
+        return self._looking_up
 
     async def _look_up_partitions(self) -> None:
         try:
