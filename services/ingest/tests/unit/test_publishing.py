@@ -14,7 +14,6 @@ import pytest
 
 from revops.events.catalogue import Envelope
 from revops.events.producer import KafkaUnavailable
-from revops.events.testing import person_changed
 from revops.ingest.domain.forms import FormRules, parse_submission
 from revops.ingest.domain.product import parse_signup
 from revops.ingest.publishing import (
@@ -251,46 +250,6 @@ async def test_a_failed_event_fails_only_its_request():
     )
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], KafkaUnavailable)
-
-
-class Acknowledging:
-    """Hands over like EventProducer.hand_over and acknowledges each event at once,
-    noting each event's type and stamp in the order they were handed over."""
-
-    def __init__(self) -> None:
-        self.handed: list[tuple[str, object]] = []
-
-    async def publish(self, events: Sequence[Envelope]) -> None:
-        raise AssertionError("a producer that hands over is never asked to publish")
-
-    async def hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]]:
-        self.handed.extend((e.type, e.state_offsets) for e in events)
-        acks = [asyncio.get_running_loop().create_future() for _ in events]
-        for ack in acks:
-            ack.set_result(None)
-        return acks
-
-
-async def test_crm_changes_of_a_call_are_answered_while_its_leads_wait_for_the_offsets_read():
-    reads = Reads()
-    broker = Acknowledging()
-    coalescer = Coalescer(lambda: broker, state_offsets=StateOffsets(reads.read))
-    change = person_changed(
-        "contact", "003000000000001AAA", datetime(2024, 6, 1, tzinfo=UTC), change="updated"
-    )
-    lead = asyncio.ensure_future(coalescer.publish(FORM_EVENTS))
-    changed = asyncio.ensure_future(coalescer.publish([change, *EVENTS]))
-    crm_only = asyncio.ensure_future(coalescer.publish([change]))
-    await asyncio.wait_for(crm_only, 1)  # answered while the read is still on its way
-    assert reads.started == 1 and not lead.done() and not changed.done()
-    assert broker.handed == [("person.changed", None)] * 2
-    reads.release.set()
-    await asyncio.wait_for(asyncio.gather(lead, changed), 1)
-    # The leads carry the read asked for when their call began; a topic keeps its order.
-    assert broker.handed[2:] == [
-        ("form.submitted", {"read": [1]}),
-        ("signup.created", {"read": [1]}),
-    ]
 
 
 async def test_while_reads_fail_new_leads_go_unstamped_without_waiting_then_stamped_again():

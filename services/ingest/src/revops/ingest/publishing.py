@@ -5,7 +5,6 @@ carries the CRM state topics' end offsets as they were when it was accepted."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -115,75 +114,18 @@ class Coalescer:
     async def _hand_over(self, events: Sequence[Envelope]) -> list[asyncio.Future[None]] | None:
         """Each event's acknowledgement from a producer that gives them one by one; None
         (all acknowledged) from one that publishes all or nothing."""
-        producer = self._producer()
-        if isinstance(producer, HandsOver):
-            if self.state_offsets is None:
-                return await producer.hand_over(events)
-            return await self._leads_after_the_read(producer, self.state_offsets, events)
         if self.state_offsets is not None:
             events = await with_state_offsets(self.state_offsets, events)
+        producer = self._producer()
+        if isinstance(producer, HandsOver):
+            return await producer.hand_over(events)
         await producer.publish(events)
         return None
-
-    async def _leads_after_the_read(
-        self, producer: HandsOver, state: StateOffsets, events: Sequence[Envelope]
-    ) -> list[asyncio.Future[None]]:
-        """The call's CRM changes go to Kafka at once, and their requests are answered by
-        their own acknowledgements; only the new leads wait for the offsets read they
-        carry. The changes came with the leads, not before them, so no lead's stamp needs
-        to cover them; the read is asked for first, so that they do not make it looser
-        either. Events of a topic that holds a lead all wait: a topic keeps its order."""
-        lead_topics = {e.topic for e in events if e.type in NEW_LEADS}
-        if not lead_topics:
-            return await producer.hand_over(events)
-        waiting = [e for e in events if e.topic in lead_topics]
-        stamped = asyncio.ensure_future(with_state_offsets(state, waiting))
-        try:
-            changes = await producer.hand_over([e for e in events if e.topic not in lead_topics])
-        except BaseException:
-            stamped.cancel()  # the shared read goes on for the others
-            raise
-        loop = asyncio.get_running_loop()
-        leads: list[asyncio.Future[None]] = [loop.create_future() for _ in waiting]
-        task = asyncio.ensure_future(_hand_over_when_stamped(producer, stamped, leads))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        in_order = {False: iter(changes), True: iter(leads)}
-        return [next(in_order[e.topic in lead_topics]) for e in events]
 
     async def _send(self, events: Sequence[Envelope]) -> None:
         if self.state_offsets is not None:
             events = await with_state_offsets(self.state_offsets, events)
         await self._producer().publish(events)
-
-
-async def _hand_over_when_stamped(
-    producer: HandsOver,
-    stamped: asyncio.Future[Sequence[Envelope]],
-    acks: Sequence[asyncio.Future[None]],
-) -> None:
-    """Hand the leads over once stamped; each of ``acks`` follows its lead's."""
-    try:
-        handed = await producer.hand_over(await stamped)
-    except Exception as exc:
-        failure = exc if isinstance(exc, KafkaUnavailable) else KafkaUnavailable(repr(exc))
-        for ack in acks:
-            if not ack.done():
-                ack.set_exception(failure)
-        return
-    for ours, theirs in zip(acks, handed, strict=True):
-        theirs.add_done_callback(functools.partial(_follow, ours))
-
-
-def _follow(ours: asyncio.Future[None], theirs: asyncio.Future[None]) -> None:
-    if ours.done():
-        return
-    if theirs.cancelled():
-        ours.set_exception(KafkaUnavailable("cancelled"))
-    elif (error := theirs.exception()) is not None:
-        ours.set_exception(error)
-    else:
-        ours.set_result(None)
 
 
 def _answer_each(
