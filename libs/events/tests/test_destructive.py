@@ -190,6 +190,32 @@ async def test_reset_refuses_when_the_outbox_events_cannot_be_published_in_time(
     assert await pending_rows(router_env) == {"kafka": 2}
 
 
+async def test_reset_refuses_when_kafka_does_not_take_the_outbox_events(
+    kafka_settings, router_env, monkeypatch
+):
+    """A topic the broker does not have (it creates none by itself) stands for a Kafka
+    that does not answer: the publish fails within its timeout and nothing is dropped."""
+    from revops.events.outbox import add_event
+    from revops.events.testing import form_submitted
+    from revops.router.main import SPEC
+
+    monkeypatch.setenv("KAFKA_PUBLISH_TIMEOUT_S", "0.5")
+    database = Database(router_env, "router")
+    try:
+        async with database.transaction() as session:
+            event = form_submitted("lost@example.com", datetime.now(UTC))
+            await add_event(session, SPEC.outbox, event, f"{kafka_settings.topic_prefix}nowhere-")
+    finally:
+        await database.dispose()
+    result = await asyncio.to_thread(runner.invoke, app, ["reset", "router", "--yes"])
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "1 event(s) not yet on Kafka (decisions the rebuild would not see; Kafka did " in line
+    assert "run the reset again once Kafka answers" in line
+    assert await count_queues(router_env) == 1
+    assert await pending_rows(router_env) == {"kafka": 1}
+
+
 async def test_reset_refuses_while_crm_calls_wait_in_the_outbox(kafka_settings, router_env):
     ids = await queue_in_outbox(router_env, events=1, write_backs=2)
     result = await asyncio.to_thread(runner.invoke, app, ["reset", "router", "--yes"])
