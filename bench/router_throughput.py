@@ -37,6 +37,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,18 @@ def context_events(rng: random.Random) -> list[Envelope]:
     return events
 
 
-def form_event(i: int, rng: random.Random, tag: str, at: datetime) -> FormSubmittedEvent:
+def form_event(
+    i: int,
+    rng: random.Random,
+    tag: str,
+    at: datetime,
+    *,
+    countries: Sequence[str] = COUNTRIES,
+    more: Callable[[random.Random], dict[str, Any]] | None = None,
+) -> FormSubmittedEvent:
+    """Form ``i``: a quarter from the accounts' domains, a tenth from free mail, the rest
+    from prospects' own; ``more`` draws further fields (bench/routing_policies.py's), after
+    the country and before the consultant flag, so each bench's forms stay as they were."""
     roll = rng.random()
     if roll < 0.25:
         domain = f"co{rng.randrange(ACCOUNTS)}.com"
@@ -184,15 +196,19 @@ def form_event(i: int, rng: random.Random, tag: str, at: datetime) -> FormSubmit
         domain = rng.choice(FREE)
     else:
         domain = f"prospect{i}.io"
+    email = f"{tag}{i}@{domain}"
+    form_type, country = rng.choice(FORM_TYPES), rng.choice(countries)
+    extra = more(rng) if more is not None else {}
     return make_event(
         FormSubmittedEvent,
         id=f"{tag}-form-{i}",
         source="hubspot",
         occurred_at=at,
         payload=FormSubmitted(
-            email=f"{tag}{i}@{domain}",
-            form_type=rng.choice(FORM_TYPES),
-            country=rng.choice(COUNTRIES),
+            email=email,
+            form_type=form_type,
+            country=country,
+            **extra,
             is_consultant=rng.random() < 0.02,
         ),
     )

@@ -34,7 +34,6 @@ from sqlalchemy import func, select
 from revops.events import admin, topics
 from revops.events.catalogue import (
     Envelope,
-    FormSubmitted,
     FormSubmittedEvent,
     RoutingPolicyChanged,
     RoutingPolicyChangedEvent,
@@ -51,13 +50,12 @@ from revops.router.settings import RouterSettings
 sys.path.insert(0, str(Path(__file__).parent))
 from router_throughput import (
     ACCOUNTS,
-    FORM_TYPES,
-    FREE,
     START,
     apply_context,
     context_events,
     routed_rate,
 )
+from router_throughput import form_event as router_form_event
 
 COUNTRIES = ["US", "Canada", "UK", "Germany", "France", "Japan", "India", "Brazil", "Spain"]
 STATES = ["CA", "NY", "TX", "WA", "ON", "BC", "Bavaria", "Ile-de-France"]
@@ -93,28 +91,19 @@ def territories_policy(count: int) -> str:
 def form_event(
     i: int, rng: random.Random, tag: str, at: datetime, names: list[str]
 ) -> FormSubmittedEvent:
-    roll = rng.random()
-    if roll < 0.25:
-        domain = f"co{rng.randrange(ACCOUNTS)}.com"
-    elif roll < 0.35:
-        domain = rng.choice(FREE)
-    else:
-        domain = f"prospect{i}.io"
-    return make_event(
-        FormSubmittedEvent,
-        id=f"{tag}-form-{i}",
-        source="hubspot",
-        occurred_at=at,
-        payload=FormSubmitted(
-            email=f"{tag}{i}@{domain}",
-            form_type=rng.choice(FORM_TYPES),
-            country=rng.choice([*COUNTRIES, "Mexico", "Australia", "Kenya"]),
-            state=rng.choice([*STATES, None]),
-            employees=rng.choice([None, rng.randrange(0, 20_000)]),
-            segment=rng.choice([*SEGMENTS, None]),
-            company=company_of(rng, names),
-            is_consultant=rng.random() < 0.02,
-        ),
+    """router_throughput's form with a state, a size, a segment and a company drawn too,
+    so leads stop at every depth of the territory list."""
+
+    def policy_fields(rng: random.Random) -> dict[str, Any]:
+        return {
+            "state": rng.choice([*STATES, None]),
+            "employees": rng.choice([None, rng.randrange(0, 20_000)]),
+            "segment": rng.choice([*SEGMENTS, None]),
+            "company": company_of(rng, names),
+        }
+
+    return router_form_event(
+        i, rng, tag, at, countries=[*COUNTRIES, "Mexico", "Australia", "Kenya"], more=policy_fields
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 # Each test runs Compose (`config`): a process, so not in `make unit`.
 pytestmark = pytest.mark.processes

@@ -85,12 +85,12 @@ def _workers_that_counted(shared: Path) -> set[str]:
     return {
         path.stem.split("_")[-1]
         for path in shared.glob("counter_*.db")
-        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
         if "revops_ingest_requests_total" in key and value > 0
     }
 
 
-async def _until_ready(process: subprocess.Popen[bytes], url: str, log) -> None:  # type: ignore[no-untyped-def]
+async def _until_ready(process: subprocess.Popen[bytes], url: str, log) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=url) as client:
         while True:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 from prometheus_client import REGISTRY
 
 from tests.test_compose import published_ports, run_compose
@@ -94,7 +94,7 @@ def exported_metrics() -> set[str]:
     import revops.router.causal_order
     import revops.router.figures  # noqa: F401
 
-    names: dict[str, Any] = REGISTRY._names_to_collectors  # type: ignore[attr-defined]
+    names: dict[str, Any] = REGISTRY._names_to_collectors
     return {name for name in names if name.startswith("revops_")} | {"up"}
 
 

@@ -31,30 +31,10 @@ require_jdk() {
     || die "java has no jdk.compiler module after installing openjdk-17-jdk-headless: is another java first on PATH?"
 }
 
-pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
-
 resolve_jars() {
-  local stamp="$LIBS/.resolved"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(pom_hash)" ]; then
-    return
-  fi
-  # helm-java comes from Maven Central.
-  command -v mvn >/dev/null 2>&1 || apt_install maven
-  say "helm: resolving helm-java from Maven Central (first run only) ..." >&2
-  rm -rf "$LIBS"
   mkdir -p "$HELM_STATE"
-  local mvn_log="$HELM_STATE/maven.log"
-  local -a mvn_args=(-B -f "$POM" -Dhelm.libs.dir="$LIBS" dependency:copy-dependencies)
-  if [ -n "${KAFKA_MAVEN_REPO:-}" ]; then
-    mvn_args=(-Dmaven.repo.local="$KAFKA_MAVEN_REPO" "${mvn_args[@]}")
-  fi
-  if ! timeout "$MVN_TIMEOUT_S" mvn "${mvn_args[@]}" >"$mvn_log" 2>&1; then
-    rm -rf "$LIBS"
-    tail -n 20 "$mvn_log" >&2
-    die "mvn could not resolve helm-java from Maven Central (network, proxy in ~/.m2/settings.xml, or the error above); full log: $mvn_log"
-  fi
-  compgen -G "$LIBS/helm-java-*.jar" >/dev/null || die "mvn ran but $LIBS has no helm-java jar"
-  pom_hash >"$stamp"
+  resolve_maven_jars helm "$POM" "$LIBS" helm.libs.dir 'helm-java-*.jar' \
+    "$HELM_STATE/maven.log" "$MVN_TIMEOUT_S"
 }
 
 case "${1:-}" in

@@ -106,43 +106,18 @@ LOG4J
 java_opts() {
   local dir
   dir="$(node_dir "$1")"
-  printf '%s\n' "-Xmx$HEAP" "-Xms$HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
-    -Djava.awt.headless=true "-Dkafka.logs.dir=$dir/logs" \
-    "-Dlog4j.configuration=file:$dir/log4j.properties"
+  kafka_java_opts "$HEAP" "$dir/logs" "$dir/log4j.properties"
 }
 
 format_storage() {
-  local n="$1" dir cluster_id
-  dir="$(node_dir "$n")"
-  [ -f "$dir/data/meta.properties" ] && return
-  if [ ! -s "$CLUSTER_STATE/cluster.id" ]; then
-    java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 \
-      >"$CLUSTER_STATE/cluster.id"
-  fi
-  cluster_id="$(cat "$CLUSTER_STATE/cluster.id")"
-  [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "bad cluster id '$cluster_id' in $CLUSTER_STATE/cluster.id"
-  java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
-    -c "$dir/server.properties" --ignore-formatted >"$dir/logs/format.log" 2>&1 || {
-    cat "$dir/logs/format.log" >&2
-    die "kafka storage format of node $n failed"
-  }
+  local dir
+  dir="$(node_dir "$1")"
+  kafka_format_storage "kafka node $1" "$dir/server.properties" "$dir/data" \
+    "$CLUSTER_STATE/cluster.id" "$dir/logs/format.log"
 }
 
-node_pid() {
-  local dir pid
-  dir="$(node_dir "$1")"
-  [ -f "$dir/kafka.pid" ] || return 1
-  pid="$(cat "$dir/kafka.pid")"
-  # Still a broker of ours with this node's properties (pids get reused).
-  if [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null \
-    | grep -qF "kafka.Kafka $dir/server.properties"; then
-    echo "$pid"
-    return 0
-  fi
-  rm -f "$dir/kafka.pid"
-  return 1
-}
+# Still a broker of ours with this node's properties.
+node_pid() { owned_pid "$(node_dir "$1")/kafka.pid" "kafka.Kafka $(node_dir "$1")/server.properties"; }
 
 launch_node() {
   local n="$1" dir pid port
@@ -213,23 +188,14 @@ kill_node() {
 }
 
 stop() {
-  local n pid waited
+  local n pid
   for n in "${NODES[@]}"; do
     pid="$(node_pid "$n")" || continue
     kill -TERM "$pid"
   done
   for n in "${NODES[@]}"; do
     pid="$(node_pid "$n")" || continue
-    waited=0
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ "$waited" -ge "$STOP_TIMEOUT_S" ]; then
-        warn "node $n (pid $pid) still running after ${STOP_TIMEOUT_S}s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-      fi
-      sleep 1
-      waited=$((waited + 1))
-    done
+    wait_gone "$pid" "node $n" "$STOP_TIMEOUT_S"
     rm -f "$(node_dir "$n")/kafka.pid"
   done
   say "kafka cluster: stopped"

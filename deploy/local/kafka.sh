@@ -42,37 +42,9 @@ require_java() {
     || die "java not found: Kafka needs a JRE (11+). On Debian: apt-get install -y openjdk-17-jre-headless"
 }
 
-# The stamp holds the pom's hash: a version bump in the pom re-resolves into a clean libs/
-# (old jars left beside new ones would put two Kafkas on the classpath).
-pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
-
 resolve_jars() {
-  local stamp="$LIBS/.resolved"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(pom_hash)" ]; then
-    return
-  fi
-  command -v mvn >/dev/null 2>&1 \
-    || die "mvn not found: the Kafka jars come from Maven Central. On Debian: apt-get install -y maven"
-  say "kafka: resolving the broker's jars from Maven Central (first run only) ..."
-  rm -rf "$LIBS"
-  mkdir -p "$LOGS"
-  local mvn_log="$LOGS/maven.log"
-  # -B: no progress bars in logs. The repo-local override lets CI keep its own cache.
-  local -a mvn_args=(-B -f "$POM" -Dkafka.libs.dir="$LIBS" dependency:copy-dependencies)
-  if [ -n "${KAFKA_MAVEN_REPO:-}" ]; then
-    mvn_args=(-Dmaven.repo.local="$KAFKA_MAVEN_REPO" "${mvn_args[@]}")
-  fi
-  if ! timeout "$MVN_TIMEOUT_S" mvn "${mvn_args[@]}" >"$mvn_log" 2>&1; then
-    rm -rf "$LIBS"
-    if ! timeout 10 bash -c 'exec 3<>/dev/tcp/repo.maven.apache.org/443' 2>/dev/null; then
-      die "Maven Central (repo.maven.apache.org:443) is unreachable, so Kafka's jars cannot be fetched. Check the network or proxy (~/.m2/settings.xml), then rerun. Maven's log: $mvn_log"
-    fi
-    tail -n 20 "$mvn_log" >&2
-    die "mvn could not resolve Kafka's jars (timeout ${MVN_TIMEOUT_S}s or a Maven error above); full log: $mvn_log"
-  fi
-  compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null || die "mvn ran but $LIBS has no kafka_2.13 jar"
-  pom_hash >"$stamp"
-  say "kafka: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+  resolve_maven_jars kafka "$POM" "$LIBS" kafka.libs.dir 'kafka_2.13-*.jar' "$LOGS/maven.log" \
+    "$MVN_TIMEOUT_S"
 }
 
 # --- configuration ------------------------------------------------------------------------
@@ -137,54 +109,16 @@ log4j.additivity.state.change.logger=false
 LOG4J
 }
 
-# Java flags of kafka-run-class.sh (G1, short pauses), with our small heap.
-java_opts() {
-  printf '%s\n' "-Xmx$HEAP" "-Xms$HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
-    -Djava.awt.headless=true "-Dkafka.logs.dir=$LOGS" "-Dlog4j.configuration=file:$LOG4J"
-}
+java_opts() { kafka_java_opts "$HEAP" "$LOGS" "$LOG4J"; }
 
-run_class() {
-  local -a opts
-  mapfile -t opts < <(java_opts)
-  java "${opts[@]}" -cp "$LIBS/*" "$@"
-}
-
-# Format the log dirs once; the cluster id is kept so a reformat is never silent.
 format_storage() {
-  if [ -f "$DATA/meta.properties" ]; then
-    return
-  fi
-  if [ ! -s "$KAFKA_STATE/cluster.id" ]; then
-    # Tool output may carry log4j noise on other lines; the id is the last line.
-    run_class kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$KAFKA_STATE/cluster.id"
-  fi
-  local cluster_id
-  cluster_id="$(cat "$KAFKA_STATE/cluster.id")"
-  [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "bad cluster id '$cluster_id' in $KAFKA_STATE/cluster.id"
-  say "kafka: formatting $DATA (cluster $cluster_id)"
-  # With static controller.quorum.voters, 3.9 formats without --standalone.
-  run_class kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
-    >"$LOGS/format.log" 2>&1 || {
-    cat "$LOGS/format.log" >&2
-    die "kafka storage format failed"
-  }
+  kafka_format_storage kafka "$PROPS" "$DATA" "$KAFKA_STATE/cluster.id" "$LOGS/format.log"
 }
 
 # --- process ------------------------------------------------------------------------------
 
-our_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid="$(cat "$PIDFILE")"
-  # The pid must still be a broker started with our properties (pids get reused).
-  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS"; then
-    echo "$pid"
-    return 0
-  fi
-  rm -f "$PIDFILE"
-  return 1
-}
+# The broker started with our properties.
+our_pid() { owned_pid "$PIDFILE" "kafka.Kafka $PROPS"; }
 
 check_ports_free() {
   local port owner
@@ -244,22 +178,14 @@ start() {
 }
 
 stop() {
-  local pid waited=0
+  local pid
   if ! pid="$(our_pid)"; then
     say "kafka: not running"
     return
   fi
   # SIGTERM = controlled shutdown: the broker flushes and closes its logs cleanly.
   kill -TERM "$pid"
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$waited" -ge "$STOP_TIMEOUT_S" ]; then
-      warn "kafka (pid $pid) still running after ${STOP_TIMEOUT_S}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 1
-    waited=$((waited + 1))
-  done
+  wait_gone "$pid" kafka "$STOP_TIMEOUT_S"
   rm -f "$PIDFILE"
   say "kafka: stopped"
 }

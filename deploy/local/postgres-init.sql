@@ -18,38 +18,22 @@
 -- owned by the service's role, and grant them to `reporting`.
 
 \set ON_ERROR_STOP on
+-- Only the "created ..." lines below are printed (no command tags, no headers): each
+-- \gexec query returns, for every thing still missing, the statements that make it and
+-- a SELECT of the line that says so (NULL cells are skipped).
+\set QUIET on
+\pset tuples_only on
+\pset format unaligned
 
-SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'revops') AS new_revops,
-       NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'router') AS new_router,
-       NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'attribution') AS new_attribution,
-       NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'renewals') AS new_renewals,
-       NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting') AS new_reporting,
-       NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops') AS new_db_revops,
-       NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_test') AS new_db_test,
-       NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_bench') AS new_db_bench
-\gset
-
--- Roles.
-\if :new_revops
-CREATE ROLE revops LOGIN PASSWORD 'revops' NOSUPERUSER CREATEDB NOCREATEROLE;
-\echo created role revops (password revops)
-\endif
-\if :new_router
-CREATE ROLE router LOGIN PASSWORD 'router' NOSUPERUSER NOCREATEDB NOCREATEROLE;
-\echo created role router (password router)
-\endif
-\if :new_attribution
-CREATE ROLE attribution LOGIN PASSWORD 'attribution' NOSUPERUSER NOCREATEDB NOCREATEROLE;
-\echo created role attribution (password attribution)
-\endif
-\if :new_renewals
-CREATE ROLE renewals LOGIN PASSWORD 'renewals' NOSUPERUSER NOCREATEDB NOCREATEROLE;
-\echo created role renewals (password renewals)
-\endif
-\if :new_reporting
-CREATE ROLE reporting LOGIN PASSWORD 'reporting' NOSUPERUSER NOCREATEDB NOCREATEROLE;
-\echo created role reporting (password reporting)
-\endif
+-- Roles. revops is the admin role (it owns the databases); reporting is for BI tools.
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER %s NOCREATEROLE', name, name,
+              CASE WHEN name = 'revops' THEN 'CREATEDB' ELSE 'NOCREATEDB' END),
+       format('SELECT %L', format('created role %s (password %s)', name, name))
+FROM unnest(ARRAY['revops', 'router', 'attribution', 'renewals', 'reporting'])
+     WITH ORDINALITY AS r(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = name)
+ORDER BY n
+\gexec
 
 \if :{?reset_passwords}
 \else
@@ -66,123 +50,60 @@ ALTER ROLE reporting PASSWORD 'reporting';
 
 -- Databases: `revops` is the running system, `revops_test` the tests', `revops_bench` the
 -- end-to-end benchmarks' and fault checks' (bench/system.py), so they never touch either.
--- Only our roles may connect to one this file creates.
-\if :new_db_revops
-CREATE DATABASE revops OWNER revops;
-REVOKE ALL ON DATABASE revops FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE revops TO router, attribution, renewals;
-GRANT CONNECT ON DATABASE revops TO reporting;
-\echo created database revops (owner revops)
-\endif
-\if :new_db_test
-CREATE DATABASE revops_test OWNER revops;
-REVOKE ALL ON DATABASE revops_test FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE revops_test TO router, attribution, renewals;
-GRANT CONNECT ON DATABASE revops_test TO reporting;
-\echo created database revops_test (owner revops)
-\endif
-\if :new_db_bench
-CREATE DATABASE revops_bench OWNER revops;
-REVOKE ALL ON DATABASE revops_bench FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE revops_bench TO router, attribution, renewals;
-GRANT CONNECT ON DATABASE revops_bench TO reporting;
-\echo created database revops_bench (owner revops)
-\endif
+-- Only our roles may connect to one this file creates. Which are new is noted first: only
+-- in those does the public schema lose its CREATE grant (below).
+SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops') AS new_db_revops,
+       NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_test') AS new_db_test,
+       NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'revops_bench') AS new_db_bench
+\gset
+SELECT format('CREATE DATABASE %I OWNER revops', name),
+       format('REVOKE ALL ON DATABASE %I FROM PUBLIC', name),
+       format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO router, attribution, renewals', name),
+       format('GRANT CONNECT ON DATABASE %I TO reporting', name),
+       format('SELECT %L', format('created database %s (owner revops)', name))
+FROM unnest(ARRAY['revops', 'revops_test', 'revops_bench']) WITH ORDINALITY AS d(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = name)
+ORDER BY n
+\gexec
 
 -- The same schemas in each database, each owned by its service's role. A schema grants
 -- nothing to anyone but its owner, so router cannot even look up a table in
--- attribution's schema. In a database created above, nothing of ours belongs in public
--- (kept readable for extensions only).
+-- attribution's schema. The services create their views in `reporting`; the reporting
+-- role may only look them up. In a database created above, nothing of ours belongs in
+-- public (kept readable for extensions only). One query, kept in :create_schemas and run
+-- in each database in turn.
+SELECT $query$
+SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', name, owner),
+       CASE WHEN name = 'reporting' THEN
+         'GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals' END,
+       CASE WHEN name = 'reporting' THEN 'GRANT USAGE ON SCHEMA reporting TO reporting' END,
+       CASE WHEN name = 'reporting' THEN
+         format('GRANT CONNECT ON DATABASE %I TO reporting', current_database()) END,
+       format('SELECT %L', format('created schema %s in database %s', name, current_database()))
+FROM (VALUES (1, 'router', 'router'), (2, 'attribution', 'attribution'),
+             (3, 'renewals', 'renewals'), (4, 'reporting', 'revops')) AS s(n, name, owner)
+WHERE NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = name)
+ORDER BY n
+$query$ AS create_schemas
+\gset
+
 \connect revops
-\set db revops
-\set new_db :new_db_revops
-SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
-\gset
-\if :new_router_schema
-CREATE SCHEMA router AUTHORIZATION router;
-\echo created schema router in database :db
-\endif
-\if :new_attribution_schema
-CREATE SCHEMA attribution AUTHORIZATION attribution;
-\echo created schema attribution in database :db
-\endif
-\if :new_renewals_schema
-CREATE SCHEMA renewals AUTHORIZATION renewals;
-\echo created schema renewals in database :db
-\endif
-\if :new_reporting_schema
--- The services create their views here; the reporting role may only look them up.
-CREATE SCHEMA reporting AUTHORIZATION revops;
-GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
-GRANT USAGE ON SCHEMA reporting TO reporting;
-GRANT CONNECT ON DATABASE :"db" TO reporting;
-\echo created schema reporting in database :db
-\endif
-\if :new_db
+:create_schemas
+\gexec
+\if :new_db_revops
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \endif
+
 \connect revops_test
-\set db revops_test
-\set new_db :new_db_test
-SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
-\gset
-\if :new_router_schema
-CREATE SCHEMA router AUTHORIZATION router;
-\echo created schema router in database :db
-\endif
-\if :new_attribution_schema
-CREATE SCHEMA attribution AUTHORIZATION attribution;
-\echo created schema attribution in database :db
-\endif
-\if :new_renewals_schema
-CREATE SCHEMA renewals AUTHORIZATION renewals;
-\echo created schema renewals in database :db
-\endif
-\if :new_reporting_schema
--- The services create their views here; the reporting role may only look them up.
-CREATE SCHEMA reporting AUTHORIZATION revops;
-GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
-GRANT USAGE ON SCHEMA reporting TO reporting;
-GRANT CONNECT ON DATABASE :"db" TO reporting;
-\echo created schema reporting in database :db
-\endif
-\if :new_db
+:create_schemas
+\gexec
+\if :new_db_test
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \endif
+
 \connect revops_bench
-\set db revops_bench
-\set new_db :new_db_bench
-SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'router') AS new_router_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'attribution') AS new_attribution_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'renewals') AS new_renewals_schema,
-       NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'reporting') AS new_reporting_schema
-\gset
-\if :new_router_schema
-CREATE SCHEMA router AUTHORIZATION router;
-\echo created schema router in database :db
-\endif
-\if :new_attribution_schema
-CREATE SCHEMA attribution AUTHORIZATION attribution;
-\echo created schema attribution in database :db
-\endif
-\if :new_renewals_schema
-CREATE SCHEMA renewals AUTHORIZATION renewals;
-\echo created schema renewals in database :db
-\endif
-\if :new_reporting_schema
--- The services create their views here; the reporting role may only look them up.
-CREATE SCHEMA reporting AUTHORIZATION revops;
-GRANT USAGE, CREATE ON SCHEMA reporting TO router, attribution, renewals;
-GRANT USAGE ON SCHEMA reporting TO reporting;
-GRANT CONNECT ON DATABASE :"db" TO reporting;
-\echo created schema reporting in database :db
-\endif
-\if :new_db
+:create_schemas
+\gexec
+\if :new_db_bench
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \endif

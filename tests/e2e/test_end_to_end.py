@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -95,7 +96,9 @@ async def post_form(system: System, email: str, form_type: str, country: str) ->
     return await system.ingest.post(url, content=body, headers=headers)
 
 
-async def post_outbound(system: System, notification_id: str, sobject: str, fields: dict) -> None:
+async def post_outbound(
+    system: System, notification_id: str, sobject: str, fields: dict[str, Any]
+) -> None:
     body = outbound_message(ORG, [(notification_id, sobject, fields)])
     response = await system.ingest.post(
         "/webhooks/salesforce/outbound", content=body, headers={"Content-Type": "text/xml"}

@@ -35,7 +35,7 @@ def apps() -> dict[str, FastAPI]:
 
 def guarded_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every operation of the service's OpenAPI document, path parameters filled in."""
-    routes = []
+    routes: list[tuple[str, str]] = []
     for path, operations in app.openapi()["paths"].items():
         if not OPEN.match(path):
             concrete = re.sub(r"\{[^}]+\}", "x", path)

@@ -1,6 +1,7 @@
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ def logging_as_it_was():
         logger.setLevel(its_level)
 
 
-def lines_of(out: str, *loggers: str) -> list[dict]:
+def lines_of(out: str, *loggers: str) -> list[dict[str, Any]]:
     """The JSON lines, of the given loggers only when named (a background task of an
     earlier test, still winding down, may log meanwhile)."""
     lines = [json.loads(line) for line in out.splitlines()]
@@ -65,7 +66,8 @@ def test_times_are_rfc3339_in_utc(capsys):
     [line] = lines_of(capsys.readouterr().out, "revops.test")
     assert line["time"].endswith("Z")
     moment = datetime.fromisoformat(line["time"])
-    assert moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
+    offset = moment.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert abs((moment - before).total_seconds()) < 5
 
 

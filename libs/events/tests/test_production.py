@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import SecretStr
 
@@ -67,7 +69,10 @@ def test_own_secrets_pass_everywhere():
     )
 
 
-OWN_TOKENS = {"api_token": SecretStr("own-admin"), "api_read_token": SecretStr("own-read")}
+OWN_TOKENS: dict[str, Any] = {
+    "api_token": SecretStr("own-admin"),
+    "api_read_token": SecretStr("own-read"),
+}
 
 
 @pytest.mark.parametrize(

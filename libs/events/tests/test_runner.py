@@ -124,7 +124,9 @@ async def run_until(r: ConsumerRunner, check, timeout_s: float = 30):
 
 
 def test_a_batch_is_applied_topic_by_topic_each_partition_in_its_order():
-    def part(topic: str, partition: int, offsets: range) -> tuple[TopicPartition, list]:
+    def part(
+        topic: str, partition: int, offsets: range
+    ) -> tuple[TopicPartition, list[SimpleNamespace]]:
         tp = TopicPartition(topic, partition)
         return tp, [SimpleNamespace(topic=topic, partition=partition, offset=o) for o in offsets]
 
@@ -202,7 +204,7 @@ async def test_offsets_are_committed_in_order_while_the_next_batch_is_applied(
     r = runner(settings, database, producer)
     commit, apply_batch = r._commit, r.apply_batch
     in_flight, most_in_flight, applied_meanwhile = 0, 0, 0
-    sent: list[dict] = []
+    sent: list[dict[TopicPartition, int]] = []
 
     async def slow_commit(consumer, batches):  # a broker slow to answer
         nonlocal in_flight, most_in_flight

@@ -6,7 +6,8 @@ revops dlq replay TOPIC          put dead-lettered events back on their topic
 revops outbox retry SERVICE      put the outbox rows that gave up back in the queue
 revops reset SERVICE             DESTRUCTIVE: drop a service's schema and re-read its
                                  topics from the start; refuses while the service runs
-                                 (--force), asks first (--yes)
+                                 or its outbox holds CRM calls not yet made (--force),
+                                 publishes the events its outbox holds, asks first (--yes)
 revops migrate SERVICE           apply the service's Alembic migrations
 revops revision SERVICE -m MSG   autogenerate a migration from the service's models
 revops backfill salesforce|hubspot  publish what a CRM already holds (with ingest installed)
@@ -34,7 +35,12 @@ from rich.table import Table
 
 from revops.events import admin, asyncapi, migrations
 from revops.events.db import Database, one_of
-from revops.events.destructive import Target, announce_and_confirm, refuse_while_running
+from revops.events.destructive import (
+    Target,
+    announce_and_confirm,
+    deliver_outbox_or_refuse,
+    refuse_while_running,
+)
 from revops.events.operator import operator_app, version_option
 from revops.events.outbox import requeue_failed
 from revops.events.service import ServiceSpec
@@ -226,14 +232,26 @@ def reset(
     service: str,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask before dropping")] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="go on even while instances of SERVICE run")
+        bool,
+        typer.Option(
+            "--force",
+            help="go on even while instances of SERVICE run or its outbox holds rows not "
+            "yet delivered (says what it drops)",
+        ),
     ] = False,
     follow: Annotated[bool, typer.Option(help="show the rebuild's progress until done")] = False,
+    outbox_wait: Annotated[
+        float,
+        typer.Option(min=0, help="seconds to spend publishing the outbox's events at most"),
+    ] = 60.0,
 ) -> None:
     """DESTRUCTIVE: drop SERVICE's schema and make it re-read its topics from the start.
 
     Refuses while any instance of SERVICE runs (its consumer group has live members)
-    unless --force; prints the tables and row counts it drops and asks unless --yes.
+    unless --force. Decisions still in the outbox are not on Kafka yet, and a rebuild reads
+    only Kafka: the command publishes them first (as the stopped service's relay would),
+    and refuses, dropping nothing, when some are left or CRM calls are still to be made
+    (unless --force). Prints the tables and row counts it drops and asks unless --yes.
     Start the service again afterwards and it rebuilds its schema from what the topics
     still hold (--follow shows the progress)."""
     settings = KafkaSettings()
@@ -248,9 +266,11 @@ def reset(
         topics=[t.name(settings.topic_prefix) for t in spec.topics],
     )
     refuse_while_running(target, force=force)
+    _empty_outbox(target, spec, force=force, wait_s=outbox_wait)
     announce_and_confirm(target, yes=yes)
-    if not yes:
-        refuse_while_running(target, force=force)  # it may have started while we asked
+    if not yes:  # it may have started, and queued rows, while we asked
+        refuse_while_running(target, force=force)
+        _empty_outbox(target, spec, force=force, wait_s=outbox_wait)
     asyncio.run(migrations.drop_all(url, spec.name))
     asyncio.run(migrations.upgrade(url, spec.name, spec.migrations_dir))
     names = [t.name(settings.topic_prefix) for t in spec.topics]
@@ -262,6 +282,17 @@ def reset(
     console.print(f"{service}: schema emptied, consumer reset; {total} event(s) to re-read")
     if follow:
         follow_rebuild(service, total)
+
+
+def _empty_outbox(target: Target, spec: ServiceSpec, *, force: bool, wait_s: float) -> None:
+    """Publish the outbox's events with a progress bar, or refuse (see ``reset``)."""
+    with _progress() as progress:
+        bar = progress.add_task(f"publishing {target.service}'s outbox", total=None)
+
+        def show(published: int, total: int) -> None:
+            progress.update(bar, completed=published, total=total)
+
+        deliver_outbox_or_refuse(target, spec.outbox, force=force, wait_s=wait_s, progress=show)
 
 
 def follow_rebuild(service: str, total: int) -> None:

@@ -20,7 +20,7 @@ from typer._click.utils import _detect_program_name
 from typer.core import TyperGroup
 
 from revops.events import migrations
-from revops.events.destructive import ServiceRunning
+from revops.events.destructive import OutboxNotEmpty, ServiceRunning
 from revops.events.production import UnsafeSettings, check_production, exposure
 from revops.events.service import ServiceSpec
 from revops.events.settings import ServiceSettings
@@ -49,6 +49,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
         return str(exc), "see the README's Configuration section"
     if isinstance(exc, ServiceRunning):
         return str(exc), "`revops lag` names the groups; `make down` stops the local services"
+    if isinstance(exc, OutboxNotEmpty):
+        return str(exc), "the README's Destructive commands say why"
     text = _one_line(str(exc)) or exc.__class__.__name__
     name = exc.__class__.__name__
     module = exc.__class__.__module__

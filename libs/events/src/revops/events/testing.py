@@ -58,6 +58,7 @@ HOW_TO_START = (
 )
 
 T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
 
 
 class InfrastructureMissing(RuntimeError):
@@ -83,9 +84,7 @@ def database_url_for_tests(role: str) -> str:
     return env or f"postgresql+asyncpg://{role}:{role}@127.0.0.1:5432/{database}"
 
 
-def service_settings(
-    cls: type[ServiceSettings], service: str, prefix: str, **overrides: Any
-) -> ServiceSettings:
+def service_settings(cls: type[S], service: str, prefix: str, **overrides: Any) -> S:
     values: dict[str, Any] = {
         "service_name": service,
         "topic_prefix": prefix,
