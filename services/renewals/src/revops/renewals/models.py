@@ -78,6 +78,10 @@ opportunities = Table(
     Column("qualified_at", DateTime(timezone=True)),
     Column("is_renewal", Boolean, nullable=False, server_default="false"),
     Index("opportunities_owner", "owner_id"),
+    # The opportunity list: by close date, and by status or account in that order.
+    Index("opportunities_close", "close_date", "opportunity_id"),
+    Index("opportunities_status", "stage_kind", "close_date", "opportunity_id"),
+    Index("opportunities_account", "account_id", "close_date", "opportunity_id"),
 )
 
 renewals = Table(
@@ -141,6 +145,8 @@ accounts = Table(
     Column("tier", Text),
     Column("tier_since", DateTime(timezone=True)),
     Column("last_at", DateTime(timezone=True), nullable=False),
+    # The account list by tier.
+    Index("accounts_tier", "tier", "account_id"),
 )
 
 tier_history = Table(
