@@ -1,6 +1,7 @@
-"""The router's lists with 100,000 leads read indexes, not the whole table: the plan of
-every page and of every total (EXPLAIN) has no sequential scan of ``leads``, and the SLA
-breaches' total read from indexes is exactly the count of the breach conditions."""
+"""The router's lists with 100,000 leads (and as many outbox rows) read indexes, not the
+whole table: the plan of every page and of every total (EXPLAIN) has no sequential scan
+of ``leads`` or ``outbox``, and the SLA breaches' total read from indexes is exactly the
+count of the breach conditions."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from revops.router.api import leads_order, leads_query
 from revops.router.domain.rules import RoutingPolicy
 from revops.router.main import SPEC
 from revops.router.sla_api import breach_page, count_breaches, late_conditions
+from revops.router.writeback_api import WritebackStatus, writebacks_query
 
 pytestmark = pytest.mark.infra
 
@@ -48,6 +50,17 @@ SELECT 'L' || n, 'lead' || n || '@company' || (n % 5000) || '.example', 'none', 
 """
 
 
+# A busy router's outbox: its events waiting or kept after sending, and a few owner
+# write-backs among them.
+OUTBOX = """
+INSERT INTO router.outbox (event_id, destination, topic, key, value, sent_at, failed_at)
+SELECT 'ev-' || n, CASE WHEN n % 400 = 0 THEN 'hubspot_owner' ELSE 'kafka' END, 't',
+       'k' || n, '{}'::bytea, CASE WHEN n % 3 = 1 THEN $2::timestamptz END,
+       CASE WHEN n % 3 = 0 AND n % 400 = 0 THEN $2::timestamptz END
+  FROM generate_series(1, $1) AS n
+"""
+
+
 class Explain(Executable, ClauseElement):
     """``EXPLAIN`` of a statement, with the statement's own parameters."""
 
@@ -71,9 +84,11 @@ async def database(infra: None) -> AsyncIterator[AsyncConnection]:
     try:
         driver: Any = raw.driver_connection
         await driver.execute(SEED, LEADS, NOW)
+        await driver.execute(OUTBOX, LEADS, NOW)
         # What autovacuum does to a table that grew: statistics, and the visibility map
         # that lets a count read an index alone.
         await driver.execute("VACUUM ANALYZE router.leads")
+        await driver.execute("VACUUM ANALYZE router.outbox")
     finally:
         raw.close()
     async with engine.connect() as connection:
@@ -137,6 +152,17 @@ INDEX_ONLY = (
     "ix_leads_first_touch_took",
     "ix_leads_first_status_change_took",
 )
+
+
+@pytest.mark.parametrize("status", ["failed", "pending", "sent", "all"])
+async def test_a_page_of_write_backs_and_its_total_read_the_write_back_index(
+    database: AsyncConnection, status: WritebackStatus
+) -> None:
+    query = writebacks_query(status)
+    for statement in (query.order_by(m.outbox.c.id).limit(100), count_of(query)):
+        plan = await plan_of(database, statement)
+        assert "Seq Scan on outbox" not in plan, plan
+        assert "outbox_writebacks" in plan, plan
 
 
 def every_lead_judged(policy: RoutingPolicy, now: datetime, since: datetime | None) -> Any:

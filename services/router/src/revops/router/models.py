@@ -327,6 +327,19 @@ held_leads = Table(
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.
+outbox = metadata.tables["router.outbox"]
+# The owner write-backs among the outbox's events (context.HUBSPOT_OWNER and
+# SALESFORCE_OWNER), written out so the list's query and its index say the same: a
+# parameter in the query would not let Postgres use a partial index.
+WRITEBACK_DESTINATIONS = ("hubspot_owner", "salesforce_owner")
+WRITEBACKS = text("destination IN ('hubspot_owner', 'salesforce_owner')")
+# The write-back list reads only the write-backs, not every event waiting or sent.
+Index(
+    "outbox_writebacks",
+    outbox.c.id,
+    postgresql_include=["sent_at", "failed_at"],
+    postgresql_where=WRITEBACKS,
+)
 
 # Every routing policy applied, numbered in the roster topic's order (version 0 is the
 # policy of the configuration, never stored): the highest version is the one in force.

@@ -21,6 +21,7 @@ STILL_RUNNING = {
     "ix_leads_never_touched": "first_touch_at IS NULL AND converted_at IS NULL",
     "ix_leads_status_never_changed": "first_status_change_at IS NULL AND converted_at IS NULL",
 }
+WRITEBACKS = "destination IN ('hubspot_owner', 'salesforce_owner')"
 TOOK = {
     "ix_leads_first_touch_took": "first_touch_at",
     "ix_leads_first_status_change_took": "first_status_change_at",
@@ -47,8 +48,17 @@ def upgrade() -> None:
             f"((least({column}, converted_at) - created_at))"
             f" INCLUDE ({column}, created_at, converted_at)"
         )
+    op.create_index(
+        "outbox_writebacks",
+        "outbox",
+        ["id"],
+        schema="router",
+        postgresql_include=["sent_at", "failed_at"],
+        postgresql_where=sa.text(WRITEBACKS),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("outbox_writebacks", table_name="outbox", schema="router")
     for name in [*FILTERS, *STILL_RUNNING, "ix_leads_converted_at", *TOOK]:
         op.drop_index(name, table_name="leads", schema="router")
