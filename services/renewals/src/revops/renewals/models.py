@@ -107,6 +107,8 @@ renewals = Table(
     Column("crm_synced_at", DateTime(timezone=True)),
     Index("renewals_due", "close_date"),
     Index("renewals_owner", "owner_id"),
+    # The renewal list: a status's renewals by close date (open ones by default).
+    Index("renewals_status", "status", "close_date", "renewal_id"),
 )
 
 snapshots = Table(
@@ -168,4 +170,6 @@ onboardings = Table(
     Column("tier_to", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="Not started"),
     Index("onboardings_account", "account_id"),
+    # The onboarding list, the newest first.
+    Index("onboardings_opened", "opened_at", "id"),
 )

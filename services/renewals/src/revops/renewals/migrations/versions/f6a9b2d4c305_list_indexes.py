@@ -1,5 +1,5 @@
-"""indexes for the opportunity and account lists: by close date, by status or account in
-that order, and accounts by tier
+"""indexes for the lists: opportunities by close date, by status or account in that order;
+accounts by tier; renewals by status and close date; onboardings by when they opened
 
 Revision ID: f6a9b2d4c305
 Revises: e5f8a1c3b204
@@ -20,6 +20,8 @@ INDEXES = {
     "opportunities_status": ("opportunities", ["stage_kind", "close_date", "opportunity_id"]),
     "opportunities_account": ("opportunities", ["account_id", "close_date", "opportunity_id"]),
     "accounts_tier": ("accounts", ["tier", "account_id"]),
+    "renewals_status": ("renewals", ["status", "close_date", "renewal_id"]),
+    "onboardings_opened": ("onboardings", ["opened_at", "id"]),
 }
 
 
