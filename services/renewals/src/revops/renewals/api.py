@@ -192,6 +192,18 @@ class RenewalPage(Page[RenewalOut]):
     """A page of renewals, by close date."""
 
 
+def renewals_query(due_before: date | None, owner_id: str | None, status: str) -> Select[Any]:
+    r = m.renewals
+    query: Select[Any] = select(r)
+    if due_before is not None:
+        query = query.where(r.c.close_date < due_before)
+    if owner_id is not None:
+        query = query.where(r.c.owner_id == owner_id)
+    if status != "all":
+        query = query.where(r.c.status == status)
+    return query
+
+
 @router.get("/renewals", dependencies=[ReadAccess], tags=["renewals"])
 async def list_renewals(
     session: SessionDep,
@@ -205,13 +217,7 @@ async def list_renewals(
 ) -> RenewalPage:
     """Renewals by close date, open ones by default; ``due_before`` is exclusive."""
     r = m.renewals
-    query: Select[Any] = select(r)
-    if due_before is not None:
-        query = query.where(r.c.close_date < due_before)
-    if owner_id is not None:
-        query = query.where(r.c.owner_id == owner_id)
-    if status != "all":
-        query = query.where(r.c.status == status)
+    query = renewals_query(due_before, owner_id, status)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar()
     rows = await session.execute(
         query.order_by(r.c.close_date, r.c.renewal_id).limit(limit).offset(offset)

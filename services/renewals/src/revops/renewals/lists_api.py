@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, select
 
 from revops.events.contract import Money, Page, read_page
 from revops.events.service import NEEDS_A_TOKEN, Limit, Offset, ReadAccess, SessionDep, StoredText
@@ -83,6 +83,21 @@ async def list_opportunities(
     """Opportunities as they stand now, by close date; each one's history is at
     ``/opportunities/{id}``."""
     f = filters
+    rows, total = await read_page(
+        session, opportunities_query(f), OPPORTUNITY_ORDER, f.limit, f.offset
+    )
+    items = [_opportunity(r) for r in rows]
+    return OpportunityPage(items=items, total=total, limit=f.limit, offset=f.offset)
+
+
+OPPORTUNITY_ORDER = [
+    m.opportunities.c.close_date.asc().nulls_last(),
+    m.opportunities.c.opportunity_id,
+]
+
+
+def opportunities_query(f: OpportunityFilters) -> Select[Any]:
+    """The opportunities the filters ask for (models.py: the indexes that serve them)."""
     o = m.opportunities.c
     query = select(m.opportunities)
     for column, wanted in (
@@ -97,10 +112,7 @@ async def list_opportunities(
         query = query.where(o.close_date >= f.close_from)
     if f.close_before is not None:
         query = query.where(o.close_date < f.close_before)
-    order = [o.close_date.asc().nulls_last(), o.opportunity_id]
-    rows, total = await read_page(session, query, order, f.limit, f.offset)
-    items = [_opportunity(r) for r in rows]
-    return OpportunityPage(items=items, total=total, limit=f.limit, offset=f.offset)
+    return query
 
 
 class AccountLine(BaseModel):
@@ -120,6 +132,14 @@ class AccountPage(Page[AccountLine]):
 AccountTier = Literal["diamond", "pearl", "sapphire", "ruby", "quartz", "none"]
 
 
+def accounts_query(tier: AccountTier | None) -> Select[Any]:
+    a = m.accounts.c
+    query = select(m.accounts)
+    if tier == "none":
+        return query.where(a.tier.is_(None))
+    return query if tier is None else query.where(a.tier == tier)
+
+
 @router.get("/accounts", dependencies=[ReadAccess], tags=["accounts"])
 async def list_accounts(
     session: SessionDep,
@@ -131,13 +151,8 @@ async def list_accounts(
 ) -> AccountPage:
     """The accounts whose size this service has received, with their tier now; each
     one's tier history is at ``/accounts/{id}/tier``."""
-    a = m.accounts.c
-    query = select(m.accounts)
-    if tier == "none":
-        query = query.where(a.tier.is_(None))
-    elif tier is not None:
-        query = query.where(a.tier == tier)
-    rows, total = await read_page(session, query, [a.account_id], limit, offset)
+    query = accounts_query(tier)
+    rows, total = await read_page(session, query, [m.accounts.c.account_id], limit, offset)
     items = [
         AccountLine(
             id=r.account_id,
