@@ -5,11 +5,11 @@ envelope."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from revops.attribution import models
 from revops.events.contract import MomentOrDay, Page, read_page, start_of
@@ -34,19 +34,8 @@ class CampaignPage(Page[CampaignOut]):
     """A page of campaigns, by id."""
 
 
-@router.get("/campaigns", dependencies=[ReadAccess])
-async def list_campaigns(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    active_since: Annotated[
-        MomentOrDay | None,
-        Query(description="only campaigns with a response then or later (a day: its start)"),
-    ] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> CampaignPage:
-    """The campaigns people responded to (forms with a campaign), by id, with their
-    members, responses and the opportunities they influenced."""
+def campaigns_query(active_since: datetime | None) -> Select[Any]:
+    """Each campaign's responses summed, grouped from the touches' campaign index."""
     t = models.touches.c
     responses = (
         select(
@@ -60,9 +49,29 @@ async def list_campaigns(
         .group_by(t.campaign_id)
     )
     if active_since is not None:
+        responses = responses.having(func.max(t.occurred_at) >= active_since)
+    return responses
+
+
+@router.get("/campaigns", dependencies=[ReadAccess])
+async def list_campaigns(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    active_since: Annotated[
+        MomentOrDay | None,
+        Query(description="only campaigns with a response then or later (a day: its start)"),
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> CampaignPage:
+    """The campaigns people responded to (forms with a campaign), by id, with their
+    members, responses and the opportunities they influenced."""
+    since = None
+    if active_since is not None:
         since = start_of(active_since, runtime.settings.company_timezone)
-        responses = responses.having(func.max(t.occurred_at) >= since)
-    rows, total = await read_page(session, responses, [t.campaign_id], limit, offset)
+    responses = campaigns_query(since)
+    order = [models.touches.c.campaign_id]
+    rows, total = await read_page(session, responses, order, limit, offset)
     influence = models.opportunity_influence.c
     counted = await session.execute(
         select(influence.campaign_id, func.count(func.distinct(influence.opportunity_id)))
