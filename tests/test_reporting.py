@@ -69,9 +69,11 @@ async def _store_a_little_of_everything() -> None:
     router = await connect("router")
     await router.execute(
         """INSERT INTO router.leads (id, email, match, rule, reason, queue, priority,
-               created_at, routed_at, source_event_id)
-           VALUES ('L1', 'ann@acme.example', 'none', 'round_robin', 'inbound-AMER turn 4',
-                   'inbound-AMER', 'normal', $1, $1, 'ev-1')""",
+               created_at, routed_at, source_event_id, state, employees, segment,
+               policy_version, territory, company, match_score)
+           VALUES ('L1', 'ann@acme.example', 'company_name', 'round_robin',
+                   'inbound-AMER turn 4', 'inbound-AMER', 'normal', $1, $1, 'ev-1', 'CA',
+                   250, 'mid-market', 3, 'west-coast', 'Acme Corp', 92.5)""",
         at,
     )
     await router.close()
@@ -112,6 +114,13 @@ async def test_the_role_reads_every_view_with_the_services_data(reporting):
         await reporting.fetch(f"SELECT * FROM reporting.{view} LIMIT 1")
     lead = await reporting.fetchrow("SELECT * FROM reporting.leads WHERE lead_id = 'L1'")
     assert (lead["routing_rule"], lead["queue"]) == ("round_robin", "inbound-AMER")
+    routed_by_policy = ("state", "employees", "segment", "policy_version", "territory")
+    assert [lead[c] for c in routed_by_policy] == ["CA", 250, "mid-market", 3, "west-coast"]
+    assert (lead["account_match"], lead["company"], lead["company_match_score"]) == (
+        "company_name",
+        "Acme Corp",
+        92.5,
+    )
     totals = await reporting.fetch(
         "SELECT forecast_category, opportunities, amount FROM reporting.forecast_snapshots"
         " WHERE snapshot_id = 'S1' ORDER BY forecast_category"

@@ -28,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 from prometheus_client import Gauge
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -267,10 +267,19 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 Responses = dict[int | str, dict[str, Any]]
 
 
+class Readiness(BaseModel):
+    """Whether the service can do its work: each dependency and background loop checked."""
+
+    status: Literal["ready", "not ready"] = Field(description="ready only if every check is ok")
+    checks: dict[str, str] = Field(
+        description="each check by name: ok, unavailable (and why) or crashed"
+    )
+
+
 class Refusal(BaseModel):
     """Why a request was refused (FastAPI's ``HTTPException`` body)."""
 
-    detail: str
+    detail: str = Field(description="why, in words (naming the field or thing refused)")
 
 
 # Every guarded route answers 401 without a valid token (``APIRouter(responses=...)``),
@@ -400,8 +409,12 @@ def create_app(
         """The process is alive (and which version it runs)."""
         return {"status": "ok", "version": version}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready"}})
-    async def readyz(response: Response) -> dict[str, Any]:
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"model": Readiness, "description": "not ready"}},
+    )
+    async def readyz(response: Response) -> Readiness:
         """Kafka and the database answer, and no background loop has died."""
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -415,7 +428,7 @@ def create_app(
                 results[task] = "crashed"
         ready = all(v == "ok" for v in results.values())
         response.status_code = 200 if ready else 503
-        return {"status": "ready" if ready else "not ready", "checks": results}
+        return Readiness(status="ready" if ready else "not ready", checks=results)
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def prometheus_metrics() -> Response:

@@ -32,76 +32,108 @@ MODELS = tuple(AttributionModel)
 
 
 class TouchOut(BaseModel):
-    touch_id: str
-    kind: str
-    form_id: str | None
-    form_type: str | None
-    campaign_id: str | None
-    page_url: str | None
-    touched_at: datetime
+    touch_id: str = Field(description="the id of the event that carried the touch")
+    kind: str = Field(description="form, cloud_signup or private_install")
+    form_id: str | None = Field(description="the form submitted; null: a sign-up")
+    form_type: str | None = Field(description="the form's type (demo_request, ebook, ...)")
+    campaign_id: str | None = Field(description="the campaign the form belongs to, if any")
+    page_url: str | None = Field(description="the page the form or sign-up was on")
+    touched_at: datetime = Field(description="when the person submitted or signed up")
 
 
 class LeadOut(BaseModel):
-    email: str
-    lead_source: str | None
-    first_touchpoint: str | None
-    first_touch_at: datetime | None
-    original_source: str | None
-    original_source_detail: str | None
-    first_url: str | None
-    first_referrer: str | None
-    account_id: str | None
-    touches: list[TouchOut]
+    email: str = Field(description="the person's email, lower case (who they are here)")
+    lead_source: str | None = Field(description="Inbound, Referral, SDR Created, ... (RULES)")
+    first_touchpoint: str | None = Field(
+        description="the kind of their first gated touch (form or sign-up), never overwritten"
+    )
+    first_touch_at: datetime | None = Field(description="when that first gated touch was")
+    original_source: str | None = Field(
+        description="where they first came from, bucketed as HubSpot does (ORGANIC_SEARCH, ...)"
+    )
+    original_source_detail: str | None = Field(
+        description="the detail behind it (the search engine, the campaign, the site)"
+    )
+    first_url: str | None = Field(description="the first page they were seen on")
+    first_referrer: str | None = Field(description="the page that sent them there")
+    account_id: str | None = Field(description="the CRM account they belong to, if known")
+    touches: list[TouchOut] = Field(description="their gated touches, the oldest first")
 
 
 class InfluenceOut(BaseModel):
-    campaign_id: str
-    email: str
-    touch_id: str
-    touched_at: datetime
-    positions: list[str]
-    credit: dict[str, float]
+    campaign_id: str = Field(description="the campaign of the influencing touch")
+    email: str = Field(description="the person who touched it")
+    touch_id: str = Field(description="the id of the event that carried the touch")
+    touched_at: datetime = Field(description="when the touch was")
+    positions: list[str] = Field(
+        description="its places on the journey: FT first touch, LC lead creation, "
+        "OC opportunity creation, CW closed won (empty: a touch in between)"
+    )
+    credit: dict[str, float] = Field(
+        description="its share of the opportunity under each model (0 to 1)"
+    )
 
 
 class OpportunityAttributionOut(BaseModel):
-    opportunity_id: str
-    account_id: str | None
-    opportunity_source: str | None
-    lead_source: str | None
-    source_rule: str | None
-    reason: str | None
-    source_email: str | None
-    converted_lead_email: str | None
-    first_touchpoint: str | None
-    created_at: datetime
-    primary_campaign_id: str | None
-    campaigns: list[InfluenceOut]
+    opportunity_id: str = Field(description="the CRM's opportunity id")
+    account_id: str | None = Field(description="the CRM account it belongs to")
+    opportunity_source: str | None = Field(
+        description="where the opportunity came from (Inbound, SDR Created, ...); null: "
+        "not decided yet"
+    )
+    lead_source: str | None = Field(description="the Lead Source decided for the opportunity")
+    source_rule: str | None = Field(description="the rule that decided the source")
+    reason: str | None = Field(description="why, in words")
+    source_email: str | None = Field(description="the person whose record decided it")
+    converted_lead_email: str | None = Field(
+        description="the lead converted into the opportunity, if one was"
+    )
+    first_touchpoint: str | None = Field(description="the converted lead's first touchpoint")
+    created_at: datetime = Field(
+        description="when it was created in the CRM (or first seen here if not known)"
+    )
+    primary_campaign_id: str | None = Field(
+        description="the campaign of the last touch before it was created"
+    )
+    campaigns: list[InfluenceOut] = Field(
+        description="the influencing touches in time order, each with its credit"
+    )
     # Per model, credit summed per campaign: each model's values sum to 1.
-    credit_by_campaign: dict[str, dict[str, float]]
+    credit_by_campaign: dict[str, dict[str, float]] = Field(
+        description="per model, each campaign's credit summed; each model's values sum to 1"
+    )
 
 
 class SourceLine(BaseModel):
-    key: str | None
-    opportunities: int
-    amount: Money
+    key: str | None = Field(description="the source or touchpoint; null: none decided")
+    opportunities: int = Field(description="opportunities with it")
+    amount: Money = Field(description="their amounts summed")
 
 
 class CampaignLine(BaseModel):
-    campaign_id: str
-    opportunities: int  # opportunities it influenced
-    credited_opportunities: float  # sum of its credit: a share of each opportunity
-    credited_amount: Money  # sum of credit x amount
+    campaign_id: str = Field(description="the campaign")
+    opportunities: int = Field(description="opportunities it influenced")
+    credited_opportunities: float = Field(
+        description="its credit summed: a share of each opportunity it influenced"
+    )
+    credited_amount: Money = Field(description="each opportunity's amount times its credit")
 
 
 class PipelineBySourceOut(BaseModel):
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
-    qualified_only: bool
-    opportunities: int
-    amount: Money
-    by_opportunity_source: list[SourceLine]
-    by_first_touchpoint: list[SourceLine]
-    by_campaign: dict[str, list[CampaignLine]]
+    from_: datetime | None = Field(
+        default=None, alias="from", description="the first moment counted; null: no start"
+    )
+    to: datetime | None = Field(default=None, description="the end, excluded; null: no end")
+    qualified_only: bool = Field(description="only opportunities that were qualified")
+    opportunities: int = Field(description="opportunities created in the period")
+    amount: Money = Field(description="their amounts summed")
+    by_opportunity_source: list[SourceLine] = Field(description="by opportunity source")
+    by_first_touchpoint: list[SourceLine] = Field(
+        description="by the converted lead's first touchpoint"
+    )
+    by_campaign: dict[str, list[CampaignLine]] = Field(
+        description="per model, the campaigns by credit, the most credited first"
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from revops.attribution.api import router
+from revops.attribution.campaigns_api import router as campaigns_router
 from revops.attribution.consumer import make_batch_handler, make_handler
 from revops.attribution.models import metadata
 from revops.attribution.recompute import recompute
@@ -45,7 +46,7 @@ def build_app(settings: AttributionSettings | None = None) -> FastAPI:
         title="revops attribution",
         description="Lead source, first touchpoint, opportunity source, campaign influence.",
         settings=settings,
-        routers=[router],
+        routers=[router, campaigns_router],
         runtime=runtime,
     )
 

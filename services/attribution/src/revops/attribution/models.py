@@ -7,7 +7,7 @@ the stored facts, never patched, so a late event and a replay give the same answ
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Numeric, Table, Text
+from sqlalchemy import Boolean, Column, Date, DateTime, Index, Numeric, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from revops.attribution.domain.influence import AttributionModel
@@ -78,6 +78,14 @@ touches = Table(
     Column("first_page_url", Text),
     Column("first_referrer", Text),
     Index("touches_person", "person_id", "occurred_at"),
+    # The campaign list, grouped by campaign from this index alone.
+    Index(
+        "touches_campaign",
+        "campaign_id",
+        "person_id",
+        "occurred_at",
+        postgresql_where=text("campaign_id IS NOT NULL"),
+    ),
 )
 
 conversions = Table(

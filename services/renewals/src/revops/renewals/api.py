@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 
 from revops.events.contract import Money, Page, read_page
@@ -50,30 +50,34 @@ def _local_date(moment: datetime | None, zone: str) -> date | None:
 
 
 class StageChangeOut(BaseModel):
-    stage: str | None
-    at: datetime
+    stage: str | None = Field(description="the stage it moved into, as the CRM names it")
+    at: datetime = Field(description="when it moved (the change's time in the CRM)")
 
 
 class OpportunityOut(BaseModel):
-    id: str
-    account_id: str | None
-    owner_id: str | None
-    name: str | None
-    stage: str | None
-    stage_order: int | None
-    status: str | None  # open / won / lost
-    amount: Money | None
-    forecast_category: str | None
-    close_date: date | None
-    pipeline: str | None
-    opportunity_type: str | None
-    history: list[StageChangeOut]
-    nbm_at: datetime | None
-    nbm_date: date | None  # in the company's time zone
-    qualified_at: datetime | None
-    qualified_date: date | None
-    closed_at: datetime | None
-    cycle_time_days: float | None  # qualified -> closed
+    id: str = Field(description="the CRM's opportunity id")
+    account_id: str | None = Field(description="the CRM account it belongs to")
+    owner_id: str | None = Field(description="the CRM user who owns it")
+    name: str | None = Field(description="its name in the CRM")
+    stage: str | None = Field(description="its stage now, as the CRM names it")
+    stage_order: int | None = Field(description="the stage's place in the sales process")
+    status: str | None = Field(description="what the stage means: open, won or lost")
+    amount: Money | None = Field(description="its amount now, in the CRM's currency")
+    forecast_category: str | None = Field(description="the forecast category of its stage")
+    close_date: date | None = Field(description="its expected or actual close date")
+    pipeline: str | None = Field(description="new business or renewal pipeline, as stored")
+    opportunity_type: str | None = Field(description="the CRM's opportunity type")
+    history: list[StageChangeOut] = Field(description="each stage it entered, in order")
+    nbm_at: datetime | None = Field(
+        description="its New Business Meeting: when it was created at or first reached stage 1"
+    )
+    nbm_date: date | None = Field(description="that day, in the company's time zone")
+    qualified_at: datetime | None = Field(description="when it first reached stage 2")
+    qualified_date: date | None = Field(description="that day, in the company's time zone")
+    closed_at: datetime | None = Field(description="when it was won or lost; null: open")
+    cycle_time_days: float | None = Field(
+        description="days from qualified to closed; null: not both"
+    )
 
 
 @router.get(
@@ -131,18 +135,20 @@ async def get_opportunity(
 
 
 class RenewalOut(BaseModel):
-    id: str
-    source_opportunity_id: str
-    account_id: str | None
-    owner_id: str | None
-    amount: Money | None
-    close_date: date
-    status: str
-    name: str
-    pipeline: str
-    created_at: datetime
-    ended_at: datetime | None
-    crm_opportunity_id: str | None
+    id: str = Field(description="the renewal's id, derived from the won opportunity's")
+    source_opportunity_id: str = Field(description="the Closed Won opportunity it renews")
+    account_id: str | None = Field(description="the account renewing")
+    owner_id: str | None = Field(description="who owns the renewal")
+    amount: Money | None = Field(description="the amount to renew, in the CRM's currency")
+    close_date: date = Field(description="when the renewal is due to close")
+    status: str = Field(description="open, cancelled, won or lost")
+    name: str = Field(description="the renewal opportunity's name")
+    pipeline: str = Field(description="the pipeline it is in (the renewal pipeline)")
+    created_at: datetime = Field(description="when the win that made it happened")
+    ended_at: datetime | None = Field(description="when it was cancelled, won or lost")
+    crm_opportunity_id: str | None = Field(
+        description="its own opportunity id in the CRM once created there; null: not yet"
+    )
 
 
 def _renewal(row: Any) -> RenewalOut:
@@ -186,6 +192,18 @@ class RenewalPage(Page[RenewalOut]):
     """A page of renewals, by close date."""
 
 
+def renewals_query(due_before: date | None, owner_id: str | None, status: str) -> Select[Any]:
+    r = m.renewals
+    query: Select[Any] = select(r)
+    if due_before is not None:
+        query = query.where(r.c.close_date < due_before)
+    if owner_id is not None:
+        query = query.where(r.c.owner_id == owner_id)
+    if status != "all":
+        query = query.where(r.c.status == status)
+    return query
+
+
 @router.get("/renewals", dependencies=[ReadAccess], tags=["renewals"])
 async def list_renewals(
     session: SessionDep,
@@ -199,13 +217,7 @@ async def list_renewals(
 ) -> RenewalPage:
     """Renewals by close date, open ones by default; ``due_before`` is exclusive."""
     r = m.renewals
-    query: Select[Any] = select(r)
-    if due_before is not None:
-        query = query.where(r.c.close_date < due_before)
-    if owner_id is not None:
-        query = query.where(r.c.owner_id == owner_id)
-    if status != "all":
-        query = query.where(r.c.status == status)
+    query = renewals_query(due_before, owner_id, status)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar()
     rows = await session.execute(
         query.order_by(r.c.close_date, r.c.renewal_id).limit(limit).offset(offset)
@@ -219,19 +231,19 @@ async def list_renewals(
 
 
 class TierMoveOut(BaseModel):
-    at: datetime
-    tier_from: str | None
-    tier_to: str
+    at: datetime = Field(description="when the account changed tier")
+    tier_from: str | None = Field(description="the tier before; null: none yet")
+    tier_to: str = Field(description="the tier after")
 
 
 class TierOut(BaseModel):
-    account_id: str
-    tier: str | None
-    tier_since: datetime | None
-    users: int | None
-    plan: str | None
-    iacv: Money | None
-    history: list[TierMoveOut]
+    account_id: str = Field(description="the CRM's account id")
+    tier: str | None = Field(description="its tier now; null: nothing about its size known")
+    tier_since: datetime | None = Field(description="since when it has had that tier")
+    users: int | None = Field(description="the number of users it pays for, as last received")
+    plan: str | None = Field(description="its plan, as last received")
+    iacv: Money | None = Field(description="its incremental annual contract value")
+    history: list[TierMoveOut] = Field(description="every tier change, the oldest first")
 
 
 @router.get(
@@ -263,12 +275,12 @@ async def get_tier(account_id: StoredText, session: SessionDep) -> TierOut:
 
 
 class OnboardingOut(BaseModel):
-    id: str
-    account_id: str
-    opened_at: datetime
-    tier_from: str | None
-    tier_to: str
-    status: str
+    id: str = Field(description="the onboarding's id, derived from the account and the move")
+    account_id: str = Field(description="the account to onboard")
+    opened_at: datetime = Field(description="when the tier move that opened it happened")
+    tier_from: str | None = Field(description="the tier before the move; null: none yet")
+    tier_to: str = Field(description="the tier it moved into")
+    status: str = Field(description="where the onboarding stands (Not started at first)")
 
 
 class OnboardingPage(Page[OnboardingOut]):

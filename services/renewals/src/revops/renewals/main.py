@@ -16,6 +16,7 @@ from revops.renewals.consumer import SALESFORCE_RENEWAL, make_handlers
 from revops.renewals.figures import read_snapshot_age
 from revops.renewals.forecast import Clock, ForecastScheduler, real_clock
 from revops.renewals.forecast_api import router as forecast_router
+from revops.renewals.lists_api import router as lists_router
 from revops.renewals.models import metadata
 from revops.renewals.salesforce import SalesforceRenewals
 from revops.renewals.settings import RenewalsSettings
@@ -69,7 +70,7 @@ def build_app(
         title="revops renewals",
         description="Stage history, renewals on Closed Won, pipeline and weekly forecasts.",
         settings=settings,
-        routers=[router, forecast_router],
+        routers=[router, forecast_router, lists_router],
         runtime=runtime,
         on_shutdown=[close_clients],
     )

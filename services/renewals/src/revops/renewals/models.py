@@ -78,6 +78,10 @@ opportunities = Table(
     Column("qualified_at", DateTime(timezone=True)),
     Column("is_renewal", Boolean, nullable=False, server_default="false"),
     Index("opportunities_owner", "owner_id"),
+    # The opportunity list: by close date, and by status or account in that order.
+    Index("opportunities_close", "close_date", "opportunity_id"),
+    Index("opportunities_status", "stage_kind", "close_date", "opportunity_id"),
+    Index("opportunities_account", "account_id", "close_date", "opportunity_id"),
 )
 
 renewals = Table(
@@ -103,6 +107,8 @@ renewals = Table(
     Column("crm_synced_at", DateTime(timezone=True)),
     Index("renewals_due", "close_date"),
     Index("renewals_owner", "owner_id"),
+    # The renewal list: a status's renewals by close date (open ones by default).
+    Index("renewals_status", "status", "close_date", "renewal_id"),
 )
 
 snapshots = Table(
@@ -141,6 +147,8 @@ accounts = Table(
     Column("tier", Text),
     Column("tier_since", DateTime(timezone=True)),
     Column("last_at", DateTime(timezone=True), nullable=False),
+    # The account list by tier.
+    Index("accounts_tier", "tier", "account_id"),
 )
 
 tier_history = Table(
@@ -162,4 +170,6 @@ onboardings = Table(
     Column("tier_to", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="Not started"),
     Index("onboardings_account", "account_id"),
+    # The onboarding list, the newest first.
+    Index("onboardings_opened", "opened_at", "id"),
 )

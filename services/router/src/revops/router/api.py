@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Row, Select, func, or_, select
 
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
 from revops.events.contract import Page, read_page
@@ -239,6 +239,30 @@ QueueName = Literal[
 ]
 
 
+def leads_query(
+    email: str | None = None,
+    rule: str | None = None,
+    queue: str | None = None,
+    owner_id: str | None = None,
+) -> Select[Any]:
+    """The leads a list asks for (each filter has an index in arrival order: models.py)."""
+    query = select(m.leads)
+    if email:
+        query = query.where(m.leads.c.email == email.strip().lower())
+    if rule:
+        query = query.where(m.leads.c.rule == rule)
+    if queue:
+        query = query.where(m.leads.c.queue == queue)
+    if owner_id:
+        query = query.where(m.leads.c.owner_id == owner_id)
+    return query
+
+
+def leads_order(newest_first: bool = False) -> list[Any]:
+    columns = (m.leads.c.created_at, m.leads.c.id)
+    return [c.desc() if newest_first else c.asc() for c in columns]
+
+
 @router.get("/leads", dependencies=[ReadAccess], tags=["leads"])
 async def list_leads(
     session: SessionDep,
@@ -251,18 +275,8 @@ async def list_leads(
     newest_first: bool = False,
 ) -> LeadPage:
     """Leads by the time they arrived, the oldest first unless ``newest_first``."""
-    columns = (m.leads.c.created_at, m.leads.c.id)
-    order = [c.desc() if newest_first else c.asc() for c in columns]
-    query = select(m.leads)
-    if email:
-        query = query.where(m.leads.c.email == email.strip().lower())
-    if rule:
-        query = query.where(m.leads.c.rule == rule)
-    if queue:
-        query = query.where(m.leads.c.queue == queue)
-    if owner_id:
-        query = query.where(m.leads.c.owner_id == owner_id)
-    rows, total = await read_page(session, query, order, limit, offset)
+    query = leads_query(email=email, rule=rule, queue=queue, owner_id=owner_id)
+    rows, total = await read_page(session, query, leads_order(newest_first), limit, offset)
     return LeadPage(items=[_lead_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 
 from revops.events.db import applied_offsets_table, service_metadata
@@ -194,6 +195,42 @@ leads = Table(
     # Lists and the console page leads by arrival, oldest or newest first: a page of 100
     # reads 100 index entries instead of sorting the whole table.
     Index("ix_leads_created_at", "created_at", "id"),
+    # The lists' filters, each in arrival order: a page of one queue, owner or rule reads
+    # its 100 entries, and its total is counted from the index alone.
+    Index("ix_leads_queue", "queue", "created_at", "id"),
+    Index("ix_leads_owner", "owner_id", "created_at", "id"),
+    Index("ix_leads_rule", "rule", "created_at", "id"),
+    # The SLA breaches' total (sla_api.count_breaches) without reading every lead: the
+    # leads whose clock still runs, by arrival, ...
+    Index(
+        "ix_leads_never_touched",
+        "created_at",
+        postgresql_where=text("first_touch_at IS NULL AND converted_at IS NULL"),
+    ),
+    Index(
+        "ix_leads_status_never_changed",
+        "created_at",
+        postgresql_where=text("first_status_change_at IS NULL AND converted_at IS NULL"),
+    ),
+    # ... and the conversions, whose clock-stop depends on the moment asked about.
+    Index(
+        "ix_leads_converted_at",
+        "converted_at",
+        postgresql_where=text("converted_at IS NOT NULL"),
+    ),
+)
+
+# ... and the leads whose clock stopped, by how long it ran (range-read past the limit;
+# the expression's columns included so the count reads the index alone).
+Index(
+    "ix_leads_first_touch_took",
+    func.least(leads.c.first_touch_at, leads.c.converted_at) - leads.c.created_at,
+    postgresql_include=["first_touch_at", "created_at", "converted_at"],
+)
+Index(
+    "ix_leads_first_status_change_took",
+    func.least(leads.c.first_status_change_at, leads.c.converted_at) - leads.c.created_at,
+    postgresql_include=["first_status_change_at", "created_at", "converted_at"],
 )
 
 # A second form or sign-up of a known email: a touchpoint, not a second lead.
@@ -290,6 +327,19 @@ held_leads = Table(
 )
 
 # The outbox's index on pending rows now comes with the shared service_metadata.
+outbox = metadata.tables["router.outbox"]
+# The owner write-backs among the outbox's events (context.HUBSPOT_OWNER and
+# SALESFORCE_OWNER), written out so the list's query and its index say the same: a
+# parameter in the query would not let Postgres use a partial index.
+WRITEBACK_DESTINATIONS = ("hubspot_owner", "salesforce_owner")
+WRITEBACKS = text("destination IN ('hubspot_owner', 'salesforce_owner')")
+# The write-back list reads only the write-backs, not every event waiting or sent.
+Index(
+    "outbox_writebacks",
+    outbox.c.id,
+    postgresql_include=["sent_at", "failed_at"],
+    postgresql_where=WRITEBACKS,
+)
 
 # Every routing policy applied, numbered in the roster topic's order (version 0 is the
 # policy of the configuration, never stored): the highest version is the one in force.

@@ -64,8 +64,10 @@ def _context(runtime: ServiceRuntime) -> RouterContext:
 class PolicyOut(BaseModel):
     version: int = Field(description="0: the configuration's policy, before any change")
     document: str | None = Field(description="as given; null for the built-in default")
-    changed_by: str | None = None
-    changed_at: datetime | None = None
+    changed_by: str | None = Field(default=None, description="who changed it, as they said")
+    changed_at: datetime | None = Field(
+        default=None, description="when it was changed; null: the configuration's"
+    )
     territories: list[str] = Field(description="the territories' names, in matching order")
 
 
@@ -99,11 +101,13 @@ class PolicyChange(BaseModel):
     document: str = Field(
         min_length=1, max_length=2_000_000, description="the policy as YAML or JSON text"
     )
-    changed_by: StoredText | None = Field(default=None, max_length=200)
+    changed_by: StoredText | None = Field(
+        default=None, max_length=200, description="who changes it, kept with the version"
+    )
 
 
 class PolicyAccepted(BaseModel):
-    territories: list[str]
+    territories: list[str] = Field(description="the territories' names, in matching order")
     version_after: int = Field(
         description="the version it will have once applied, unless another change is "
         "published first (the router numbers changes in the order Kafka received them)"
@@ -186,30 +190,41 @@ async def publish_acknowledged(runtime: ServiceRuntime, event: Envelope, what: s
 class DryRunLead(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    email: Email
-    country: StoredText | None = Field(default=None, max_length=100)
-    state: StoredText | None = Field(default=None, max_length=100)
-    employees: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    segment: StoredText | None = Field(default=None, max_length=100)
-    company: StoredText | None = Field(default=None, max_length=255)
-    form_type: StoredText | None = Field(default=None, max_length=50)
-    is_consultant: bool = False
+    email: Email = Field(description="the lead's email (its domain finds the account)")
+    country: StoredText | None = Field(default=None, max_length=100, description="as given")
+    state: StoredText | None = Field(
+        default=None, max_length=100, description="the state or province, as given"
+    )
+    employees: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="the company's size, as given"
+    )
+    segment: StoredText | None = Field(default=None, max_length=100, description="as given")
+    company: StoredText | None = Field(
+        default=None, max_length=255, description="the company name given (matched by name)"
+    )
+    form_type: StoredText | None = Field(
+        default=None, max_length=50, description="the form it came from (demo_request, ...)"
+    )
+    is_consultant: bool = Field(default=False, description="the lead says it is a consultant")
     at: Moment | None = Field(default=None, description="decide as of; default: now")
 
 
 class DryRunAnswer(BaseModel):
-    owner_id: str | None
-    owner_role: str | None
-    rule: str
-    queue: str | None
-    turn: int | None
-    reason: str
-    priority: str
-    region: str | None
+    owner_id: str | None = Field(description="the rep it would go to; null: it would wait")
+    owner_role: str | None = Field(description="SDR or AE")
+    rule: str = Field(description="the rule of engagement that would decide")
+    queue: str | None = Field(description="the rotation or waiting queue")
+    turn: int | None = Field(description="the rotation's turn number it would take")
+    reason: str = Field(description="why, in words")
+    priority: str = Field(description="the lead's priority (high for demo and contact forms)")
+    region: str | None = Field(description="the region its country falls in")
     territory: str | None = Field(description="the territory that matched; null: none did")
-    policy_version: int | None
-    account_id: str | None
-    match: str
+    policy_version: int | None = Field(description="the routing policy version it used")
+    account_id: str | None = Field(description="the CRM account it matched; null: none")
+    match: str = Field(
+        description="how the account was matched: exact_domain, parent_domain, "
+        "company_name, none_free_mail or none"
+    )
     match_score: float | None = Field(description="company_name: the account name's score")
     known_lead: bool = Field(
         description="a lead with this email exists: a new form would be a touchpoint on "

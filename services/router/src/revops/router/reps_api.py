@@ -38,30 +38,61 @@ def rep_key(value: Any) -> Any:
 
 
 SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
+# What each field means, the same whether a change sets it or a new rep starts with it.
+NAME = "the rep's name"
+ROLE = "SDR or AE"
+REGION = "AMER, EMEA or APAC: the rotation the rep is in; null: none"
+CERTIFIED = "passed the demo certification (needed to rotate)"
+CONSULTANT = "a consultant: never in a rotation"
+ACTIVE = "works leads at all"
+PAUSED = "takes no new turns for now"
+OUT_OF_OFFICE = "away: takes no new turns"
+WEIGHT = "turns per round of the rotation (0: none)"
 
 
 class RepFields(WorkingHoursField):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: StoredText | None = Field(default=None, max_length=200)
+    name: StoredText | None = Field(default=None, max_length=200, description=NAME)
     email: str | None = Field(
-        default=None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+        default=None,
+        max_length=254,
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
+        description="the rep's email; null: none",
     )
-    role: Role | None = None
-    region: Region | None = None
-    certified: bool | None = None
-    consultant: bool | None = None
-    active: bool | None = None
-    paused: bool | None = None
-    out_of_office: bool | None = None
-    weight: int | None = Field(default=None, ge=0, le=100)
-    daily_cap: int | None = Field(default=None, ge=0, le=2**31 - 1)  # a 32-bit column
-    paired_sdr_id: StoredText | None = Field(default=None, min_length=1, max_length=64)
+    role: Role | None = Field(default=None, description=ROLE)
+    region: Region | None = Field(default=None, description=REGION)
+    certified: bool | None = Field(default=None, description=CERTIFIED)
+    consultant: bool | None = Field(default=None, description=CONSULTANT)
+    active: bool | None = Field(default=None, description=ACTIVE)
+    paused: bool | None = Field(default=None, description=PAUSED)
+    out_of_office: bool | None = Field(default=None, description=OUT_OF_OFFICE)
+    weight: int | None = Field(default=None, ge=0, le=100, description=WEIGHT)
+    daily_cap: int | None = Field(  # a 32-bit column
+        default=None, ge=0, le=2**31 - 1, description="the most leads a day; null: no cap"
+    )
+    paired_sdr_id: StoredText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="an AE's SDR, credited with the opportunities the AE is given; null: none",
+    )
     # The rep's user in each CRM: the owner written back to Salesforce / HubSpot.
     salesforce_user_id: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=SAFE_ID
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=SAFE_ID,
+        description="the rep's Salesforce User id (15 characters are made 18): the owner "
+        "written back to Salesforce",
     )
-    hubspot_owner_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SAFE_ID)
+    hubspot_owner_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=SAFE_ID,
+        description="the rep's HubSpot owner id: the owner written back to HubSpot",
+    )
 
     @field_validator("salesforce_user_id", mode="after")
     @classmethod
@@ -83,15 +114,20 @@ REP_FIELDS_NEVER_NULL = frozenset(
 
 
 class RepCreate(RepFields):
-    id: str = Field(min_length=1, max_length=64, pattern=SAFE_ID)
-    name: StoredText = Field(default="", max_length=200)
-    role: Role
-    certified: bool = False
-    consultant: bool = False
-    active: bool = True
-    paused: bool = False
-    out_of_office: bool = False
-    weight: int = Field(default=1, ge=0, le=100)
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=SAFE_ID,
+        description="the rep's id (the CRM user id, so events can name the rep)",
+    )
+    name: StoredText = Field(default="", max_length=200, description=NAME)
+    role: Role = Field(description=ROLE)
+    certified: bool = Field(default=False, description=CERTIFIED)
+    consultant: bool = Field(default=False, description=CONSULTANT)
+    active: bool = Field(default=True, description=ACTIVE)
+    paused: bool = Field(default=False, description=PAUSED)
+    out_of_office: bool = Field(default=False, description=OUT_OF_OFFICE)
+    weight: int = Field(default=1, ge=0, le=100, description=WEIGHT)
 
     @field_validator("role", mode="before")
     @classmethod

@@ -8,7 +8,18 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Integer, case, column, func, or_, select, true, values
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    case,
+    column,
+    func,
+    or_,
+    select,
+    true,
+    values,
+)
 
 from revops.events.contract import Page
 from revops.events.service import (
@@ -73,6 +84,52 @@ def late_conditions(
     return first_touch_late, status_late
 
 
+def count_breaches(policy: RoutingPolicy, now: datetime, since: datetime | None) -> Select[Any]:
+    """The number of breaches ``late_conditions`` finds among the leads that arrived by
+    ``now`` (and from ``since``), read from indexes instead of every lead: per SLA, the
+    leads whose clock still runs and that arrived before the limit, plus those whose clock
+    stopped after more than the limit, plus the leads converted after ``now`` (for them
+    the conversion had not yet stopped the clock, so they are judged one by one)."""
+    leads = m.leads.c
+    arrived = [leads.created_at <= now]
+    if since is not None:
+        arrived.append(leads.created_at >= since)
+    not_converted_yet = leads.converted_at > now
+    settled = or_(leads.converted_at.is_(None), leads.converted_at <= now)
+    first_touch_late, status_late = late_conditions(policy, now)
+    parts = [
+        select(func.count()).where(*arrived, not_converted_yet, first_touch_late),
+        select(func.count()).where(*arrived, not_converted_yet, status_late),
+    ]
+    for clock, limit in (
+        (leads.first_touch_at, policy.first_touch_target),
+        (leads.first_status_change_at, policy.first_status_change_limit),
+    ):
+        running = [clock.is_(None), leads.converted_at.is_(None)]
+        parts.append(select(func.count()).where(*arrived, *running, leads.created_at < now - limit))
+        took = func.least(clock, leads.converted_at) - leads.created_at
+        parts.append(select(func.count()).where(took > limit, *arrived, settled))
+    total: Any = sum((part.scalar_subquery() for part in parts[1:]), parts[0].scalar_subquery())
+    return select(total)
+
+
+def breach_page(policy: RoutingPolicy, now: datetime, since: datetime | None) -> Select[Any]:
+    """The breaches in list order: the leads in the order of their index, each crossed
+    with the two kinds, so a page stops reading once it is full."""
+    first_touch_late, status_late = late_conditions(policy, now)
+    in_range = [m.leads.c.created_at <= now]
+    if since is not None:
+        in_range.append(m.leads.c.created_at >= since)
+    kind = _KIND_ORDER.c.kind_order
+    late = or_((kind == 0) & first_touch_late, (kind == 1) & status_late)
+    return (
+        select(m.leads, kind)
+        .select_from(m.leads.join(_KIND_ORDER, true()))
+        .where(late, *in_range)
+        .order_by(m.leads.c.created_at, m.leads.c.id, kind)
+    )
+
+
 @router.get("/sla/breaches", dependencies=[ReadAccess])
 async def sla_breaches(
     session: SessionDep,
@@ -91,27 +148,9 @@ async def sla_breaches(
     assert isinstance(settings, RouterSettings)
     policy = settings.policy()
     now = as_of or datetime.now(UTC)
-    first_touch_late, status_late = late_conditions(policy, now)
-    in_range = [m.leads.c.created_at <= now]
-    if since is not None:
-        in_range.append(m.leads.c.created_at >= since)
-    kind = _KIND_ORDER.c.kind_order
-    late = or_((kind == 0) & first_touch_late, (kind == 1) & status_late)
-    # The leads in the order of their index, each crossed with the two kinds: the page
-    # stops reading once it is full; the count reads each lead once, for both kinds.
-    page = (
-        select(m.leads, kind)
-        .select_from(m.leads.join(_KIND_ORDER, true()))
-        .where(late, *in_range)
-        .order_by(m.leads.c.created_at, m.leads.c.id, kind)
-        .limit(limit)
-        .offset(offset)
-    )
-    counted = select(
-        func.count().filter(first_touch_late) + func.count().filter(status_late)
-    ).where(*in_range)
+    page = breach_page(policy, now, since).limit(limit).offset(offset)
     items = [_breach(row, policy, now) for row in await session.execute(page)]
-    total = int(await session.scalar(counted) or 0)
+    total = int(await session.scalar(count_breaches(policy, now, since)) or 0)
     return BreachPage(items=[b for b in items if b], total=total, limit=limit, offset=offset)
 
 

@@ -4,16 +4,15 @@ gave up, with why."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from revops.events.contract import Page, read_page
 from revops.events.service import NEEDS_A_TOKEN, Limit, Offset, ReadAccess, SessionDep
 from revops.router import models as m
-from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER
 
 router = APIRouter(responses=NEEDS_A_TOKEN, tags=["write-back"])
 
@@ -36,6 +35,19 @@ class WritebackPage(Page[WritebackOut]):
 WritebackStatus = Literal["failed", "pending", "sent", "all"]
 
 
+def writebacks_query(status: WritebackStatus) -> Select[Any]:
+    """The write-backs of a status (the outbox's write-back index serves each)."""
+    outbox = m.outbox.c
+    query = select(m.outbox).where(m.WRITEBACKS)
+    if status == "failed":
+        query = query.where(outbox.failed_at.is_not(None))
+    elif status == "pending":
+        query = query.where(outbox.sent_at.is_(None), outbox.failed_at.is_(None))
+    elif status == "sent":
+        query = query.where(outbox.sent_at.is_not(None))
+    return query
+
+
 @router.get("/writebacks", dependencies=[ReadAccess])
 async def list_writebacks(
     session: SessionDep,
@@ -44,15 +56,8 @@ async def list_writebacks(
     offset: Offset = 0,
 ) -> WritebackPage:
     """Owner write-backs to the CRMs; by default the ones that gave up."""
-    outbox = m.metadata.tables["router.outbox"]
-    query = select(outbox).where(outbox.c.destination.in_([HUBSPOT_OWNER, SALESFORCE_OWNER]))
-    if status == "failed":
-        query = query.where(outbox.c.failed_at.is_not(None))
-    elif status == "pending":
-        query = query.where(outbox.c.sent_at.is_(None), outbox.c.failed_at.is_(None))
-    elif status == "sent":
-        query = query.where(outbox.c.sent_at.is_not(None))
-    rows, total = await read_page(session, query, [outbox.c.id], limit, offset)
+    query = writebacks_query(status)
+    rows, total = await read_page(session, query, [m.outbox.c.id], limit, offset)
     items = [
         WritebackOut(
             event_id=r.event_id,

@@ -21,11 +21,13 @@ class SignupData(BaseModel):
         description="`cloud`: a cloud sign-up; `install`: a private (self-hosted) install"
     )
     country: str | None = Field(default=None, description="A country name or ISO code")
-    company: str | None = None
+    company: str | None = Field(default=None, description="The company the user gave")
     first_source_url: str | None = Field(
         default=None, max_length=4000, description="The first page the visitor saw"
     )
-    referrer: str | None = Field(default=None, max_length=4000)
+    referrer: str | None = Field(
+        default=None, max_length=4000, description="The page that sent the visitor there"
+    )
     anonymous_user_id: str | None = Field(
         default=None, description="The analytics id of the visitor before signing up"
     )
@@ -56,9 +58,9 @@ class SignupWebhook(BaseModel):
         },
     )
 
-    type: Literal["user.signed_up"]
+    type: Literal["user.signed_up"] = Field(description="The kind of event: a sign-up")
     timestamp: AwareDatetime = Field(description="When the user signed up (ISO 8601, a zone)")
-    data: SignupData
+    data: SignupData = Field(description="Who signed up, and where they came from")
 
 
 def parse_signup(body: Any, *, webhook_id: str, received_at: datetime) -> SignupCreatedEvent:

@@ -1,0 +1,145 @@
+"""Renewals' lists with 100,000 opportunities (and tens of thousands of accounts, renewals
+and onboardings) read indexes: no page and no total of a list (EXPLAIN) scans its whole
+table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import ClauseElement, Executable, select
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from revops.events.contract import count_of
+from revops.events.db import connect_args
+from revops.events.testing import database_url_for_tests, fresh_schema
+from revops.renewals import models as m
+from revops.renewals.api import renewals_query
+from revops.renewals.lists_api import (
+    OPPORTUNITY_ORDER,
+    AccountTier,
+    OpportunityFilters,
+    accounts_query,
+    opportunities_query,
+)
+from revops.renewals.main import SPEC
+
+pytestmark = pytest.mark.infra
+
+ROWS = 100_000
+SEED = [
+    """INSERT INTO renewals.opportunities (opportunity_id, last_at, last_event_id, account_id,
+           owner_id, stage, stage_kind, forecast_category, close_date)
+       SELECT '006' || n, now(), 'ev-' || n, '001' || (n % 5000), '005' || (n % 50), 'stage',
+              (ARRAY['open', 'won', 'lost'])[n % 3 + 1],
+              (ARRAY['Pipeline', 'Commit', 'Closed'])[n % 3 + 1],
+              DATE '2026-01-01' + (n % 730)
+         FROM generate_series(1, $1) AS n""",
+    """INSERT INTO renewals.accounts (account_id, last_at, tier, users)
+       SELECT '001' || n, now(),
+              (ARRAY['diamond', 'pearl', 'sapphire', 'ruby', 'quartz', NULL])[n % 6 + 1], n
+         FROM generate_series(1, $1 / 4) AS n""",
+    """INSERT INTO renewals.renewals (renewal_id, source_opportunity_id, close_date, pipeline,
+           opportunity_type, name, status, created_at, updated_at, owner_id)
+       SELECT 'R' || n, '006' || n, DATE '2026-01-01' + (n % 730), 'Renewals', 'Renewal',
+              'renewal ' || n, (ARRAY['open', 'won', 'lost', 'cancelled'])[n % 4 + 1], now(),
+              now(), '005' || (n % 50)
+         FROM generate_series(1, $1 / 4) AS n""",
+    """INSERT INTO renewals.onboardings (id, account_id, opened_at, tier_to)
+       SELECT 'O' || n, '001' || n, now() - make_interval(mins => n), 'ruby'
+         FROM generate_series(1, $1 / 4) AS n""",
+]
+TABLES = ("opportunities", "accounts", "renewals", "onboardings")
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN`` of a statement, with the statement's own parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+
+
+@compiles(Explain, "postgresql")
+def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN " + compiler.process(element.statement, **kw)
+
+
+@pytest.fixture(scope="module")
+async def database(infra: None) -> AsyncIterator[AsyncConnection]:
+    url = database_url_for_tests("renewals")
+    await fresh_schema(SPEC, url)
+    engine = create_async_engine(url, connect_args=connect_args(url, "renewals"))
+    raw = await engine.raw_connection()
+    try:
+        driver: Any = raw.driver_connection
+        for statement in SEED:
+            await driver.execute(statement, ROWS)
+        # What autovacuum does to a table that grew: statistics and the visibility map.
+        for table in TABLES:
+            await driver.execute(f"VACUUM ANALYZE renewals.{table}")
+    finally:
+        raw.close()
+    async with engine.connect() as connection:
+        yield connection
+    await engine.dispose()
+
+
+async def assert_reads_indexes(connection: AsyncConnection, statement: Any, table: str) -> None:
+    plan = "\n".join(row[0] for row in await connection.execute(Explain(statement)))
+    assert f"Seq Scan on {table}" not in plan, plan
+    assert "Index" in plan, plan
+
+
+OPPORTUNITY_FILTERS: dict[str, dict[str, Any]] = {
+    "all": {},
+    "open": {"status": "open"},
+    "account": {"account_id": "0017"},
+    "owner": {"owner_id": "0057"},
+    "a quarter": {"close_from": date(2026, 4, 1), "close_before": date(2026, 7, 1)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPPORTUNITY_FILTERS))
+async def test_a_page_of_opportunities_and_its_total_read_indexes(
+    database: AsyncConnection, name: str
+) -> None:
+    query = opportunities_query(OpportunityFilters(**OPPORTUNITY_FILTERS[name]))
+    page = query.order_by(*OPPORTUNITY_ORDER).limit(100).offset(100)
+    await assert_reads_indexes(database, page, "opportunities")
+    await assert_reads_indexes(database, count_of(query), "opportunities")
+
+
+@pytest.mark.parametrize("tier", [None, "diamond", "none"])
+async def test_a_page_of_accounts_and_its_total_read_indexes(
+    database: AsyncConnection, tier: AccountTier | None
+) -> None:
+    query = accounts_query(tier)
+    page = query.order_by(m.accounts.c.account_id).limit(100)
+    await assert_reads_indexes(database, page, "accounts")
+    # Every account counted reads every row either way, and an account's row is about as
+    # narrow as its key's index entry: Postgres rightly reads the table then. A tier's
+    # total reads its index.
+    if tier is not None:
+        await assert_reads_indexes(database, count_of(query), "accounts")
+
+
+@pytest.mark.parametrize("status", ["open", "all"])
+async def test_a_page_of_renewals_and_its_total_read_indexes(
+    database: AsyncConnection, status: str
+) -> None:
+    query = renewals_query(None, None, status)
+    page = query.order_by(m.renewals.c.close_date, m.renewals.c.renewal_id).limit(100)
+    await assert_reads_indexes(database, page, "renewals")
+    await assert_reads_indexes(database, count_of(query), "renewals")
+
+
+async def test_a_page_of_onboardings_reads_its_index(database: AsyncConnection) -> None:
+    o = m.onboardings.c
+    page = select(m.onboardings).order_by(o.opened_at.desc(), o.id).limit(100)
+    await assert_reads_indexes(database, page, "onboardings")
