@@ -263,6 +263,10 @@ class LeadRouted(Model):
     # eligible, assigned or re-routed by an admin): the time it was made. A rebuild keeps
     # each lead's latest decision; the first one has none and counts as the earliest.
     decided_at: datetime | None = None
+    # The reps the first-touch SLA escalation took the lead from so far, in order (a
+    # decision of rule sla_reassigned or sla_escalated): a rebuild counts the lead's
+    # reassignments from it, and never gives the lead back to one of them.
+    escalated_from: list[str] = Field(default_factory=list)
 
 
 class LeadAeAssigned(Model):

@@ -76,6 +76,7 @@ def decision_from_record(value: Any) -> Decision:
         turn,
         territory=p.territory,
         policy_version=p.policy_version,
+        escalated_from=tuple(p.escalated_from),
     )
 
 
@@ -86,6 +87,8 @@ _RULES: tuple[RuleName, ...] = (
     "manual_review",
     "unassigned",
     "manual",
+    "sla_reassigned",
+    "sla_escalated",
 )
 
 
@@ -251,6 +254,7 @@ def decision_events(lead: Lead, match: AccountMatch, d: Decision) -> list[Envelo
         territory=d.territory,
         policy_version=d.policy_version,
         match_score=match.score,
+        escalated_from=list(d.escalated_from),
     )
     events: list[Envelope] = [
         make_event(

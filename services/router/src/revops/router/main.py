@@ -32,12 +32,20 @@ from revops.router.api import router as api_router
 from revops.router.causal_order import release_held_leads
 from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
+from revops.router.domain.rotation import RotationState
+from revops.router.escalation import watch_sla
 from revops.router.figures import read_open_breaches, read_waiting_leads
-from revops.router.journal import record_conversions, record_routes, record_transfers
+from revops.router.journal import (
+    record_conversions,
+    record_routes,
+    record_transfers,
+    turn_of,
+)
 from revops.router.leads import route_new_people
+from revops.router.owner_clocks import record_owner_clocks
 from revops.router.policies import configured_policy
 from revops.router.policy_api import router as policy_router
-from revops.router.rotations import ALL_QUEUES
+from revops.router.rotations import ALL_QUEUES, later, move_rotations
 from revops.router.settings import RouterSettings
 from revops.router.shifts import watch_shifts
 from revops.router.sla_api import router as sla_router
@@ -185,6 +193,9 @@ class _Journaled:
         self.routes: list[LeadRouted] = []
         self.conversions: list[LeadAeAssigned] = []
         self.transfers: list[AccountTransferred] = []
+        # Where the SLA escalation's turns left each rotation: a lead's later decision
+        # (its manager's) hides its reassignments' turns from the recorded decisions.
+        self.escalation_turns: dict[str, RotationState] = {}
 
     def add(self, value: bytes | None) -> None:
         try:
@@ -193,10 +204,16 @@ class _Journaled:
             return
         if isinstance(event, LeadRoutedEvent):
             self.routes.append(event.payload)
+            self._escalation_turn(event.payload)
         elif isinstance(event, LeadAeAssignedEvent):
             self.conversions.append(event.payload)
         elif isinstance(event, AccountTransferredEvent):
             self.transfers.append(event.payload)
+
+    def _escalation_turn(self, p: LeadRouted) -> None:
+        turn = turn_of(p.owner_id, p.turn, p.turn_round, p.turn_place)
+        if p.rule == "sla_reassigned" and p.queue is not None and turn is not None:
+            self.escalation_turns[p.queue] = later(self.escalation_turns.get(p.queue), turn.after)
 
     @property
     def count(self) -> int:
@@ -206,6 +223,10 @@ class _Journaled:
         await record_routes(session, self.routes)
         await record_conversions(session, self.conversions)
         await record_transfers(session, self.transfers)
+        await record_owner_clocks(session, self.routes)
+        # The rotations start where those turns left them (never moved back): each
+        # recorded decision re-applied later keeps the later of the two.
+        await move_rotations(session, self.escalation_turns)
 
 
 async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
@@ -258,7 +279,9 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
     # The runtime's own consumer loop is off: ``consume`` starts it after the restore.
     runtime_settings = settings.model_copy(update={"consumer_enabled": False})
     background = (
-        [consume, route_held_leads, watch_shifts] if settings.consumer_enabled else [ensure_queues]
+        [consume, route_held_leads, watch_shifts, watch_sla]
+        if settings.consumer_enabled
+        else [ensure_queues]
     )
     writeback = CrmWriteback(settings)
     runtime = build_runtime(runtime_settings, writeback=writeback, background=background)

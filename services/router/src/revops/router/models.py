@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from revops.events.db import applied_offsets_table, service_metadata
 
@@ -231,6 +232,18 @@ Index(
     "ix_leads_first_status_change_took",
     func.least(leads.c.first_status_change_at, leads.c.converted_at) - leads.c.created_at,
     postgresql_include=["first_status_change_at", "created_at", "converted_at"],
+)
+
+# Leads whose owner came by a later decision (a waiting lead routed, an admin's, the SLA
+# escalation): since when the owner has it (their first-touch clock for the escalation)
+# and the reps the escalation took it from. A lead without a row is its first owner's
+# since it arrived.
+owner_clocks = Table(
+    "owner_clocks",
+    metadata,
+    _id("lead_id", primary_key=True),
+    _at("owner_since", nullable=False),
+    Column("escalated_from", ARRAY(String(64)), nullable=False, server_default="{}"),
 )
 
 # A second form or sign-up of a known email: a touchpoint, not a second lead.

@@ -13,11 +13,15 @@ field refuses the whole document: a policy is applied entirely or not at all.
           segments: [mid-market]
           form_types: [demo_request]
     fallback_region: AMER
+    escalation:
+      inbound-EMEA:
+        reassign: 2
+        manager: rep-emea-lead
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from revops.router.domain.regions import country_code
 from revops.router.domain.reps import Region
 from revops.router.domain.territories import (
+    MAX_REASSIGNMENTS,
+    EscalationRule,
     InvalidPolicy,
     PolicyError,
     Territory,
@@ -79,10 +85,29 @@ class TerritoryEntry(BaseModel):
     match: TerritoryMatch = Field(default_factory=TerritoryMatch)
 
 
+# The queues a territory's region routes to (``Placement.queue``).
+QueueName = Literal["inbound-AMER", "inbound-EMEA", "inbound-APAC"]
+
+
+class EscalationEntry(BaseModel):
+    """A queue's SLA escalation (``domain.escalation``)."""
+
+    model_config = _Strict
+    reassign: int = Field(default=0, ge=0, le=MAX_REASSIGNMENTS)
+    manager: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _does_something(self) -> EscalationEntry:
+        if self.reassign == 0 and self.manager is None:
+            raise ValueError("give reassign (1 or more), a manager, or both")
+        return self
+
+
 class PolicyDocument(BaseModel):
     model_config = _Strict
     territories: list[TerritoryEntry] = Field(min_length=1, max_length=MAX_TERRITORIES)
     fallback_region: Region | None = None
+    escalation: dict[QueueName, EscalationEntry] = Field(default_factory=dict)
 
 
 def parse_policy(text: str, version: int) -> TerritoryPolicy:
@@ -119,6 +144,10 @@ def to_policy(document: PolicyDocument, version: int) -> TerritoryPolicy:
         version,
         tuple(_territory(t) for t in document.territories),
         document.fallback_region,
+        tuple(
+            EscalationRule(queue, entry.reassign, entry.manager)
+            for queue, entry in sorted(document.escalation.items())
+        ),
     )
 
 

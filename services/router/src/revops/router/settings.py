@@ -63,6 +63,9 @@ class RouterSettings(ServiceSettings, CrmSettings):
     # How often the router looks for reps coming on shift (working hours), to route the
     # leads that waited for nobody on shift in their queue.
     shift_check_s: float = Field(default=30.0, gt=0)
+    # How often the router looks for leads whose owner let the first-touch SLA pass
+    # untouched, to escalate them as the routing policy's ``escalation`` says; 0: never.
+    sla_check_s: float = Field(default=30.0, ge=0)
 
     # Owner write-back to the CRM the lead came from; off unless that CRM's credentials
     # are configured (CrmSettings: HUBSPOT_ACCESS_TOKEN, SALESFORCE_*).

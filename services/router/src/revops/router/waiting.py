@@ -44,6 +44,7 @@ from revops.router.domain.windows import utc_day
 from revops.router.journal import add_events, decision_events
 from revops.router.lead_changes import LeadChanges, lead_refs
 from revops.router.leads import NewPerson, RoutingBatch, decide, load_routing_state, match_person
+from revops.router.owner_clocks import store_owner_clocks
 from revops.router.rotations import lock_queues, take_turn
 from revops.router.store import load_reps
 
@@ -128,13 +129,13 @@ async def assign_lead(
     """An admin gives the lead to ``rep`` (rule ``manual``): no rotation turn is taken,
     the decision is journaled and the owner written back."""
     decision = Decision(MANUAL, rep.id, rep.role, None, row.priority, reason, row.region)
-    person = _person_of(row, at)
+    person = person_of(row, at)
     match = AccountMatch(row.account_id, row.match, email_domain(row.email))
-    await _store(session, ctx, [_Rerouted(row, person, match, decision)])
+    await store_decisions(session, ctx, [Rerouted(row, person, match, decision)])
 
 
 @dataclass(frozen=True)
-class _Rerouted:
+class Rerouted:
     row: Row[Any]
     person: NewPerson
     match: AccountMatch
@@ -153,7 +154,7 @@ async def reroute_rows(
     ``note`` after the rules' reason. Returns the ids of the leads now owned."""
     if not rows:
         return []
-    people = [_person_of(row, max(at, row.created_at)) for row in rows]
+    people = [person_of(row, max(at, row.created_at)) for row in rows]
     batch = await load_routing_state_of(session, ctx, people)
     reps_in_order = await load_reps(session)
     needed: set[str] = set()
@@ -165,7 +166,7 @@ async def reroute_rows(
             needed.add(name)
     cursors = await lock_queues(session, needed)
     rotations: dict[str, tuple[Member, ...]] = {}
-    changed: list[_Rerouted] = []
+    changed: list[Rerouted] = []
     for row, person in zip(rows, people, strict=True):
         lead = _lead_of(row, person)
         match = match_person(ctx, person, batch)
@@ -181,8 +182,8 @@ async def reroute_rows(
             await take_turn(session, decision.queue, decision.turn, row.id, person.occurred_at)
             counts = batch.counts.setdefault((decision.queue, utc_day(person.occurred_at)), {})
             counts[decision.turn.rep_id] = counts.get(decision.turn.rep_id, 0) + 1
-        changed.append(_Rerouted(row, person, match, decision))
-    await _store(session, ctx, changed)
+        changed.append(Rerouted(row, person, match, decision))
+    await store_decisions(session, ctx, changed)
     return [c.row.id for c in changed if c.decision.owner_id is not None]
 
 
@@ -211,7 +212,9 @@ _SET = (
 )
 
 
-async def _store(session: AsyncSession, ctx: RouterContext, changed: Sequence[_Rerouted]) -> None:
+async def store_decisions(
+    session: AsyncSession, ctx: RouterContext, changed: Sequence[Rerouted]
+) -> None:
     """The leads' new decisions (their turns are taken already), their events and owner
     write-backs, a few statements for any number of leads; each decision is dated its
     ``person.occurred_at``."""
@@ -237,9 +240,13 @@ async def _store(session: AsyncSession, ctx: RouterContext, changed: Sequence[_R
                 changes.writeback(c.row.id, ref, c.decision.owner_id, c.person.occurred_at)
     await add_events(session, ctx, events)
     await changes.write(session)
+    await store_owner_clocks(
+        session,
+        [(c.row.id, c.person.occurred_at, c.decision.escalated_from) for c in changed],
+    )
 
 
-def _columns(c: _Rerouted) -> dict[str, Any]:
+def _columns(c: Rerouted) -> dict[str, Any]:
     d = c.decision
     values = {
         "owner_id": d.owner_id,
@@ -279,7 +286,7 @@ def _still_open() -> sa.ColumnElement[bool]:
     return or_(status.is_(None), func.lower(status).not_in(CLOSED_LEAD_STATUSES))
 
 
-def _person_of(row: Row[Any], at: datetime) -> NewPerson:
+def person_of(row: Row[Any], at: datetime) -> NewPerson:
     """The lead as the rules see a new one, as of ``at``: touches up to then count, and a
     turn is taken on that day."""
     # The rules look for touches on one CRM id: Salesforce's (activities name its leads).

@@ -19,9 +19,18 @@ from revops.router.domain.territories import (
 from revops.router.domain.windows import utc_day, within_days
 from revops.router.domain.working_hours import WorkingHours, on_shift
 
-# "manual": an admin gave the lead its owner by hand (never decided by ``route_lead``).
+# "manual": an admin gave the lead its owner by hand; "sla_reassigned" / "sla_escalated":
+# the SLA escalation gave it to the next rep of its rotation / its queue's manager (never
+# decided by ``route_lead``).
 RuleName = Literal[
-    "recent_touch", "open_opportunity", "round_robin", "manual_review", "unassigned", "manual"
+    "recent_touch",
+    "open_opportunity",
+    "round_robin",
+    "manual_review",
+    "unassigned",
+    "manual",
+    "sla_reassigned",
+    "sla_escalated",
 ]
 OrderedRule = Literal["recent_touch", "open_opportunity", "round_robin"]
 Priority = Literal["high", "normal"]
@@ -168,6 +177,8 @@ class Decision:
     # The territory that placed the lead (None: none matched) and the policy's version.
     territory: str | None = None
     policy_version: int | None = None
+    # The reps the SLA escalation took the lead from so far, in order.
+    escalated_from: tuple[str, ...] = ()
 
 
 def members_of(reps: Sequence[Rep], role: Role) -> tuple[Member, ...]:

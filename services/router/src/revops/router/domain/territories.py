@@ -111,6 +111,25 @@ def _matches(t: Territory, k: _Keys) -> bool:
     return low <= k.employees and (t.max_employees is None or k.employees <= t.max_employees)
 
 
+MAX_REASSIGNMENTS = 10
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    """A queue's escalation: up to ``reassign`` reassignments to the next rep of its
+    rotation, then its ``manager`` (a rep id), if it has one."""
+
+    queue: str
+    reassign: int = 0
+    manager_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.reassign <= MAX_REASSIGNMENTS:
+            raise ValueError(f"reassign must be 0 to {MAX_REASSIGNMENTS}, got {self.reassign}")
+        if self.reassign == 0 and not self.manager_id:
+            raise ValueError(f"escalation of {self.queue} does nothing: no reassign, no manager")
+
+
 @dataclass(frozen=True)
 class TerritoryPolicy:
     """A version of the routing policy: its territories in order and its fallback."""
@@ -118,6 +137,8 @@ class TerritoryPolicy:
     version: int
     territories: tuple[Territory, ...]
     fallback_region: Region | None = None
+    # SLA escalation per queue (``domain.escalation``); a queue not named has none.
+    escalations: tuple[EscalationRule, ...] = ()
     # The territories a lead of a country can match (those naming it or naming none), in
     # the policy's order: most name countries, so a lead is tried against a few of 200.
     _by_country: dict[str | None, tuple[Territory, ...]] = field(
@@ -126,6 +147,9 @@ class TerritoryPolicy:
     _placed: dict[tuple[LeadFields, Region | None], Placement] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+
+    def escalation_of(self, queue: str | None) -> EscalationRule | None:
+        return next((e for e in self.escalations if e.queue == queue), None)
 
     def territory_of(self, lead: LeadFields) -> Territory | None:
         keys = _keys(lead)
