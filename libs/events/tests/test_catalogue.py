@@ -97,7 +97,7 @@ def test_undecodable_records_raise_undecodable_event(value):
 
 
 def test_every_event_type_has_a_topic_and_a_unique_name():
-    assert len(EVENT_CLASSES) == 15
+    assert len(EVENT_CLASSES) == 16
     for name, cls in EVENT_CLASSES.items():
         assert cls.model_fields["type"].default == name
         assert cls.topic in topics.ALL_TOPICS

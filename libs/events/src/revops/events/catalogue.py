@@ -12,7 +12,7 @@ import hashlib
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -230,6 +230,14 @@ class RoutingPolicyChanged(Model):
     changed_by: str | None = Field(default=None, max_length=200)
 
 
+class AccountDomainsSet(Model):
+    """An admin's whole list of an account's domains; against the CRM's, the newer wins."""
+
+    account_id: str = Field(min_length=1, max_length=64)
+    domains: list[str] = Field(max_length=1000)
+    changed_by: str | None = Field(default=None, max_length=200)
+
+
 # --- payloads our services derive (written through their outboxes) -----------------------
 
 
@@ -263,9 +271,7 @@ class LeadRouted(Model):
     # eligible, assigned or re-routed by an admin): the time it was made. A rebuild keeps
     # each lead's latest decision; the first one has none and counts as the earliest.
     decided_at: datetime | None = None
-    # The reps the first-touch SLA escalation took the lead from so far, in order (a
-    # decision of rule sla_reassigned or sla_escalated): a rebuild counts the lead's
-    # reassignments from it, and never gives the lead back to one of them.
+    # The reps the SLA escalation took the lead from so far, in order (rebuilt from it).
     escalated_from: list[str] = Field(default_factory=list)
 
 
@@ -452,6 +458,17 @@ class RepChangedEvent(Envelope):
         return payload.id
 
 
+class AccountDomainsSetEvent(Envelope):
+    type: Literal["account.domains_set"] = "account.domains_set"
+    payload: AccountDomainsSet
+    # With the reps: an admin's change, applied before the leads that follow it.
+    topic = topics.ROSTER
+
+    @classmethod
+    def key_of(cls, payload: AccountDomainsSet) -> str:
+        return f"account-domains:{payload.account_id}"
+
+
 class RoutingPolicyChangedEvent(Envelope):
     type: Literal["routing_policy.changed"] = "routing_policy.changed"
     payload: RoutingPolicyChanged
@@ -533,6 +550,7 @@ Event = Annotated[
     | ActivityLoggedEvent
     | RepChangedEvent
     | RoutingPolicyChangedEvent
+    | AccountDomainsSetEvent
     | LeadRoutedEvent
     | LeadAeAssignedEvent
     | AccountTransferredEvent
@@ -542,25 +560,9 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
+# Every event type of the union above, by its name.
 EVENT_CLASSES: dict[str, type[Envelope]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        FormSubmittedEvent,
-        SignupCreatedEvent,
-        PersonChangedEvent,
-        LeadConvertedEvent,
-        AccountChangedEvent,
-        OpportunityChangedEvent,
-        ActivityLoggedEvent,
-        RepChangedEvent,
-        RoutingPolicyChangedEvent,
-        LeadRoutedEvent,
-        LeadAeAssignedEvent,
-        AccountTransferredEvent,
-        NotificationRequestedEvent,
-        RenewalCreatedEvent,
-        SnapshotTakenEvent,
-    )
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
 }
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from revops.events import bulk
 from revops.events.catalogue import (
     AccountChangedEvent,
+    AccountDomainsSetEvent,
     AccountTransferred,
     Envelope,
 )
@@ -113,6 +114,30 @@ async def on_accounts_changed(
     await _store_accounts(session, [accounts[a] for a in touched], domains)
     if transfers:
         await _transfer_leads(session, ctx, transfers, reps)
+
+
+async def on_domains_set(session: AsyncSession, event: AccountDomainsSetEvent) -> None:
+    """An admin's list of an account's domains: taken if it is newer than the change that
+    gave the account its domains (the CRM's or an admin's), as every account field is, so
+    a replay in any order leaves the same list. On a rebuild it may come before the
+    account's creation: the account is then created with its domains alone."""
+    p = event.payload
+    found = (
+        await session.execute(
+            select(m.accounts).where(m.accounts.c.id == p.account_id).with_for_update()
+        )
+    ).first()
+    row: dict[str, Any] = (
+        dict(found._mapping)
+        if found is not None
+        else {**dict.fromkeys(c.name for c in m.accounts.c), "id": p.account_id}
+    )
+    fields = stamps_of(row["field_times"])
+    domains = sorted({d for d in (normalise_domain(x) for x in p.domains) if d})
+    if not merge_fields({}, fields, {"domains": domains}, stamp(event.occurred_at, event.id)):
+        return
+    row["field_times"] = {name: list(s) for name, s in sorted(fields.items())}
+    await _store_accounts(session, [row], {p.account_id: domains})
 
 
 async def _recorded_transfers(

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.catalogue import (
+    AccountDomainsSetEvent,
     Event,
     LeadAeAssigned,
     LeadConverted,
@@ -27,6 +28,7 @@ from revops.events.catalogue import (
 from revops.events.consumer import Handler
 from revops.events.db import one_of
 from revops.router import models as m
+from revops.router.accounts import on_domains_set
 from revops.router.context import RouterContext
 from revops.router.domain.assignment import AeAssignment, ae_queue, assign_ae
 from revops.router.domain.reps import REGIONS
@@ -52,12 +54,14 @@ from revops.router.store import find_lead, load_account, load_reps
 
 def make_handler(ctx: RouterContext) -> Handler:
     """The events applied one at a time, in the batch's order: conversions (each takes a
-    turn of an AE rotation). Every other event goes through ``consumer.apply_run``, alone
-    or in a run."""
+    turn of an AE rotation) and an admin's account domains (rare). Every other event goes
+    through ``consumer.apply_run``, alone or in a run."""
 
     async def handle(session: AsyncSession, event: Event) -> None:
         if isinstance(event, LeadConvertedEvent):
             await on_lead_converted(session, ctx, event)
+        elif isinstance(event, AccountDomainsSetEvent):
+            await on_domains_set(session, event)
 
     return handle
 

@@ -28,6 +28,7 @@ from revops.events.consumer import is_infrastructure_error
 from revops.events.operator import service_cli
 from revops.events.service import BackgroundTask, ServiceRuntime, ServiceSpec, create_app, serve
 from revops.router import models as m
+from revops.router.account_domains_api import router as domains_router
 from revops.router.api import router as api_router
 from revops.router.causal_order import release_held_leads
 from revops.router.consumer import make_batch_handler, make_event_handler
@@ -293,7 +294,7 @@ def build_app(settings: RouterSettings | None = None) -> FastAPI:
         title="revops router",
         description="Lead routing: rules of engagement, a fair shared rotation, SLAs.",
         settings=runtime_settings,
-        routers=[api_router, sla_router, writeback_router, policy_router],
+        routers=[api_router, sla_router, writeback_router, policy_router, domains_router],
         runtime=runtime,
         on_shutdown=[close_writeback],
     )
