@@ -15,8 +15,9 @@ import httpx
 import orjson
 import pytest
 from fake_crm import TOKEN, FakeCrm, running_fake_crm
+from prometheus_client import REGISTRY
 from rep_helpers import create_reps
-from router_events import T0, touch
+from router_events import T0, account, touch
 from sqlalchemy import select
 from test_writeback import sf_lead
 
@@ -158,6 +159,7 @@ async def test_untouched_leads_go_to_the_next_rep_twice_then_to_the_manager(
             ids = {lead["email"]: lead["id"] for lead in r.json()["items"]}
             one, two = ids["one@a-corp.com"], ids["two@b-corp.com"]
 
+            counted = (_escalations("reassigned"), _escalations("manager"))
             # Exactly five minutes after each arrival is in time.
             assert await look(runtime, ARRIVED + timedelta(minutes=5)) == []
             first_step = ARRIVED + STEP + timedelta(seconds=1)
@@ -171,6 +173,8 @@ async def test_untouched_leads_go_to_the_next_rep_twice_then_to_the_manager(
             third_step = second_step + STEP
             assert await look(runtime, third_step) == [(one, "C", "M"), (two, "A", "M")]
             assert await look(runtime, third_step + timedelta(days=7)) == []
+            assert _escalations("reassigned") - counted[0] == 4
+            assert _escalations("manager") - counted[1] == 2
 
             expected = {
                 "one@a-corp.com": ("M", "sla_escalated", QUEUE, None),
@@ -241,3 +245,60 @@ async def _rotation(runtime: ServiceRuntime) -> tuple[Any, ...]:
             )
         ).one()
     return tuple(row)
+
+
+def _escalations(kind: str) -> float:
+    """The escalations counted so far (this process's counter, shared by its tests)."""
+    return (
+        REGISTRY.get_sample_value("revops_sla_escalations_total", {"queue": QUEUE, "kind": kind})
+        or 0.0
+    )
+
+
+async def test_a_lead_a_transfer_moved_to_the_accounts_sdr_is_not_escalated(
+    own_topics: KafkaSettings,
+) -> None:
+    async with running_fake_crm() as crm:
+        settings = settings_of(own_topics, crm)
+        await fresh_schema(SPEC, settings.resolved_database_url())
+        async with router(settings) as (client, runtime):
+            ae = {"role": "AE", "region": "AMER", "certified": True}
+            await create_reps(
+                client,
+                [
+                    *REPS,
+                    {"id": "D", "role": "SDR", "region": "AMER"},  # outbound: no rotation
+                    {"id": "AE1", **ae, "paired_sdr_id": "A"},
+                    {"id": "AE2", **ae, "paired_sdr_id": "D"},
+                ],
+            )
+            r = await client.put("/routing-policy", json={"document": POLICY})
+            assert r.status_code == 202, r.text
+            await publish(
+                own_topics, [account("ACC1", "Acme", ["acme.com"], ARRIVED - SECOND, owner="AE1")]
+            )
+
+            async def known() -> None:
+                r = await client.get("/accounts/ACC1/domains")
+                assert r.status_code == 200, r.text
+
+            await eventually(known, timeout_s=30, interval_s=0.1)
+            await publish(own_topics, [sf_lead("ana@acme.com", "00QANA", ARRIVED)])
+            await eventually(
+                lambda: _owner_is(client, "ana@acme.com", "A"), timeout_s=60, interval_s=0.1
+            )
+            moved_at = ARRIVED + timedelta(minutes=2)
+            await publish(
+                own_topics, [account("ACC1", "Acme", ["acme.com"], moved_at, owner="AE2")]
+            )
+            await eventually(
+                lambda: _owner_is(client, "ana@acme.com", "D"), timeout_s=60, interval_s=0.1
+            )
+            # Untouched long past the target, but D has it by the account, not the rotation.
+            assert await look(runtime, ARRIVED + timedelta(hours=1)) == []
+
+
+async def _owner_is(client: httpx.AsyncClient, email: str, owner: str) -> None:
+    r = await client.get("/leads", params={"email": email})
+    leads = r.json()["items"]
+    assert len(leads) == 1 and leads[0]["owner_id"] == owner, leads

@@ -19,11 +19,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Row, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.consumer import is_infrastructure_error
 from revops.events.db import one_of
+from revops.events.metrics import count_on_commit
 from revops.events.service import ServiceRuntime
 from revops.router import models as m
 from revops.router.context import CLOSED_LEAD_STATUSES, RouterContext
@@ -33,6 +34,7 @@ from revops.router.domain.reps import Rep
 from revops.router.domain.rules import Decision, QueueSnapshot, RuleName
 from revops.router.domain.territories import TerritoryPolicy
 from revops.router.domain.windows import utc_day
+from revops.router.figures import SLA_ESCALATIONS
 from revops.router.journal import add_events, notification
 from revops.router.policies import current_policy
 from revops.router.rotations import lock_queues, queue_snapshot, take_turn
@@ -95,6 +97,10 @@ def _overdue(queues: Sequence[str], now: datetime, ctx: RouterContext) -> Any:
             or_(leads.first_touch_at.is_(None), leads.first_touch_at > now),
             or_(status.is_(None), func.lower(status).not_in(CLOSED_LEAD_STATUSES)),
             since < now - ctx.policy.first_touch_target,
+            # A transfer since gave the lead to the account's SDR: the account's now.
+            ~exists().where(
+                m.lead_moves.c.lead_id == leads.id, m.lead_moves.c.transferred_at >= since
+            ),
         )
         .order_by(leads.created_at, leads.id)
         .with_for_update(of=m.leads)
@@ -164,6 +170,7 @@ async def _store(
             row.account_id, row.match, email_domain(row.email), score=row.match_score
         )
         changed.append(Rerouted(row, person_of(row, now), match, decision))
+        count_on_commit(session, SLA_ESCALATIONS.labels(row.queue, e.kind).inc)
         message = f"Lead {row.email} moved from {e.from_rep_id} to {e.to_rep_id}: {reason}"
         notices.append(notification(NOTICE, [e.from_rep_id, e.to_rep_id], message, row.id, now))
     await store_decisions(session, ctx, changed)

@@ -25,6 +25,12 @@ LEADS_ROUTED = Counter(
     "New leads routed, by the rule that decided and the queue (none: a named owner)",
     ["rule", "queue"],
 )
+SLA_ESCALATIONS = Counter(
+    "revops_sla_escalations_total",
+    "Leads taken from an owner who let the first-touch SLA pass untouched, by queue and "
+    "where they went (reassigned: the next rep of the rotation; manager)",
+    ["queue", "kind"],
+)
 WEBHOOK_TO_ROUTED = Histogram(
     "revops_lead_webhook_to_routed_seconds",
     "From ingest receiving the lead's webhook to the router committing its routing",
