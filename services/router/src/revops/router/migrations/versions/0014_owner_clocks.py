@@ -1,8 +1,8 @@
 """owner clocks: since when a later decision's owner has the lead, and the reps the SLA
 escalation took it from
 
-Revision ID: 0012_owner_clocks
-Revises: 0011_rep_working_hours
+Revision ID: 0014_owner_clocks
+Revises: 0013_reporting_lead_columns
 Create Date: 2026-12-03 23:10:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision: str = "0012_owner_clocks"
-down_revision: str | None = "0011_rep_working_hours"
+revision: str = "0014_owner_clocks"
+down_revision: str | None = "0013_reporting_lead_columns"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
