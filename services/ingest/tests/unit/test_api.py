@@ -279,7 +279,9 @@ async def test_openapi_documents_the_signup_body(client: httpx.AsyncClient) -> N
         "$ref": "#/components/schemas/SignupWebhook"
     }
     schema = doc["components"]["schemas"]["SignupWebhook"]
-    assert schema["properties"]["data"] == {"$ref": "#/components/schemas/SignupData"}
+    data_field = schema["properties"]["data"]
+    assert data_field["$ref"] == "#/components/schemas/SignupData"
+    assert data_field["description"]  # the read contract: every field described
     data = doc["components"]["schemas"]["SignupData"]["properties"]
     assert set(data) >= {
         "user_id",
