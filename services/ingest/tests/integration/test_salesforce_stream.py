@@ -35,7 +35,7 @@ from revops.events.producer import EventProducer
 from revops.events.settings import KafkaSettings
 from revops.events.testing import create_topics, eventually, read_records, unique_prefix
 from revops.ingest.domain import salesforce
-from revops.ingest.stream.command import StreamSettings, stream
+from revops.ingest.stream.command import StreamSettings, stream, stream_producer
 from revops.ingest.stream.proto import pubsub_api_pb2 as pb
 from revops.ingest.stream.subscriber import BadStreamEvent, ReplayIds
 
@@ -250,7 +250,7 @@ async def test_no_more_than_a_batch_is_asked_for_until_the_batch_is_published(
         for i in range(5)
     ]
     settings = settings_for(pubsub, kafka, tmp_path / "replay.json", salesforce_stream_batch=2)
-    producer = EventProducer(settings)
+    producer = stream_producer(settings)
     try:
         task = asyncio.create_task(stream(settings, publisher=Recorded(producer, log)))
 
@@ -315,7 +315,7 @@ async def test_crashes_between_acknowledgement_and_replay_id_lose_nothing(
         for i in range(24)
     ]
     settings = settings_for(pubsub, kafka, tmp_path / "replay.json", salesforce_stream_batch=4)
-    producer = EventProducer(settings)
+    producer = stream_producer(settings)
     publisher = CrashingPublisher(producer, rng)
     repeated = 0
     try:

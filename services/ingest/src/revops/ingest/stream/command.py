@@ -52,6 +52,12 @@ class StreamSettings(IngestSettings, CrmSettings):
     salesforce_stream_start: Literal["latest", "earliest"] = "latest"
     salesforce_stream_skip_bad: bool = False
     salesforce_stream_state_file: Path = Path(".revops/salesforce-stream.json")
+    # How long a batch may wait for Kafka's acknowledgement before the stream gives up on
+    # it and resubscribes after the stored replay id. Webhooks have a caller waiting and
+    # get KAFKA_PUBLISH_TIMEOUT_S (1.5 s); the stream has none, and each give-up repeats
+    # the batch: a partition without a leader for a few seconds (a new topic, a broker
+    # restarting) is waited out instead.
+    salesforce_stream_publish_timeout_s: float = Field(default=30, gt=0)
     # The org id sent with every call when the sign-in does not tell it (a fixed token);
     # empty: the first of SALESFORCE_ORG_IDS.
     salesforce_org_id: str = ""
@@ -63,6 +69,17 @@ class StreamSettings(IngestSettings, CrmSettings):
             skip_bad=self.salesforce_stream_skip_bad,
             custom=self.salesforce_custom_fields(),
         )
+
+
+def stream_producer(settings: StreamSettings) -> EventProducer:
+    """The stream's producer: Kafka's acknowledgement waited for up to
+    SALESFORCE_STREAM_PUBLISH_TIMEOUT_S."""
+    return EventProducer(
+        settings.model_copy(
+            update={"kafka_publish_timeout_s": settings.salesforce_stream_publish_timeout_s}
+        ),
+        client_id="revops-salesforce-stream",
+    )
 
 
 class Sessions:
@@ -105,7 +122,7 @@ async def stream(
     )
     producer = None
     if publisher is None:
-        producer = EventProducer(settings, client_id="revops-salesforce-stream")
+        producer = stream_producer(settings)
         publisher = producer
     replay_ids = ReplayIds(settings.salesforce_stream_state_file, _scope(settings))
     if restart:
