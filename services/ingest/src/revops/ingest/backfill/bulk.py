@@ -253,6 +253,8 @@ def csv_record(sobject: str, header: list[str], row: list[str]) -> dict[str, Any
 def rest_value(cell: str) -> str | None:
     if cell == "":
         return None
+    if not cell.endswith("Z"):  # most cells: no time to rewrite
+        return cell
     match = _CSV_TIME.match(cell)
     if match is None:
         return cell

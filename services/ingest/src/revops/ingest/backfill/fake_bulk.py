@@ -179,21 +179,26 @@ class _Bulk:
         return {"Sforce-Limit-Info": f"api-usage={self.org.api_calls}/{self.org.api_limit}"}
 
 
-_REST_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\+0000$")
+_REST_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 
 
 def _csv_value(record: dict[str, Any], name: str) -> str:
     """A field as a bulk result's CSV writes it: null empty, booleans in lower case,
     times in UTC with a Z, a parent's field through its relationship."""
-    value: Any = record
-    for part in name.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value: Any = record.get(name)
+    if "." in name:
+        parent, _, field = name.partition(".")
+        holder = record.get(parent)
+        value = holder.get(field) if isinstance(holder, dict) else None
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return _REST_TIME.sub(r"\1Z", value)
+        # The REST form's +0000 as a Z (checked on the few values that end so).
+        if value.endswith("+0000") and _REST_TIME.match(value):
+            return value[:-5] + "Z"
+        return value
     return str(value)
 
 
