@@ -268,3 +268,29 @@ def test_the_console_is_built_published_and_reads_the_services_by_name() -> None
         assert name in console["depends_on"]
     # It reads APIs only: no database and no broker to reach.
     assert "DATABASE_URL" not in env and "KAFKA_BOOTSTRAP_SERVERS" not in env
+
+
+def test_the_salesforce_stream_runs_only_with_its_profile_and_keeps_its_replay_ids() -> None:
+    result = run_compose("--profile", "salesforce-stream", "config")
+    assert result.returncode == 0, result.stderr
+    svc = yaml.safe_load(result.stdout)["services"]["salesforce-stream"]
+    assert svc["profiles"] == ["salesforce-stream"]  # `docker compose up` leaves it out
+    assert_built_from_the_one_dockerfile(svc, "ingest")
+    assert svc["image"] == service("ingest")["image"]
+    assert svc["command"] == ["revops-ingest", "salesforce-stream"]
+    env = svc["environment"]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+    # The replay ids outlive the container: a restart resumes after the last one stored.
+    state = Path(env["SALESFORCE_STREAM_STATE_FILE"])
+    (volume,) = svc["volumes"]
+    source, target = (
+        (volume["source"], volume["target"])
+        if isinstance(volume, dict)
+        else str(volume).split(":")[:2]
+    )
+    assert state.parent == Path(target)
+    assert source in normalised()["volumes"]
+    port = int(env["SALESFORCE_STREAM_METRICS_PORT"])
+    assert ("127.0.0.1", port, port) in published_ports(svc)
+    assert f"127.0.0.1:{port}/metrics" in healthcheck_text(svc)
+    assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"

@@ -77,6 +77,19 @@ CASES: dict[str, list[dict[str, Any]]] = {
         }
     ],
     "secrets_missing": [{"secrets": {"create": True}}],
+    "salesforce_stream": [
+        PRODUCTION_SECRETS,
+        {
+            "salesforceStream": {"enabled": True, "topics": ["/data/AccountChangeEvent"]},
+            "secrets": {
+                "values": {"salesforceClientId": "app-key", "salesforceClientSecret": "app-secret"}
+            },
+        },
+    ],
+    "salesforce_stream_without_credentials": [
+        PRODUCTION_SECRETS,
+        {"salesforceStream": {"enabled": True}},
+    ],
     "password_not_url_safe": [
         PRODUCTION_SECRETS,
         {"secrets": {"values": {"databasePasswords": {"router": "p@ss/word"}}}},
@@ -197,7 +210,9 @@ def schema_errors(obj: dict[str, Any]) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("case", ["default", "production", "prefixed", "no_monitor"])
+@pytest.mark.parametrize(
+    "case", ["default", "production", "prefixed", "no_monitor", "salesforce_stream"]
+)
 def test_every_rendered_object_is_valid(rendered: dict[str, Render], case: str) -> None:
     render = rendered[case]
     assert render.error is None, render.error
@@ -464,3 +479,59 @@ def test_postgres_is_three_instances_with_a_role_and_a_schema_per_service(
     # Kubernetes expands $(VAR) only from variables defined before it.
     names = list(env_of(render.one("Deployment", "revops-router")))
     assert names.index("DB_PASSWORD") < names.index("DATABASE_URL")
+
+
+# --- the change-event stream ---------------------------------------------------------------
+
+
+def test_the_salesforce_stream_is_off_unless_enabled(rendered: dict[str, Render]) -> None:
+    for case in ("default", "production"):
+        names = {o["metadata"]["name"] for o in rendered[case].objects}
+        assert not any("salesforce-stream" in n for n in names), case
+
+
+def test_the_salesforce_stream_is_one_instance_keeping_its_replay_ids_on_a_volume(
+    rendered: dict[str, Render],
+) -> None:
+    render = rendered["salesforce_stream"]
+    assert render.error is None, render.error
+    name = "revops-salesforce-stream"
+    deployment = render.one("Deployment", name)
+    # Two at once would publish every event twice and race on the stored replay ids.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["revops-ingest", "salesforce-stream"]
+    assert container["image"].startswith("revops-ingest:")
+    env = env_of(deployment)
+    assert env["SALESFORCE_CDC_TOPICS"]["value"] == '["/data/AccountChangeEvent"]'
+    assert env["SALESFORCE_STREAM_METRICS_PORT"]["value"] == "8005"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "revops-kafka-kafka-bootstrap:9092"
+    state = Path(env["SALESFORCE_STREAM_STATE_FILE"]["value"])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert state.parent == Path(mounts["state"])
+    claims = {v["name"]: v.get("persistentVolumeClaim") for v in pod["volumes"]}
+    assert claims["state"] == {"claimName": name}
+    render.one("PersistentVolumeClaim", name)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
+
+    # The connected app's credentials come from the CRM tokens' Secret, written with them.
+    secret = render.one("Secret", "revops-crm-tokens")["stringData"]
+    for key, value in (
+        ("SALESFORCE_CLIENT_ID", "app-key"),
+        ("SALESFORCE_CLIENT_SECRET", "app-secret"),
+    ):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "revops-crm-tokens", "key": key}
+        assert secret[key] == value
+    error = rendered["salesforce_stream_without_credentials"].error or ""
+    assert "secrets.values.salesforceClientId is required" in error, error
+
+    # Its metrics are scraped with the services'.
+    (monitor,) = render.of_kind("ServiceMonitor")
+    service = render.one("Service", name)
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert selects(
+        service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]
+    )
+    assert service["spec"]["ports"][0]["name"] == monitor["spec"]["endpoints"][0]["port"]

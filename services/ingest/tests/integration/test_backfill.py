@@ -9,35 +9,18 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from backfill_helpers import CRM_TOPICS, Waits, on_topic, settings_for, unit
 
-from revops.events import admin, topics
-from revops.events.codec import decode_event
+from revops.events import topics
 from revops.events.settings import KafkaSettings
-from revops.events.testing import create_topics, read_records, unique_prefix
-from revops.events.topics import TopicSpec
-from revops.ingest.backfill.command import BackfillSettings, backfill
+from revops.events.testing import create_topics, unique_prefix
+from revops.ingest.backfill.command import backfill
 from revops.ingest.backfill.fake_crm import FakeOrg, serving, sfid
-from revops.ingest.backfill.run import Summary
 from revops.ingest.backfill.sources import OBJECTS
 
 pytestmark = pytest.mark.infra
-
-
-class Waits:
-    """Stands in for asyncio.sleep: records each wait the run asks for, waits none."""
-
-    def __init__(self) -> None:
-        self.asked: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.asked.append(seconds)
-
-
-CRM_TOPICS = (topics.PEOPLE, topics.ACCOUNTS, topics.OPPORTUNITIES, topics.ACTIVITIES)
 
 
 @pytest.fixture
@@ -62,35 +45,6 @@ async def org() -> AsyncIterator[FakeOrg]:
     )
     async with serving(fake) as served:
         yield served
-
-
-def settings_for(org: FakeOrg, kafka: KafkaSettings, state: Path, **extra: Any) -> BackfillSettings:
-    values: dict[str, Any] = {
-        "kafka_bootstrap_servers": kafka.kafka_bootstrap_servers,
-        "topic_prefix": kafka.topic_prefix,
-        "salesforce_login_url": org.url,
-        "salesforce_client_id": org.client_id,
-        "salesforce_client_secret": SecretStr(org.client_secret),
-        "hubspot_api_base": org.url,
-        "hubspot_access_token": SecretStr(org.hubspot_token),
-        "backfill_state_file": state,
-    }
-    values.update(extra)
-    return BackfillSettings(**values)
-
-
-async def on_topic(kafka: KafkaSettings, spec: TopicSpec) -> list[Any]:
-    """Every event on the topic (the end offsets say how many there are)."""
-    name = spec.name(kafka.topic_prefix)
-    lags = await admin.group_lag(kafka.kafka_bootstrap_servers, "nobody", [name])
-    count = sum(p.end for p in lags)
-    if count == 0:
-        return []
-    return [decode_event(r.value) for r in await read_records(kafka, name, count)]
-
-
-def unit(summary: Summary, name: str) -> Any:
-    return next(u for u in summary.units if u.unit == name)
 
 
 async def test_both_crms_backfilled_then_a_second_run_changes_nothing(

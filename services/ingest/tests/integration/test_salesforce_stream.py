@@ -25,17 +25,19 @@ from fake_pubsub import (
     bitmap,
     encode,
 )
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from revops.events import admin, topics
 from revops.events.catalogue import Envelope
 from revops.events.codec import decode_event
 from revops.events.crm import CredentialError
-from revops.events.producer import EventProducer
+from revops.events.producer import EventProducer, KafkaUnavailable
 from revops.events.settings import KafkaSettings
 from revops.events.testing import create_topics, eventually, read_records, unique_prefix
 from revops.ingest.domain import salesforce
-from revops.ingest.stream.command import StreamSettings, stream
+from revops.ingest.stream.command import StreamSettings, stream, stream_producer
+from revops.ingest.stream.metrics import StreamMetrics
 from revops.ingest.stream.proto import pubsub_api_pb2 as pb
 from revops.ingest.stream.subscriber import BadStreamEvent, ReplayIds
 
@@ -250,7 +252,7 @@ async def test_no_more_than_a_batch_is_asked_for_until_the_batch_is_published(
         for i in range(5)
     ]
     settings = settings_for(pubsub, kafka, tmp_path / "replay.json", salesforce_stream_batch=2)
-    producer = EventProducer(settings)
+    producer = stream_producer(settings)
     try:
         task = asyncio.create_task(stream(settings, publisher=Recorded(producer, log)))
 
@@ -315,7 +317,7 @@ async def test_crashes_between_acknowledgement_and_replay_id_lose_nothing(
         for i in range(24)
     ]
     settings = settings_for(pubsub, kafka, tmp_path / "replay.json", salesforce_stream_batch=4)
-    producer = EventProducer(settings)
+    producer = stream_producer(settings)
     publisher = CrashingPublisher(producer, rng)
     repeated = 0
     try:
@@ -345,3 +347,51 @@ async def test_crashes_between_acknowledgement_and_replay_id_lose_nothing(
     assert repeated == publisher.crashes >= 1
     # Each crash repeats its batch once: the repeats are exactly the lost acknowledgements.
     assert len(events) - 24 <= 4 * publisher.crashes
+
+
+class KafkaDownOnce:
+    """The real producer, after one batch Kafka did not acknowledge in time."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self.producer = producer
+        self.refused = 0
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise KafkaUnavailable(f"Kafka did not acknowledge {len(events)} event(s) (test)")
+        await self.producer.publish(events)
+
+
+async def test_the_metrics_count_events_resubscriptions_and_their_reasons(
+    pubsub: FakePubSub, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    replay_ids = [
+        await pubsub.append(CHANNEL, opportunity_change(i, f"S{i}"), OPPORTUNITY_SCHEMA_ID)
+        for i in range(3)
+    ]
+    settings = settings_for(pubsub, kafka, tmp_path / "replay.json", salesforce_stream_batch=2)
+    registry = CollectorRegistry()
+    producer = stream_producer(settings)
+    try:
+        await run_until_stored(
+            settings,
+            replay_ids[-1],
+            publisher=KafkaDownOnce(producer),
+            metrics=StreamMetrics(registry),
+        )
+    finally:
+        await producer.stop()
+
+    def value(name: str, **labels: str) -> float | None:
+        sample = f"revops_salesforce_stream_{name}"
+        return registry.get_sample_value(sample, {"channel": CHANNEL, **labels})
+
+    # The first batch of two was refused by Kafka, then read again after resubscribing.
+    assert value("events_received_total") == 2 + 3
+    assert value("events_published_total") == 3
+    assert value("reconnects_total") == 1
+    assert value("errors_total", reason="kafka") == 1
+    assert value("errors_total", reason="stream") is None
+    age = value("replay_id_age_seconds")
+    assert age is not None and 0 <= age < 30

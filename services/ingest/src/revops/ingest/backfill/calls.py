@@ -9,9 +9,10 @@ waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 class ApiRefused(Exception):
     """The CRM refused a call in a way retrying cannot help (a bad query, a missing
     field); the message says which and what it said."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when the CRM answered with one
 
 
 class ApiUnavailable(Exception):
@@ -97,7 +102,24 @@ class ApiCaller:
         self._sleep = sleep
 
     async def get_json(self, url: str, params: dict[str, str] | None = None) -> Any:
-        response = await self._get(url, params)
+        return self._json(url, await self._send("GET", url, params=params))
+
+    async def post_json(self, url: str, body: Any) -> Any:
+        return self._json(url, await self._send("POST", url, body=body))
+
+    @contextlib.asynccontextmanager
+    async def streamed(
+        self, url: str, params: dict[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """A GET whose body is read as it arrives (a Bulk API result set): waited out,
+        retried and refused like the others until its status is a success."""
+        response = await self._send("GET", url, params=params, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _json(self, url: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -106,19 +128,35 @@ class ApiCaller:
                 f"{response.text[:120]!r}"
             ) from None
 
-    async def _get(self, url: str, params: dict[str, str] | None) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        stream: bool = False,
+    ) -> httpx.Response:
         failures = 0
         waits = 0
         while True:
             await self._take_turn()
             self.stats.calls += 1
+            request = self.client.build_request(method, url, params=params, json=body)
             try:
-                response = await self.client.get(url, params=params)
+                response = await self.client.send(request, stream=stream)
+                if stream and response.status_code >= 300:
+                    await response.aread()  # an error's body, to say what it was
+                    await response.aclose()
             except httpx.TransportError as exc:
                 failures += 1
                 await self._retry(failures, f"{exc.__class__.__name__}: {exc}")
                 continue
-            self._watch_usage(response)
+            try:
+                self._watch_usage(response)
+            except ApiLimitReached:
+                await response.aclose()
+                raise
             if response.status_code == 429 or (
                 response.status_code == 503 and "Retry-After" in response.headers
             ):
@@ -141,7 +179,8 @@ class ApiCaller:
             if response.status_code >= 400:
                 raise ApiRefused(
                     f"{self.system} refused {response.request.url.path} "
-                    f"({response.status_code}): {response.text[:300]}"
+                    f"({response.status_code}): {response.text[:300]}",
+                    response.status_code,
                 )
             return response
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import typer
@@ -42,6 +42,7 @@ from revops.ingest.backfill.run import Checkpoints, Publisher, Summary, run_back
 from revops.ingest.backfill.sources import (
     DEFAULT_OBJECTS,
     OBJECTS,
+    BulkChoice,
     HubSpotSource,
     SalesforceSource,
     Source,
@@ -82,6 +83,15 @@ class BackfillSettings(IngestSettings, CrmSettings):
     # The run stops once Salesforce says this share of the org's daily API calls is used,
     # leaving the rest to the integrations that need them (a later run resumes).
     backfill_salesforce_max_api_share: float = Field(default=0.9, gt=0, le=1)
+    # Salesforce listings of more than BACKFILL_SALESFORCE_BULK_OVER records are read
+    # through Bulk API 2.0 query jobs (auto); bulk: every listing; rest: none.
+    backfill_salesforce_api: Literal["auto", "rest", "bulk"] = "auto"
+    backfill_salesforce_bulk_over: int = Field(default=50_000, ge=0)
+    # Records per bulk result set (maxRecords): smaller sets answer sooner.
+    backfill_salesforce_bulk_result_set: int = Field(default=50_000, ge=1)
+    # How long a run waits for a bulk job to complete before it stops (a later run goes
+    # on with the same job).
+    backfill_salesforce_bulk_max_wait_s: float = Field(default=3600, gt=0)
     # A page's events (up to 2,000 records) are acknowledged together: more time than a
     # webhook's handful gets.
     backfill_publish_timeout_s: float = Field(default=30, gt=0)
@@ -106,6 +116,13 @@ def build_source(
             custom=settings.salesforce_custom_fields(),
             activity_days=settings.backfill_activity_days,
             now=now,
+            bulk=BulkChoice(
+                api=settings.backfill_salesforce_api,
+                over=settings.backfill_salesforce_bulk_over,
+                result_set_size=settings.backfill_salesforce_bulk_result_set,
+                max_wait_s=settings.backfill_salesforce_bulk_max_wait_s,
+            ),
+            sleep=sleep,
         )
         scope = settings.salesforce_instance_url or settings.salesforce_login_url
         return source, f"salesforce {scope} {settings.salesforce_username or ''}".strip()
@@ -209,8 +226,18 @@ def _since(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _run(crm: str, objects: str, since: str | None, dry_run: bool, restart: bool) -> None:
-    settings = BackfillSettings()
+def _run(
+    crm: str,
+    objects: str,
+    since: str | None,
+    dry_run: bool,
+    restart: bool,
+    api: str | None = None,
+) -> None:
+    if api is not None and api not in ("auto", "rest", "bulk"):
+        raise typer.BadParameter(f"--api {api!r}: auto, rest or bulk")
+    api_setting: dict[str, Any] = {"backfill_salesforce_api": api} if api else {}
+    settings = BackfillSettings(**api_setting)
     chosen = _objects(objects)
     with Progress(
         TextColumn("{task.description}", style="bold"),
@@ -283,16 +310,27 @@ RestartOption = Annotated[
 ]
 
 
+ApiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        help="bulk: every listing through Bulk API 2.0 query jobs; rest: none; auto: those "
+        "over BACKFILL_SALESFORCE_BULK_OVER records (default BACKFILL_SALESFORCE_API)",
+    ),
+]
+
+
 @backfill_app.command("salesforce")
 def backfill_salesforce(
     objects: ObjectsOption = ALL_DEFAULT,
     since: SinceOption = None,
     dry_run: DryRunOption = False,
     restart: RestartOption = False,
+    api: ApiOption = None,
 ) -> None:
     """Accounts, contacts, leads, opportunities with their stage history, recent tasks
-    and events, from the org's REST API."""
-    _run("salesforce", objects, since, dry_run, restart)
+    and events, from the org's REST API (large listings through Bulk API 2.0)."""
+    _run("salesforce", objects, since, dry_run, restart, api)
 
 
 @backfill_app.command("hubspot")

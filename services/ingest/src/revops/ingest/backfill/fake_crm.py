@@ -4,7 +4,8 @@ tests, its benchmark and the demo: never a real CRM.
 Salesforce: the OAuth token endpoint (JWT bearer, checked against the app's public key,
 and client credentials), REST ``query`` with ``nextRecordsUrl`` pages (2,000 records by
 default), ``Sforce-Limit-Info`` on every answer, ``INVALID_SESSION_ID`` (401) once a
-session is expired, ``INVALID_FIELD`` (400) for a field the object lacks. HubSpot: CRM v3
+session is expired, ``INVALID_FIELD`` (400) for a field the object lacks; Bulk API 2.0
+query jobs (``fake_bulk``). HubSpot: CRM v3
 objects (companies, contacts, deals with ``propertiesWithHistory`` and associations) and
 owners, ``after`` cursors, 100 results a page at most, the ``X-HubSpot-RateLimit-*``
 headers and a 429 past the per-10-second limit. Either can be told to answer 429 with
@@ -32,10 +33,17 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
-STAGES = ("Prospecting", "Qualification", "Proposal", "Closed Won")
-COUNTRIES = ("United States", "Germany", "Japan", "France", "Brazil")
-REGIONS = ("AMER", "EMEA", "APAC", "EMEA", "AMER")
+from revops.ingest.backfill.fake_bulk import BulkJobs, add_bulk_routes
+from revops.ingest.backfill.fake_records import (
+    BASE_TIME,
+    COUNTRIES,
+    REGIONS,
+    salesforce_count,
+    salesforce_record,
+)
+from revops.ingest.backfill.fake_records import iso as iso
+from revops.ingest.backfill.fake_records import sfid as sfid
+
 HUBSPOT_STAGES = ("appointmentscheduled", "qualifiedtobuy", "contractsent", "closedwon")
 
 
@@ -43,15 +51,6 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
     return Response(
         orjson.dumps(body), status_code=status_code, headers=headers, media_type="application/json"
     )
-
-
-def sfid(prefix: str, index: int) -> str:
-    """An 18-character Salesforce id (digits only: its checksum suffix is AAA)."""
-    return f"{prefix}{index:012d}AAA"
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def parse_iso(text: str) -> datetime:
@@ -96,6 +95,7 @@ class FakeOrg:
     # Owner write-backs received: (object, id) -> the owner id written.
     owners_written: dict[tuple[str, str], str] = field(default_factory=dict)
     cursors: dict[str, tuple[str, list[str], int, int]] = field(default_factory=dict)
+    bulk: BulkJobs = field(default_factory=BulkJobs)  # Bulk API 2.0 query jobs
     url: str = ""
 
     def expire_sessions(self) -> None:
@@ -130,145 +130,6 @@ class FakeOrg:
 
 
 # --- Salesforce --------------------------------------------------------------------------------
-
-
-def _salesforce_record(org: FakeOrg, sobject: str, i: int) -> dict[str, Any]:
-    """Every field of record ``i`` (1-based) of an object."""
-    stamp = iso(org.stamp(i))
-    common = {"CreatedDate": stamp, "LastModifiedDate": stamp, "SystemModstamp": stamp}
-    owner = sfid("005", org.owner(i))
-    match sobject:
-        case "Account":
-            return {
-                "Id": sfid("001", i),
-                "Name": f"Account {i}",
-                "Website": f"https://www.{org.domain(i)}/",
-                "OwnerId": owner,
-                "BillingCountry": COUNTRIES[i % len(COUNTRIES)],
-                "Region__c": REGIONS[i % len(REGIONS)],
-                "Users__c": org.broken_value("Account", i, 10 + i % 900, "many"),
-                "Plan__c": "Enterprise" if i % 3 == 0 else "Team",
-                "iACV__c": float(1000 * (i % 200 + 1)),
-                **common,
-            }
-        case "Contact":
-            account = (i - 1) // org.contacts_per_account + 1
-            return {
-                "Id": sfid("003", i),
-                "Email": org.broken_value(
-                    "Contact", i, f"person{i}@{org.domain(account)}", "not an email"
-                ),
-                "FirstName": "Person",
-                "LastName": str(i),
-                "AccountId": sfid("001", account),
-                "OwnerId": owner,
-                "MailingCountry": COUNTRIES[account % len(COUNTRIES)],
-                "LeadSource": "Web",
-                "CreatedById": owner,
-                "Is_Consultant__c": False,
-                "Region__c": REGIONS[account % len(REGIONS)],
-                **common,
-            }
-        case "Lead":
-            return {
-                "Id": sfid("00Q", i),
-                "Email": org.broken_value("Lead", i, f"lead{i}@prospect{i}.example.org", "@"),
-                "FirstName": "Lead",
-                "LastName": str(i),
-                "Company": f"Prospect {i}",
-                "Country": COUNTRIES[i % len(COUNTRIES)],
-                "LeadSource": "Web",
-                "Status": "Open",
-                "OwnerId": owner,
-                "IsConverted": False,
-                "ConvertedAccountId": None,
-                "ConvertedContactId": None,
-                "ConvertedOpportunityId": None,
-                "ConvertedDate": None,
-                "CreatedById": owner,
-                "Is_Consultant__c": False,
-                "Region__c": REGIONS[i % len(REGIONS)],
-                **common,
-            }
-        case "Opportunity":
-            account = (i - 1) // org.opportunities_per_account + 1
-            return {
-                "Id": sfid("006", i),
-                "AccountId": sfid("001", account),
-                "Name": f"Deal {i}",
-                "StageName": STAGES[i % len(STAGES)],
-                "Amount": org.broken_value("Opportunity", i, float(5000 + i), "lots"),
-                "CloseDate": (BASE_TIME + timedelta(days=30 + i % 300)).date().isoformat(),
-                "OwnerId": owner,
-                "Type": "New Business",
-                "ForecastCategoryName": "Pipeline",
-                "LeadSource": "Web",
-                "IsClosed": STAGES[i % len(STAGES)] == "Closed Won",
-                "IsWon": STAGES[i % len(STAGES)] == "Closed Won",
-                "CreatedById": owner,
-                "ContactId": None,
-                "CampaignId": None,
-                "Contract_End_Date__c": None,
-                **common,
-            }
-        case "OpportunityHistory":
-            # Two stage changes per opportunity: record 2k-1 and 2k are opportunity k's.
-            opportunity = (i + 1) // 2
-            account = (opportunity - 1) // org.opportunities_per_account + 1
-            return {
-                "Id": sfid("008", i),
-                "OpportunityId": sfid("006", opportunity),
-                "Opportunity": {
-                    "attributes": {"type": "Opportunity"},
-                    "AccountId": sfid("001", account),
-                },
-                "StageName": STAGES[(i + 1) % 2],
-                # A month before the opportunities' last changes: their stage is newer.
-                "CreatedDate": iso(org.stamp(i) - timedelta(days=30)),
-                "SystemModstamp": iso(org.stamp(i) - timedelta(days=30)),
-            }
-        case "Task" | "Event":
-            moment = iso(org.activity_time(i))
-            account = i % org.accounts + 1
-            return {
-                "Id": sfid("00T" if sobject == "Task" else "00U", i),
-                "Subject": f"{sobject} {i}",
-                "TaskSubtype": "Call" if sobject == "Task" else None,
-                "Type": "Call" if sobject == "Task" else "Meeting",
-                "WhoId": sfid("003", (account - 1) * org.contacts_per_account + 1),
-                "WhatId": sfid("001", account),
-                "AccountId": sfid("001", account),
-                "OwnerId": owner,
-                "ActivityDate": org.activity_time(i).date().isoformat(),
-                "CreatedDate": moment,
-                "SystemModstamp": moment,
-            }
-        case "User":
-            return {
-                "Id": sfid("005", i),
-                "Name": f"Rep {i}",
-                "Email": f"rep{i}@seller.example.com",
-                "IsActive": True,
-                "Sales_Role__c": "AE" if i % 2 == 0 else "SDR",
-                "Region__c": REGIONS[i % len(REGIONS)],
-                "SDR_Certified__c": i % 3 == 0,
-                "Is_Consultant__c": False,
-                **common,
-            }
-    raise KeyError(sobject)
-
-
-def _salesforce_count(org: FakeOrg, sobject: str) -> int:
-    return {
-        "Account": org.accounts,
-        "Contact": org.contacts,
-        "Lead": org.leads,
-        "Opportunity": org.opportunities,
-        "OpportunityHistory": 2 * org.opportunities,
-        "Task": org.activities,
-        "Event": org.activities,
-        "User": org.users,
-    }[sobject]
 
 
 _SOQL = re.compile(
@@ -352,18 +213,18 @@ class _Salesforce:
             return _salesforce_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred")
         return None
 
-    def query(self, soql: str) -> Response:
-        org = self.org
+    def parse(self, soql: str) -> Response | tuple[str, list[str], int, int]:
+        """The query's object, fields and range of indexes, or why it is refused."""
         match = _SOQL.match(soql.strip())
         if match is None:
             return _salesforce_error(400, "MALFORMED_QUERY", f"unexpected query: {soql[:80]}")
         sobject = match["object"]
         try:
-            _salesforce_count(org, sobject)
+            salesforce_count(self.org, sobject)
         except KeyError:
             return _salesforce_error(400, "INVALID_TYPE", f"sObject type '{sobject}' unknown")
         fields = [f.strip() for f in match["fields"].split(",")]
-        known = _salesforce_record(org, sobject, 1)
+        known = salesforce_record(self.org, sobject, 1)
         for name in fields:
             head = name.split(".")[0]
             if head not in known:
@@ -371,21 +232,27 @@ class _Salesforce:
                     400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'"
                 )
         start, end = self._range(sobject, match["where"] or "")
-        cursor = f"01gFAKE{len(org.cursors) + 1:08d}"
-        org.cursors[cursor] = (sobject, fields, start, end)
+        return sobject, fields, start, end
+
+    def query(self, soql: str) -> Response:
+        parsed = self.parse(soql)
+        if isinstance(parsed, Response):
+            return parsed
+        cursor = f"01gFAKE{len(self.org.cursors) + 1:08d}"
+        self.org.cursors[cursor] = parsed
         return self.page(cursor, 0)
 
     def _range(self, sobject: str, where: str) -> tuple[int, int]:
         """The indexes (1-based, end exclusive) the WHERE keeps: every field compared is
         a time that grows with the index."""
         org = self.org
-        count = _salesforce_count(org, sobject)
+        count = salesforce_count(org, sobject)
         start = 1
         for name, op, value in _CONDITION.findall(where):
             bound = parse_iso(value)
 
             def moment(i: int, name: str = name) -> datetime:
-                return parse_iso(_salesforce_record(org, sobject, i)[name])
+                return parse_iso(salesforce_record(org, sobject, i)[name])
 
             indexes = range(1, count + 1)
             find = bisect.bisect_left if op == ">=" else bisect.bisect_right
@@ -412,7 +279,7 @@ class _Salesforce:
         )
 
     def _select(self, sobject: str, fields: list[str], i: int) -> dict[str, Any]:
-        record = _salesforce_record(self.org, sobject, i)
+        record = salesforce_record(self.org, sobject, i)
         selected: dict[str, Any] = {"attributes": {"type": sobject}}
         for name in fields:
             head = name.split(".")[0]
@@ -620,6 +487,8 @@ def build_fake_crm(org: FakeOrg) -> FastAPI:
             return _salesforce_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return salesforce.page(cursor, int(offset or 0))
 
+    add_bulk_routes(app, org, salesforce)
+
     @app.get("/crm/v3/objects/{kind}")
     async def objects(kind: str, request: Request) -> Response:
         if kind not in ("companies", "contacts", "deals"):
@@ -664,7 +533,7 @@ def _owner(org: FakeOrg) -> Callable[[int], dict[str, Any]]:
 
 def all_salesforce_ids(org: FakeOrg, sobject: str) -> Iterator[str]:
     prefix = {"Account": "001", "Contact": "003", "Opportunity": "006", "Lead": "00Q"}[sobject]
-    for i in range(1, _salesforce_count(org, sobject) + 1):
+    for i in range(1, salesforce_count(org, sobject) + 1):
         yield sfid(prefix, i)
 
 

@@ -6,19 +6,28 @@ last record published: a resumed or later run asks for the records stamped at or
 it (those of that very second again: the same events, skipped downstream). HubSpot lists
 by id with an ``after`` cursor, which is the checkpoint; a finished listing starts over
 on the next run (HubSpot's list has no "changed since"). A finished Salesforce listing
-keeps its stamp: the next run reads only what changed since.
+keeps its stamp: the next run reads only what changed since. A large Salesforce listing
+is read through a Bulk API 2.0 query job instead (``bulk``), whose checkpoint is the job
+and its next result set until it finishes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from revops.events.catalogue import Envelope
 from revops.events.crm import SalesforceAuth
-from revops.ingest.backfill.calls import ApiCaller
+from revops.ingest.backfill.bulk import (
+    BulkPosition,
+    BulkQuery,
+    MalformedResults,
+    read_checkpoint,
+)
+from revops.ingest.backfill.calls import ApiCaller, Sleep
 from revops.ingest.domain import hubspot, salesforce
 from revops.ingest.domain import values as v
 
@@ -185,6 +194,18 @@ def salesforce_query(
     return f"SELECT {', '.join(fields)} FROM {sobject}{where} ORDER BY SystemModstamp, Id"
 
 
+@dataclass(frozen=True)
+class BulkChoice:
+    """When a listing is read through Bulk API 2.0 rather than REST pages: ``api`` auto
+    (a listing of more than ``over`` records), bulk (every listing) or rest (none)."""
+
+    api: Literal["auto", "rest", "bulk"] = "auto"
+    over: int = 50_000
+    page_size: int = 2000  # records published (and acknowledged) together
+    result_set_size: int = 50_000  # records per result set (maxRecords)
+    max_wait_s: float = 3600  # for a job to complete
+
+
 class SalesforceSource:
     crm = "salesforce"
 
@@ -197,6 +218,8 @@ class SalesforceSource:
         custom: salesforce.CustomFields,
         activity_days: int,
         now: datetime,
+        bulk: BulkChoice | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._caller = caller
         self._auth = auth
@@ -204,7 +227,10 @@ class SalesforceSource:
         self._custom = custom
         self._activity_days = activity_days
         self._now = now
+        self._bulk = bulk or BulkChoice(api="rest")
+        self._sleep = sleep
         self.org_id: str | None = None
+        self.through_bulk: set[str] = set()  # the listings this run read through Bulk API 2.0
 
     def units(self, objects: Sequence[str]) -> list[str]:
         return [unit for name in objects for unit in _SALESFORCE_UNITS[name]]
@@ -213,16 +239,37 @@ class SalesforceSource:
         self, unit: str, checkpoint: str | None, since: datetime | None
     ) -> AsyncIterator[Page]:
         base = await self._auth.sign_in(self._caller.client)
-        after = max((t for t in (since, _stamp(checkpoint)) if t is not None), default=None)
+        stamp, position = read_checkpoint(checkpoint)
+        after = max((t for t in (since, _stamp(stamp)) if t is not None), default=None)
+        soql = self._query(unit, after)
+        if position is not None and self._bulk.api != "rest":
+            pages = self._bulk_pages(base, unit, soql, stamp, position)
+        elif self._bulk.api == "bulk":
+            pages = self._bulk_pages(base, unit, soql, stamp, None)
+        else:
+            first = await self._caller.get_json(
+                f"{base}/services/data/{self._version}/query", {"q": soql}
+            )
+            if self._bulk.api == "auto" and _size(first) > self._bulk.over:
+                # The first page says how large the listing is: too large for pages of
+                # 2,000, it is read through a bulk job instead (that page is not used).
+                pages = self._bulk_pages(base, unit, soql, stamp, None)
+            else:
+                pages = self._rest_pages(base, first, stamp)
+        async for page in pages:
+            yield page
+
+    def _query(self, unit: str, after: datetime | None) -> str:
         created_after = None
         if unit in ("Task", "Event"):
             created_after = self._now - timedelta(days=self._activity_days)
-        soql = salesforce_query(
+        return salesforce_query(
             unit, salesforce_fields(unit, self._custom), after=after, created_after=created_after
         )
-        body = await self._caller.get_json(
-            f"{base}/services/data/{self._version}/query", {"q": soql}
-        )
+
+    async def _rest_pages(
+        self, base: str, body: Any, checkpoint: str | None
+    ) -> AsyncIterator[Page]:
         total: int | None = None
         while True:
             records, total, next_url = _salesforce_page(body, total)
@@ -233,6 +280,38 @@ class SalesforceSource:
                 return
             checkpoint = last_stamp
             body = await self._caller.get_json(f"{base}{next_url}")
+
+    async def _bulk_pages(
+        self,
+        base: str,
+        unit: str,
+        soql: str,
+        stamp: str | None,
+        position: BulkPosition | None,
+    ) -> AsyncIterator[Page]:
+        self.through_bulk.add(unit)
+        choice = self._bulk
+        job = BulkQuery(
+            self._caller,
+            base,
+            api_version=self._version,
+            page_size=choice.page_size,
+            result_set_size=choice.result_set_size,
+            max_wait_s=choice.max_wait_s,
+            sleep=self._sleep,
+        )
+        if position is None or not await job.still_kept(position):
+            # Unordered results: only the bulk query's own start is safe to start over from.
+            start = stamp if position is None else position.after
+            position = await job.start(bulk_query(soql), start)
+            # Kept at once: a run stopped while the job works goes on with the same job.
+            yield Page([], None, position.encode(), last=False)
+        await job.wait_until_complete(unit, position)
+        try:
+            async for page in job.pages(unit, position):
+                yield Page(page.records, job.total, page.checkpoint, page.last)
+        except MalformedResults as exc:
+            raise MalformedPage(f"{unit}: {exc}") from None
 
     def events(self, unit: str, record: Any, index: int, received_at: datetime) -> list[Envelope]:
         return salesforce.listed_record_events(
@@ -246,6 +325,17 @@ class SalesforceSource:
 
     def is_current(self, record: Any, since: datetime | None) -> bool:
         return True  # the query asked only for those
+
+
+def bulk_query(soql: str) -> str:
+    """A bulk query without its ORDER BY, which would turn off Salesforce's chunking of
+    large objects (the results come in no order either way)."""
+    return soql.split(" ORDER BY ")[0]
+
+
+def _size(body: Any) -> int:
+    size = body.get("totalSize") if isinstance(body, dict) else None
+    return size if isinstance(size, int) else 0
 
 
 def _stamp(checkpoint: str | None) -> datetime | None:

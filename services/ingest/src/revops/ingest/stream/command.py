@@ -8,18 +8,22 @@ kept in ``SALESFORCE_STREAM_STATE_FILE`` (keep it on a volume that outlives the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
+from wsgiref.simple_server import WSGIServer
 
 import httpx
 import typer
+from prometheus_client import start_http_server
 from pydantic import Field
 
 from revops.events.crm import CredentialError, CrmSettings, SalesforceAuth
 from revops.events.logs import configure_logging
 from revops.events.producer import EventProducer
 from revops.ingest.settings import IngestSettings
+from revops.ingest.stream.metrics import StreamMetrics
 from revops.ingest.stream.pubsub import (
     DEFAULT_ENDPOINT,
     PubSubClient,
@@ -52,6 +56,14 @@ class StreamSettings(IngestSettings, CrmSettings):
     salesforce_stream_start: Literal["latest", "earliest"] = "latest"
     salesforce_stream_skip_bad: bool = False
     salesforce_stream_state_file: Path = Path(".revops/salesforce-stream.json")
+    # How long a batch may wait for Kafka's acknowledgement before the stream gives up on
+    # it and resubscribes after the stored replay id. Webhooks have a caller waiting and
+    # get KAFKA_PUBLISH_TIMEOUT_S (1.5 s); the stream has none, and each give-up repeats
+    # the batch: a partition without a leader for a few seconds (a new topic, a broker
+    # restarting) is waited out instead.
+    salesforce_stream_publish_timeout_s: float = Field(default=30, gt=0)
+    # Prometheus metrics at http://HTTP_HOST:<port>/metrics (0: not served).
+    salesforce_stream_metrics_port: int = Field(default=8005, ge=0, le=65535)
     # The org id sent with every call when the sign-in does not tell it (a fixed token);
     # empty: the first of SALESFORCE_ORG_IDS.
     salesforce_org_id: str = ""
@@ -63,6 +75,17 @@ class StreamSettings(IngestSettings, CrmSettings):
             skip_bad=self.salesforce_stream_skip_bad,
             custom=self.salesforce_custom_fields(),
         )
+
+
+def stream_producer(settings: StreamSettings) -> EventProducer:
+    """The stream's producer: Kafka's acknowledgement waited for up to
+    SALESFORCE_STREAM_PUBLISH_TIMEOUT_S."""
+    return EventProducer(
+        settings.model_copy(
+            update={"kafka_publish_timeout_s": settings.salesforce_stream_publish_timeout_s}
+        ),
+        client_id="revops-salesforce-stream",
+    )
 
 
 class Sessions:
@@ -96,8 +119,10 @@ async def stream(
     publisher: Publisher | None = None,
     topics: list[str] | None = None,
     restart: bool = False,
+    metrics: StreamMetrics | None = None,
 ) -> None:
-    """Follow every channel until cancelled or until one cannot go on (the error says why)."""
+    """Follow every channel until cancelled or until one cannot go on (the error says why).
+    ``metrics``: the process's own (on Prometheus' default registry) unless given."""
     sessions = Sessions(settings)
     client = PubSubClient(
         open_channel(settings.salesforce_pubsub_endpoint, tls=settings.salesforce_pubsub_tls),
@@ -105,7 +130,7 @@ async def stream(
     )
     producer = None
     if publisher is None:
-        producer = EventProducer(settings, client_id="revops-salesforce-stream")
+        producer = stream_producer(settings)
         publisher = producer
     replay_ids = ReplayIds(settings.salesforce_stream_state_file, _scope(settings))
     if restart:
@@ -118,6 +143,7 @@ async def stream(
             replay_ids,
             settings.stream_options(),
             renew_session=sessions.renew,
+            metrics=metrics or process_metrics(),
         )
         for topic in topics or settings.salesforce_cdc_topics
     ]
@@ -130,6 +156,22 @@ async def stream(
         await sessions.close()
         if producer is not None:
             await producer.stop()
+
+
+@functools.cache
+def process_metrics() -> StreamMetrics:
+    """The stream's metrics on Prometheus' default registry, made once per process."""
+    return StreamMetrics()
+
+
+def serve_metrics(settings: StreamSettings) -> WSGIServer | None:
+    """/metrics on SALESFORCE_STREAM_METRICS_PORT, from a thread of its own (it ends with
+    the process); None when the port is 0."""
+    if not settings.salesforce_stream_metrics_port:
+        return None
+    process_metrics()
+    server, _ = start_http_server(settings.salesforce_stream_metrics_port, addr=settings.http_host)
+    return server
 
 
 def _scope(settings: StreamSettings) -> str:
@@ -163,6 +205,7 @@ def salesforce_stream(
         settings.salesforce_stream_start = "earliest" if start == "earliest" else "latest"
     settings.salesforce_stream_skip_bad = settings.salesforce_stream_skip_bad or skip_bad
     configure_logging("ingest-salesforce-stream", settings.log_level)
+    serve_metrics(settings)
     try:
         asyncio.run(stream(settings, topics=topic, restart=restart))
     except* (CredentialError, BadStreamEvent, StreamRefused) as group:

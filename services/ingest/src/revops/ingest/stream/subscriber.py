@@ -20,6 +20,7 @@ from typing import Protocol
 
 import grpc
 import grpc.aio
+from prometheus_client import CollectorRegistry
 
 from revops.events.catalogue import Envelope
 from revops.events.crm import CredentialError
@@ -28,6 +29,7 @@ from revops.ingest.backfill.run import Checkpoints
 from revops.ingest.domain import salesforce
 from revops.ingest.domain.errors import MalformedEvent
 from revops.ingest.domain.pubsub import cometd_message
+from revops.ingest.stream.metrics import StreamMetrics
 from revops.ingest.stream.proto import pubsub_api_pb2 as pb
 from revops.ingest.stream.pubsub import BadPayload, PubSubClient
 
@@ -103,24 +105,28 @@ class ChannelFollower:
         *,
         renew_session: Callable[[], None] = lambda: None,
         sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.topic = topic
         self.counts = ChannelCounts()
+        self._metrics = metrics or StreamMetrics(CollectorRegistry())
         self._client = client
         self._publisher = publisher
         self._replay_ids = replay_ids
         self._options = options
         self._renew_session = renew_session
         self._sleep = sleep
-        self._clock = clock
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def follow(self) -> None:
         """Until cancelled: a dropped stream, Kafka unreachable or an expired session
         resubscribes after the stored replay id (after a pause when it keeps failing)."""
         failures = 0
         refused_sessions = 0
+        errors = self._metrics.errors
         while True:
+            if self.counts.subscriptions:
+                self._metrics.reconnects.labels(self.topic).inc()
             try:
                 await self.follow_once()
                 failures = refused_sessions = 0
@@ -128,9 +134,12 @@ class ChannelFollower:
             except grpc.aio.AioRpcError as exc:
                 refused_sessions = self._after_rpc_error(exc, refused_sessions)
                 if refused_sessions:
+                    errors.labels(self.topic, "session").inc()
                     continue  # a renewed session, at once
+                errors.labels(self.topic, "stream").inc()
                 reason = f"{exc.code().name}: {exc.details()}"
             except KafkaUnavailable as exc:
+                errors.labels(self.topic, "kafka").inc()
                 reason = str(exc)
             wait = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
             failures += 1
@@ -211,9 +220,11 @@ class ChannelFollower:
         last = None if response.events else (response.latest_replay_id or None)
         for consumer_event in response.events:
             self.counts.received += 1
+            self._metrics.received.labels(self.topic).inc()
             try:
                 events.extend(await self._normalised(consumer_event, received_at))
             except BadStreamEvent as bad:
+                self._metrics.errors.labels(self.topic, "bad_event").inc()
                 if not self._options.skip_bad:
                     # The events before it are good: published and recorded; it is next.
                     await self._publish(events, last)
@@ -227,8 +238,10 @@ class ChannelFollower:
         if events:
             await self._publisher.publish(events)
             self.counts.published += len(events)
+            self._metrics.published.labels(self.topic).inc(len(events))
         if replay_id:
             self._replay_ids.save(self.topic, replay_id)
+            self._metrics.replay_id_stored(self.topic)
 
     async def _normalised(
         self, consumer_event: pb.ConsumerEvent, received_at: datetime
