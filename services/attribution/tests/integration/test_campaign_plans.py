@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from revops.attribution import models
 from revops.attribution.campaigns_api import campaigns_query
 from revops.attribution.main import SPEC
 from revops.events.contract import count_of
-from revops.events.db import connect_args
-from revops.events.testing import database_url_for_tests, fresh_schema
+from revops.events.testing import plan_of, seeded_database
 
 pytestmark = pytest.mark.infra
 
@@ -38,36 +33,10 @@ SELECT 'ev-' || n, 'p' || (n % 20000) || '@example.com',
 """
 
 
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN`` of a statement, with the statement's own parameters."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
-
-
-@compiles(Explain, "postgresql")
-def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return "EXPLAIN " + compiler.process(element.statement, **kw)
-
-
 @pytest.fixture(scope="module")
 async def database(infra: None) -> AsyncIterator[AsyncConnection]:
-    url = database_url_for_tests("attribution")
-    await fresh_schema(SPEC, url)
-    engine = create_async_engine(url, connect_args=connect_args(url, "attribution"))
-    raw = await engine.raw_connection()
-    try:
-        driver: Any = raw.driver_connection
-        await driver.execute(SEED)
-        # What autovacuum does to a table that grew: statistics and the visibility map.
-        await driver.execute("VACUUM ANALYZE attribution.touches")
-    finally:
-        raw.close()
-    async with engine.connect() as connection:
+    async with seeded_database(SPEC, [(SEED,)], ["touches"]) as connection:
         yield connection
-    await engine.dispose()
 
 
 @pytest.mark.parametrize("since", [None, datetime(2026, 11, 20, tzinfo=UTC)])
@@ -77,6 +46,6 @@ async def test_a_page_of_campaigns_and_their_total_read_the_campaign_index(
     query = campaigns_query(since)
     page = query.order_by(models.touches.c.campaign_id).limit(100).offset(100)
     for statement in (page, count_of(query)):
-        plan = "\n".join(row[0] for row in await database.execute(Explain(statement)))
+        plan = await plan_of(database, statement)
         assert "Seq Scan on touches" not in plan, plan
         assert "touches_campaign" in plan, plan

@@ -9,14 +9,11 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable, select
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from revops.events.contract import count_of
-from revops.events.db import connect_args
-from revops.events.testing import database_url_for_tests, fresh_schema
+from revops.events.testing import plan_of, seeded_database
 from revops.renewals import models as m
 from revops.renewals.api import renewals_query
 from revops.renewals.lists_api import (
@@ -56,42 +53,15 @@ SEED = [
 TABLES = ("opportunities", "accounts", "renewals", "onboardings")
 
 
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN`` of a statement, with the statement's own parameters."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
-
-
-@compiles(Explain, "postgresql")
-def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return "EXPLAIN " + compiler.process(element.statement, **kw)
-
-
 @pytest.fixture(scope="module")
 async def database(infra: None) -> AsyncIterator[AsyncConnection]:
-    url = database_url_for_tests("renewals")
-    await fresh_schema(SPEC, url)
-    engine = create_async_engine(url, connect_args=connect_args(url, "renewals"))
-    raw = await engine.raw_connection()
-    try:
-        driver: Any = raw.driver_connection
-        for statement in SEED:
-            await driver.execute(statement, ROWS)
-        # What autovacuum does to a table that grew: statistics and the visibility map.
-        for table in TABLES:
-            await driver.execute(f"VACUUM ANALYZE renewals.{table}")
-    finally:
-        raw.close()
-    async with engine.connect() as connection:
+    seeds = [(statement, ROWS) for statement in SEED]
+    async with seeded_database(SPEC, seeds, TABLES) as connection:
         yield connection
-    await engine.dispose()
 
 
 async def assert_reads_indexes(connection: AsyncConnection, statement: Any, table: str) -> None:
-    plan = "\n".join(row[0] for row in await connection.execute(Explain(statement)))
+    plan = await plan_of(connection, statement)
     assert f"Seq Scan on {table}" not in plan, plan
     assert "Index" in plan, plan
 

@@ -10,14 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from revops.events.contract import count_of
-from revops.events.db import connect_args
-from revops.events.testing import database_url_for_tests, fresh_schema
+from revops.events.testing import plan_of, seeded_database
 from revops.router import models as m
 from revops.router.api import leads_order, leads_query
 from revops.router.domain.rules import RoutingPolicy
@@ -61,43 +58,11 @@ SELECT 'ev-' || n, CASE WHEN n % 400 = 0 THEN 'hubspot_owner' ELSE 'kafka' END, 
 """
 
 
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN`` of a statement, with the statement's own parameters."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
-
-
-@compiles(Explain, "postgresql")
-def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return "EXPLAIN " + compiler.process(element.statement, **kw)
-
-
 @pytest.fixture(scope="module")
 async def database(infra: None) -> AsyncIterator[AsyncConnection]:
-    url = database_url_for_tests("router")
-    await fresh_schema(SPEC, url)
-    engine = create_async_engine(url, connect_args=connect_args(url, "router"))
-    raw = await engine.raw_connection()
-    try:
-        driver: Any = raw.driver_connection
-        await driver.execute(SEED, LEADS, NOW)
-        await driver.execute(OUTBOX, LEADS, NOW)
-        # What autovacuum does to a table that grew: statistics, and the visibility map
-        # that lets a count read an index alone.
-        await driver.execute("VACUUM ANALYZE router.leads")
-        await driver.execute("VACUUM ANALYZE router.outbox")
-    finally:
-        raw.close()
-    async with engine.connect() as connection:
+    seeds = [(SEED, LEADS, NOW), (OUTBOX, LEADS, NOW)]
+    async with seeded_database(SPEC, seeds, ["leads", "outbox"]) as connection:
         yield connection
-    await engine.dispose()
-
-
-async def plan_of(connection: AsyncConnection, statement: Any) -> str:
-    return "\n".join(row[0] for row in await connection.execute(Explain(statement)))
 
 
 def assert_reads_indexes(plan: str) -> None:

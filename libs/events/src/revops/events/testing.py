@@ -22,6 +22,10 @@ from urllib.parse import urlsplit
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from sqlalchemy import ClauseElement, Executable
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from revops.events import admin, migrations
 from revops.events.catalogue import (
@@ -47,6 +51,7 @@ from revops.events.catalogue import (
     make_event,
 )
 from revops.events.codec import decode_event
+from revops.events.db import connect_args
 from revops.events.producer import EventProducer
 from revops.events.service import ServiceSpec
 from revops.events.settings import KafkaSettings, ServiceSettings
@@ -144,6 +149,53 @@ async def fresh_schema(spec: ServiceSpec, database_url: str) -> None:
     """Empty the service's schema in the test database and migrate it to head."""
     await migrations.drop_all(database_url, spec.name)
     await migrations.upgrade(database_url, spec.name, spec.migrations_dir)
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN`` of a statement, with the statement's own parameters: what a plan test
+    reads to show that a list's query uses its index, not the whole table."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+
+
+@compiles(Explain, "postgresql")
+def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN " + compiler.process(element.statement, **kw)
+
+
+async def plan_of(connection: AsyncConnection, statement: Any) -> str:
+    """Postgres's plan of ``statement``, one line per node."""
+    return "\n".join(row[0] for row in await connection.execute(Explain(statement)))
+
+
+@contextlib.asynccontextmanager
+async def seeded_database(
+    spec: ServiceSpec, seeds: Sequence[Sequence[Any]], grown: Sequence[str]
+) -> AsyncIterator[AsyncConnection]:
+    """A connection to the service's schema, fresh, seeded by raw SQL (each of ``seeds``
+    a statement and its arguments), with the ``grown`` tables vacuumed and analysed as
+    autovacuum would do: statistics, and the visibility map that lets a count read an
+    index alone."""
+    url = database_url_for_tests(spec.name)
+    await fresh_schema(spec, url)
+    engine = create_async_engine(url, connect_args=connect_args(url, spec.name))
+    try:
+        raw = await engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            for statement, *arguments in seeds:
+                await driver.execute(statement, *arguments)
+            for table in grown:
+                await driver.execute(f"VACUUM ANALYZE {spec.name}.{table}")
+        finally:
+            raw.close()
+        async with engine.connect() as connection:
+            yield connection
+    finally:
+        await engine.dispose()
 
 
 async def publish(settings: KafkaSettings, events: Sequence[Envelope]) -> None:
