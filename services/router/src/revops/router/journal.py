@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -80,16 +80,8 @@ def decision_from_record(value: Any) -> Decision:
     )
 
 
-_RULES: tuple[RuleName, ...] = (
-    "recent_touch",
-    "open_opportunity",
-    "round_robin",
-    "manual_review",
-    "unassigned",
-    "manual",
-    "sla_reassigned",
-    "sla_escalated",
-)
+# The rule names a recorded decision may carry, read from their one definition.
+_RULES: tuple[RuleName, ...] = get_args(RuleName)
 
 
 async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) -> None:
@@ -122,7 +114,7 @@ def _decided_before(d: LeadRouted, known: LeadRouted) -> bool:
     return d.decided_at < known.decided_at
 
 
-_AE_RULES: tuple[AeRule, ...] = ("pair_touch", "closed_opportunity", "round_robin", "unassigned")
+_AE_RULES: tuple[AeRule, ...] = get_args(AeRule)
 
 
 def ae_assigned_event(
