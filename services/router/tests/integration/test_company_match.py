@@ -74,7 +74,15 @@ async def test_company_names_match_accounts_when_the_domain_does_not(
             lead_form("eve@globex.example", "Someone Else Ltd", DAY + timedelta(minutes=5)),
         ],
     )
-    assert how(await routed(client, "ana@gmail.com")) == ("001GLX", "company_name", 100.0)
+    ana = await routed(client, "ana@gmail.com")
+    assert how(ana) == ("001GLX", "company_name", 100.0)
+    # An admin's assignment changes the owner, not how the lead matched its account.
+    r = await client.post(
+        f"/leads/{ana['id']}/assign", json={"owner_id": "N-SDR", "reason": "speaks her language"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["owner_id"] == "N-SDR"
+    assert how(r.json()) == ("001GLX", "company_name", 100.0)
     assert how(await routed(client, "cy@unlisted-globex.io")) == (
         "001GLX",
         "company_name",

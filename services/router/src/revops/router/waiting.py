@@ -130,7 +130,7 @@ async def assign_lead(
     the decision is journaled and the owner written back."""
     decision = Decision(MANUAL, rep.id, rep.role, None, row.priority, reason, row.region)
     person = person_of(row, at)
-    match = AccountMatch(row.account_id, row.match, email_domain(row.email))
+    match = AccountMatch(row.account_id, row.match, email_domain(row.email), score=row.match_score)
     await store_decisions(session, ctx, [Rerouted(row, person, match, decision)])
 
 
