@@ -9,7 +9,13 @@ import httpx
 import pytest
 
 from revops.events.settings import KafkaSettings
-from revops.events.testing import fresh_schema, running_app, service_settings
+from revops.events.testing import (
+    create_topics,
+    fresh_schema,
+    running_app,
+    service_settings,
+    unique_prefix,
+)
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 
@@ -47,3 +53,13 @@ def batches_apply_without_fallback(caplog: pytest.LogCaptureFixture) -> Iterator
     yield
     fallbacks = [r for r in caplog.get_records("call") if "batch failed" in r.getMessage()]
     assert not fallbacks, fallbacks[0].exc_text
+
+
+@pytest.fixture
+async def own_topics(kafka_settings: KafkaSettings) -> KafkaSettings:
+    """Topics of this test's own: a reset replays every event of the topics, and another
+    module's leads there (their turns taken in another schema's rotations) would be
+    re-applied into this one."""
+    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
+    await create_topics(settings)
+    return settings

@@ -18,7 +18,7 @@ from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
-from revops.events.testing import create_topics, eventually, fresh_schema, publish, unique_prefix
+from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
@@ -56,14 +56,6 @@ async def account_of(client: httpx.AsyncClient, email: str) -> Any:
         return leads[0]["account_id"]
 
     return await eventually(routed, timeout_s=30, interval_s=0.1)
-
-
-@pytest.fixture
-async def own_topics(kafka_settings: KafkaSettings) -> KafkaSettings:
-    """Topics of this test's own: the reset replays every event of the topics."""
-    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
-    await create_topics(settings)
-    return settings
 
 
 async def test_domains_added_and_removed_through_the_api_match_the_next_lead(

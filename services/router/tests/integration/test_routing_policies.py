@@ -20,11 +20,9 @@ from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
-    create_topics,
     eventually,
     fresh_schema,
     publish,
-    unique_prefix,
 )
 from revops.router import models as m
 from revops.router.main import SPEC
@@ -90,16 +88,6 @@ async def stored_leads(settings: RouterSettings) -> dict[str, tuple[Any, ...]]:
 
 
 SAME_AS_DRY_RUN = ("owner_id", "rule", "queue", "turn", "territory", "policy_version", "region")
-
-
-@pytest.fixture
-async def own_topics(kafka_settings: KafkaSettings) -> KafkaSettings:
-    """Topics of this test's own: the reset below replays every event of the topics, and
-    another module's leads there (their turns taken in another schema's rotations) would
-    be re-applied into this one."""
-    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
-    await create_topics(settings)
-    return settings
 
 
 async def test_a_policy_change_routes_the_next_lead_and_a_reset_rebuilds_it(

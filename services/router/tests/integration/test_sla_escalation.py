@@ -26,12 +26,10 @@ from revops.events import admin
 from revops.events.service import ServiceRuntime
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
-    create_topics,
     eventually,
     fresh_schema,
     publish,
     running_app,
-    unique_prefix,
 )
 from revops.router import models as m
 from revops.router.escalation import escalate_overdue_leads
@@ -94,14 +92,6 @@ async def outbox(runtime: ServiceRuntime) -> list[dict[str, Any]]:
     async with runtime.database.transaction() as session:
         rows = await session.execute(select(m.metadata.tables["router.outbox"]))
         return [dict(r._mapping) for r in rows]
-
-
-@pytest.fixture
-async def own_topics(kafka_settings: KafkaSettings) -> KafkaSettings:
-    """Topics of this test's own: the reset replays every event of the topics."""
-    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
-    await create_topics(settings)
-    return settings
 
 
 def settings_of(topics: KafkaSettings, crm: FakeCrm) -> RouterSettings:

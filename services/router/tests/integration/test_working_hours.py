@@ -21,7 +21,7 @@ from conftest import ADMIN, router_settings
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
-from revops.events.testing import create_topics, eventually, fresh_schema, publish, unique_prefix
+from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.domain.working_hours import WEEKDAYS
 from revops.router.main import SPEC, build_app
@@ -99,14 +99,6 @@ async def nothing_to_publish(settings: RouterSettings) -> None:
         )
     await engine.dispose()
     assert pending == 0, f"{pending} outbox rows not yet published"
-
-
-@pytest.fixture
-async def own_topics(kafka_settings: KafkaSettings) -> KafkaSettings:
-    """Topics of this test's own: the reset replays every event of the topics."""
-    settings = kafka_settings.model_copy(update={"topic_prefix": unique_prefix()})
-    await create_topics(settings)
-    return settings
 
 
 async def test_a_lead_off_shift_waits_and_is_routed_when_someone_is_on_shift(
