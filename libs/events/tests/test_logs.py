@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from revops.events.logs import configure_logging, event_context
+from revops.events.logs import configure_logging, event_context, note_on_request
 from revops.events.service import create_app
 from revops.events.settings import KafkaSettings
 
@@ -119,3 +119,25 @@ async def test_each_request_is_one_access_line_with_its_request_id(capsys):
     assert access[0]["client"] == "10.1.2.3"
     assert all(isinstance(a["duration_ms"], float) and a["duration_ms"] >= 0 for a in access)
     assert access[0]["level"] == "INFO" and access[2]["level"] == "DEBUG"
+
+
+async def test_what_a_handler_notes_joins_its_request_line_and_no_other(capsys):
+    configure_logging("ingest", "INFO")
+    app: FastAPI = create_app(title="t", settings=KafkaSettings())
+
+    @app.post("/webhooks/{source}")
+    async def webhook(source: str) -> dict[str, bool]:
+        return {"noted": note_on_request(source=source, events=3)}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        first = await client.post("/webhooks/hubspot")
+        plain = await client.get("/nowhere")
+    assert first.json() == {"noted": True}
+    assert plain.status_code == 404
+    lines = lines_of(capsys.readouterr().out)
+    noted, other = [line for line in lines if line["logger"] == "revops.access"][:2]
+    assert (noted["path"], noted["source"], noted["events"]) == ("/webhooks/hubspot", "hubspot", 3)
+    assert "source" not in other and "events" not in other
+    # Outside a request (or with the access log off) the caller is told to log its own line.
+    assert note_on_request(source="x") is False

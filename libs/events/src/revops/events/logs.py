@@ -18,6 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 current_event_id: ContextVar[str | None] = ContextVar("current_event_id", default=None)
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+# What a request's handler adds to its access-log line (a dict the middleware owns: a
+# handler's changes reach it whatever context the handler runs in).
+_request_fields: ContextVar[dict[str, object] | None] = ContextVar("request_fields", default=None)
 
 
 # ANSI escape sequences (colours): uvicorn puts coloured copies of its messages in the
@@ -99,6 +102,17 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
+def note_on_request(**fields: object) -> bool:
+    """Adds ``fields`` to the running request's access-log line; False when no access log
+    runs (the caller logs a line of its own). One line per request instead of two: each
+    line costs tens of microseconds of a webhook's few hundred."""
+    found = _request_fields.get()
+    if found is None:
+        return False
+    found.update(fields)
+    return True
+
+
 class AccessLog:
     """One JSON line per HTTP request: method, path, status, duration and request id (also
     in every line logged while the request runs, and answered as ``X-Request-ID``)."""
@@ -113,6 +127,8 @@ class AccessLog:
         started = time.perf_counter()
         request_id = request_id_of(scope.get("headers", []))
         token = current_request_id.set(request_id)
+        fields: dict[str, object] = {}
+        fields_token = _request_fields.set(fields)
         status = 500  # what the client sees if the app raises before answering
 
         async def send_with_id(message: Message) -> None:
@@ -138,6 +154,8 @@ class AccessLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "client": (scope.get("client") or ("", 0))[0],
+                    **fields,
                 },
             )
+            _request_fields.reset(fields_token)
             current_request_id.reset(token)

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute, Route
 
 from revops.events.catalogue import Envelope
-from revops.events.logs import current_request_id
+from revops.events.logs import current_request_id, note_on_request
 from revops.events.producer import KafkaUnavailable
 from revops.ingest.domain import forms, hubspot, product, salesforce
 from revops.ingest.domain.errors import (
@@ -335,7 +335,8 @@ class Webhooks:
                 return response
             status = 200
             _events(source).inc(len(events))
-            log.info("webhook accepted", extra={"source": source, "events": len(events)})
+            if not note_on_request(source=source, events=len(events)):
+                log.info("webhook accepted", extra={"source": source, "events": len(events)})
             return (success or _json_success)(len(events), request_id)
         finally:
             _requests(source, status).inc()
