@@ -58,8 +58,11 @@ class IngestSettings(KafkaSettings):
     webhook_max_concurrent: int = Field(default=256, ge=0)
     webhook_busy_retry_after_s: int = Field(default=2, ge=0)
     # A new lead's CRM state offsets are read at most once per this many ms per worker:
-    # the new leads that arrive meanwhile share the next read (a Kafka round trip each).
-    state_offsets_gather_ms: int = Field(default=25, ge=0, le=1000)
+    # the new leads that arrive meanwhile share the next read (a Kafka round trip each),
+    # and go to Kafka in one produce request after it. A lead alone, after a quiet spell,
+    # is read for at once. Under load, 100 rather than 25 let ingest keep more of the rate
+    # in four runs of four (docs/RESULTS.md), at up to 100 ms on a new lead's answer.
+    state_offsets_gather_ms: int = Field(default=100, ge=0, le=1000)
     # Off: new leads go without state offsets (the router reads them itself when it
     # routes, or routes at once with CRM_STATE_WAIT_S=0).
     stamp_state_offsets: bool = True
