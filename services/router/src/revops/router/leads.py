@@ -74,6 +74,7 @@ from revops.router.journal import (
     OUTBOX_INSERT,
     decision_events,
     decision_from_record,
+    match_from_record,
     outbox_rows,
 )
 from revops.router.lead_changes import LeadChanges, LeadState
@@ -175,6 +176,8 @@ class RoutingBatch:
     # A rebuild's: when each recorded decision was made (None: the lead's first), and the
     # moves the journal has for the lead (account transfers), oldest first.
     decided_at: dict[str, datetime | None] = field(default_factory=dict)
+    # And the account each recorded decision was made with.
+    recorded_matches: dict[str, AccountMatch] = field(default_factory=dict)
     recorded_moves: dict[str, list[Row[Any]]] = field(default_factory=dict)
     # The routing policy in force for this batch (``load_routing_state`` reads it).
     territories: TerritoryPolicy = DEFAULT_TERRITORIES
@@ -246,7 +249,7 @@ async def route_new_people(
     changes = LeadChanges(ctx)
     for person in first_of.values():
         lead_id = lead_id_for(person.email)
-        match = match_person(ctx, person, batch)
+        match = batch.recorded_matches.get(lead_id) or match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
         recorded = batch.recorded.get(lead_id)
@@ -257,7 +260,9 @@ async def route_new_people(
             count_routed(session, decision.rule, decision.queue, person.received_at_s)
         if person.waited is not None:
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
-        if decision.turn is not None and decision.queue is not None:
+        # A recorded decision's turn is stored, counted and its rotation moved already:
+        # the rebuild read every turn back from the journal (``rotations.TakenTurns``).
+        if recorded is None and decision.turn is not None and decision.queue is not None:
             turn = decision.turn
             states[decision.queue] = later(states.get(decision.queue), turn.after)
             day = utc_day(person.occurred_at)
@@ -356,14 +361,11 @@ def lead_of(person: NewPerson) -> Lead:
 def _queues_needed(
     ctx: RouterContext, people: Iterable[NewPerson], batch: RoutingBatch
 ) -> set[str]:
-    """The rotations the batch's new leads may take a turn in (a recorded decision's too:
-    re-applying it moves its rotation)."""
+    """The rotations the batch's new leads may take a turn in (a recorded decision takes
+    none: its turn was restored with the journal's)."""
     names: set[str] = set()
     for person in people:
-        recorded = batch.recorded.get(lead_id_for(person.email))
-        if recorded is not None:
-            if recorded.queue is not None and recorded.turn is not None:
-                names.add(recorded.queue)
+        if lead_id_for(person.email) in batch.recorded:
             continue
         match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
@@ -572,6 +574,9 @@ async def load_recorded(
     ):
         batch.recorded[str(lead_id)] = decision_from_record(value)
         batch.decided_at[str(lead_id)] = LeadRouted.model_validate(value).decided_at
+        match = match_from_record(value)
+        if match is not None:
+            batch.recorded_matches[str(lead_id)] = match
     if not batch.recorded:
         return
     moves = m.recorded_moves

@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.db import one_of
@@ -153,3 +154,35 @@ async def move_rotations(session: AsyncSession, moved: Mapping[str, RotationStat
     held = await lock_queues(session, moved)
     for name, state in moved.items():
         held[name] = later(held.get(name), state)
+
+
+class TakenTurns:
+    """Turns taken in the first run, read back from the journal by a rebuild: each stored
+    once (a decision published twice names the same slot), with the day it counts on,
+    and each rotation moved to the latest of them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], dict[str, Any]] = {}
+        self.rotations: dict[str, RotationState] = {}
+
+    def add(self, queue: str, turn: Turn, subject_id: str, day: date) -> None:
+        # The first on the topic is the one the first run took (a rebuild publishes a
+        # lead's latest decision again, dated when the lead arrived).
+        self.rows.setdefault(
+            (queue, turn.slot),
+            {
+                "queue": queue,
+                "slot": turn.slot,
+                "rep_id": turn.rep_id,
+                "subject_id": subject_id,
+                "day": day,
+            },
+        )
+        self.rotations[queue] = later(self.rotations.get(queue), turn.after)
+
+    async def record(self, session: AsyncSession) -> None:
+        if self.rows:
+            await session.execute(
+                pg_insert(m.queue_turns).on_conflict_do_nothing(), list(self.rows.values())
+            )
+        await move_rotations(session, self.rotations)
