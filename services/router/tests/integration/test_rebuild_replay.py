@@ -2,7 +2,9 @@
 every kind of decision gives back the same roster, leads, turns, daily counts, rotation
 positions, AE assignments and transfers: a lead's latest decision is re-applied, and the
 turns its earlier decisions took (a round-robin turn a manual assignment came after, a
-re-routed lead's first turn, a waiting lead's routing) are restored from the journal."""
+re-routed lead's first turn, a waiting lead's routing) are restored from the journal. And
+it sends the CRMs (a local server speaking Salesforce's API) no owner update again, and
+no notification again."""
 
 from __future__ import annotations
 
@@ -15,14 +17,19 @@ import httpx
 import pytest
 from fake_crm import TOKEN, FakeCrm, running_fake_crm
 from rep_helpers import create_reps
-from router_events import T0, account, converted, sf
+from router_events import T0, account, converted, routing_events, sf
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_conversion_replay import snapshot
 
 from conftest import router_settings, running_router
 from revops.events import admin
-from revops.events.catalogue import PersonChanged, PersonChangedEvent, make_event
+from revops.events.catalogue import (
+    NotificationRequestedEvent,
+    PersonChanged,
+    PersonChangedEvent,
+    make_event,
+)
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
@@ -231,3 +238,60 @@ async def test_a_rebuild_gives_back_every_turn_and_the_same_next_rep(
             await eventually(same_again, timeout_s=60, interval_s=0.2)
             # The next lead takes the turn it would have taken without the reset.
             await arrive(client, own_topics, 8, owner_id="E", rule="round_robin", turn=7)
+
+
+async def notifications(topics: KafkaSettings) -> list[tuple[str, str]]:
+    """The notifications on the routing topic: (kind, id) of each, sorted."""
+    return sorted(
+        (e.payload.kind, e.id)
+        for e in await routing_events(topics)
+        if isinstance(e, NotificationRequestedEvent)
+    )
+
+
+async def crm_rows(settings: RouterSettings) -> list[Any]:
+    """The outbox rows of calls to the CRMs (the others go to Kafka)."""
+    engine = create_async_engine(settings.resolved_database_url())
+    async with engine.connect() as conn:
+        rows = list(await conn.execute(select(OUTBOX).where(OUTBOX.c.topic == "")))
+    await engine.dispose()
+    return rows
+
+
+async def test_a_rebuild_sends_no_owner_update_or_notification_again(
+    own_topics: KafkaSettings,
+) -> None:
+    async with running_fake_crm() as crm:
+        settings = settings_of(own_topics, crm)
+        await fresh_schema(SPEC, settings.resolved_database_url())
+        async with running_router(settings) as client:
+            await history(client, own_topics)
+            await eventually(lambda: all_sent(settings), timeout_s=60, interval_s=0.1)
+        before = await state(settings)
+        # Every owner the history gave went to Salesforce, in its users' ids.
+        assert crm.salesforce_owner == {
+            sf_id(1): "005A",  # re-routed to A
+            sf_id(2): "005B",
+            sf_id(3): "005A",  # by hand
+            sf_id(4): "005E",
+            sf_id(5): "005A",  # F's once F came, then A's by hand
+            sf_id(6): "005D",  # moved with its account
+            sf_id(7): "005A",  # by hand
+        }
+        assert crm.salesforce_opportunity_owner == {"006REBUILD2": "005AE1"}
+        calls = list(crm.calls)
+        told = await notifications(own_topics)
+        assert {kind for kind, _ in told} == {"account_transfer", "ae_assigned"}
+
+        async with rebuilt_router(settings):
+
+            async def same_again() -> None:
+                assert await state(settings) == before
+
+            await eventually(same_again, timeout_s=60, interval_s=0.2)
+            # The rebuild's outbox rows are in the transactions that rebuilt the rows
+            # above: none of them is a CRM call, and its events are all published.
+            assert await crm_rows(settings) == []
+            await eventually(lambda: all_sent(settings), timeout_s=60, interval_s=0.1)
+        assert crm.calls == calls
+        assert await notifications(own_topics) == told

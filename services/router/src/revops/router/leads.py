@@ -253,33 +253,25 @@ async def route_new_people(
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
         recorded = batch.recorded.get(lead_id)
-        decision = recorded or decide(
-            ctx, person, lead, account, batch, reps_in_order, rotations, states
-        )
         if recorded is None:
+            decision = decide(ctx, person, lead, account, batch, reps_in_order, rotations, states)
             count_routed(session, decision.rule, decision.queue, person.received_at_s)
+        else:
+            decision = recorded
         if person.waited is not None:
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
-        # A recorded decision's turn is stored, counted and its rotation moved already:
-        # the rebuild read every turn back from the journal (``rotations.TakenTurns``).
-        if recorded is None and decision.turn is not None and decision.queue is not None:
-            turn = decision.turn
-            states[decision.queue] = later(states.get(decision.queue), turn.after)
-            day = utc_day(person.occurred_at)
-            counts = batch.counts.setdefault((decision.queue, day), {})
-            counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
-            turns.append(
-                {
-                    "queue": decision.queue,
-                    "slot": turn.slot,
-                    "rep_id": turn.rep_id,
-                    "subject_id": lead_id,
-                    "day": day,
-                }
-            )
-        leads[person.email] = _lead_row(person, lead_id, match, decision, batch)
-        events.extend(decision_events(lead, match, decision))
-        _settle_owner(batch, changes, leads[person.email], person.source_ref)
+        leads[person.email] = row = _lead_row(person, lead_id, match, decision, batch)
+        if recorded is None:
+            turns.extend(_turn_taken(batch, states, decision, lead_id, person.occurred_at))
+            events.extend(decision_events(lead, match, decision))
+            _write_back(changes, row, person.source_ref)
+        else:
+            # A recorded decision's turn is stored and counted, and its rotation moved,
+            # already (the rebuild read every turn back: ``rotations.TakenTurns``). It is
+            # journaled again but told and written back once: the first run sent its
+            # notifications and CRM owner updates (a reset leaves none pending).
+            events.append(decision_events(lead, match, decision)[0])
+            _settle_recorded_owner(batch, row)
     if leads:
         moved = sorted({t["queue"] for t in turns})
         parameters = {
@@ -300,19 +292,38 @@ async def route_new_people(
     return leads
 
 
-def _settle_owner(
-    batch: RoutingBatch, changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None
-) -> None:
-    """The owner written back to the CRM the lead came from. On a rebuild, a lead the
-    first run moved after this decision (an account transfer) has the moved owner, and
-    only that one is written back (two write-backs at once may land in either order)."""
+def _turn_taken(
+    batch: RoutingBatch,
+    states: dict[str, RotationState],
+    decision: Decision,
+    lead_id: str,
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """The turn a decision made now takes, if any: the rotation's state and the rep's
+    count of the day moved for the next lead of the batch, and the row to store."""
+    turn, queue = decision.turn, decision.queue
+    if turn is None or queue is None:
+        return []
+    states[queue] = later(states.get(queue), turn.after)
+    day = utc_day(at)
+    counts = batch.counts.setdefault((queue, day), {})
+    counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
+    row = {"queue": queue, "slot": turn.slot, "rep_id": turn.rep_id, "subject_id": lead_id}
+    return [{**row, "day": day}]
+
+
+def _write_back(changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None) -> None:
+    """The owner written back to the CRM the lead came from."""
+    if row["owner_id"] is not None and ref is not None:
+        changes.writeback(row["id"], ref, row["owner_id"])
+
+
+def _settle_recorded_owner(batch: RoutingBatch, row: dict[str, Any]) -> None:
+    """On a rebuild, a lead the first run moved after its recorded decision (an account
+    transfer) has the moved owner."""
     moved = _moved_since(batch, row["id"])
     if moved is not None:
         row.update(owner_id=moved.to_sdr_id, owner_role="SDR")
-    if row["owner_id"] is None or ref is None:
-        return
-    at = moved.transferred_at if moved is not None else None
-    changes.writeback(row["id"], ref, row["owner_id"], at)
 
 
 def _moved_since(batch: RoutingBatch, lead_id: str) -> Row[Any] | None:
