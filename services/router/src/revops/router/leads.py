@@ -79,7 +79,7 @@ from revops.router.journal import (
 )
 from revops.router.lead_changes import LeadChanges, LeadState
 from revops.router.policies import current_policy
-from revops.router.rotations import later, lock_queues, moved_rotation, queue_shape
+from revops.router.rotations import lock_queues, moved_rotation, queue_shape, turn_taken
 from revops.router.store import as_arrays, insert_from_arrays, load_reps, ref_columns
 
 
@@ -262,7 +262,7 @@ async def route_new_people(
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
         leads[person.email] = row = _lead_row(person, lead_id, match, decision, batch)
         if recorded is None:
-            turns.extend(_turn_taken(batch, states, decision, lead_id, person.occurred_at))
+            turns.extend(turn_taken(states, batch.counts, decision, lead_id, person.occurred_at))
             events.extend(decision_events(lead, match, decision))
             _write_back(changes, row, person.source_ref)
         else:
@@ -290,26 +290,6 @@ async def route_new_people(
         await _repeats(session, changes, repeats, batch.existing, leads)
     await changes.write(session)
     return leads
-
-
-def _turn_taken(
-    batch: RoutingBatch,
-    states: dict[str, RotationState],
-    decision: Decision,
-    lead_id: str,
-    at: datetime,
-) -> list[dict[str, Any]]:
-    """The turn a decision made now takes, if any: the rotation's state and the rep's
-    count of the day moved for the next lead of the batch, and the row to store."""
-    turn, queue = decision.turn, decision.queue
-    if turn is None or queue is None:
-        return []
-    states[queue] = later(states.get(queue), turn.after)
-    day = utc_day(at)
-    counts = batch.counts.setdefault((queue, day), {})
-    counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
-    row = {"queue": queue, "slot": turn.slot, "rep_id": turn.rep_id, "subject_id": lead_id}
-    return [{**row, "day": day}]
 
 
 def _write_back(changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None) -> None:

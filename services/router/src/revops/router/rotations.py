@@ -28,6 +28,7 @@ from revops.router.domain.assignment import ae_queue
 from revops.router.domain.reps import REGIONS, Region, Rep, Role
 from revops.router.domain.rotation import RotationState, Turn
 from revops.router.domain.rules import (
+    Decision,
     QueueSnapshot,
     inbound_queue,
     members_of,
@@ -113,6 +114,26 @@ def queue_shape(name: str) -> tuple[Role, Region]:
         if queue_name == name:
             return role, region
     raise KeyError(f"unknown queue {name!r}")
+
+
+def turn_taken(
+    states: dict[str, RotationState],
+    counts: dict[tuple[str, date], dict[str, int]],
+    decision: Decision,
+    subject_id: str,
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """The turn a decision made now takes in a batch, if any: the rotation's state and
+    the rep's count of the day moved for the batch's next lead, and the row to store."""
+    turn, queue = decision.turn, decision.queue
+    if turn is None or queue is None:
+        return []
+    states[queue] = later(states.get(queue), turn.after)
+    day = utc_day(at)
+    of_day = counts.setdefault((queue, day), {})
+    of_day[turn.rep_id] = of_day.get(turn.rep_id, 0) + 1
+    row = {"queue": queue, "slot": turn.slot, "rep_id": turn.rep_id, "subject_id": subject_id}
+    return [{**row, "day": day}]
 
 
 async def take_turn(
