@@ -204,7 +204,8 @@ async def _transfer_leads(
     SDR (the last move wins), each move is recorded and written back to the CRMs the
     lead is known in, both SDRs are told, and the change is journaled
     (``account.transferred``). A recorded change (a rebuild) moves nothing here: its
-    leads take their recorded moves when they are routed again (``leads``)."""
+    leads take their recorded moves when they are routed again (``leads``); it is
+    journaled again, but nobody is told or written to again."""
     live = [t for t in transfers if t.recorded is None]
     open_leads = await _open_leads(session, sorted({t.account_id for t in live}))
     owners: dict[str, str] = {}
@@ -221,6 +222,8 @@ async def _transfer_leads(
             for ref in lead_refs(lead.hubspot_id, lead.salesforce_id):
                 changes.writeback(lead_id, ref, record.to_sdr_id, record.transferred_at)
         events.append(transferred_event(record))
+        if t.recorded is not None:
+            continue  # its SDRs were told by the first run
         if record.from_sdr_id and record.to_sdr_id and record.from_sdr_id != record.to_sdr_id:
             message = transfer_message(
                 t.label,

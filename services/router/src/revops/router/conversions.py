@@ -98,6 +98,10 @@ async def on_lead_converted(
         await mark_converted(session, [lead_key])
     record = ae_assignment_of(event.id, lead_key, p, assignment, sao_sdr, at)
     await add_events(session, ctx, [ae_assigned_event(record)])
+    if recorded is not None:
+        # The first run wrote the AE back to the CRM and told the reps (a reset leaves
+        # none of that pending): once is enough.
+        return
     await add_to_outbox(session, opportunity_owner_writebacks(ctx, record))
     recipients = [r for r in (assignment.ae_id, sao_sdr) if r]
     if recipients:

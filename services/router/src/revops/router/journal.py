@@ -31,9 +31,7 @@ from revops.events.outbox import KAFKA
 from revops.router import models as m
 from revops.router.context import RouterContext
 from revops.router.domain.assignment import AeAssignment, AeRule
-from revops.router.domain.matching import (
-    AccountMatch,
-)
+from revops.router.domain.matching import AccountMatch, MatchKind, email_domain
 from revops.router.domain.reps import REGIONS
 from revops.router.domain.rotation import RotationState, Turn
 from revops.router.domain.rules import (
@@ -82,6 +80,20 @@ def decision_from_record(value: Any) -> Decision:
 
 # The rule names a recorded decision may carry, read from their one definition.
 _RULES: tuple[RuleName, ...] = get_args(RuleName)
+
+
+_MATCHES: tuple[MatchKind, ...] = get_args(MatchKind)
+
+
+def match_from_record(value: Any) -> AccountMatch | None:
+    """The account a recorded decision was made with (None: the record does not say). A
+    rebuild may apply a Salesforce lead before its account: the lead keeps the account
+    the first run matched."""
+    p = LeadRouted.model_validate(value)
+    how = next((k for k in _MATCHES if k == p.match), None)
+    if how is None:
+        return None
+    return AccountMatch(p.account_id, how, email_domain(p.email), score=p.match_score)
 
 
 async def record_routes(session: AsyncSession, decisions: Sequence[LeadRouted]) -> None:

@@ -74,11 +74,12 @@ from revops.router.journal import (
     OUTBOX_INSERT,
     decision_events,
     decision_from_record,
+    match_from_record,
     outbox_rows,
 )
 from revops.router.lead_changes import LeadChanges, LeadState
 from revops.router.policies import current_policy
-from revops.router.rotations import later, lock_queues, moved_rotation, queue_shape
+from revops.router.rotations import lock_queues, moved_rotation, queue_shape, turn_taken
 from revops.router.store import as_arrays, insert_from_arrays, load_reps, ref_columns
 
 
@@ -175,6 +176,8 @@ class RoutingBatch:
     # A rebuild's: when each recorded decision was made (None: the lead's first), and the
     # moves the journal has for the lead (account transfers), oldest first.
     decided_at: dict[str, datetime | None] = field(default_factory=dict)
+    # And the account each recorded decision was made with.
+    recorded_matches: dict[str, AccountMatch] = field(default_factory=dict)
     recorded_moves: dict[str, list[Row[Any]]] = field(default_factory=dict)
     # The routing policy in force for this batch (``load_routing_state`` reads it).
     territories: TerritoryPolicy = DEFAULT_TERRITORIES
@@ -246,35 +249,29 @@ async def route_new_people(
     changes = LeadChanges(ctx)
     for person in first_of.values():
         lead_id = lead_id_for(person.email)
-        match = match_person(ctx, person, batch)
+        match = batch.recorded_matches.get(lead_id) or match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
         lead = lead_of(person)
         recorded = batch.recorded.get(lead_id)
-        decision = recorded or decide(
-            ctx, person, lead, account, batch, reps_in_order, rotations, states
-        )
         if recorded is None:
+            decision = decide(ctx, person, lead, account, batch, reps_in_order, rotations, states)
             count_routed(session, decision.rule, decision.queue, person.received_at_s)
+        else:
+            decision = recorded
         if person.waited is not None:
             decision = replace(decision, reason=f"{decision.reason} ({person.waited})")
-        if decision.turn is not None and decision.queue is not None:
-            turn = decision.turn
-            states[decision.queue] = later(states.get(decision.queue), turn.after)
-            day = utc_day(person.occurred_at)
-            counts = batch.counts.setdefault((decision.queue, day), {})
-            counts[turn.rep_id] = counts.get(turn.rep_id, 0) + 1
-            turns.append(
-                {
-                    "queue": decision.queue,
-                    "slot": turn.slot,
-                    "rep_id": turn.rep_id,
-                    "subject_id": lead_id,
-                    "day": day,
-                }
-            )
-        leads[person.email] = _lead_row(person, lead_id, match, decision, batch)
-        events.extend(decision_events(lead, match, decision))
-        _settle_owner(batch, changes, leads[person.email], person.source_ref)
+        leads[person.email] = row = _lead_row(person, lead_id, match, decision, batch)
+        if recorded is None:
+            turns.extend(turn_taken(states, batch.counts, decision, lead_id, person.occurred_at))
+            events.extend(decision_events(lead, match, decision))
+            _write_back(changes, row, person.source_ref)
+        else:
+            # A recorded decision's turn is stored and counted, and its rotation moved,
+            # already (the rebuild read every turn back: ``rotations.TakenTurns``). It is
+            # journaled again but told and written back once: the first run sent its
+            # notifications and CRM owner updates (a reset leaves none pending).
+            events.append(decision_events(lead, match, decision)[0])
+            _settle_recorded_owner(batch, row)
     if leads:
         moved = sorted({t["queue"] for t in turns})
         parameters = {
@@ -295,19 +292,18 @@ async def route_new_people(
     return leads
 
 
-def _settle_owner(
-    batch: RoutingBatch, changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None
-) -> None:
-    """The owner written back to the CRM the lead came from. On a rebuild, a lead the
-    first run moved after this decision (an account transfer) has the moved owner, and
-    only that one is written back (two write-backs at once may land in either order)."""
+def _write_back(changes: LeadChanges, row: dict[str, Any], ref: SourceRef | None) -> None:
+    """The owner written back to the CRM the lead came from."""
+    if row["owner_id"] is not None and ref is not None:
+        changes.writeback(row["id"], ref, row["owner_id"])
+
+
+def _settle_recorded_owner(batch: RoutingBatch, row: dict[str, Any]) -> None:
+    """On a rebuild, a lead the first run moved after its recorded decision (an account
+    transfer) has the moved owner."""
     moved = _moved_since(batch, row["id"])
     if moved is not None:
         row.update(owner_id=moved.to_sdr_id, owner_role="SDR")
-    if row["owner_id"] is None or ref is None:
-        return
-    at = moved.transferred_at if moved is not None else None
-    changes.writeback(row["id"], ref, row["owner_id"], at)
 
 
 def _moved_since(batch: RoutingBatch, lead_id: str) -> Row[Any] | None:
@@ -356,14 +352,11 @@ def lead_of(person: NewPerson) -> Lead:
 def _queues_needed(
     ctx: RouterContext, people: Iterable[NewPerson], batch: RoutingBatch
 ) -> set[str]:
-    """The rotations the batch's new leads may take a turn in (a recorded decision's too:
-    re-applying it moves its rotation)."""
+    """The rotations the batch's new leads may take a turn in (a recorded decision takes
+    none: its turn was restored with the journal's)."""
     names: set[str] = set()
     for person in people:
-        recorded = batch.recorded.get(lead_id_for(person.email))
-        if recorded is not None:
-            if recorded.queue is not None and recorded.turn is not None:
-                names.add(recorded.queue)
+        if lead_id_for(person.email) in batch.recorded:
             continue
         match = match_person(ctx, person, batch)
         account = batch.accounts.get(match.account_id) if match.account_id else None
@@ -572,6 +565,9 @@ async def load_recorded(
     ):
         batch.recorded[str(lead_id)] = decision_from_record(value)
         batch.decided_at[str(lead_id)] = LeadRouted.model_validate(value).decided_at
+        match = match_from_record(value)
+        if match is not None:
+            batch.recorded_matches[str(lead_id)] = match
     if not batch.recorded:
         return
     moves = m.recorded_moves

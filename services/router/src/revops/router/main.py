@@ -33,7 +33,7 @@ from revops.router.api import router as api_router
 from revops.router.causal_order import release_held_leads
 from revops.router.consumer import make_batch_handler, make_event_handler
 from revops.router.context import HUBSPOT_OWNER, SALESFORCE_OWNER, RouterContext
-from revops.router.domain.rotation import RotationState
+from revops.router.domain.windows import utc_day
 from revops.router.escalation import watch_sla
 from revops.router.figures import read_open_breaches, read_waiting_leads
 from revops.router.journal import (
@@ -46,7 +46,7 @@ from revops.router.leads import route_new_people
 from revops.router.owner_clocks import record_owner_clocks
 from revops.router.policies import configured_policy
 from revops.router.policy_api import router as policy_router
-from revops.router.rotations import ALL_QUEUES, later, move_rotations
+from revops.router.rotations import ALL_QUEUES, TakenTurns
 from revops.router.settings import RouterSettings
 from revops.router.shifts import watch_shifts
 from revops.router.sla_api import router as sla_router
@@ -194,9 +194,12 @@ class _Journaled:
         self.routes: list[LeadRouted] = []
         self.conversions: list[LeadAeAssigned] = []
         self.transfers: list[AccountTransferred] = []
-        # Where the SLA escalation's turns left each rotation: a lead's later decision
-        # (its manager's) hides its reassignments' turns from the recorded decisions.
-        self.escalation_turns: dict[str, RotationState] = {}
+        # Every turn a lead's decisions took (its first, a re-route, a waiting lead's
+        # routing, the SLA escalation's), and where they left each rotation: only a
+        # lead's latest decision is re-applied, and an earlier one's turn (one a manual
+        # assignment or the manager's escalation came after) still counted that day and
+        # moved the rotation.
+        self.turns = TakenTurns()
 
     def add(self, value: bytes | None) -> None:
         try:
@@ -205,16 +208,19 @@ class _Journaled:
             return
         if isinstance(event, LeadRoutedEvent):
             self.routes.append(event.payload)
-            self._escalation_turn(event.payload)
+            self._turn(event)
         elif isinstance(event, LeadAeAssignedEvent):
             self.conversions.append(event.payload)
         elif isinstance(event, AccountTransferredEvent):
             self.transfers.append(event.payload)
 
-    def _escalation_turn(self, p: LeadRouted) -> None:
+    def _turn(self, event: LeadRoutedEvent) -> None:
+        p = event.payload
         turn = turn_of(p.owner_id, p.turn, p.turn_round, p.turn_place)
-        if p.rule == "sla_reassigned" and p.queue is not None and turn is not None:
-            self.escalation_turns[p.queue] = later(self.escalation_turns.get(p.queue), turn.after)
+        if p.queue is not None and turn is not None:
+            # The day the turn counts on: the decision's (a later decision's event is
+            # dated when it was made, a first one when the lead arrived).
+            self.turns.add(p.queue, turn, p.lead_id, utc_day(event.occurred_at))
 
     @property
     def count(self) -> int:
@@ -225,9 +231,9 @@ class _Journaled:
         await record_conversions(session, self.conversions)
         await record_transfers(session, self.transfers)
         await record_owner_clocks(session, self.routes)
-        # The rotations start where those turns left them (never moved back): each
-        # recorded decision re-applied later keeps the later of the two.
-        await move_rotations(session, self.escalation_turns)
+        # The turns counted, and the rotations where those turns left them (never moved
+        # back); a recorded decision re-applied later takes no turn again.
+        await self.turns.record(session)
 
 
 async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:

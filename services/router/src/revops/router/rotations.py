@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from revops.events.db import one_of
@@ -27,6 +28,7 @@ from revops.router.domain.assignment import ae_queue
 from revops.router.domain.reps import REGIONS, Region, Rep, Role
 from revops.router.domain.rotation import RotationState, Turn
 from revops.router.domain.rules import (
+    Decision,
     QueueSnapshot,
     inbound_queue,
     members_of,
@@ -114,6 +116,26 @@ def queue_shape(name: str) -> tuple[Role, Region]:
     raise KeyError(f"unknown queue {name!r}")
 
 
+def turn_taken(
+    states: dict[str, RotationState],
+    counts: dict[tuple[str, date], dict[str, int]],
+    decision: Decision,
+    subject_id: str,
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """The turn a decision made now takes in a batch, if any: the rotation's state and
+    the rep's count of the day moved for the batch's next lead, and the row to store."""
+    turn, queue = decision.turn, decision.queue
+    if turn is None or queue is None:
+        return []
+    states[queue] = later(states.get(queue), turn.after)
+    day = utc_day(at)
+    of_day = counts.setdefault((queue, day), {})
+    of_day[turn.rep_id] = of_day.get(turn.rep_id, 0) + 1
+    row = {"queue": queue, "slot": turn.slot, "rep_id": turn.rep_id, "subject_id": subject_id}
+    return [{**row, "day": day}]
+
+
 async def take_turn(
     session: AsyncSession, queue: str, turn: Turn, subject_id: str, at: datetime
 ) -> None:
@@ -153,3 +175,35 @@ async def move_rotations(session: AsyncSession, moved: Mapping[str, RotationStat
     held = await lock_queues(session, moved)
     for name, state in moved.items():
         held[name] = later(held.get(name), state)
+
+
+class TakenTurns:
+    """Turns taken in the first run, read back from the journal by a rebuild: each stored
+    once (a decision published twice names the same slot), with the day it counts on,
+    and each rotation moved to the latest of them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], dict[str, Any]] = {}
+        self.rotations: dict[str, RotationState] = {}
+
+    def add(self, queue: str, turn: Turn, subject_id: str, day: date) -> None:
+        # The first on the topic is the one the first run took (a rebuild publishes a
+        # lead's latest decision again, dated when the lead arrived).
+        self.rows.setdefault(
+            (queue, turn.slot),
+            {
+                "queue": queue,
+                "slot": turn.slot,
+                "rep_id": turn.rep_id,
+                "subject_id": subject_id,
+                "day": day,
+            },
+        )
+        self.rotations[queue] = later(self.rotations.get(queue), turn.after)
+
+    async def record(self, session: AsyncSession) -> None:
+        if self.rows:
+            await session.execute(
+                pg_insert(m.queue_turns).on_conflict_do_nothing(), list(self.rows.values())
+            )
+        await move_rotations(session, self.rotations)
