@@ -131,7 +131,7 @@ class FakePubSub:
 
     async def start(self) -> None:
         server = grpc.aio.server()
-        handlers = {
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "GetSchema": grpc.unary_unary_rpc_method_handler(
                 self._get_schema,
                 request_deserializer=pb.SchemaRequest.FromString,

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from backfill_helpers import CRM_TOPICS, Waits, on_topic, settings_for, unit
 
 from revops.events import topics
 from revops.events.settings import KafkaSettings
@@ -19,6 +18,13 @@ from revops.events.testing import create_topics, unique_prefix
 from revops.ingest.backfill.command import backfill
 from revops.ingest.backfill.fake_crm import FakeOrg, serving, sfid
 from revops.ingest.backfill.sources import OBJECTS
+from services.ingest.tests.integration.backfill_helpers import (
+    CRM_TOPICS,
+    Waits,
+    on_topic,
+    settings_for,
+    unit,
+)
 
 pytestmark = pytest.mark.infra
 

@@ -15,16 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_pubsub import (
-    INSTANCE_URL,
-    OPPORTUNITY_SCHEMA,
-    OPPORTUNITY_SCHEMA_ID,
-    ORG_ID,
-    TOKEN,
-    FakePubSub,
-    bitmap,
-    encode,
-)
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -40,6 +30,16 @@ from revops.ingest.stream.command import StreamSettings, stream, stream_producer
 from revops.ingest.stream.metrics import StreamMetrics
 from revops.ingest.stream.proto import pubsub_api_pb2 as pb
 from revops.ingest.stream.subscriber import BadStreamEvent, ReplayIds
+from services.ingest.tests.integration.fake_pubsub import (
+    INSTANCE_URL,
+    OPPORTUNITY_SCHEMA,
+    OPPORTUNITY_SCHEMA_ID,
+    ORG_ID,
+    TOKEN,
+    FakePubSub,
+    bitmap,
+    encode,
+)
 
 pytestmark = pytest.mark.infra
 

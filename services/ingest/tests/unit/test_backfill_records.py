@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from revops.events.catalogue import AccountChangedEvent, OpportunityChangedEvent
 from revops.events.senders import outbound_message
 from revops.ingest.backfill.calls import RateWindow
 from revops.ingest.domain import hubspot, salesforce
@@ -134,6 +135,7 @@ SEATS = hubspot.CompanyProperties(users="seats")
 
 def test_a_listed_company_reads_the_configured_tier_properties() -> None:
     (event,) = hubspot.object_events("companies", COMPANY, received_at=NOW, index=0, company=SEATS)
+    assert isinstance(event, AccountChangedEvent)
     p = event.payload
     assert (p.users, p.plan, p.iacv) == (40, "Team", Decimal("12000"))
     assert p.domains == ["globex.example.net"]
@@ -154,8 +156,10 @@ def test_a_company_webhook_reads_the_same_tier_properties() -> None:
         "objectId": 512,
     }
     (event,) = hubspot.parse_batch([note], received_at=NOW, company=SEATS)
+    assert isinstance(event, AccountChangedEvent)
     assert event.payload.users == 40
     (default,) = hubspot.parse_batch([note], received_at=NOW)
+    assert isinstance(default, AccountChangedEvent)
     assert default.payload.users is None  # "seats" is not read unless configured
 
 
@@ -174,9 +178,15 @@ def test_a_deals_stage_history_gives_one_change_per_stage() -> None:
         },
     }
     deal_event, *stages = hubspot.object_events("deals", deal, received_at=NOW, index=0)
+    assert isinstance(deal_event, OpportunityChangedEvent)
+    assert all(isinstance(s, OpportunityChangedEvent) for s in stages)
     assert deal_event.payload.account_id == "512"
     assert deal_event.payload.amount == Decimal("900")
-    assert [(s.payload.stage, s.occurred_at.month) for s in stages] == [
+    assert [
+        (s.payload.stage, s.occurred_at.month)
+        for s in stages
+        if isinstance(s, OpportunityChangedEvent)
+    ] == [
         ("closedwon", 3),
         ("qualifiedtobuy", 1),
     ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from revops.events.catalogue import PersonChangedEvent
 from revops.ingest.domain import salesforce
 from revops.ingest.domain.errors import MalformedEvent
 from revops.ingest.domain.pubsub import cometd_message, field_names
@@ -125,6 +126,7 @@ def test_values_become_what_the_webhook_carries() -> None:
     (event,) = salesforce.parse_stream_events(
         message, custom=salesforce.CustomFields(), received_at=datetime.now(UTC)
     )
+    assert isinstance(event, PersonChangedEvent)
     person = event.payload
     assert (person.first_name, person.country, person.email) == ("Ada", "France", "ada@example.com")
     assert person.account_id is None and person.change == "updated"

@@ -131,7 +131,10 @@ def test_only_what_differs_is_sent() -> None:
 
 
 def test_hubspot_owners_match_reps_by_email() -> None:
-    reps = [{"id": "r1", "email": "ada@example.com"}, {"id": "r2", "email": None}]
+    reps: list[dict[str, str | None]] = [
+        {"id": "r1", "email": "ada@example.com"},
+        {"id": "r2", "email": None},
+    ]
     owners = [
         {"id": "101", "email": "ADA@example.com"},
         {"id": "102", "email": "nobody@example.com"},
