@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 
+import services.console.tests.integration.console_seed as seed
 from revops.attribution.main import SPEC as ATTRIBUTION_SPEC
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
@@ -25,11 +25,13 @@ from revops.events.testing import (
 )
 from revops.renewals.main import SPEC as RENEWALS_SPEC
 from revops.router.main import SPEC as ROUTER_SPEC
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import console_seed as seed
-from console_system import SERVICES, Processes, System, free_port, poll
+from services.console.tests.integration.console_system import (
+    SERVICES,
+    Processes,
+    System,
+    free_port,
+    poll,
+)
 
 CONSUMERS = {"router": ROUTER_SPEC, "attribution": ATTRIBUTION_SPEC, "renewals": RENEWALS_SPEC}
 
@@ -70,7 +72,7 @@ def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sy
         system.open_deals = seed.send_open_deals(urls["ingest"], seed.now())
         for deal in system.open_deals:
             poll(
-                lambda d=deal: _at_proposal(system, d),
+                partial(_at_proposal, system, deal),
                 timeout_s=60,
                 what=f"renewals applied {deal}",
             )

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console_system import System, poll
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -22,6 +21,8 @@ from playwright.sync_api import (
     Request,
     sync_playwright,
 )
+
+from services.console.tests.integration.console_system import System, poll
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 HOW_TO_INSTALL = (

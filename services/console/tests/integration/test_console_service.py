@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from console_system import System, poll
+
+from services.console.tests.integration.console_system import System, poll
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 ALERT = re.compile(r'class="flash (ok|error)" role="(?:status|alert)">([^<]*)<')

@@ -44,7 +44,8 @@ def test_bars_are_proportional_to_their_values_and_carry_them():
     widths = [float(b.get("width") or 0) for b in bars]
     assert widths[0] == pytest.approx(2 * widths[1])
     assert widths[2] == 0
-    assert svg.find(f"{SVG}title").text == "t"
+    title = svg.find(f"{SVG}title")
+    assert title is not None and title.text == "t"
 
 
 def test_labels_from_crm_data_are_escaped_and_long_ones_shortened():

@@ -26,7 +26,7 @@ def test_the_trend_has_a_value_per_snapshot_and_a_missing_category_is_zero():
         "Commit": [Decimal(0), Decimal(120000), Decimal(200000)],
     }
     commit = next(c for c in trend.changes if c.category == "Commit")
-    assert (commit.amount, commit.previous, commit.count) == (200000, 120000, 2)
+    assert (commit.amount, commit.previous, commit.count) == (Decimal(200000), Decimal(120000), 2)
     assert commit.delta == 80000
 
 
