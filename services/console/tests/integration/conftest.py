@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import services.console.tests.integration.console_seed as seed
 from revops.attribution.main import SPEC as ATTRIBUTION_SPEC
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
@@ -25,7 +24,9 @@ from revops.events.testing import (
 )
 from revops.renewals.main import SPEC as RENEWALS_SPEC
 from revops.router.main import SPEC as ROUTER_SPEC
-from services.console.tests.integration.console_system import (
+
+from . import console_seed as seed
+from .console_system import (
     SERVICES,
     Processes,
     System,

@@ -22,7 +22,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from services.console.tests.integration.console_system import System, poll
+from .console_system import System, poll
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 HOW_TO_INSTALL = (

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.console.tests.integration.console_system import System, poll
+from .console_system import System, poll
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 ALERT = re.compile(r'class="flash (ok|error)" role="(?:status|alert)">([^<]*)<')

@@ -20,7 +20,8 @@ from revops.events.testing import create_topics, unique_prefix
 from revops.ingest.backfill.command import backfill
 from revops.ingest.backfill.fake_crm import FakeOrg, iso, serving, sfid
 from revops.ingest.backfill.sources import OBJECTS
-from services.ingest.tests.integration.backfill_helpers import (
+
+from .backfill_helpers import (
     CRM_TOPICS,
     Waits,
     on_topic,

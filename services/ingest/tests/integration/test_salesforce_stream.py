@@ -30,7 +30,8 @@ from revops.ingest.stream.command import StreamSettings, stream, stream_producer
 from revops.ingest.stream.metrics import StreamMetrics
 from revops.ingest.stream.proto import pubsub_api_pb2 as pb
 from revops.ingest.stream.subscriber import BadStreamEvent, ReplayIds
-from services.ingest.tests.integration.fake_pubsub import (
+
+from .fake_pubsub import (
     INSTANCE_URL,
     OPPORTUNITY_SCHEMA,
     OPPORTUNITY_SCHEMA_ID,
