@@ -1,20 +1,18 @@
 from __future__ import annotations
 
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
 
+from revops.events.catalogue import Envelope
 from revops.events.settings import KafkaSettings
 from revops.events.testing import fresh_schema, running_app, service_settings
 from revops.renewals.main import SPEC, build_app
 from revops.renewals.settings import RenewalsSettings
 
 # The event builders next to this file (tests are imported with --import-mode=importlib).
-sys.path.insert(0, str(Path(__file__).parent))
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
@@ -42,7 +40,7 @@ def unique() -> Callable[[str], str]:
     return lambda name: f"{name}-{tag}"
 
 
-async def publish(kafka_settings: KafkaSettings, events: list) -> None:
+async def publish(kafka_settings: KafkaSettings, events: Sequence[Envelope]) -> None:
     """The library's publish, patient with a broker that a busy machine slows down."""
     from revops.events.testing import publish as publish_events
 

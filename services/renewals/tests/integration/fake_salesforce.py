@@ -38,7 +38,9 @@ class FakeSalesforce:
 
     async def _upsert(self, field_name: str, key: str, request: Request) -> tuple[int, Response]:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            body = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+            body: list[dict[str, Any]] = [
+                {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+            ]
             return 401, JSONResponse(body, status_code=401)
         if self.throttle.get(key):
             self.throttle[key] -= 1
@@ -60,9 +62,9 @@ class FakeSalesforce:
         created = key not in self.records
         record = self.records.setdefault(key, {"Id": f"006FAKE{len(self.records):08d}"})
         record.update(fields)
-        body = {"id": record["Id"], "success": True, "errors": [], "created": created}
+        saved = {"id": record["Id"], "success": True, "errors": [], "created": created}
         status = 201 if created else 200
-        return status, JSONResponse(body, status_code=status)
+        return status, JSONResponse(saved, status_code=status)
 
 
 def _free_port() -> int:

@@ -9,10 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from renewals_events import account
 from sqlalchemy import select
 
-from conftest import renewals_settings
 from revops.events.catalogue import AccountChangedEvent
 from revops.events.db import Database
 from revops.events.testing import fresh_schema
@@ -20,6 +18,9 @@ from revops.renewals import models as m
 from revops.renewals.accounts import on_accounts_changed
 from revops.renewals.main import SPEC
 from revops.renewals.settings import RenewalsSettings
+
+from .conftest import renewals_settings
+from .renewals_events import account
 
 T0 = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 

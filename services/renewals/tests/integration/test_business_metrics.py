@@ -11,12 +11,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
-from renewals_events import opportunity
 
-from conftest import ADMIN, publish, renewals_settings
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema
 from revops.renewals.main import SPEC, build_app
+
+from .conftest import ADMIN, publish, renewals_settings
+from .renewals_events import opportunity
 
 pytestmark = pytest.mark.infra
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from renewals_events import account, opportunity
 
-from conftest import publish
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually
+
+from .conftest import publish
+from .renewals_events import account, opportunity
 
 pytestmark = pytest.mark.infra
 

@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from renewals_events import account, opportunity
 
-from conftest import publish
 from revops.events import topics
 from revops.events.codec import decode_event
 from revops.events.testing import eventually
 from revops.renewals.domain.renewals import renewal_id_for
+
+from .conftest import publish
+from .renewals_events import account, opportunity
 
 T0 = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 

@@ -6,21 +6,23 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fake_salesforce import TOKEN, FakeSalesforce, running
 from pydantic import SecretStr
-from renewals_events import opportunity
 
-from conftest import ADMIN, publish, renewals_settings
 from revops.events.outbox import RetryLater
 from revops.events.testing import eventually, fresh_schema
 from revops.renewals.domain.renewals import renewal_id_for
 from revops.renewals.main import SPEC, build_app
 from revops.renewals.salesforce import SalesforceError, SalesforceRenewals
 from revops.renewals.settings import RenewalsSettings
+
+from .conftest import ADMIN, publish, renewals_settings
+from .fake_salesforce import TOKEN, FakeSalesforce, running
+from .renewals_events import opportunity
 
 T = datetime(2026, 5, 4, 16, tzinfo=UTC)
 
@@ -68,8 +70,8 @@ async def test_won_creates_the_renewal_in_salesforce_once_after_a_429(client, ka
         ],
     )
 
-    async def synced() -> dict:
-        doc = (await client.get(f"/opportunities/{opp}/renewal")).json()
+    async def synced() -> dict[str, Any]:
+        doc: dict[str, Any] = (await client.get(f"/opportunities/{opp}/renewal")).json()
         assert doc.get("crm_opportunity_id"), doc
         return doc
 

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from renewals_events import opportunity
 
-from conftest import publish
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually
+
+from .conftest import publish
+from .renewals_events import opportunity
 
 pytestmark = pytest.mark.infra
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from renewals_events import opportunity
 
-from conftest import ADMIN, publish, renewals_settings
 from revops.events import admin
 from revops.events.testing import eventually, fresh_schema
 from revops.renewals.main import SPEC, build_app
+
+from .conftest import ADMIN, publish, renewals_settings
+from .renewals_events import opportunity
 
 # Fridays at 18:00 in Los Angeles (PST, then PDT from March 8th).
 FRIDAYS = [

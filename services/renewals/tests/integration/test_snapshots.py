@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from renewals_events import opportunity
 
-from conftest import ADMIN, publish, renewals_settings
 from revops.events.testing import eventually, fresh_schema
 from revops.renewals.forecast import catch_up
 from revops.renewals.main import SPEC, build_app
+
+from .conftest import ADMIN, publish, renewals_settings
+from .renewals_events import opportunity
 
 # Fridays at 18:00 in Los Angeles, either side of the March 2026 change (Sunday 8th).
 FRI_6 = datetime(2026, 3, 7, 2, tzinfo=UTC)  # PST
@@ -161,7 +162,8 @@ async def test_missed_weeks_have_the_figures_of_their_own_time(settings):
             # Stored as the forecast was written; answered in UTC with Z like every time.
             assert body["contents"]["as_of"] == wire(moment)
             assert body["contents"]["period_start"].endswith("Z")
-            return body["contents"]
+            contents: dict[str, Any] = body["contents"]
+            return contents
 
         mar_6 = await contents(FRI_6)
         assert mar_6["total"]["open"] == {"count": 1, "amount": "1000.00"}

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from revops.renewals.domain.pipeline import (
+    Milestones,
     OpportunityChange,
     as_of,
     cycle_time,
@@ -18,7 +19,7 @@ def day(n: int) -> datetime:
     return T0 + timedelta(days=n)
 
 
-def changes(*stages: tuple[int, str], created: int | None = 0):
+def changes(*stages: tuple[int, str], created: int | None = 0) -> list[OpportunityChange]:
     out = []
     for i, (n, stage) in enumerate(stages):
         out.append(
@@ -32,7 +33,7 @@ def changes(*stages: tuple[int, str], created: int | None = 0):
     return out
 
 
-def marks(*stages, created=0):
+def marks(*stages: tuple[int, str], created: int | None = 0) -> Milestones:
     return milestones(fold(changes(*stages, created=created), STAGES))
 
 
@@ -100,11 +101,13 @@ def test_state_as_of_any_moment():
     )
     assert as_of(versions, day(0) - timedelta(seconds=1)) is None
     at_1 = as_of(versions, day(1))
-    assert at_1 is not None and (at_1.stage.order, at_1.amount) == (1, Decimal(100))
+    assert at_1 is not None and at_1.stage is not None
+    assert (at_1.stage.order, at_1.amount) == (1, Decimal(100))
     at_2 = as_of(versions, day(2))  # a change exactly at the moment counts
     assert at_2 is not None and at_2.amount == Decimal(150)
     at_9 = as_of(versions, day(9))
-    assert at_9 is not None and at_9.stage.kind is StageKind.WON and at_9.closed_at == day(5)
+    assert at_9 is not None and at_9.stage is not None
+    assert at_9.stage.kind is StageKind.WON and at_9.closed_at == day(5)
 
 
 def test_partial_changes_merge_and_category_follows_closed_stages():

@@ -1,5 +1,6 @@
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from revops.renewals.domain.renewals import (
 POLICY = RenewalPolicy()
 
 
-def won(**kw):
+def won(**kw: Any) -> WonOpportunity:
     base = dict(
         opportunity_id="006A",
         won_on=date(2026, 3, 20),
@@ -110,7 +111,9 @@ def test_which_wins_renew(type_, pipeline, expected):
     assert is_renewable(type_, pipeline, POLICY) is expected
 
 
-def existing(status, amount=Decimal("12000.00"), close=date(2027, 3, 20)):
+def existing(
+    status: RenewalStatus, amount: Decimal = Decimal("12000.00"), close: date = date(2027, 3, 20)
+) -> ExistingRenewal:
     return ExistingRenewal(renewal_id_for("006A"), status, amount, close)
 
 

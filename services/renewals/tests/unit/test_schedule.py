@@ -8,8 +8,8 @@ from revops.renewals.domain.schedule import SnapshotSchedule
 FRIDAY_18 = SnapshotSchedule()
 
 
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_winter_friday_18_la_is_02_utc_saturday():

@@ -24,8 +24,16 @@ PERIODS = periods_for(AS_OF, AS_OF - timedelta(days=7))
 
 
 def opp(
-    id_, owner, stage, amount, category=None, nbm=None, qualified=None, closed=None, renewal=False
-):
+    id_: str,
+    owner: str | None,
+    stage: str,
+    amount: int | str | None,
+    category: ForecastCategory | None = None,
+    nbm: datetime | None = None,
+    qualified: datetime | None = None,
+    closed: datetime | None = None,
+    renewal: bool = False,
+) -> OpportunityAsOf:
     return OpportunityAsOf(
         id_,
         owner,
