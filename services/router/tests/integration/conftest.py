@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +18,6 @@ from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 
 # The event builders next to this file (tests are imported with --import-mode=importlib).
-sys.path.insert(0, str(Path(__file__).parent))
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 

@@ -8,10 +8,11 @@ from contextlib import AsyncExitStack
 import httpx
 from asgi_lifespan import LifespanManager
 
-from conftest import ADMIN
 from revops.events.testing import eventually
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
+
+from .conftest import ADMIN
 
 
 class Instances:

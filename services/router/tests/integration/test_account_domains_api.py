@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from router_events import account
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
@@ -22,6 +20,9 @@ from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
+
+from .conftest import router_settings, running_router
+from .router_events import account
 
 pytestmark = pytest.mark.infra
 

@@ -5,9 +5,10 @@ the value just inside each limit is still answered."""
 from __future__ import annotations
 
 import httpx
-from rep_helpers import create_reps, wait_for_rep
 
 from revops.events.service import MAX_OFFSET
+
+from .rep_helpers import create_reps, wait_for_rep
 
 
 def refused(response: httpx.Response, *loc: str) -> None:

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import SecretStr
-from router_events import T0, account, converted, form, opportunity, touch
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,6 +42,15 @@ from revops.router.context import RouterContext
 from revops.router.main import SPEC, build_runtime
 from revops.router.rotations import ALL_QUEUES
 from revops.router.settings import RouterSettings
+
+from .router_events import (
+    T0,
+    account,
+    converted,
+    form,
+    opportunity,
+    touch,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -154,8 +162,8 @@ def person(
         source="hubspot" if system == "hubspot" else "salesforce",
         occurred_at=T0 + timedelta(minutes=at_min),
         payload=PersonChanged(
-            person_type=kind,  # type: ignore[arg-type]
-            change=change,  # type: ignore[arg-type]
+            person_type=kind,
+            change=change,
             email=email,
             status=status,
             source_ref=SourceRef(
@@ -201,7 +209,7 @@ def opportunity_change(
     return opportunity_changed(opp_id, at, change=change, id=f"opportunity-{n}", **fields)
 
 
-BEFORE = [
+BEFORE: list[Event] = [
     account("001A", "Acme", ["acme.com"], T0 - timedelta(days=60), owner="AX"),
     account("001I", "Initech", ["initech.com"], T0 - timedelta(days=60), owner="AY"),
     form("ann@acme.com", T0 - timedelta(days=1)),
@@ -220,7 +228,7 @@ def assert_same(
 
 
 async def test_changes_of_one_person_in_a_batch_end_as_one_at_a_time(settings, database):
-    events = [
+    events: list[Event] = [
         # A HubSpot contact, then a CRM lead with its email: routing sees the contact.
         person(0, kind="contact", system="hubspot", object_id="hs-pre", email="pre@x.com"),
         # A Salesforce lead changing three times: its id attached once, the last status
@@ -279,7 +287,7 @@ async def test_changes_of_one_person_in_a_batch_end_as_one_at_a_time(settings, d
         person(17, object_id="00QNONE", status="Working"),
         person(18, change="merged", email="gone@acme.com", object_id="00QGONE"),
     ]
-    before = [
+    before: list[Event] = [
         *BEFORE,
         # SDR touches on two HubSpot contacts: a lead with the contact's email, created
         # after the contact has it, is SC's by the recent-touch rule.
@@ -300,7 +308,7 @@ async def test_changes_of_one_person_in_a_batch_end_as_one_at_a_time(settings, d
 
 
 async def test_changes_of_one_account_in_a_batch_end_as_one_at_a_time(settings, database):
-    events = [
+    events: list[Event] = [
         account_change(1, "001A", 10, name="Acme Corp"),
         # AX (SDR SA) -> AY (SDR SB): Acme's open leads move to SB, both SDRs told.
         account_change(2, "001A", 20, owner_id="AY"),
@@ -333,7 +341,7 @@ def by_id(rows: list[tuple[Any, ...]], table: Any) -> dict[str, dict[str, Any]]:
 
 
 async def test_an_older_change_arriving_late_is_merged_field_by_field(settings, database):
-    events = [
+    events: list[Event] = [
         account_change(1, "001A", 20, owner_id="AY"),
         # Older: its owner lost to change 1, its name and domains changed by nobody since.
         account_change(2, "001A", 10, owner_id="AX", name="Acme Holdings", domains=["ah.com"]),
@@ -354,13 +362,13 @@ async def test_an_older_change_arriving_late_is_merged_field_by_field(settings, 
 
 
 async def test_changes_of_one_opportunity_in_a_batch_end_as_one_at_a_time(settings, database):
-    before = [
+    before: list[Event] = [
         *BEFORE,
         opportunity("006A", "001A", "AX", T0 - timedelta(days=5)),
         opportunity("006B", "001A", "AX", T0 - timedelta(days=5), closed=True),
         opportunity("006C", "001A", "AX", T0 - timedelta(days=5)),
     ]
-    events = [
+    events: list[Event] = [
         opportunity_change(1, "006A", owner_id="AY"),
         opportunity_change(2, "006A", is_closed=True, is_won=False),
         # Deleted, then created again with fewer fields: the others are back to defaults.

@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from router_events import form
 
-from conftest import ADMIN, router_settings
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router.main import SPEC, build_app
+
+from .conftest import ADMIN, router_settings
+from .router_events import form
 
 pytestmark = pytest.mark.infra
 
@@ -41,8 +42,7 @@ async def client(kafka_settings: KafkaSettings) -> AsyncIterator[httpx.AsyncClie
 
 
 async def breaches_of(client: httpx.AsyncClient, email: str, as_of: datetime) -> list[Any]:
-    params = {"as_of": as_of.isoformat(), "limit": 500}
-    r = await client.get("/sla/breaches", params=params)
+    r = await client.get("/sla/breaches", params={"as_of": as_of.isoformat(), "limit": 500})
     assert r.status_code == 200, r.text
     return [(b["kind"], b["took_s"], b["open"]) for b in r.json()["items"] if b["email"] == email]
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from router_events import form
 
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish
+
+from .router_events import form
 
 pytestmark = pytest.mark.infra
 

@@ -15,13 +15,9 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
-from rep_helpers import create_reps
-from router_events import T0, account, form, touch
-from router_instances import Instances
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from conftest import router_settings
 from revops.events import topics
 from revops.events.catalogue import Envelope
 from revops.events.producer import EventProducer
@@ -34,10 +30,15 @@ from revops.router.leads import NewPerson
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
+from .conftest import router_settings
+from .rep_helpers import create_reps
+from .router_events import T0, account, form, touch
+from .router_instances import Instances
+
 pytestmark = pytest.mark.infra
 
 TRIALS = 200
-REPS = [
+REPS: list[dict[str, Any]] = [
     {"id": "S1", "role": "SDR", "region": "AMER", "certified": True},
     {"id": "S2", "role": "SDR", "region": "AMER", "certified": True},
     # Not in the rotation (uncertified), so only the account's task can give it a lead.
@@ -225,6 +226,7 @@ async def test_a_lead_waits_for_a_partition_that_moves_and_not_past_the_bound_fo
     try:
         async with engine.begin() as conn:
             now = await conn.scalar(sa.select(sa.func.clock_timestamp()))
+            assert now is not None
             await conn.execute(
                 sa.insert(m.applied_offsets),
                 [

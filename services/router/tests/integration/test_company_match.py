@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from rep_helpers import create_reps
-from router_events import T0, account
 
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish
+
+from .rep_helpers import create_reps
+from .router_events import T0, account
 
 pytestmark = pytest.mark.infra
 

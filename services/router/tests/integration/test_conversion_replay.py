@@ -8,19 +8,26 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from rep_helpers import create_reps
-from router_events import T0, account, converted, form, routing_events
-from router_instances import Instances
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import router_settings
 from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
+
+from .conftest import router_settings
+from .rep_helpers import create_reps
+from .router_events import (
+    T0,
+    account,
+    converted,
+    form,
+    routing_events,
+)
+from .router_instances import Instances
 
 pytestmark = pytest.mark.infra
 

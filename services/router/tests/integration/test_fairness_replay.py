@@ -5,22 +5,24 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from rep_helpers import create_reps
-from router_events import T0, form, routing_events
-from router_instances import Instances
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import router_settings
 from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
+
+from .conftest import router_settings
+from .rep_helpers import create_reps
+from .router_events import T0, form, routing_events
+from .router_instances import Instances
 
 pytestmark = pytest.mark.infra
 
@@ -34,7 +36,7 @@ REPS = [
 ]
 
 
-async def assignments(settings: RouterSettings) -> dict[str, tuple]:
+async def assignments(settings: RouterSettings) -> dict[str, tuple[Any, ...]]:
     engine = create_async_engine(settings.resolved_database_url())
     async with engine.connect() as conn:
         rows = await conn.execute(

@@ -13,10 +13,11 @@ import asyncpg
 import httpx
 import pytest
 
-from conftest import ADMIN, router_settings
 from revops.events.settings import KafkaSettings
 from revops.events.testing import fresh_schema, running_app
 from revops.router.main import SPEC, build_app
+
+from .conftest import ADMIN, router_settings
 
 pytestmark = pytest.mark.infra
 

@@ -5,22 +5,24 @@ conversion came from HubSpot); each time the rep's user in that CRM."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from fake_crm import running_fake_crm
-from rep_helpers import create_reps
-from router_events import T0, account, converted
 from sqlalchemy import select
-from test_writeback import router_app, sf_lead
 
 from revops.events.catalogue import LeadConverted, LeadConvertedEvent, SourceRef, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish
 from revops.router import models as m
 
+from .fake_crm import running_fake_crm
+from .rep_helpers import create_reps
+from .router_events import T0, account, converted
+from .test_writeback import router_app, sf_lead
+
 pytestmark = pytest.mark.infra
 
-REPS = [
+REPS: list[dict[str, Any]] = [
     {
         "id": "S1",
         "role": "SDR",

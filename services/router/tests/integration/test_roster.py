@@ -9,12 +9,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from rep_helpers import create_reps, wait_for_rep
-from router_events import T0
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from conftest import router_settings, running_router
 from revops.events import topics
 from revops.events.catalogue import RepChanged, RepChangedEvent, make_event
 from revops.events.codec import decode_event
@@ -22,6 +19,10 @@ from revops.events.settings import KafkaSettings
 from revops.events.testing import publish, read_records
 from revops.router import models as m
 from revops.router.roster import REPS_CACHE, apply_rep_changes
+
+from .conftest import router_settings, running_router
+from .rep_helpers import create_reps, wait_for_rep
+from .router_events import T0
 
 pytestmark = pytest.mark.infra
 

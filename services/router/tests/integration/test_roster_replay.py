@@ -8,12 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rep_helpers import create_reps, patch_rep
-from router_events import T0, form, routing_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
@@ -21,12 +18,18 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
+from .conftest import router_settings, running_router
+from .rep_helpers import create_reps, patch_rep
+from .router_events import T0, form, routing_events
+
 pytestmark = pytest.mark.infra
 
 LEADS = 12
 
 
-async def stored(settings: RouterSettings) -> tuple[list[dict[str, Any]], dict[str, tuple]]:
+async def stored(
+    settings: RouterSettings,
+) -> tuple[list[dict[str, Any]], dict[str, tuple[Any, ...]]]:
     """Every rep (all columns but the position, in position order) and every lead's owner."""
     engine = create_async_engine(settings.resolved_database_url())
     async with engine.connect() as conn:

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
-from rep_helpers import create_reps, wait_for_rep
-from router_events import (
+
+from revops.events import topics
+from revops.events.catalogue import (
+    Event,
+    NotificationRequestedEvent,
+    PersonChanged,
+    PersonChangedEvent,
+    SignupCreated,
+    SignupCreatedEvent,
+    SourceRef,
+    make_event,
+)
+from revops.events.settings import KafkaSettings
+from revops.events.testing import eventually, publish, read_events
+
+from .rep_helpers import create_reps, wait_for_rep
+from .router_events import (
     T0,
     account,
     converted,
@@ -18,18 +34,6 @@ from router_events import (
     sf,
     touch,
 )
-
-from revops.events import topics
-from revops.events.catalogue import (
-    PersonChanged,
-    PersonChangedEvent,
-    SignupCreated,
-    SignupCreatedEvent,
-    SourceRef,
-    make_event,
-)
-from revops.events.settings import KafkaSettings
-from revops.events.testing import eventually, publish, read_events
 
 pytestmark = pytest.mark.infra
 
@@ -56,12 +60,13 @@ REPS = [
 ]
 
 
-async def lead_of(client: httpx.AsyncClient, email: str) -> dict:
-    async def check() -> dict:
+async def lead_of(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any]:
         r = await client.get("/leads", params={"email": email})
         assert r.status_code == 200, r.text
         assert len(r.json()["items"]) == 1, r.json()["items"]
-        return r.json()["items"][0]
+        lead: dict[str, Any] = r.json()["items"][0]
+        return lead
 
     return await eventually(check)
 
@@ -282,14 +287,14 @@ async def test_transfer_moves_leads_notifies_and_credits(
     transfers = [
         e
         for e in await _all_routing(kafka_settings)
-        if getattr(e.payload, "kind", None) == "account_transfer"
+        if isinstance(e, NotificationRequestedEvent) and e.payload.kind == "account_transfer"
     ]
     assert len(transfers) == 1
     assert transfers[0].payload.recipients == ["005A", "005B"]
     assert transfers[0].payload.subject_id == "001MOVE"
 
 
-async def _all_routing(kafka_settings: KafkaSettings) -> list:
+async def _all_routing(kafka_settings: KafkaSettings) -> list[Event]:
     async def enough():
         events = await routing_events(kafka_settings)
         assert any(getattr(e.payload, "kind", None) == "account_transfer" for e in events)

@@ -10,12 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rep_helpers import create_reps
-from router_events import T0
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
@@ -27,6 +24,10 @@ from revops.events.testing import (
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
+
+from .conftest import router_settings, running_router
+from .rep_helpers import create_reps
+from .router_events import T0
 
 pytestmark = pytest.mark.infra
 
@@ -70,7 +71,7 @@ def lead_form(email: str, at: datetime, **fields: Any) -> FormSubmittedEvent:
 async def routed(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
     async def found() -> dict[str, Any]:
         r = await client.get("/leads", params={"limit": 500})
-        leads = {lead["email"]: lead for lead in r.json()["items"]}
+        leads: dict[str, dict[str, Any]] = {lead["email"]: lead for lead in r.json()["items"]}
         assert email in leads
         return leads[email]
 

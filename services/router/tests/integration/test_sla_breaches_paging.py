@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from router_events import form
 
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, publish
+
+from .router_events import form
 
 pytestmark = pytest.mark.infra
 

@@ -14,14 +14,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fake_crm import TOKEN, FakeCrm, running_fake_crm
 from prometheus_client import REGISTRY
-from rep_helpers import create_reps
-from router_events import T0, account, touch
 from sqlalchemy import select
-from test_writeback import sf_lead
 
-from conftest import ADMIN, router_settings
 from revops.events import admin
 from revops.events.service import ServiceRuntime
 from revops.events.settings import KafkaSettings
@@ -35,6 +30,12 @@ from revops.router import models as m
 from revops.router.escalation import escalate_overdue_leads
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
+
+from .conftest import ADMIN, router_settings
+from .fake_crm import TOKEN, FakeCrm, running_fake_crm
+from .rep_helpers import create_reps
+from .router_events import T0, account, touch
+from .test_writeback import sf_lead
 
 pytestmark = pytest.mark.infra
 
@@ -74,7 +75,7 @@ async def router(
 async def look(runtime: ServiceRuntime, now: datetime) -> list[tuple[str, str, str]]:
     """The SLA look as of ``now``: (lead, from, to) of each escalation made."""
     async with runtime.database.transaction() as session:
-        made = await escalate_overdue_leads(session, runtime.context, now)  # type: ignore[arg-type]
+        made = await escalate_overdue_leads(session, runtime.context, now)
     runtime.relay.wake()
     return [(e.lead_id, e.from_rep_id, e.to_rep_id) for e in made]
 

@@ -11,14 +11,15 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from rep_helpers import create_reps, patch_rep
-from router_events import T0, converted, form, routing_events
 
-from conftest import ADMIN, router_settings
 from revops.events.catalogue import Event, LeadRoutedEvent, NotificationRequestedEvent
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish, running_app
 from revops.router.main import SPEC, build_app
+
+from .conftest import ADMIN, router_settings
+from .rep_helpers import create_reps, patch_rep
+from .router_events import T0, converted, form, routing_events
 
 pytestmark = pytest.mark.infra
 

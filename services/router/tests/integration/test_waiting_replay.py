@@ -7,13 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from rep_helpers import create_reps
-from router_events import T0, form, routing_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_roster_replay import running_router, wait_for_leads
 
-from conftest import router_settings
 from revops.events import admin
 from revops.events.catalogue import LeadRoutedEvent
 from revops.events.settings import KafkaSettings
@@ -21,6 +17,11 @@ from revops.events.testing import eventually, fresh_schema, publish
 from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
+
+from .conftest import router_settings, running_router
+from .rep_helpers import create_reps
+from .router_events import T0, form, routing_events
+from .test_roster_replay import wait_for_leads
 
 pytestmark = pytest.mark.infra
 

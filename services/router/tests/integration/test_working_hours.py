@@ -13,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from rep_helpers import create_reps
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import ADMIN, router_settings
 from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
@@ -26,6 +24,9 @@ from revops.router import models as m
 from revops.router.domain.working_hours import WEEKDAYS
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
+
+from .conftest import ADMIN, router_settings
+from .rep_helpers import create_reps
 
 pytestmark = pytest.mark.infra
 

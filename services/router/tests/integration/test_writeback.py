@@ -12,14 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_crm import TOKEN, FakeCrm, running_fake_crm
 from fastapi import FastAPI
 from pydantic import SecretStr
-from rep_helpers import create_reps, patch_rep
-from router_events import T0, form, sf
 from sqlalchemy import Row, select
 
-from conftest import ADMIN, router_settings
 from revops.events.catalogue import PersonChanged, PersonChangedEvent, make_event
 from revops.events.outbox import OutboxMessage, RetryLater, Undeliverable, add_message
 from revops.events.service import ServiceRuntime
@@ -34,6 +30,11 @@ from revops.router.writeback import (
     CrmWriteback,
     WritebackError,
 )
+
+from .conftest import ADMIN, router_settings
+from .fake_crm import TOKEN, FakeCrm, running_fake_crm
+from .rep_helpers import create_reps, patch_rep
+from .router_events import T0, form, sf
 
 pytestmark = pytest.mark.infra
 

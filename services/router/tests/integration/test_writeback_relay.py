@@ -15,12 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fake_crm import TOKEN, FakeCrm, running_fake_crm
-from rep_helpers import create_reps
-from router_events import T0, form, routing_events
 from sqlalchemy import Row, select
 
-from conftest import router_settings, running_router
 from revops.events.catalogue import LeadRoutedEvent
 from revops.events.db import Database
 from revops.events.outbox import OutboxRelay, add_message
@@ -32,6 +28,11 @@ from revops.router.context import HUBSPOT_OWNER
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 from revops.router.writeback import CrmIds, CrmWriteback
+
+from .conftest import router_settings, running_router
+from .fake_crm import TOKEN, FakeCrm, running_fake_crm
+from .rep_helpers import create_reps
+from .router_events import T0, form, routing_events
 
 pytestmark = pytest.mark.infra
 

@@ -1,6 +1,7 @@
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from revops.router.domain.assignment import assign_ae
+from revops.router.domain.assignment import AeAssignment, assign_ae
 from revops.router.domain.reps import Rep
 from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import (
@@ -24,15 +25,20 @@ ACC = Account("001", "Initech", "EMEA")
 START = RotationState()
 
 
-def ae_queue(state=START):
+def ae_queue(state: RotationState = START) -> QueueSnapshot:
     return QueueSnapshot("ae-EMEA", members_of([AE_UNCERT, AE_RR1, AE_CLOSER], "AE"), state)
 
 
-def closed(days, owner="005C", oid="006"):
+def closed(days: int, owner: str = "005C", oid: str = "006") -> Opportunity:
     return Opportunity(oid, "001", owner, True, None, (T0 - timedelta(days=days)).date())
 
 
-def assign(touches=(), opps=(), queue=None, reps=REPS):
+def assign(
+    touches: Sequence[Touch] = (),
+    opps: Sequence[Opportunity] = (),
+    queue: QueueSnapshot | None = None,
+    reps: Mapping[str, Rep] = REPS,
+) -> AeAssignment:
     return assign_ae(ACC, T0, reps, list(touches), list(opps), queue or ae_queue(), POLICY)
 
 
@@ -81,8 +87,10 @@ def test_open_or_other_account_opportunities_do_not_count():
 def test_round_robin_over_certified_aes_only():
     a = assign(queue=ae_queue())
     assert (a.rule, a.ae_id, a.queue) == ("round_robin", "005R", "ae-EMEA")
+    assert a.turn is not None
     b = assign(queue=ae_queue(a.turn.after))
     assert b.ae_id == "005C"
+    assert b.turn is not None
     c = assign(queue=ae_queue(b.turn.after))
     assert c.ae_id == "005R"  # the uncertified AE keeps a place but never takes it
 

@@ -19,8 +19,10 @@ OFFICE = WorkingHours("Europe/Berlin", (Shift(WEEKDAYS, 9 * 60, 17 * 60),))
 MINUTE, SECOND, HOUR = timedelta(minutes=1), timedelta(seconds=1), timedelta(hours=1)
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)
+def berlin(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=BERLIN)
 
 
 def test_friday_evening_to_monday_counts_only_the_open_minutes():

@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from revops.router.domain.escalation import OwnedLead, escalation_of, escalation_reason
+from revops.router.domain.escalation import (
+    Escalation,
+    OwnedLead,
+    escalation_of,
+    escalation_reason,
+)
 from revops.router.domain.reps import Rep
 from revops.router.domain.rotation import RotationState
 from revops.router.domain.rules import QueueSnapshot, members_of
@@ -42,18 +47,30 @@ def queue(
     return QueueSnapshot(QUEUE, members, RotationState(7, 0, after), caps or {})
 
 
-def lead(owner: str = "A", lost: tuple[str, ...] = (), **kw: object) -> OwnedLead:
-    return OwnedLead("L1", owner, QUEUE, kw.pop("since", ARRIVED), escalated_from=lost, **kw)  # type: ignore[arg-type]
+def lead(
+    owner: str = "A",
+    lost: tuple[str, ...] = (),
+    since: datetime = ARRIVED,
+    first_touch_at: datetime | None = None,
+) -> OwnedLead:
+    return OwnedLead("L1", owner, QUEUE, since, first_touch_at, escalated_from=lost)
 
 
 RULE = EscalationRule(QUEUE, reassign=2, manager_id="M")
 
 
-def decide(owned: OwnedLead, now: datetime, rule: EscalationRule | None = RULE, **kw: object):  # type: ignore[no-untyped-def]
-    known = kw.pop("known", reps())
-    snapshot = kw.pop("snapshot", queue(known))  # type: ignore[arg-type]
-    calendar = kw.pop("calendar", None)
-    return escalation_of(owned, rule, snapshot, known, calendar, TARGET, now)  # type: ignore[arg-type]
+def decide(
+    owned: OwnedLead,
+    now: datetime,
+    rule: EscalationRule | None = RULE,
+    *,
+    known: dict[str, Rep] | None = None,
+    snapshot: QueueSnapshot | None = None,
+    calendar: WorkingHours | None = None,
+) -> Escalation | None:
+    known = reps() if known is None else known
+    snapshot = queue(known) if snapshot is None else snapshot
+    return escalation_of(owned, rule, snapshot, known, calendar, TARGET, now)
 
 
 def test_exactly_at_the_due_instant_is_in_time_and_a_second_later_is_not() -> None:

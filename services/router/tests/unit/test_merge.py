@@ -1,12 +1,17 @@
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from revops.router.domain.merge import merge_fields, stamp, stamps_of
+from revops.router.domain.merge import Stamp, merge_fields, stamp, stamps_of
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
-def apply(changes):
-    record, stamps = {}, {}
+Change = tuple[datetime, str, dict[str, Any]]
+
+
+def apply(changes: list[Change]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    stamps: dict[str, Stamp] = {}
     for at, event_id, change in changes:
         merge_fields(record, stamps, change, stamp(at, event_id))
     return record
@@ -38,14 +43,16 @@ def test_the_same_instant_is_decided_by_the_event_id():
 
 
 def test_a_change_applied_twice_is_taken_once():
-    record, stamps = {}, {}
+    record: dict[str, Any] = {}
+    stamps: dict[str, Stamp] = {}
     change = {"owner_id": "005A"}
     assert merge_fields(record, stamps, change, stamp(T0, "e1")) == {"owner_id"}
     assert merge_fields(record, stamps, change, stamp(T0, "e1")) == set()
 
 
 def test_stamps_survive_their_json_form():
-    record, stamps = {}, {}
+    record: dict[str, Any] = {}
+    stamps: dict[str, Stamp] = {}
     merge_fields(record, stamps, {"name": "Acme"}, stamp(T0, "e1"))
     stored = {k: list(v) for k, v in stamps.items()}
     assert stamps_of(stored) == stamps

@@ -39,10 +39,10 @@ def test_the_old_token_names_are_not_read(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("SALESFORCE_TOKEN", "old-salesforce")
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
     monkeypatch.delenv("SALESFORCE_ACCESS_TOKEN", raising=False)
-    settings = RouterSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = RouterSettings(_env_file=None)
     assert settings.hubspot_access_token is None
     assert settings.salesforce_access_token is None
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "new-hubspot")
-    settings = RouterSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = RouterSettings(_env_file=None)
     assert settings.hubspot_access_token is not None
     assert settings.hubspot_access_token.get_secret_value() == "new-hubspot"

@@ -3,6 +3,7 @@ remove, pause, resume, weight, daily cap)."""
 
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,7 @@ operations = st.lists(
 ROSTER = [Member("R0", place=0), Member("R1", place=1), Member("R2", place=2)]
 
 
-def change(roster: list[Member], op: tuple, next_place: int) -> list[Member]:
+def change(roster: list[Member], op: tuple[Any, ...], next_place: int) -> list[Member]:
     if op[0] == "add":
         return [*roster, Member(f"R{next_place}", weight=op[1], place=next_place)]
     if not roster:
@@ -44,17 +45,18 @@ def change(roster: list[Member], op: tuple, next_place: int) -> list[Member]:
     return [*roster[:i], replace(roster[i], **edits), *roster[i + 1 :]]
 
 
-def eligible(roster: list[Member], today: Counter) -> frozenset[str]:
+def eligible(roster: list[Member], today: Counter[str]) -> frozenset[str]:
     return frozenset(m.rep_id for m in roster if m.may_take(today[m.rep_id]))
 
 
-Period = tuple[list[Member], Counter, list[str]]
+Period = tuple[list[Member], Counter[str], list[str]]
 
 
-def play(ops: list[tuple]) -> list[Period]:
+def play(ops: list[tuple[Any, ...]]) -> list[Period]:
     """The turns of each period: a run of leads in which neither the roster nor anyone's
     eligibility changed. Checks on the way what holds for every single turn."""
-    roster, state, today = list(ROSTER), RotationState(), Counter()
+    roster, state = list(ROSTER), RotationState()
+    today: Counter[str] = Counter()
     periods: list[Period] = []
     started_with: frozenset[str] | None = None
     last: str | None = None

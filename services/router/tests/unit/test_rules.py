@@ -1,4 +1,6 @@
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from revops.router.domain.rules import (
     RoutingContext,
     RoutingPolicy,
     Touch,
+    TouchTarget,
     members_of,
     queue_of_lead,
     route_lead,
@@ -29,23 +32,28 @@ REPS = {r.id: r for r in (SDR_A, SDR_B, SDR_C, AE_X)}
 ACME = Account("001ACME", "Acme", "AMER", owner_id="005X")
 
 
-def queue(state=None, reps=(SDR_A, SDR_B, SDR_C), name="inbound-AMER", today=None):
+def queue(
+    state: RotationState | None = None,
+    reps: Sequence[Rep] = (SDR_A, SDR_B, SDR_C),
+    name: str = "inbound-AMER",
+    today: dict[str, int] | None = None,
+) -> QueueSnapshot:
     return QueueSnapshot(name, members_of(list(reps), "SDR"), state or RotationState(), today or {})
 
 
-def lead(**kw):
-    base = dict(lead_id="00QL", email="jane@acme.com", occurred_at=T0, country="US")
+def lead(**kw: Any) -> Lead:
+    base: dict[str, Any] = dict(lead_id="00QL", email="jane@acme.com", occurred_at=T0, country="US")
     base.update(kw)
     return Lead(**base)
 
 
-def ctx(**kw):
-    base = dict(reps=REPS, account=ACME, queue=queue())
+def ctx(**kw: Any) -> RoutingContext:
+    base: dict[str, Any] = dict(reps=REPS, account=ACME, queue=queue())
     base.update(kw)
     return RoutingContext(**base)
 
 
-def touch(rep="005B", days=0, on="account", hours=0):
+def touch(rep: str = "005B", days: int = 0, on: TouchTarget = "account", hours: int = 0) -> Touch:
     return Touch(rep, T0 - timedelta(days=days, hours=hours), on)
 
 
@@ -108,7 +116,9 @@ def test_recent_touch_window_is_configurable():
 # --- open opportunity -------------------------------------------------------------------
 
 
-def opp(owner="005X", closed=False, oid="006A", created_days=5):
+def opp(
+    owner: str | None = "005X", closed: bool = False, oid: str = "006A", created_days: int = 5
+) -> Opportunity:
     return Opportunity(oid, "001ACME", owner, closed, T0 - timedelta(days=created_days))
 
 

@@ -9,7 +9,7 @@ T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night Europe moves its cloc
 POLICY = RoutingPolicy()
 
 
-def kinds(times, as_of=None):
+def kinds(times: LeadTimes, as_of: datetime | None = None) -> list[tuple[str, bool]]:
     return [(b.kind, b.open) for b in breaches(times, POLICY, as_of or T0 + timedelta(days=3))]
 
 

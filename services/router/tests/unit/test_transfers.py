@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from revops.router.domain.reps import Rep
 from revops.router.domain.rules import RoutingPolicy
-from revops.router.domain.transfers import sao_credit, transfer_account
+from revops.router.domain.transfers import TransferOutcome, sao_credit, transfer_account
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 REPS = {
@@ -17,7 +17,12 @@ REPS = {
 }
 
 
-def move(prev, new, leads=("00Q2", "00Q1"), previous_sdr=None):
+def move(
+    prev: str | None,
+    new: str | None,
+    leads: tuple[str, ...] = ("00Q2", "00Q1"),
+    previous_sdr: str | None = None,
+) -> TransferOutcome:
     return transfer_account("Acme", prev, new, REPS, list(leads), T0, previous_sdr)
 
 

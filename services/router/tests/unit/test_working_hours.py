@@ -24,8 +24,8 @@ def hours(zone: str, *shifts: Shift, holidays: tuple[date, ...] = ()) -> Working
     return WorkingHours(zone, shifts, frozenset(holidays))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 NINE_TO_FIVE_BERLIN = hours("Europe/Berlin", Shift(WEEKDAYS, 9 * 60, 17 * 60))
