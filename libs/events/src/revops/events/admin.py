@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -88,6 +90,57 @@ async def ensure_topics(
             ]
         )
         return created
+    finally:
+        await admin.close()
+
+
+def partition_counts(specs: Sequence[TopicSpec], prefix: str = "") -> dict[str, int]:
+    """The partitions of each topic ``ensure_topics`` makes for ``specs``, dead-letter
+    topics included: topic name -> partition count."""
+    return {t.name: t.num_partitions for t in _new_topics(specs, prefix)}
+
+
+def partitions_without_leader(
+    described: Sequence[Mapping[str, Any]], expected: Mapping[str, int]
+) -> list[str]:
+    """What Kafka's metadata (``describe_topics``) does not yet lead of the ``expected``
+    topics (name -> partition count): ``topic[partition]`` for a partition without a
+    leader or not listed yet, the bare name for a topic the metadata lacks or answers
+    with an error. Empty: every partition has a leader."""
+    by_name = {d["topic"]: d for d in described}
+    waiting: list[str] = []
+    for name, count in expected.items():
+        topic = by_name.get(name)
+        if topic is None or topic.get("error_code") != 0:
+            waiting.append(name)
+            continue
+        led = {
+            p["partition"]
+            for p in topic["partitions"]
+            if p.get("error_code") == 0 and p.get("leader", -1) >= 0
+        }
+        waiting.extend(f"{name}[{n}]" for n in range(count) if n not in led)
+    return waiting
+
+
+async def wait_for_leaders(
+    bootstrap: str, expected: Mapping[str, int], timeout_s: float = 60.0
+) -> None:
+    """Return once every partition of the ``expected`` topics (name -> partition count)
+    has a leader; TimeoutError naming the ones without after ``timeout_s``. Kafka answers
+    a topic's creation before it has elected the partitions' leaders, and a producer or
+    reader that comes first fails, or waits out its own timeout, on a busy machine."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while waiting := partitions_without_leader(
+            await admin.describe_topics(list(expected)), expected
+        ):
+            if time.monotonic() >= deadline:
+                shown = ", ".join(waiting[:10]) + (" ..." if len(waiting) > 10 else "")
+                raise TimeoutError(f"no leader after {timeout_s:g} s for {shown}")
+            await asyncio.sleep(0.05)  # the poll's pace, bounded by the deadline above
     finally:
         await admin.close()
 

@@ -134,7 +134,12 @@ def require_infrastructure(settings: KafkaSettings | None = None) -> None:
 
 
 async def create_topics(settings: KafkaSettings) -> None:
-    await admin.ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, ALL_TOPICS)
+    """Every topic of the prefix, each partition with a leader once this returns: a test
+    that produced or read at once would otherwise meet a partition Kafka has not yet
+    given one (a flaky failure on a busy machine)."""
+    bootstrap, prefix = settings.kafka_bootstrap_servers, settings.topic_prefix
+    await admin.ensure_topics(bootstrap, prefix, ALL_TOPICS)
+    await admin.wait_for_leaders(bootstrap, admin.partition_counts(ALL_TOPICS, prefix))
 
 
 async def delete_topics(settings: KafkaSettings) -> None:
