@@ -15,14 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_crm import TOKEN, FakeCrm, running_fake_crm
-from rep_helpers import create_reps
-from router_events import T0, account, converted, routing_events, sf
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_conversion_replay import snapshot
 
-from conftest import router_settings, running_router
 from revops.events import admin
 from revops.events.catalogue import (
     NotificationRequestedEvent,
@@ -36,13 +31,19 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
+from .conftest import router_settings, running_router
+from .fake_crm import TOKEN, FakeCrm, running_fake_crm
+from .rep_helpers import create_reps
+from .router_events import T0, account, converted, routing_events, sf
+from .test_conversion_replay import snapshot
+
 pytestmark = pytest.mark.infra
 
 ARRIVED = T0 + timedelta(days=60)
 SDR = {"role": "SDR", "region": "AMER", "certified": True}
 AE = {"role": "AE", "region": "AMER", "certified": True}
 # Rotation order: the order of creation (D is outbound: a place in the rotation, no turns).
-REPS = [
+REPS: list[dict[str, Any]] = [
     {"id": "A", **SDR},
     {"id": "B", **SDR},
     {"id": "C", **SDR},
