@@ -152,13 +152,12 @@ def pager(
     ``key``); its links keep the page's other parameters, the other tables' pages too."""
 
     def at(start: int) -> str:
-        return "?" + urlencode({**params, key: start} if start else _without(params, key))
+        query: dict[str, str | int] = {k: v for k, v in params.items() if k != key}
+        if start:  # the first page goes without its parameter
+            query[key] = start
+        return "?" + urlencode(query)
 
     previous = at(max(min(offset, total) - limit, 0)) if offset > 0 else None
     following = at(offset + limit) if offset + shown < total else None
     first = offset + 1 if shown else 0
     return Pager(first, offset + shown, total, previous, following)
-
-
-def _without(params: Mapping[str, str], key: str) -> dict[str, str]:
-    return {k: v for k, v in params.items() if k != key}
