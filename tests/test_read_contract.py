@@ -1,20 +1,15 @@
 """The read contract (docs/API.md) over every service's OpenAPI document: typed answers,
 one list envelope with a total, money as strings, a description on every field, a
-documented 400 for every JSON body. What does not follow it yet is named in
-read_contract_exceptions.json: a new route or field must follow it, and one fixed must
-leave that list (so the list only shrinks)."""
+documented 400 for every JSON body. Every route and field follows it: none is excepted."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
-EXCEPTIONS = Path(__file__).with_name("read_contract_exceptions.json")
 OPERATIONS = {"/metrics"}  # Prometheus' text format, not JSON
 MONEY_WORDS = ("amount", "iacv")  # a "credit" is a share, not money
 Document = dict[str, Any]
@@ -108,11 +103,8 @@ def violations() -> set[str]:
     return found
 
 
-def test_every_service_follows_the_read_contract_but_for_the_known_exceptions() -> None:
-    known = set(json.loads(EXCEPTIONS.read_text()))
-    found = violations()
-    assert sorted(found - known) == [], "new routes or fields that break the read contract"
-    assert sorted(known - found) == [], "fixed: remove them from read_contract_exceptions.json"
+def test_every_service_follows_the_read_contract() -> None:
+    assert sorted(violations()) == [], "routes or fields that break the read contract"
 
 
 def test_the_checks_see_what_they_look_for() -> None:

@@ -77,6 +77,11 @@ def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sy
                 timeout_s=60,
                 what=f"renewals applied {deal}",
             )
+        poll(
+            lambda: _sized(system, len(system.open_deals)),
+            timeout_s=60,
+            what="renewals applied the open deals' account sizes",
+        )
         # The attribution page charts the open deals: attribution applies them on its own
         # time, so the pages are looked at once it has.
         poll(
@@ -93,6 +98,11 @@ def system(infra: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sy
 def _attributed(system: System, deals: int) -> None:
     report = system.api("attribution", "/reports/pipeline-by-source")
     assert report["opportunities"] >= deals, report
+
+
+def _sized(system: System, accounts: int) -> None:
+    listed = system.api("renewals", "/accounts")
+    assert listed["total"] >= accounts, listed
 
 
 def _at_proposal(system: System, deal: str) -> None:

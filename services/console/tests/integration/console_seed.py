@@ -1,6 +1,7 @@
 """What the console's tests show: the demo's story (reps, three leads, a won opportunity
 and its renewal), plus open opportunities in three forecast categories that change
-during the last weeks, and a forecast snapshot at the end of each of those weeks."""
+during the last weeks, their accounts with a size (so a tier), and a forecast snapshot
+at the end of each of those weeks."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ OPEN_DEALS = [
     ("C", 30_000, "Pipeline", "Pipeline", 45_000),
     ("D", 120_000, "Commit", "Commit", 120_000),
 ]
+# Each open deal's account: the seats it pays for (its iACV is a hundred per seat).
+ACCOUNT_USERS = {"A": 40, "B": 250, "C": 900, "D": 5_000}
 
 
 def run_demo(urls: dict[str, str]) -> str:
@@ -51,6 +54,16 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def _send_salesforce(ingest: str, records: list[tuple[str, str, dict[str, str]]]) -> None:
+    response = httpx.post(
+        f"{ingest}/webhooks/salesforce/outbound",
+        content=outbound_message(ORG_ID, records),
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
 def send_open_deals(ingest: str, now: datetime) -> list[str]:
     run = uuid.uuid4().hex[:6]
     ids = []
@@ -58,43 +71,40 @@ def send_open_deals(ingest: str, now: datetime) -> list[str]:
         opportunity = f"006OPEN{suffix}{run}"
         ids.append(opportunity)
         created = now - timedelta(weeks=SNAPSHOT_WEEKS, days=1)
+        users = ACCOUNT_USERS[suffix]
+        account = {
+            "Id": f"001OPEN{suffix}{run}",
+            "Name": f"Account {suffix}",
+            "OwnerId": "005AE00ALEX",
+            "Users__c": str(users),
+            "Plan__c": "Premium",
+            "iACV__c": str(users * 100),
+            "CreatedDate": _stamp(created),
+            "LastModifiedDate": _stamp(created),
+        }
+        _send_salesforce(ingest, [(f"04l{run}{suffix}AC", "Account", account)])
         changed = now - timedelta(days=3)
         versions = [
             (created, "2 - Qualified", category, amount),
             (changed, "3 - Proposal", later_category, later_amount),
         ]
         for step, (at, stage, forecast, value) in enumerate(versions):
-            body = outbound_message(
-                ORG_ID,
-                [
-                    (
-                        f"04l{run}{suffix}{step:02d}",
-                        "Opportunity",
-                        {
-                            "Id": opportunity,
-                            "AccountId": f"001OPEN{suffix}{run}",
-                            "Name": f"Deal {suffix}",
-                            "StageName": stage,
-                            "Amount": str(value),
-                            "CloseDate": (now + timedelta(days=45)).date().isoformat(),
-                            "OwnerId": "005AE00ALEX",
-                            "Type": "New Business",
-                            "ForecastCategory": forecast,
-                            "IsClosed": "false",
-                            "IsWon": "false",
-                            "CreatedDate": _stamp(created),
-                            "LastModifiedDate": _stamp(at),
-                        },
-                    )
-                ],
-            )
-            response = httpx.post(
-                f"{ingest}/webhooks/salesforce/outbound",
-                content=body,
-                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
-                timeout=10,
-            )
-            assert response.status_code == 200, response.text
+            fields = {
+                "Id": opportunity,
+                "AccountId": account["Id"],
+                "Name": f"Deal {suffix}",
+                "StageName": stage,
+                "Amount": str(value),
+                "CloseDate": (now + timedelta(days=45)).date().isoformat(),
+                "OwnerId": "005AE00ALEX",
+                "Type": "New Business",
+                "ForecastCategory": forecast,
+                "IsClosed": "false",
+                "IsWon": "false",
+                "CreatedDate": _stamp(created),
+                "LastModifiedDate": _stamp(at),
+            }
+            _send_salesforce(ingest, [(f"04l{run}{suffix}{step:02d}", "Opportunity", fields)])
     return ids
 
 

@@ -163,3 +163,33 @@ def test_a_read_only_session_sees_the_roster_without_buttons(
     assert page.locator("#add-rep").count() == 0
     assert problems.found == []
     context.close()
+
+
+def test_the_lists_render_as_tables_with_rows_and_their_totals(
+    admin_page: tuple[Page, Problems], system: System
+) -> None:
+    page, problems = admin_page
+    page.goto(f"{system.console}/renewals")
+    opportunities = system.api("renewals", "/opportunities")
+    accounts = system.api("renewals", "/accounts")
+    for rows, listed in (
+        ("#opportunities tr[data-opportunity]", opportunities),
+        ("#accounts tr[data-account]", accounts),
+    ):
+        assert page.locator(rows).count() == min(listed["total"], 25) >= 4, rows
+    pager = page.locator('nav.pager[aria-label="opportunities-list pages"]')
+    assert pager.get_attribute("data-total") == str(opportunities["total"])
+    # Choosing a forecast category in the page narrows the table to it.
+    page.select_option('select[name="category"]', "Commit")
+    page.locator('#opportunities-list + form button[type="submit"]').click()
+    page.wait_for_url(re.compile(r".*category=Commit.*"))
+    commit = system.api("renewals", "/opportunities", forecast_category="Commit")
+    shown = page.locator("#opportunities tr[data-opportunity]")
+    assert shown.count() == commit["total"] >= 2
+    assert set(shown.locator("td:nth-child(6)").all_inner_texts()) == {"Commit"}
+    page.goto(f"{system.console}/attribution")
+    campaigns = system.api("attribution", "/campaigns")
+    rows = page.locator("#campaign-list tr[data-campaign]")
+    assert rows.count() == min(campaigns["total"], 25) >= 2
+    assert rows.first.get_attribute("data-campaign") == campaigns["items"][0]["campaign_id"]
+    assert problems.found == []

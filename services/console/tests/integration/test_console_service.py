@@ -217,6 +217,49 @@ def test_renewals_shows_pipeline_now_and_then_and_the_weekly_trend(system: Syste
     assert "End of" in pipeline
 
 
+def _rows(html: str, table: str, key: str) -> list[str]:
+    body = html.split(f'id="{table}"')[1].split("</table>")[0]
+    return re.findall(rf'data-{key}="([^"]+)"', body)
+
+
+def test_renewals_lists_opportunities_by_category_and_pages_them(system: System) -> None:
+    client = signed_in(system, "dev-read-token")
+    commit = system.api("renewals", "/opportunities", forecast_category="Commit")
+    page = client.get("/renewals", params={"category": "Commit"}).text
+    assert _rows(page, "opportunities", "opportunity") == [o["id"] for o in commit["items"]]
+    assert f"1\u2013{commit['total']} of {commit['total']}" in unescape(page)
+    everything = system.api("renewals", "/opportunities")
+    assert everything["total"] > 2
+    second = client.get("/renewals", params={"opportunities_from": 2}).text
+    ids = [o["id"] for o in everything["items"][2:25]]
+    assert _rows(second, "opportunities", "opportunity") == ids
+    assert f"3\u2013{2 + len(ids)} of {everything['total']}" in unescape(second)
+    assert 'href="?#opportunities-list" rel="prev"' in second  # back to the first page
+
+
+def test_renewals_lists_the_accounts_with_their_tier(system: System) -> None:
+    client = signed_in(system, "dev-read-token")
+    accounts = system.api("renewals", "/accounts")
+    page = client.get("/renewals").text
+    assert _rows(page, "accounts", "account") == [a["id"] for a in accounts["items"]]
+    tier = next(a["tier"] for a in accounts["items"] if a["tier"])
+    narrowed = system.api("renewals", "/accounts", tier=tier)
+    page = client.get("/renewals", params={"tier": tier}).text
+    assert _rows(page, "accounts", "account") == [a["id"] for a in narrowed["items"]]
+
+
+def test_attribution_lists_the_campaigns_with_their_responses(system: System) -> None:
+    client = signed_in(system, "dev-read-token")
+    campaigns = system.api("attribution", "/campaigns")
+    page = client.get("/attribution").text
+    assert _rows(page, "campaign-list", "campaign") == [
+        c["campaign_id"] for c in campaigns["items"]
+    ]
+    row = text_of(page.split('data-campaign="ebook_q2">')[1].split("</tr>")[0])
+    ebook = next(c for c in campaigns["items"] if c["campaign_id"] == "ebook_q2")
+    assert row.split()[:2] == ["ebook_q2", str(ebook["members"])]
+
+
 def test_health_shows_every_service_ready_with_its_lag(system: System) -> None:
     client = signed_in(system, "dev-read-token")
     page = client.get("/health").text
@@ -239,6 +282,10 @@ BAD_QUERIES = [
     ("/renewals", {"as_of": "yesterday"}, "as_of: must be a date"),
     ("/renewals", {"weeks": "53"}, "weeks: Input should be less than or equal to 52"),
     ("/renewals", {"due_within_days": "-1"}, "due_within_days:"),
+    ("/renewals", {"category": "Maybe"}, "category: must be one of"),
+    ("/renewals", {"tier": "gold"}, "tier: must be one of"),
+    ("/renewals", {"opportunities_from": "-1"}, "opportunities_from:"),
+    ("/attribution", {"campaigns_from": "x"}, "campaigns_from: must be a whole number"),
 ]
 
 

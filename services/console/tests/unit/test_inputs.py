@@ -10,6 +10,7 @@ from revops.console.inputs import (
     AttributionQuery,
     InputRefused,
     NewRep,
+    RenewalsQuery,
     RepChange,
     RoutingQuery,
     parse,
@@ -34,6 +35,10 @@ def test_an_empty_box_is_not_given():
         (NewRep, {"id": "a/b", "name": "A", "role": "AE"}, "id", "not allowed"),
         (NewRep, {"id": "a", "name": "A", "role": "AE", "region": "MARS"}, "region", "one of"),
         (NewRep, {"id": "a", "name": "A\x00", "role": "AE"}, "name", "not allowed"),
+        (RenewalsQuery, {"category": "commit"}, "category", "must be one of"),
+        (RenewalsQuery, {"status": "closed"}, "status", "must be one of"),
+        (RenewalsQuery, {"accounts_from": "1e12"}, "accounts_from", "whole number"),
+        (AttributionQuery, {"campaigns_from": "-25"}, "campaigns_from", "greater than"),
     ],
 )
 def test_a_refusal_names_the_field(model, values, field, message):

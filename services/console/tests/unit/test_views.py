@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from revops.console.views import amount_bars, campaign_table, category_bars, forecast_trend
+from revops.console.views import (
+    Pager,
+    amount_bars,
+    campaign_table,
+    category_bars,
+    forecast_trend,
+    pager,
+)
 
 
 def snapshot(as_of: str, **categories: tuple[int, str]) -> dict[str, object]:
@@ -75,3 +82,21 @@ def test_category_bars_read_the_pipeline_figures():
         ("Commit", Decimal(5)),
         ("Pipeline", Decimal(0)),
     ]
+
+
+def test_a_pager_links_the_pages_around_keeping_the_other_parameters():
+    params = {"weeks": "4", "accounts_from": "25", "opportunities_from": "25"}
+    middle = pager(params, "opportunities_from", 25, 25, 25, 60)
+    assert (middle.first, middle.last, middle.total) == (26, 50, 60)
+    assert middle.previous == "?weeks=4&accounts_from=25"  # the first page: no offset
+    assert middle.next == "?weeks=4&accounts_from=25&opportunities_from=50"
+    last = pager(params, "opportunities_from", 50, 25, 10, 60)
+    assert (last.first, last.last, last.next) == (51, 60, None)
+    assert last.previous == "?weeks=4&accounts_from=25&opportunities_from=25"
+
+
+def test_a_pager_at_the_ends_and_past_them():
+    assert pager({}, "from", 0, 25, 3, 3) == Pager(1, 3, 3, None, None)
+    assert pager({}, "from", 0, 25, 0, 0) == Pager(0, 0, 0, None, None)
+    beyond = pager({}, "from", 500, 25, 0, 60)  # typed by hand, past the end
+    assert (beyond.first, beyond.next, beyond.previous) == (0, None, "?from=35")

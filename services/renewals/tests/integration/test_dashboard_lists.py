@@ -79,6 +79,11 @@ async def test_opportunities_by_close_date_filtered_and_paged(
     assert [o["id"] for o in window["items"]] == [ids["b"], ids["a"]]
     second = await listed(client, "/opportunities", account_id=account_id, limit=1, offset=1)
     assert ([o["id"] for o in second["items"]], second["total"]) == ([ids["a"]], 4)
+    # Each one's detail starts with its line: the same fields with the same values.
+    for line in page["items"]:
+        detail = (await client.get(f"/opportunities/{line['id']}")).json()
+        assert {k: detail[k] for k in line} == line
+        assert {"history", "stage_order", "nbm_at", "cycle_time_days"} <= set(detail)
     r = await client.get("/opportunities", params={"status": "pending"})
     assert r.status_code == 422 and "open" in r.text, r.text
 

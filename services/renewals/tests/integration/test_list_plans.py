@@ -69,6 +69,12 @@ async def assert_reads_indexes(connection: AsyncConnection, statement: Any, tabl
 OPPORTUNITY_FILTERS: dict[str, dict[str, Any]] = {
     "all": {},
     "open": {"status": "open"},
+    "commit": {"forecast_category": "Commit"},
+    "commit, a quarter": {
+        "forecast_category": "Commit",
+        "close_from": date(2026, 4, 1),
+        "close_before": date(2026, 7, 1),
+    },
     "account": {"account_id": "0017"},
     "owner": {"owner_id": "0057"},
     "a quarter": {"close_from": date(2026, 4, 1), "close_before": date(2026, 7, 1)},

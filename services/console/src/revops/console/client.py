@@ -63,6 +63,21 @@ def items_of(page: Any) -> list[Any]:
     return []
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One page of a list: its items, and how many the whole list holds (the envelope's
+    ``total``; the items counted when a service leaves it out)."""
+
+    items: list[dict[str, Any]]
+    total: int
+
+
+def listed(page: Any) -> Listed:
+    items = [dict(i) for i in items_of(page) if isinstance(i, Mapping)]
+    total = page.get("total") if isinstance(page, Mapping) else None
+    return Listed(items, total if isinstance(total, int) else len(items))
+
+
 @dataclass
 class ServiceHealth:
     name: str
@@ -249,6 +264,11 @@ class Services:
         )
         return report
 
+    async def campaigns(self, token: str, limit: int, offset: int) -> Listed:
+        """A page of the campaigns people responded to, by id."""
+        params = {"limit": limit, "offset": offset}
+        return listed(await self.attribution.call("GET", "/campaigns", token, params=params))
+
     # --- renewals -------------------------------------------------------------------
 
     async def pipeline(self, token: str, as_of: str | None = None) -> dict[str, Any]:
@@ -256,13 +276,27 @@ class Services:
         figures: dict[str, Any] = await self.renewals.call("GET", "/pipeline", token, params=params)
         return figures
 
-    async def renewals_due(self, token: str, due_before: str, limit: int) -> dict[str, Any]:
+    async def renewals_due(self, token: str, due_before: str, limit: int) -> Listed:
         page = await self.renewals.call(
             "GET", "/renewals", token, params={"due_before": due_before, "limit": limit}
         )
-        total = page.get("total") if isinstance(page, Mapping) else None
-        items = items_of(page)
-        return {"items": items, "total": total if isinstance(total, int) else len(items)}
+        return listed(page)
+
+    async def opportunities(
+        self, token: str, filters: Mapping[str, str | None], limit: int, offset: int
+    ) -> Listed:
+        """A page of opportunities as they stand, by close date; a filter left at None
+        is not sent."""
+        params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+        params.update(limit=limit, offset=offset)
+        return listed(await self.renewals.call("GET", "/opportunities", token, params=params))
+
+    async def accounts(self, token: str, tier: str | None, limit: int, offset: int) -> Listed:
+        """A page of the accounts with a known size and their tier, by id."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if tier is not None:
+            params["tier"] = tier
+        return listed(await self.renewals.call("GET", "/accounts", token, params=params))
 
     async def snapshots(self, token: str, weeks: int) -> list[dict[str, Any]]:
         """The latest ``weeks`` snapshots with their figures, oldest first."""

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from revops.events.service import MAX_OFFSET
+
 SAFE_ID = r"^[A-Za-z0-9_.:-]+$"
 MAX_INT32 = 2**31 - 1
 AttributionModel = Literal[
@@ -22,6 +24,15 @@ AttributionModel = Literal[
     "time_decay",
 ]
 ATTRIBUTION_MODELS: tuple[str, ...] = get_args(AttributionModel)
+# The values renewals' lists filter by (its API refuses any other).
+ForecastCategory = Literal["Pipeline", "Best Case", "Commit", "Closed", "Omitted"]
+OpportunityStatus = Literal["open", "won", "lost"]
+AccountTier = Literal["diamond", "pearl", "sapphire", "ruby", "quartz", "none"]
+FORECAST_CATEGORIES: tuple[str, ...] = get_args(ForecastCategory)
+OPPORTUNITY_STATUSES: tuple[str, ...] = get_args(OpportunityStatus)
+ACCOUNT_TIERS: tuple[str, ...] = get_args(AccountTier)
+# Where a table's page starts: a row number from 0, as far as the APIs page.
+RowOffset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 
 class InputRefused(Exception):
@@ -54,12 +65,18 @@ class AttributionQuery(Input):
     to: date | None = None
     qualified_only: Annotated[bool, Checkbox] = False
     model: AttributionModel | None = None
+    campaigns_from: RowOffset = 0
 
 
 class RenewalsQuery(Input):
     as_of: date | None = None
     weeks: Annotated[int, Field(ge=1, le=52)] = 12
     due_within_days: Annotated[int, Field(ge=1, le=730)] = 90
+    category: ForecastCategory | None = None
+    status: OpportunityStatus | None = None
+    opportunities_from: RowOffset = 0
+    tier: AccountTier | None = None
+    accounts_from: RowOffset = 0
 
 
 class RepChange(Input):

@@ -19,7 +19,10 @@ from revops.console.charts import bar_chart, line_chart
 from revops.console.client import ApiRefused, Services
 from revops.console.formats import FILTERS, change, compact, count, label
 from revops.console.inputs import (
+    ACCOUNT_TIERS,
     ATTRIBUTION_MODELS,
+    FORECAST_CATEGORIES,
+    OPPORTUNITY_STATUSES,
     Assignment,
     AttributionQuery,
     InputRefused,
@@ -41,6 +44,8 @@ router = APIRouter()
 # Waiting leads shown per queue, each read from the router (the queue lists only ids).
 WAITING_SHOWN = 20
 RENEWALS_SHOWN = 50
+# Rows in each paged table (opportunities, accounts, campaigns).
+LIST_ROWS = 25
 
 
 def services_of(request: Request) -> Services:
@@ -68,6 +73,11 @@ def moment(day: date, *, end_of_day: bool = False) -> str:
     day's start), in UTC."""
     start = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(0), UTC)
     return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def shown_params(request: Request) -> dict[str, str]:
+    """The page's query, each parameter once: what a table's page links keep."""
+    return {k: v for k, v in request.query_params.items() if v}
 
 
 def back_to(page: str, anchor: str = "") -> RedirectResponse:
@@ -279,11 +289,16 @@ async def attribution(request: Request) -> HTMLResponse:
     query = parse(AttributionQuery, request.query_params)
     if query.from_ and query.to and query.to < query.from_:
         raise InputRefused("to", "must be on or after from")
-    report = await services_of(request).pipeline_by_source(
-        auth.token_for(request),
-        moment(query.from_) if query.from_ else None,
-        moment(query.to, end_of_day=True) if query.to else None,
-        query.qualified_only,
+    token = auth.token_for(request)
+    services = services_of(request)
+    report, campaign_list = await asyncio.gather(
+        services.pipeline_by_source(
+            token,
+            moment(query.from_) if query.from_ else None,
+            moment(query.to, end_of_day=True) if query.to else None,
+            query.qualified_only,
+        ),
+        services.campaigns(token, LIST_ROWS, query.campaigns_from),
     )
     by_campaign: Mapping[str, Any] = report.get("by_campaign") or {}
     models = [m for m in ATTRIBUTION_MODELS if m in by_campaign] or list(by_campaign)
@@ -302,6 +317,15 @@ async def attribution(request: Request) -> HTMLResponse:
         models=models,
         model=model,
         campaigns=campaigns,
+        campaign_list=campaign_list,
+        campaign_pager=views.pager(
+            shown_params(request),
+            "campaigns_from",
+            query.campaigns_from,
+            LIST_ROWS,
+            len(campaign_list.items),
+            campaign_list.total,
+        ),
         source_chart=bar_chart(
             views.amount_bars(sources), title="Pipeline by opportunity source (amount)"
         ),
@@ -334,13 +358,24 @@ async def renewals(request: Request) -> HTMLResponse:
     today = datetime.now(UTC).date()
     due_before = today + timedelta(days=query.due_within_days)
     then_moment = moment(query.as_of, end_of_day=True) if query.as_of else None
-    now_figures, then_figures, due, snapshots, next_at = await asyncio.gather(
-        services.pipeline(token),
-        services.pipeline(token, then_moment) if then_moment else _nothing(),
-        services.renewals_due(token, due_before.isoformat(), RENEWALS_SHOWN),
-        services.snapshots(token, query.weeks),
-        services.next_snapshot_at(token),
+    wanted = {"forecast_category": query.category, "status": query.status}
+    # Two groups, all read at once (asyncio.gather is typed for up to six).
+    figures, lists = await asyncio.gather(
+        asyncio.gather(
+            services.pipeline(token),
+            services.pipeline(token, then_moment) if then_moment else _nothing(),
+            services.renewals_due(token, due_before.isoformat(), RENEWALS_SHOWN),
+            services.snapshots(token, query.weeks),
+            services.next_snapshot_at(token),
+        ),
+        asyncio.gather(
+            services.opportunities(token, wanted, LIST_ROWS, query.opportunities_from),
+            services.accounts(token, query.tier, LIST_ROWS, query.accounts_from),
+        ),
     )
+    now_figures, then_figures, due, snapshots, next_at = figures
+    opportunities, accounts = lists
+    params = shown_params(request)
     trend = views.forecast_trend(snapshots)
     categories = sorted(
         set((now_figures.get("total") or {}).get("open_by_category") or {})
@@ -359,6 +394,28 @@ async def renewals(request: Request) -> HTMLResponse:
         trend=trend,
         next_at=next_at,
         snapshots=snapshots,
+        params=params,
+        opportunities=opportunities,
+        accounts=accounts,
+        categories_offered=FORECAST_CATEGORIES,
+        statuses_offered=OPPORTUNITY_STATUSES,
+        tiers_offered=ACCOUNT_TIERS,
+        opportunity_pager=views.pager(
+            params,
+            "opportunities_from",
+            query.opportunities_from,
+            LIST_ROWS,
+            len(opportunities.items),
+            opportunities.total,
+        ),
+        account_pager=views.pager(
+            params,
+            "accounts_from",
+            query.accounts_from,
+            LIST_ROWS,
+            len(accounts.items),
+            accounts.total,
+        ),
         bucket=views.bucket_amount,
         category_chart=bar_chart(
             views.category_bars(now_figures, categories),

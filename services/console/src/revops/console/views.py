@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from revops.console.formats import day, label, to_decimal
 
@@ -130,3 +131,33 @@ def bucket_amount(figures: Mapping[str, Any], *path: str) -> Decimal:
     for step in path:
         node = node.get(step) if isinstance(node, Mapping) else None
     return to_decimal(node) or Decimal(0)
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where a table's page stands in its list: the rows shown (counted from 1), the
+    list's total, and the query strings of the pages before and after (None: none)."""
+
+    first: int  # 0: no row shown
+    last: int
+    total: int
+    previous: str | None
+    next: str | None
+
+
+def pager(
+    params: Mapping[str, str], key: str, offset: int, limit: int, shown: int, total: int
+) -> Pager:
+    """The pager of a table whose page starts at ``offset`` (the query parameter
+    ``key``); its links keep the page's other parameters, the other tables' pages too."""
+
+    def at(start: int) -> str:
+        query: dict[str, str | int] = {k: v for k, v in params.items() if k != key}
+        if start:  # the first page goes without its parameter
+            query[key] = start
+        return "?" + urlencode(query)
+
+    previous = at(max(min(offset, total) - limit, 0)) if offset > 0 else None
+    following = at(offset + limit) if offset + shown < total else None
+    first = offset + 1 if shown else 0
+    return Pager(first, offset + shown, total, previous, following)

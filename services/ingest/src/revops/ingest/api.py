@@ -25,7 +25,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute, Route
 
 from revops.events.catalogue import Envelope
@@ -105,15 +105,23 @@ class WrongContentType(IngestError):
 
 
 class Accepted(BaseModel):
-    accepted: int
-    request_id: str
+    accepted: int = Field(description="events the webhook carried, all now on Kafka")
+    request_id: str = Field(
+        description="the request's id in the logs: the caller's X-Request-ID, or a new one"
+    )
 
 
 class Refused(BaseModel):
-    detail: str
-    field: str | None = None
-    index: int | None = None
-    request_id: str
+    detail: str = Field(description="why the webhook was refused (nothing of it was published)")
+    field: str | None = Field(
+        default=None, description="the field that is wrong (422); null: the whole request"
+    )
+    index: int | None = Field(
+        default=None, description="which event of the body, from 0 (422); null: not one event"
+    )
+    request_id: str = Field(
+        description="the request's id in the logs: the caller's X-Request-ID, or a new one"
+    )
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {

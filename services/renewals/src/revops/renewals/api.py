@@ -25,6 +25,7 @@ from revops.events.service import (
     not_found,
 )
 from revops.renewals import models as m
+from revops.renewals.lists_api import OpportunityLine, line_fields
 from revops.renewals.settings import RenewalsSettings
 
 router = APIRouter(responses=NEEDS_A_TOKEN)
@@ -54,19 +55,11 @@ class StageChangeOut(BaseModel):
     at: datetime = Field(description="when it moved (the change's time in the CRM)")
 
 
-class OpportunityOut(BaseModel):
-    id: str = Field(description="the CRM's opportunity id")
-    account_id: str | None = Field(description="the CRM account it belongs to")
-    owner_id: str | None = Field(description="the CRM user who owns it")
-    name: str | None = Field(description="its name in the CRM")
-    stage: str | None = Field(description="its stage now, as the CRM names it")
+class OpportunityOut(OpportunityLine):
+    """An opportunity as it stands (its list line's fields), its stage history and its
+    milestones."""
+
     stage_order: int | None = Field(description="the stage's place in the sales process")
-    status: str | None = Field(description="what the stage means: open, won or lost")
-    amount: Money | None = Field(description="its amount now, in the CRM's currency")
-    forecast_category: str | None = Field(description="the forecast category of its stage")
-    close_date: date | None = Field(description="its expected or actual close date")
-    pipeline: str | None = Field(description="new business or renewal pipeline, as stored")
-    opportunity_type: str | None = Field(description="the CRM's opportunity type")
     history: list[StageChangeOut] = Field(description="each stage it entered, in order")
     nbm_at: datetime | None = Field(
         description="its New Business Meeting: when it was created at or first reached stage 1"
@@ -74,7 +67,6 @@ class OpportunityOut(BaseModel):
     nbm_date: date | None = Field(description="that day, in the company's time zone")
     qualified_at: datetime | None = Field(description="when it first reached stage 2")
     qualified_date: date | None = Field(description="that day, in the company's time zone")
-    closed_at: datetime | None = Field(description="when it was won or lost; null: open")
     cycle_time_days: float | None = Field(
         description="days from qualified to closed; null: not both"
     )
@@ -109,24 +101,13 @@ async def get_opportunity(
     if row.closed_at is not None and row.qualified_at is not None:
         cycle = max((row.closed_at - row.qualified_at).total_seconds(), 0) / 86400
     return OpportunityOut(
-        id=row.opportunity_id,
-        account_id=row.account_id,
-        owner_id=row.owner_id,
-        name=row.name,
-        stage=row.stage,
+        **line_fields(row),
         stage_order=row.stage_order,
-        status=row.stage_kind,
-        amount=row.amount,
-        forecast_category=row.forecast_category,
-        close_date=row.close_date,
-        pipeline=row.pipeline,
-        opportunity_type=row.opportunity_type,
         history=history,
         nbm_at=row.nbm_at,
         nbm_date=_local_date(row.nbm_at, zone),
         qualified_at=row.qualified_at,
         qualified_date=_local_date(row.qualified_at, zone),
-        closed_at=row.closed_at,
         cycle_time_days=cycle,
     )
 

@@ -20,6 +20,9 @@ router = APIRouter(responses=NEEDS_A_TOKEN)
 
 
 class OpportunityLine(BaseModel):
+    """An opportunity as it stands: a line of the list, and the first fields of its
+    detail (``/opportunities/{id}``), which adds its stage history and milestones."""
+
     id: str = Field(description="the CRM's opportunity id")
     name: str | None = Field(description="the opportunity's name in the CRM")
     account_id: str | None = Field(description="the CRM account it belongs to")
@@ -42,23 +45,24 @@ class OpportunityPage(Page[OpportunityLine]):
     """A page of opportunities, by close date (those without one last)."""
 
 
-def _opportunity(row: Row[Any]) -> OpportunityLine:
-    return OpportunityLine(
-        id=row.opportunity_id,
-        name=row.name,
-        account_id=row.account_id,
-        owner_id=row.owner_id,
-        stage=row.stage,
-        status=row.stage_kind,
-        amount=row.amount,
-        forecast_category=row.forecast_category,
-        close_date=row.close_date,
-        pipeline=row.pipeline,
-        opportunity_type=row.opportunity_type,
-        is_renewal=row.is_renewal,
-        created_at=row.created_at,
-        closed_at=row.closed_at,
-    )
+def line_fields(row: Row[Any]) -> dict[str, Any]:
+    """An ``opportunities`` row as the fields of its line."""
+    return {
+        "id": row.opportunity_id,
+        "name": row.name,
+        "account_id": row.account_id,
+        "owner_id": row.owner_id,
+        "stage": row.stage,
+        "status": row.stage_kind,
+        "amount": row.amount,
+        "forecast_category": row.forecast_category,
+        "close_date": row.close_date,
+        "pipeline": row.pipeline,
+        "opportunity_type": row.opportunity_type,
+        "is_renewal": row.is_renewal,
+        "created_at": row.created_at,
+        "closed_at": row.closed_at,
+    }
 
 
 class OpportunityFilters(BaseModel):
@@ -86,7 +90,7 @@ async def list_opportunities(
     rows, total = await read_page(
         session, opportunities_query(f), OPPORTUNITY_ORDER, f.limit, f.offset
     )
-    items = [_opportunity(r) for r in rows]
+    items = [OpportunityLine(**line_fields(r)) for r in rows]
     return OpportunityPage(items=items, total=total, limit=f.limit, offset=f.offset)
 
 

@@ -78,9 +78,11 @@ opportunities = Table(
     Column("qualified_at", DateTime(timezone=True)),
     Column("is_renewal", Boolean, nullable=False, server_default="false"),
     Index("opportunities_owner", "owner_id"),
-    # The opportunity list: by close date, and by status or account in that order.
+    # The opportunity list: by close date, and by status, forecast category or account
+    # in that order.
     Index("opportunities_close", "close_date", "opportunity_id"),
     Index("opportunities_status", "stage_kind", "close_date", "opportunity_id"),
+    Index("opportunities_forecast", "forecast_category", "close_date", "opportunity_id"),
     Index("opportunities_account", "account_id", "close_date", "opportunity_id"),
 )
 

@@ -3,6 +3,7 @@ first-status-change limit, a page of breaches at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from revops.events.service import (
     Offset,
     ReadAccess,
     RuntimeDep,
+    ServiceRuntime,
     SessionDep,
 )
 from revops.router import models as m
@@ -149,9 +151,21 @@ async def sla_breaches(
     policy = settings.policy()
     now = as_of or datetime.now(UTC)
     page = breach_page(policy, now, since).limit(limit).offset(offset)
-    items = [_breach(row, policy, now) for row in await session.execute(page)]
-    total = int(await session.scalar(count_breaches(policy, now, since)) or 0)
-    return BreachPage(items=[b for b in items if b], total=total, limit=limit, offset=offset)
+    # The total reads an index entry per breach (150,000 with 100,000 leads): it is
+    # counted on a connection of its own while the page is read and judged, so the answer
+    # waits for the longer of the two, not for both. Each is its own statement, as two on
+    # one connection would be: both judge as of the same ``now``.
+    async with asyncio.TaskGroup() as both:
+        counted = both.create_task(_total(runtime, count_breaches(policy, now, since)))
+        items = [_breach(row, policy, now) for row in await session.execute(page)]
+    return BreachPage(
+        items=[b for b in items if b], total=counted.result(), limit=limit, offset=offset
+    )
+
+
+async def _total(runtime: ServiceRuntime, count: Select[Any]) -> int:
+    async with runtime.database.transaction() as session:
+        return int(await session.scalar(count) or 0)
 
 
 def _breach(row: Any, policy: RoutingPolicy, now: datetime) -> BreachOut | None:
