@@ -20,7 +20,6 @@ SOURCE_SUFFIXES = (".py", ".sh", ".html", ".css", ".js")
 LONG_FILES_ALLOWED = {
     "libs/events/src/revops/events/consumer.py": 676,
     "services/router/src/revops/router/leads.py": 741,
-    "services/ingest/src/revops/ingest/api.py": 603,
     "bench/faults/check.py": 840,
     "services/ingest/src/revops/ingest/domain/salesforce.py": 658,
 }

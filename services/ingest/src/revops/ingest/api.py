@@ -18,23 +18,28 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute, Route
 
 from revops.events.catalogue import Envelope
 from revops.events.logs import current_request_id, note_on_request
 from revops.events.producer import KafkaUnavailable
+from revops.ingest.answers import (
+    REFUSALS,
+    SOAP_ANSWERS,
+    Accepted,
+    json_failure,
+    json_success,
+    soap_ack,
+    soap_fault,
+)
 from revops.ingest.domain import forms, hubspot, product, salesforce
 from revops.ingest.domain.errors import (
     IngestError,
-    MalformedEvent,
     SenderNotAllowed,
     UnparsableBody,
 )
@@ -84,17 +89,6 @@ def _events(source: str) -> Any:
 JSON_TYPES = ("application/json",)
 XML_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 
-SOAP_ACK = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n'
-    b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">\n'
-    b" <soapenv:Body>\n"
-    b'  <notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">\n'
-    b"   <Ack>true</Ack>\n"
-    b"  </notificationsResponse>\n"
-    b" </soapenv:Body>\n"
-    b"</soapenv:Envelope>\n"
-)
-
 
 class BodyTooLarge(IngestError):
     status = 413
@@ -102,55 +96,6 @@ class BodyTooLarge(IngestError):
 
 class WrongContentType(IngestError):
     status = 415
-
-
-class Accepted(BaseModel):
-    accepted: int = Field(description="events the webhook carried, all now on Kafka")
-    request_id: str = Field(
-        description="the request's id in the logs: the caller's X-Request-ID, or a new one"
-    )
-
-
-class Refused(BaseModel):
-    detail: str = Field(description="why the webhook was refused (nothing of it was published)")
-    field: str | None = Field(
-        default=None, description="the field that is wrong (422); null: the whole request"
-    )
-    index: int | None = Field(
-        default=None, description="which event of the body, from 0 (422); null: not one event"
-    )
-    request_id: str = Field(
-        description="the request's id in the logs: the caller's X-Request-ID, or a new one"
-    )
-
-
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Refused, "description": "not JSON / not XML"},
-    401: {"model": Refused, "description": "bad or missing signature"},
-    413: {"model": Refused, "description": "body over the size limit"},
-    415: {"model": Refused, "description": "wrong content type"},
-    422: {"model": Refused, "description": "invalid content: the field and event index"},
-    429: {"model": Refused, "description": "too many webhooks in flight: retry after Retry-After"},
-    503: {"model": Refused, "description": "Kafka unavailable: retry after Retry-After"},
-}
-
-_SOAP_XML = {"text/xml": {"schema": {"type": "string"}}}
-# Salesforce reads SOAP: the Ack, or a fault (outbound messages are not signed: the
-# organisation and, when configured, the source address are checked instead).
-_SOAP_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"content": _SOAP_XML, "description": "the SOAP Ack"},
-    **{
-        status: {"content": _SOAP_XML, "description": f"SOAP fault: {why}"}
-        for status, why in {
-            400: "not XML, or forbidden XML (a DTD, an entity)",
-            403: "organisation or source address not allowed",
-            413: "body over the size limit",
-            415: "wrong content type",
-            422: "invalid notification: the field and its index",
-            503: "Kafka unavailable: retry after Retry-After",
-        }.items()
-    },
-}
 
 
 # --- reading a request -----------------------------------------------------------------------
@@ -293,7 +238,7 @@ class Webhooks:
         _requests(source, 429).inc()
         request_id = _request_id(request)
         log.warning("webhook refused: too many in flight", extra={"source": source, "limit": limit})
-        response = (failure or _json_failure)(
+        response = (failure or json_failure)(
             429, f"{limit} {source} webhooks are in flight already; resend later", None, request_id
         )
         response.headers["Retry-After"] = str(self.settings.webhook_busy_retry_after_s)
@@ -322,7 +267,7 @@ class Webhooks:
                     "webhook refused",
                     extra={"source": source, "status": status, "reason": exc.message},
                 )
-                return (failure or _json_failure)(status, exc.message, exc, request_id)
+                return (failure or json_failure)(status, exc.message, exc, request_id)
             try:
                 await self.gate.publish(
                     request.app.state.publisher, events, self.settings.publish_deadline_s
@@ -333,7 +278,7 @@ class Webhooks:
                     "kafka unavailable: webhook not accepted",
                     extra={"source": source, "events": len(events), "error": str(exc)},
                 )
-                response = (failure or _json_failure)(
+                response = (failure or json_failure)(
                     503,
                     "Kafka did not acknowledge in time; resend (a resend is never applied twice)",
                     None,
@@ -345,7 +290,7 @@ class Webhooks:
             _events(source).inc(len(events))
             if not note_on_request(source=source, events=len(events)):
                 log.info("webhook accepted", extra={"source": source, "events": len(events)})
-            return (success or _json_success)(len(events), request_id)
+            return (success or json_success)(len(events), request_id)
         finally:
             _requests(source, status).inc()
             _latency(source).observe(time.perf_counter() - started)
@@ -433,43 +378,6 @@ class Webhooks:
         )
 
 
-def _json_success(count: int, request_id: str) -> Response:
-    return Response(
-        orjson.dumps({"accepted": count, "request_id": request_id}),
-        media_type="application/json",
-    )
-
-
-def _json_failure(
-    status: int, message: str, error: IngestError | None, request_id: str
-) -> Response:
-    content: dict[str, Any] = {"detail": message, "request_id": request_id}
-    if isinstance(error, MalformedEvent):
-        content["field"] = error.field
-        content["index"] = error.index
-    return JSONResponse(content, status_code=status)
-
-
-def _soap_ack(count: int, request_id: str) -> Response:
-    return Response(SOAP_ACK, media_type="text/xml; charset=utf-8")
-
-
-def _soap_fault(status: int, message: str, error: IngestError | None, request_id: str) -> Response:
-    code = "soapenv:Server" if status >= 500 else "soapenv:Client"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">\n'
-        " <soapenv:Body>\n"
-        "  <soapenv:Fault>\n"
-        f"   <faultcode>{code}</faultcode>\n"
-        f"   <faultstring>{escape(message)} (request {escape(request_id)})</faultstring>\n"
-        "  </soapenv:Fault>\n"
-        " </soapenv:Body>\n"
-        "</soapenv:Envelope>\n"
-    )
-    return Response(body.encode(), status_code=status, media_type="text/xml; charset=utf-8")
-
-
 # --- routes -------------------------------------------------------------------------------------
 
 
@@ -493,7 +401,7 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
     @router.post(
         "/hubspot",
         response_model=Accepted,
-        responses=_REFUSALS,
+        responses=REFUSALS,
         openapi_extra=_json_body_doc(
             "A HubSpot Webhooks API batch: a JSON array of up to 100 notifications "
             f"({', '.join(hubspot.SUPPORTED_TYPES)} are published; other types are skipped). "
@@ -508,7 +416,7 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
     @router.post(
         "/hubspot/forms",
         response_model=Accepted,
-        responses=_REFUSALS,
+        responses=REFUSALS,
         openapi_extra={
             **_json_body_doc(
                 "A form submission: a Forms API v3 body (fields, context, submittedAt) or a "
@@ -528,7 +436,7 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
     @router.post(
         "/salesforce/outbound",
         response_class=Response,
-        responses=_SOAP_ANSWERS,
+        responses=SOAP_ANSWERS,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -545,14 +453,14 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
             request,
             "salesforce_outbound",
             hooks.salesforce_outbound,
-            success=_soap_ack,
-            failure=_soap_fault,
+            success=soap_ack,
+            failure=soap_fault,
         )
 
     @router.post(
         "/salesforce/events",
         response_model=Accepted,
-        responses=_REFUSALS,
+        responses=REFUSALS,
         openapi_extra=_json_body_doc(
             "Salesforce change events and platform events in the CometD JSON shape (one "
             "message or an array), signed by the relay: X-Revops-Timestamp (unix seconds) "
@@ -566,7 +474,7 @@ def build_router(settings: IngestSettings, gate: KafkaGate | None = None) -> API
     @router.post(
         "/product/signups",
         response_model=Accepted,
-        responses=_REFUSALS,
+        responses=REFUSALS,
         openapi_extra=_json_body_doc(
             "A product sign-up, signed per Standard Webhooks (webhook-id, webhook-timestamp, "
             "webhook-signature with one or more space-separated v1,<base64> values).",
