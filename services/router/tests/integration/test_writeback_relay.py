@@ -245,35 +245,3 @@ async def test_a_hanging_crm_holds_back_no_routed_lead(kafka_settings: KafkaSett
                 assert crm.hubspot_owner == {"hs-hang": "hs-owner-1"}
 
             await eventually(written_back, timeout_s=20)
-
-
-async def test_after_a_look_that_found_no_call_a_commit_waits_the_quiet_time_then_is_sent(
-    relaying: Relaying,
-):
-    # Commits that queue no CRM call wake the relay several times a second under load; a
-    # look (a transaction) each cost the router 4 % of its CPU. After an empty look the
-    # next waits OUTBOX_SEND_QUIET_MS; a call queued then still goes out.
-    settings = relaying.settings.model_copy(update={"outbox_send_quiet_ms": 400})
-    relay = OutboxRelay(
-        settings=settings,
-        database=relaying.database,
-        outbox=OUTBOX,
-        producer=relaying.producer,
-        senders={HUBSPOT_OWNER: relaying.writeback.hubspot_owner},
-        idle_poll_s=60,  # only wake-ups make it look
-    )
-    async with relay_running(relay):
-
-        async def looked_once() -> None:
-            assert relay.send_passes >= 1
-
-        await eventually(looked_once, timeout_s=15, interval_s=0.01)
-        await relaying.queue("quiet-1")
-        woken_at = time.monotonic()
-        relay.wake()
-
-        async def sent() -> None:
-            assert relaying.crm.hubspot_owner.get("quiet-1") == "hs-sdr-1"
-
-        await eventually(sent, timeout_s=15, interval_s=0.01)
-        assert time.monotonic() - woken_at >= 0.4  # not at the 20 ms gather of a commit

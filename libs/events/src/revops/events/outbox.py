@@ -132,8 +132,6 @@ class OutboxRelay:
         self._idle_poll_s = idle_poll_s
         self._max_attempts = max_attempts
         self._gather_s = settings.outbox_gather_ms / 1000 if gather_s is None else gather_s
-        self._send_quiet_s = settings.outbox_send_quiet_ms / 1000
-        self._sends_found_none = False  # the last look for due calls found none
         self._concurrency = settings.outbox_send_concurrency if concurrency is None else concurrency
         self._lease = timedelta(seconds=settings.outbox_lease_s if lease_s is None else lease_s)
         # Cut off well within the lease, so the outcome is recorded before the row is due
@@ -161,12 +159,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         loops = [
-            asyncio.create_task(
-                self._loop(self._kafka_pass, self._kafka_wake, self._kafka_gather), name="outbox"
-            ),
-            asyncio.create_task(
-                self._loop(self._send_pass, self._send_wake, self._send_gather), name="sends"
-            ),
+            asyncio.create_task(self._loop(self._kafka_pass, self._kafka_wake), name="outbox"),
+            asyncio.create_task(self._loop(self._send_pass, self._send_wake), name="sends"),
         ]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
@@ -178,12 +172,7 @@ class OutboxRelay:
             await asyncio.gather(*loops, return_exceptions=True)
             await self._abandon_sends()
 
-    async def _loop(
-        self,
-        one_pass: Callable[[], Awaitable[bool]],
-        wake: asyncio.Event,
-        gather_s: Callable[[], float],
-    ) -> None:
+    async def _loop(self, one_pass: Callable[[], Awaitable[bool]], wake: asyncio.Event) -> None:
         delay = 0.2
         while not self._stopping.is_set():
             try:
@@ -198,7 +187,7 @@ class OutboxRelay:
                 delay = min(delay * 2, 5)
                 continue
             if not more_waiting:
-                await self._wait_for_rows(wake, gather_s())
+                await self._wait_for_rows(wake)
 
     async def _kafka_pass(self) -> bool:
         delivered = await self.publish_once()
@@ -207,17 +196,10 @@ class OutboxRelay:
 
     async def _send_pass(self) -> bool:
         # Never "more waiting": a finished call wakes the loop when a slot is free.
-        started = await self.send_once()
-        self._sends_found_none = started == 0 and not self._in_flight
+        await self.send_once()
         return False
 
-    def _kafka_gather(self) -> float:
-        return self._gather_s
-
-    def _send_gather(self) -> float:
-        return max(self._send_quiet_s, self._gather_s) if self._sends_found_none else self._gather_s
-
-    async def _wait_for_rows(self, wake: asyncio.Event, gather_s: float) -> None:
+    async def _wait_for_rows(self, wake: asyncio.Event) -> None:
         """Until a commit says rows may be waiting, or the idle poll comes round.
 
         Under load the consumer commits many small batches a second; a relay pass per
@@ -229,8 +211,8 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), self._idle_poll_s)
             woken = True
-        if woken and gather_s > 0 and not self._stopping.is_set():
-            await asyncio.sleep(gather_s)
+        if woken and self._gather_s > 0 and not self._stopping.is_set():
+            await asyncio.sleep(self._gather_s)
         wake.clear()
 
     async def relay_once(self) -> int:

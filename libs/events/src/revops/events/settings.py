@@ -82,11 +82,6 @@ class ServiceSettings(KafkaSettings):
     # After a commit wakes the relay, it waits this long so that one pass delivers the
     # rows of every batch committed meanwhile (0: a pass per commit).
     outbox_gather_ms: float = Field(default=20, ge=0, le=1000)
-    # After a look for due CRM calls that found none, a commit's wake-up waits this long
-    # before the next look. Under load a consumer commits several batches a second, few
-    # of them with a CRM call, and a look each (a transaction) was 4 % of the router's
-    # CPU at 1,000 events/s; a CRM call queued after a quiet spell goes this much later.
-    outbox_send_quiet_ms: float = Field(default=250, ge=0, le=5000)
     # Rows for other destinations (CRM calls) are sent this many at a time, outside any
     # transaction: a claimed row is leased (not due again) for OUTBOX_LEASE_S, and a call
     # is cut off at half the lease, so only a crashed instance's rows are ever re-claimed.
