@@ -119,9 +119,11 @@ start_podman() {
   write_config
   rm -f "$SOCKET"
   say "engine: starting podman's Docker API on $SOCKET ..."
-  # --time=0: the service stays up until `down`, not 5 s after the last request.
-  CONTAINERS_CONF="$CONF" setsid podman system service --time=0 "unix://$SOCKET" \
-    >"$LOG" 2>&1 </dev/null &
+  # --time=0: the service stays up until `down`, not 5 s after the last request. Started
+  # in / : conmon takes the service's working directory, and a checkout removed while the
+  # service runs (a clone the tests ran in) left it unable to start any container.
+  (cd / && CONTAINERS_CONF="$CONF" exec setsid podman system service --time=0 "unix://$SOCKET" \
+    >"$LOG" 2>&1 </dev/null) &
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + READY_TIMEOUT_S))
   until api_answers "unix://$SOCKET"; do
@@ -133,7 +135,7 @@ start_podman() {
     sleep 0.5
   done
   if ! command -v systemctl >/dev/null 2>&1 || ! [ -S /run/systemd/private ]; then
-    run_healthchecks >>"$LOG" 2>&1 </dev/null &
+    (cd / && run_healthchecks) >>"$LOG" 2>&1 </dev/null &
     echo $! >"$HEALTH_PIDFILE"
   fi
 }
