@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from revops.events import admin
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
     create_topics,
@@ -33,6 +34,17 @@ async def running_router(settings: RouterSettings) -> AsyncIterator[httpx.AsyncC
     """The whole router (consumer, relays, API) in this process, and an admin's client."""
     async with running_app(build_app(settings), base_url="http://router", headers=ADMIN) as c:
         yield c
+
+
+async def reset_router(settings: RouterSettings) -> None:
+    """The schema emptied and the group rewound, as `revops reset router` does (the router
+    started next rebuilds from the topics)."""
+    await fresh_schema(SPEC, settings.resolved_database_url())
+    await admin.reset_group_to_start(
+        settings.kafka_bootstrap_servers,
+        f"{settings.topic_prefix}{settings.service_name}",
+        [t.name(settings.topic_prefix) for t in SPEC.topics],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
@@ -21,7 +20,7 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
-from .conftest import router_settings, running_router
+from .conftest import reset_router, router_settings, running_router
 from .router_events import account
 
 pytestmark = pytest.mark.infra
@@ -112,12 +111,7 @@ async def test_domains_added_and_removed_through_the_api_match_the_next_lead(
         await publish(own_topics, [account("ACC1", "Acme", ["acme.net"], later)])
         await domains_are(client, ["acme.net"])
 
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    await admin.reset_group_to_start(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}{settings.service_name}",
-        [t.name(settings.topic_prefix) for t in SPEC.topics],
-    )
+    await reset_router(settings)
     async with running_router(settings) as client:
         # Every edit replayed, in whatever order the topics give them: the same list.
         await domains_are(client, ["acme.net"])

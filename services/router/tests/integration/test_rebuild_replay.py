@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from revops.events import admin
 from revops.events.catalogue import (
     NotificationRequestedEvent,
     PersonChanged,
@@ -31,7 +30,7 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
-from .conftest import router_settings, running_router
+from .conftest import reset_router, router_settings, running_router
 from .fake_crm import TOKEN, FakeCrm, running_fake_crm
 from .rep_helpers import create_reps
 from .router_events import T0, account, converted, routing_events, sf
@@ -188,12 +187,7 @@ async def all_sent(settings: RouterSettings) -> None:
 async def rebuilt_router(settings: RouterSettings) -> AsyncIterator[httpx.AsyncClient]:
     """The schema emptied and the group rewound, as `revops reset router` does, then the
     router started again (it rebuilds from the topics)."""
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    await admin.reset_group_to_start(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}{settings.service_name}",
-        [t.name(settings.topic_prefix) for t in SPEC.topics],
-    )
+    await reset_router(settings)
     async with running_router(settings) as client:
         yield client
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
@@ -25,7 +24,7 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
-from .conftest import router_settings, running_router
+from .conftest import reset_router, router_settings, running_router
 from .rep_helpers import create_reps
 from .router_events import T0
 
@@ -169,12 +168,7 @@ async def test_a_policy_change_routes_the_next_lead_and_a_reset_rebuilds_it(
     assert len(before) == 4
 
     # Stopped; the schema emptied and the group rewound, as `revops reset router` does.
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    await admin.reset_group_to_start(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}{settings.service_name}",
-        [t.name(settings.topic_prefix) for t in SPEC.topics],
-    )
+    await reset_router(settings)
     async with running_router(settings) as client:
         for email in before:
             await routed(client, email)

@@ -17,7 +17,6 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from revops.events import admin
 from revops.events.service import ServiceRuntime
 from revops.events.settings import KafkaSettings
 from revops.events.testing import (
@@ -31,7 +30,7 @@ from revops.router.escalation import escalate_overdue_leads
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 
-from .conftest import ADMIN, router_settings
+from .conftest import ADMIN, reset_router, router_settings
 from .fake_crm import TOKEN, FakeCrm, running_fake_crm
 from .rep_helpers import create_reps
 from .router_events import T0, account, touch
@@ -205,12 +204,7 @@ async def test_untouched_leads_go_to_the_next_rep_twice_then_to_the_manager(
             rotation = await _rotation(runtime)
 
         # Reset: the schema emptied and the group rewound, as `revops reset router` does.
-        await fresh_schema(SPEC, settings.resolved_database_url())
-        await admin.reset_group_to_start(
-            settings.kafka_bootstrap_servers,
-            f"{settings.topic_prefix}{settings.service_name}",
-            [t.name(settings.topic_prefix) for t in SPEC.topics],
-        )
+        await reset_router(settings)
         async with router(settings) as (client, runtime):
 
             async def rebuilt() -> None:

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from revops.events import admin
 from revops.events.catalogue import LeadRoutedEvent
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
@@ -18,7 +17,7 @@ from revops.router import models as m
 from revops.router.main import SPEC
 from revops.router.settings import RouterSettings
 
-from .conftest import router_settings, running_router
+from .conftest import reset_router, router_settings, running_router
 from .rep_helpers import create_reps
 from .router_events import T0, form, routing_events
 from .test_roster_replay import wait_for_leads
@@ -80,12 +79,7 @@ async def test_a_rebuild_keeps_each_leads_latest_decision(kafka_settings: KafkaS
     ]
 
     # Stopped; the schema emptied and the group rewound, as `revops reset router` does.
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    await admin.reset_group_to_start(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}{settings.service_name}",
-        [t.name(settings.topic_prefix) for t in SPEC.topics],
-    )
+    await reset_router(settings)
     async with running_router(settings) as client:
         await wait_for_leads(client, 3)
 

@@ -16,7 +16,6 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from revops.events import admin
 from revops.events.catalogue import FormSubmitted, FormSubmittedEvent, make_event
 from revops.events.settings import KafkaSettings
 from revops.events.testing import eventually, fresh_schema, publish
@@ -25,7 +24,7 @@ from revops.router.domain.working_hours import WEEKDAYS
 from revops.router.main import SPEC, build_app
 from revops.router.settings import RouterSettings
 
-from .conftest import ADMIN, router_settings
+from .conftest import ADMIN, reset_router, router_settings
 from .rep_helpers import create_reps
 
 pytestmark = pytest.mark.infra
@@ -142,12 +141,7 @@ async def test_a_lead_off_shift_waits_and_is_routed_when_someone_is_on_shift(
     before = await stored_leads(settings)
 
     # Reset: the schema emptied and the group rewound, as `revops reset router` does.
-    await fresh_schema(SPEC, settings.resolved_database_url())
-    await admin.reset_group_to_start(
-        settings.kafka_bootstrap_servers,
-        f"{settings.topic_prefix}{settings.service_name}",
-        [t.name(settings.topic_prefix) for t in SPEC.topics],
-    )
+    await reset_router(settings)
     async with running_router(settings) as client:
         # Each lead as it ended before the reset: the late one is decided again by the
         # rebuild once H1's hours are applied, a moment after the form is.
